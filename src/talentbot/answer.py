@@ -1,0 +1,203 @@
+"""Answer stage: typed answers, and the default extractive answerer (no LLM).
+
+The extractive answerer quotes the sentence(s) of the retrieved passages that best cover the
+question, so every figure, date and name in an answer is copied from a passage it cites.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass, field
+
+from .lexical import tokenize, words
+from .retrieval import Passage
+
+NO_ANSWER_ZH = "资料中没有找到与这个问题相关的内容，无法回答。"
+NO_ANSWER_EN = "The documents don't cover this question, so there is no answer to give."
+
+_ANSWER_SENT = re.compile(r".*?(?:[。！？!?]+[”’」』）)]*|$)", re.S)
+_ANAPHORA = re.compile(r"^(该|其|此|这|上述|他们|它们)(?!外)")
+_ASKS_NUMBER = re.compile(r"多少|几|何时|哪一天|哪天|什么时候|日期|期限|金额|多长|多大|规模|how many|how much|when|date|how long",
+                          re.I)
+_HAS_NUMBER = re.compile(r"\d|[一二三四五六七八九十百千万两]+(?:日|天|个月|年|倍|名|元|人|项|%)")
+_ASKS_LIST = re.compile(r"哪些|哪几|包括|包含|有什么|分别|what are|which .*(?:are|were)|list", re.I)
+_QUANTITY_WORD = re.compile(r"^(多少|几\w*)$")
+_FOCUS_SKIP = {"有", "是", "的", "了", "给予", "为", "在", "得", "到", "可以", "能", "应当", "共", "一共",
+               "位", "名", "个", "家", "所", "项", "种", "条", "次", "年", "人", "元", "天", "日"}
+_COMPARE = re.compile(r"哪一部|哪一个|哪个|较短|较长|更晚|更早|更长|更短|earlier|later|which", re.I)
+
+
+@dataclass
+class Citation:
+    """A passage an answer cites as [n]. ``quote`` is the sentence(s) taken from it."""
+
+    n: int
+    title: str
+    source: str
+    date: str
+    path: str
+    text: str
+    score: float
+    file: str = ""
+    label: str = ""
+    page: int | None = None
+    quote: str = ""
+    id: str = ""
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass
+class Answer:
+    """A grounded answer. ``no_answer`` is true when the documents don't cover the question."""
+
+    text: str
+    no_answer: bool
+    citations: list[Citation] = field(default_factory=list)
+    question: str = ""
+    mode: str = "extractive"
+    warnings: list[str] = field(default_factory=list)
+
+    def as_dict(self) -> dict:
+        return {"question": self.question, "answer": self.text, "no_answer": self.no_answer,
+                "citations": [c.as_dict() for c in self.citations], "mode": self.mode, "warnings": self.warnings}
+
+
+@dataclass
+class TextEvent:
+    """A piece of answer text, streamed as it is produced."""
+
+    text: str
+
+
+@dataclass
+class AnswerEvent:
+    """The final, authoritative answer; always the last event of a stream."""
+
+    answer: Answer
+
+
+def is_english(text: str) -> bool:
+    cjk = len(re.findall(r"[\u4e00-\u9fff]", text))
+    latin = len(re.findall(r"[A-Za-z]", text))
+    return latin > 2 * cjk
+
+
+def no_answer(question: str) -> Answer:
+    text = NO_ANSWER_EN if is_english(question) else NO_ANSWER_ZH
+    return Answer(text=text, no_answer=True, citations=[], question=question)
+
+
+def answer_sentences(text: str) -> list[str]:
+    """Sentences for quoting: split at 。！？ only, so that a list joined by ； stays whole."""
+    sents = [s for s in (m.group(0).strip() for m in _ANSWER_SENT.finditer(text)) if s]
+    merged: list[str] = []
+    for s in sents:  # a sentence ending in a colon introduces what follows it
+        if merged and merged[-1].endswith(("：", ":")):
+            merged[-1] += s
+        else:
+            merged.append(s)
+    return merged
+
+
+def citation_for(n: int, p: Passage, quote: str = "") -> Citation:
+    m = p.meta
+    return Citation(n=n, title=m.get("title", ""), source=m.get("source", ""), date=m.get("date", ""),
+                    path=m.get("path", ""), text=p.text, score=round(float(p.score), 4), file=m.get("file", ""),
+                    label=m.get("label", ""), page=m.get("page"), quote=quote, id=p.id)
+
+
+def _weights(passages: list[Passage], idf) -> dict[str, float]:
+    terms = passages[0].terms if passages else []
+    w: dict[str, float] = {}
+    for t in terms:  # repeated terms (the current turn of a follow-up) count more
+        w[t] = w.get(t, 0.0) + idf(t)
+    return w
+
+
+def focus_terms(question: str) -> list[str]:
+    """The thing a quantity question asks about: '多少安家费' -> ['安家费'], '几年免租金' -> ['免']."""
+    ws = [w for w in words(question) if re.search(r"\w", w)]
+    out = []
+    for i, w in enumerate(ws):
+        if not _QUANTITY_WORD.match(w):
+            continue
+        for j in (i + 1, i + 2, i - 1, i - 2):
+            if 0 <= j < len(ws) and ws[j] not in _FOCUS_SKIP and not _QUANTITY_WORD.match(ws[j]) \
+                    and re.search(r"[\u4e00-\u9fff]", ws[j]):
+                out.append(ws[j])
+                break
+    return out
+
+
+def supports(term: str, text: str) -> bool:
+    """``term`` occurs in ``text``, or at least half of its characters do (奖金 ~ 奖励资金)."""
+    return term in text or sum(c in text for c in term) * 2 >= len(term)
+
+
+def pick_sentences(question: str, passages: list[Passage], idf,
+                   max_sentences: int = 2) -> list[tuple[float, int, str]]:
+    """Choose (coverage, passage index, sentence) triples that answer ``question``, best first."""
+    weights = _weights(passages, idf)
+    total = sum(weights.values()) or 1.0
+    wants_number = bool(_ASKS_NUMBER.search(question))
+    wants_list = bool(_ASKS_LIST.search(question))
+    scored: list[tuple[float, float, int, str]] = []
+    for pi, p in enumerate(passages):
+        header = set(tokenize(" ".join(str(p.meta.get(k, "")) for k in ("title", "chapter", "label"))))
+        sents = answer_sentences(p.text)
+        for si, s in enumerate(sents):
+            if _ANAPHORA.match(s) and si > 0:
+                s = sents[si - 1] + s  # give the subject that "该开发区" refers to
+            toks = set(tokenize(s)) | header
+            cov = sum(w for t, w in weights.items() if t in toks) / total
+            score = cov + 0.3 * p.coverage + 0.15 / (1 + pi)
+            if wants_number and _HAS_NUMBER.search(s):
+                score += 0.15
+            if wants_list and (s.count("、") >= 2 or "——" in s):
+                score += 0.15
+            scored.append((score, cov, pi, s))
+    scored.sort(key=lambda x: -x[0])
+    if not scored:
+        return []
+    best = scored[0]
+    chosen = [(best[1], best[2], best[3])]
+    compare = bool(_COMPARE.search(question))
+    for score, cov, pi, s in scored[1:]:
+        if len(chosen) >= max_sentences:
+            break
+        other_article = passages[pi].meta.get("article") != passages[best[2]].meta.get("article")
+        if s in best[3] or best[3] in s:
+            continue
+        if (compare and other_article and score >= 0.6 * best[0]) or (pi != best[2] and score >= 0.9 * best[0]):
+            chosen.append((cov, pi, s))
+    return chosen
+
+
+def extractive_events(question: str, passages: list[Passage], idf, min_coverage: float) -> Iterator[object]:
+    """Stream an extractive answer: text events, then the final :class:`AnswerEvent`.
+
+    'Not found' when the best sentence holds under ``min_coverage`` of the question's weighted terms,
+    or when a quantity question's subject ('多少安家费') is absent from the chosen sentences.
+    """
+    chosen = pick_sentences(question, passages, idf) if passages else []
+    quoted = "".join(s for _, _, s in chosen)
+    if not chosen or max(c for c, _, _ in chosen) < min_coverage \
+            or not all(supports(t, quoted) for t in focus_terms(question)):
+        answer = no_answer(question)
+        yield TextEvent(answer.text)
+        yield AnswerEvent(answer)
+        return
+    numbers: dict[int, int] = {}
+    quotes: dict[int, list[str]] = {}
+    parts = []
+    for _, pi, sentence in chosen:
+        n = numbers.setdefault(pi, len(numbers) + 1)
+        quotes.setdefault(pi, []).append(sentence)
+        part = f"{sentence}[{n}]"
+        parts.append(part)
+        yield TextEvent(part if len(parts) == 1 else "\n" + part)
+    citations = [citation_for(n, passages[pi], " ".join(quotes[pi])) for pi, n in numbers.items()]
+    yield AnswerEvent(Answer(text="\n".join(parts), no_answer=False, citations=citations, question=question))

@@ -1,0 +1,154 @@
+"""``TalentBot``: the one core object. The CLI and the web UI only parse input, call it and render."""
+
+from __future__ import annotations
+
+import logging
+import re
+import threading
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+
+from .answer import Answer
+from .chain import History, build_chain, final_answer
+from .config import Settings
+from .errors import EmptyStoreError, InputError, StoreLockedError
+from .ingest import IngestReport, Progress, run_ingest
+from .retrieval import Filters, Retriever, TalentRetriever
+from .store import ArticleRecord, Store
+
+logger = logging.getLogger(__name__)
+
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+_WORDY = re.compile(r"[\w\u4e00-\u9fff]", re.U)
+
+
+class TalentBot:
+    """Ingest documents and answer questions about them with cited passages.
+
+    ``TalentBot(settings)`` or ``TalentBot(store="vectorstore", k=4)``: keyword arguments override
+    settings. Heavy parts (model, store, index) are opened on first use.
+    """
+
+    def __init__(self, settings: Settings | None = None, **overrides) -> None:
+        if settings is None:
+            settings = Settings(**overrides)
+        elif overrides:
+            settings = settings.model_copy(update=overrides)
+        self.settings = settings
+        self._store: Store | None = None
+        self._embedder = None
+        self._retriever: Retriever | None = None
+        self._chain = None
+        self._llm = None
+        self._open_lock = threading.RLock()
+
+    # ------------------------------------------------------------------------------ components
+    @property
+    def store(self) -> Store:
+        with self._open_lock:
+            if self._store is None:
+                self._store = Store(self.settings)
+            return self._store
+
+    @property
+    def embedder(self):
+        with self._open_lock:
+            if self._embedder is None:
+                from .embeddings import Embedder
+
+                s = self.settings
+                self._embedder = Embedder(s.model_name, s.device, s.embed_batch_size, s.embed_bf16)
+            return self._embedder
+
+    @property
+    def retriever(self) -> Retriever:
+        with self._open_lock:
+            if self._retriever is None:
+                self._retriever = Retriever(self.settings, self.store, self.embedder)
+            return self._retriever
+
+    @property
+    def llm(self):
+        """The optional LLM answerer, or None in extractive mode."""
+        with self._open_lock:
+            if self._llm is None and self.settings.llm_base_url:
+                from .llm import LLMAnswerer
+
+                self._llm = LLMAnswerer(self.settings)
+            return self._llm
+
+    @property
+    def chain(self):
+        """The LCEL chain (a LangChain Runnable) behind ``ask`` and ``stream``."""
+        with self._open_lock:
+            if self._chain is None:
+                self._chain = build_chain(self.settings, self.retriever, self.llm)
+            return self._chain
+
+    def as_retriever(self, k: int | None = None, filters: Filters | None = None) -> TalentRetriever:
+        """The hybrid retrieval as a LangChain ``BaseRetriever``."""
+        return TalentRetriever(retriever=self.retriever, k=k or self.settings.k, filters=filters)
+
+    # ----------------------------------------------------------------------------------- ingest
+    def ingest(self, paths: Sequence[str | Path] | None = None, rebuild: bool = False,
+               progress: Progress | None = None) -> IngestReport:
+        """Index new and changed files under ``paths`` (default: the corpus folder); remove deleted ones."""
+        from filelock import FileLock, Timeout
+
+        roots = [Path(p) for p in (paths or [self.settings.corpus])]
+        missing = [str(p) for p in roots if not p.exists()]
+        if missing:
+            raise InputError(f"no such file or folder: {', '.join(missing)}")
+        lock_dir = self.settings.store
+        lock_dir.mkdir(parents=True, exist_ok=True)
+        lock = FileLock(str(lock_dir / ".ingest.lock"))
+        try:
+            lock.acquire(timeout=0)
+        except Timeout as e:
+            raise StoreLockedError(
+                f"another ingest is running on {lock_dir}; wait for it to finish, then run this again"
+            ) from e
+        try:
+            report = run_ingest(self.store, self.embedder, self.settings, roots, rebuild, progress)
+            self.retriever.refresh(force=True)
+            return report
+        finally:
+            lock.release()
+
+    def articles(self) -> list[ArticleRecord]:
+        """The indexed articles, sorted by title."""
+        return sorted(self.store.manifest().values(), key=lambda r: (r.title, r.path))
+
+    # ------------------------------------------------------------------------------------- ask
+    def check_question(self, question: str) -> str:
+        """Return the cleaned question, or raise :class:`InputError` saying what to fix."""
+        if not isinstance(question, str):
+            raise InputError("the question must be text")
+        if _CONTROL.search(question):
+            raise InputError("the question contains control characters (such as NUL); remove them and ask again")
+        q = question.strip()
+        if not q:
+            raise InputError("the question is empty: type a question, e.g. 人才公寓有哪些支持方式？")
+        if len(q) > self.settings.max_question_chars:
+            raise InputError(f"the question is {len(q)} characters long; keep it under "
+                             f"{self.settings.max_question_chars} characters")
+        if not _WORDY.search(q):
+            raise InputError("the question has no words in it (only symbols or emoji); type a question in words")
+        return q
+
+    def stream(self, question: str, history: History = None, filters: Filters | None = None,
+               k: int | None = None) -> Iterator[object]:
+        """Yield :class:`TextEvent` pieces as the answer is produced, then one :class:`AnswerEvent`."""
+        q = self.check_question(question)
+        if self.store.count() == 0:
+            raise EmptyStoreError("nothing is indexed yet: run `talentbot ingest corpus` first")
+        yield from self.chain.stream({"question": q, "history": history or [], "filters": filters, "k": k})
+
+    def ask(self, question: str, history: History = None, filters: Filters | None = None,
+            k: int | None = None) -> Answer:
+        """Answer ``question`` (with optional chat ``history`` and ``filters``); consumes :meth:`stream`."""
+        answer = final_answer(self.stream(question, history, filters, k))
+        assert answer is not None, "the answer stream ended without an AnswerEvent"
+        return answer
+
+

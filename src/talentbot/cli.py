@@ -1,0 +1,154 @@
+"""`talentbot ingest | ask | serve | eval`: a thin adapter over :class:`TalentBot`.
+
+Imports stay lazy so that `talentbot --help` does not load torch, chromadb or gradio.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from .errors import TalentBotError
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
+                  help="Grounded, cited answers about talent policies (人才政策) from your own documents.")
+
+StoreOpt = Annotated[Path | None, typer.Option("--store", help="Store folder (env TALENTBOT_STORE).")]
+ChromaOpt = Annotated[str | None, typer.Option("--chroma-url", help="Use a `chroma run` server at this URL.")]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON.")]
+
+
+def _settings(store: Path | None = None, chroma_url: str | None = None, **extra):
+    from .config import Settings
+
+    overrides = {k: v for k, v in {"store": store, "chroma_url": chroma_url, **extra}.items() if v is not None}
+    return Settings(**overrides)
+
+
+def _bot(settings):
+    from .bot import TalentBot
+
+    return TalentBot(settings)
+
+
+def _fail(err: TalentBotError) -> typer.Exit:
+    typer.echo(f"error: {err}", err=True)
+    return typer.Exit(err.exit_code)
+
+
+@app.command()
+def ingest(
+    paths: Annotated[list[Path] | None, typer.Argument(help="Files or folders (default: corpus/).")] = None,
+    rebuild: Annotated[bool, typer.Option("--rebuild", help="Drop the store and index everything again.")] = False,
+    store: StoreOpt = None, chroma_url: ChromaOpt = None, as_json: JsonOpt = False,
+) -> None:
+    """Index new and changed articles; remove deleted ones. Exit 1 if a file failed (the rest is indexed)."""
+    from rich.console import Console
+
+    console = Console(stderr=True)
+    try:
+        bot = _bot(_settings(store, chroma_url))
+        if console.is_terminal and not as_json:
+            from rich.progress import Progress
+
+            with Progress(console=console, transient=True) as bar:
+                task = bar.add_task("ingesting", total=None)
+
+                def progress(done: int, total: int, name: str) -> None:
+                    bar.update(task, completed=done, total=total, description=name or "indexing")
+
+                report = bot.ingest(paths, rebuild=rebuild, progress=progress)
+        else:
+            report = bot.ingest(paths, rebuild=rebuild)
+    except TalentBotError as e:
+        raise _fail(e) from None
+    if as_json:
+        typer.echo(json.dumps(report.as_dict(), ensure_ascii=False))
+    else:
+        from .render import ingest_table
+
+        Console().print(ingest_table(report))
+    raise typer.Exit(1 if report.failed else 0)
+
+
+@app.command()
+def ask(
+    question: Annotated[str, typer.Argument(help="The question, e.g. 山东省人才发展促进条例自何时起施行？")],
+    k: Annotated[int | None, typer.Option("--k", help="Passages to retrieve.")] = None,
+    region: Annotated[str | None, typer.Option(help="Only articles about this province/city.")] = None,
+    source: Annotated[str | None, typer.Option(help="Only articles from this publisher.")] = None,
+    file: Annotated[str | None, typer.Option(help="Only this file name.")] = None,
+    date_from: Annotated[str | None, typer.Option("--from", help="Only articles dated on/after (YYYY[-MM-DD]).")] = None,
+    date_to: Annotated[str | None, typer.Option("--to", help="Only articles dated on/before (YYYY[-MM-DD]).")] = None,
+    store: StoreOpt = None, chroma_url: ChromaOpt = None, as_json: JsonOpt = False,
+) -> None:
+    """Answer a question with numbered citations of the passages it used."""
+    from .retrieval import Filters
+
+    try:
+        filters = Filters(file=file, source=source, region=region, date_from=date_from, date_to=date_to)
+        answer = _bot(_settings(store, chroma_url)).ask(question, filters=filters, k=k)
+    except TalentBotError as e:
+        raise _fail(e) from None
+    if as_json:
+        d = answer.as_dict()
+        keep = ("n", "title", "source", "date", "path", "text", "label", "page", "quote")
+        d["citations"] = [{k2: c[k2] for k2 in keep} for c in d["citations"]]
+        typer.echo(json.dumps(d, ensure_ascii=False))
+    else:
+        from rich.console import Console
+
+        from .render import answer_renderables
+
+        Console().print(*answer_renderables(answer))
+
+
+@app.command()
+def serve(
+    host: Annotated[str | None, typer.Option(help="Address to bind (default 127.0.0.1).")] = None,
+    port: Annotated[int | None, typer.Option(help="Port (default 7860).")] = None,
+    store: StoreOpt = None, chroma_url: ChromaOpt = None,
+) -> None:
+    """Start the browser chat (Gradio)."""
+    try:
+        settings = _settings(store, chroma_url, host=host, port=port)
+        from .web import launch
+
+        launch(_bot(settings))
+    except TalentBotError as e:
+        raise _fail(e) from None
+
+
+@app.command("eval")
+def eval_cmd(
+    qa_file: Annotated[Path, typer.Argument(help="JSONL question set ({q, a, doc, type}).")],
+    k: Annotated[int | None, typer.Option("--k", help="Passages to retrieve.")] = None,
+    store: StoreOpt = None, chroma_url: ChromaOpt = None, as_json: JsonOpt = False,
+    show: Annotated[bool, typer.Option("--show", help="List the questions that missed.")] = False,
+) -> None:
+    """Measure retrieval (hit@1, hit@k, MRR) and answers (contains, cited, no-answer) on a question set."""
+    from .evaluate import run_eval
+
+    try:
+        result = run_eval(_bot(_settings(store, chroma_url)), qa_file, k)
+    except TalentBotError as e:
+        raise _fail(e) from None
+    if as_json:
+        typer.echo(json.dumps({**result.summary(), "rows": result.rows}, ensure_ascii=False))
+        return
+    from rich.console import Console
+
+    from .render import eval_table
+
+    Console().print(eval_table(result, show))
+
+
+def main() -> None:
+    """Console-script entry point."""
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+    app()

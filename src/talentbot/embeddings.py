@@ -1,0 +1,82 @@
+"""Embedding stage: sentence-transformers, loaded offline, batched, optionally under bfloat16 autocast."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import threading
+from collections.abc import Sequence
+
+import numpy as np
+from langchain_core.embeddings import Embeddings
+
+from .errors import ModelLoadError
+
+logger = logging.getLogger(__name__)
+
+
+class Embedder(Embeddings):
+    """Wraps a SentenceTransformer; also a LangChain ``Embeddings``. ``computed`` counts texts encoded."""
+
+    def __init__(self, model: str, device: str = "cpu", batch_size: int = 64, bf16: bool = False) -> None:
+        self.model_name = model
+        self.device = device
+        self.batch_size = batch_size
+        self.bf16 = bf16
+        self.computed = 0
+        self._model = None
+        self._lock = threading.Lock()
+
+    @property
+    def model(self):
+        """The loaded SentenceTransformer (loaded on first use, from disk only)."""
+        if self._model is None:
+            with self._lock:
+                if self._model is None:
+                    self._model = self._load()
+        return self._model
+
+    def _load(self):
+        os.environ.setdefault("HF_HUB_OFFLINE", "1")
+        os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+        from sentence_transformers import SentenceTransformer
+
+        try:
+            model = SentenceTransformer(self.model_name, device=self.device)
+        except (OSError, ValueError, RuntimeError) as e:
+            raise ModelLoadError(
+                f"cannot load embedding model '{self.model_name}' on '{self.device}': {str(e).splitlines()[0]}. "
+                "Models are never downloaded at run time: set TALENTBOT_EMBEDDING_MODEL to a local folder "
+                "holding a sentence-transformers model (or leave it empty for the bundled all-MiniLM-L6-v2), "
+                "and TALENTBOT_DEVICE to a device this machine has."
+            ) from e
+        logger.info("loaded embedding model %s (max_seq_length=%s)", self.model_name, model.max_seq_length)
+        return model
+
+    @property
+    def max_seq_length(self) -> int:
+        return int(self.model.max_seq_length)
+
+    def encode(self, texts: Sequence[str]) -> np.ndarray:
+        """Normalised float32 vectors for ``texts``, encoded in batches."""
+        if not texts:
+            return np.zeros((0, 0), dtype=np.float32)
+        model = self.model
+        ctx = contextlib.nullcontext()
+        if self.bf16:
+            import torch
+
+            ctx = torch.autocast(device_type=model.device.type, dtype=torch.bfloat16)
+        with ctx:
+            vecs = model.encode(list(texts), batch_size=self.batch_size, normalize_embeddings=True,
+                                convert_to_numpy=True, show_progress_bar=False)
+        self.computed += len(texts)
+        return np.asarray(vecs, dtype=np.float32)
+
+    # LangChain Embeddings interface
+    def embed_documents(self, texts: list[str]) -> list[list[float]]:
+        return self.encode(texts).tolist()
+
+    def embed_query(self, text: str) -> list[float]:
+        return self.encode([text])[0].tolist()

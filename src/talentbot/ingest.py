@@ -1,0 +1,199 @@
+"""Incremental ingest: load -> chunk -> embed -> write to Chroma -> rebuild the lexical index.
+
+Crash safety: the store's state record is marked dirty before any write and clean after the last.
+A run that finds it dirty first repairs it: every article whose chunks disagree with its manifest
+record (hash or count) is dropped, so it is ingested again from its file.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import re
+import time
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .chunking import Chunk, chunk_article
+from .config import Settings
+from .embeddings import Embedder
+from .lexical import tokenize
+from .loaders import Article, LoadError, discover, load
+from .store import ArticleRecord, Store
+
+logger = logging.getLogger(__name__)
+
+PROVINCES = ("北京 天津 上海 重庆 河北 山西 辽宁 吉林 黑龙江 江苏 浙江 安徽 福建 江西 山东 河南 湖北 湖南 广东 "
+             "海南 四川 贵州 云南 陕西 甘肃 青海 台湾 内蒙古 广西 西藏 宁夏 新疆 香港 澳门").split()
+_CITY = re.compile(r"([\u4e00-\u9fff]{2,3}?)(?:市|经济特区)")
+_CITIES = "广州 深圳 杭州 郑州 洛阳 新乡 南京 苏州 武汉 成都 西安 太原 大同 忻州 济南 青岛 厦门 宁波".split()
+
+
+@dataclass
+class IngestReport:
+    """Outcome of one ingest run (the CLI prints it, ``--json`` dumps it)."""
+
+    added: int = 0
+    updated: int = 0
+    unchanged: int = 0
+    removed: int = 0
+    failed: list[dict[str, str]] = field(default_factory=list)
+    chunks: int = 0
+    seconds: float = 0.0
+    embedded: int = 0
+    repaired: int = 0
+
+    def as_dict(self) -> dict:
+        return {"added": self.added, "updated": self.updated, "unchanged": self.unchanged,
+                "removed": self.removed, "failed": self.failed, "chunks": self.chunks,
+                "seconds": round(self.seconds, 3)}
+
+
+def article_key(path: Path) -> str:
+    """Stable id of an article: a digest of its absolute path."""
+    return hashlib.sha1(str(path.resolve()).encode()).hexdigest()[:16]
+
+
+def regions_of(*texts: str) -> str:
+    """Provinces and cities named in the title/source, comma-joined (e.g. '广东,广州')."""
+    joined = " ".join(texts)
+    found = [p for p in PROVINCES if p in joined]
+    found += [c for c in _CITIES if c in joined and c not in found]
+    found += [m for m in _CITY.findall(joined) if m not in found and not any(m.startswith(p) for p in PROVINCES)]
+    return ",".join(dict.fromkeys(found))
+
+
+def content_hash(article: Article, settings: Settings) -> str:
+    """Digest of the cleaned article and of every setting that changes its chunks or vectors."""
+    h = hashlib.sha256()
+    for part in (settings.model_label, str(settings.chunk_size), str(settings.chunk_overlap), "v1",
+                 article.title, article.source, article.date, repr(sorted(article.metadata.items())),
+                 repr(article.pages)):
+        h.update(part.encode("utf-8", "surrogatepass"))
+        h.update(b"\x00")
+    return h.hexdigest()
+
+
+def _chunk_meta(rec: ArticleRecord, chunk: Chunk, article: Article) -> dict:
+    meta = {"article": rec.key, "ordinal": chunk.ordinal, "hash": rec.hash, "title": rec.title,
+            "source": rec.source, "date": rec.date, "path": rec.path, "file": rec.file, "region": rec.region,
+            "chapter": chunk.chapter, "label": chunk.label,
+            "tokens": " ".join(tokenize(chunk.indexed_text))}
+    if chunk.page is not None:
+        meta["page"] = chunk.page
+    if article.metadata.get("original_source"):
+        meta["original_source"] = article.metadata["original_source"]
+    return meta
+
+
+def repair(store: Store) -> int:
+    """Drop every article whose stored chunks disagree with its manifest record; return how many."""
+    manifest = store.manifest()
+    seen: dict[str, list[tuple[int, str]]] = {}
+    for row in store.iter_chunks():
+        meta = row["metadata"] or {}
+        seen.setdefault(meta.get("article", ""), []).append((int(meta.get("ordinal", -1)), meta.get("hash", "")))
+    broken = 0
+    for key in set(seen) | set(manifest):
+        rec = manifest.get(key)
+        rows = seen.get(key, [])
+        ok = rec is not None and len(rows) == rec.chunks and all(h == rec.hash for _, h in rows) \
+            and sorted(o for o, _ in rows) == list(range(rec.chunks))
+        if not ok:
+            broken += 1
+            store.remove_article(key)
+    return broken
+
+
+Progress = Callable[[int, int, str], None]
+
+
+def run_ingest(store: Store, embedder: Embedder, settings: Settings, paths: Sequence[Path],
+               rebuild: bool = False, progress: Progress | None = None) -> IngestReport:
+    """Bring the store in line with the files under ``paths``. The caller holds the write lock."""
+    t0 = time.perf_counter()
+    report = IngestReport()
+    computed_before = embedder.computed
+    if rebuild:
+        store.reset()
+    if store.state().get("dirty"):
+        report.repaired = repair(store)
+        logger.warning("repaired an interrupted ingest: %d article(s) will be re-indexed", report.repaired)
+    store.set_state(dirty=True)
+    manifest = store.manifest()
+    files = list(discover(paths))
+    seen: set[str] = set()
+    pending: list[tuple[ArticleRecord, Article, list[Chunk], bool]] = []
+    pending_chunks = 0
+    for i, path in enumerate(files):
+        if progress:
+            progress(i, len(files), path.name)
+        key = article_key(path)
+        seen.add(key)
+        try:
+            article = load(path, max_bytes=int(settings.max_file_mb * 2**20))
+        except LoadError as e:
+            report.failed.append({"path": str(path), "error": str(e)})
+            logger.warning("skipped %s: %s", path, e)
+            continue
+        digest = content_hash(article, settings)
+        old = manifest.get(key)
+        if old is not None and old.hash == digest:
+            report.unchanged += 1
+            continue
+        chunks = chunk_article(article, settings.chunk_size, settings.chunk_overlap)
+        rec = ArticleRecord(key=key, path=str(path.resolve()), title=article.title, source=article.source,
+                            date=article.date, hash=digest, chunks=len(chunks),
+                            region=article.metadata.get("region") or regions_of(article.title, article.source))
+        pending.append((rec, article, chunks, old is not None))
+        pending_chunks += len(chunks)
+        if pending_chunks >= 256:
+            _flush(store, embedder, pending, report)
+            pending, pending_chunks = [], 0
+    _flush(store, embedder, pending, report)
+    report.removed = _remove_missing(store, manifest, seen, paths)
+    if progress:
+        progress(len(files), len(files), "")
+    report.chunks = store.count()
+    report.embedded = embedder.computed - computed_before
+    state = store.state()
+    changed = report.added or report.updated or report.removed or report.repaired or rebuild
+    store.set_state(dirty=False, generation=state.get("generation", 0) + (1 if changed else 0))
+    report.seconds = time.perf_counter() - t0
+    return report
+
+
+def _flush(store: Store, embedder: Embedder, pending: list, report: IngestReport) -> None:
+    """Embed all pending chunks in one batch, then write article by article."""
+    if not pending:
+        return
+    texts = [c.indexed_text for _, _, chunks, _ in pending for c in chunks]
+    vectors = embedder.encode(texts)
+    at = 0
+    for rec, article, chunks, is_update in pending:
+        n = len(chunks)
+        store.write_chunks([f"{rec.key}:{c.ordinal}" for c in chunks], vectors[at:at + n],
+                           [c.text for c in chunks], [_chunk_meta(rec, c, article) for c in chunks])
+        store.trim_chunks(rec.key, n)
+        store.put_article(rec)
+        at += n
+        if is_update:
+            report.updated += 1
+        else:
+            report.added += 1
+
+
+def _remove_missing(store: Store, manifest: dict[str, ArticleRecord], seen: set[str],
+                    roots: Iterable[Path]) -> int:
+    """Remove articles that lived under an ingested folder (or were named) but are gone now."""
+    roots = [r.resolve() for r in roots]
+    removed = 0
+    for key, rec in manifest.items():
+        if key in seen:
+            continue
+        p = Path(rec.path)
+        if any(p == r or r in p.parents for r in roots) or not p.exists():
+            store.remove_article(key)
+            removed += 1
+    return removed

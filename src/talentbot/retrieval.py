@@ -1,0 +1,230 @@
+"""Retrieval stage: dense (Chroma) + lexical (jieba/BM25) candidates, fused by weighted RRF.
+
+The fusion weights were chosen by measurement with `talentbot eval` (see docs/retrieval.md):
+MiniLM is weak on Chinese, so the lexical ranking leads and the dense one breaks ties.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+from langchain_core.callbacks import CallbackManagerForRetrieverRun
+from langchain_core.documents import Document
+from langchain_core.retrievers import BaseRetriever
+from pydantic import ConfigDict
+
+from .config import Settings
+from .embeddings import Embedder
+from .errors import InputError
+from .lexical import LexicalIndex, query_tokens
+from .store import ArticleRecord, Store
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Filters:
+    """Restrict retrieval to some articles. Empty fields match everything."""
+
+    file: str | None = None
+    source: str | None = None
+    region: str | None = None
+    date_from: str | None = None
+    date_to: str | None = None
+
+    def __post_init__(self) -> None:
+        for name in ("date_from", "date_to"):
+            value = getattr(self, name)
+            if value and not (len(value) >= 4 and value[:4].isdigit()):
+                raise InputError(f"{name} '{value}' is not a date: use YYYY, YYYY-MM or YYYY-MM-DD")
+
+    def matches(self, rec: ArticleRecord) -> bool:
+        if self.file and self.file not in (rec.file, rec.path):
+            return False
+        if self.source and self.source not in rec.source:
+            return False
+        if self.region and self.region not in rec.region and self.region not in rec.title:
+            return False
+        if self.date_from and (not rec.date or rec.date < self.date_from):
+            return False
+        return not (self.date_to and (not rec.date or rec.date[: len(self.date_to)] > self.date_to))
+
+    @property
+    def active(self) -> bool:
+        return any((self.file, self.source, self.region, self.date_from, self.date_to))
+
+
+@dataclass
+class Passage:
+    """A retrieved chunk with its scores. ``coverage`` is the weighted share of question terms it holds."""
+
+    id: str
+    text: str
+    meta: dict
+    score: float
+    coverage: float = 0.0
+    terms: list[str] = field(default_factory=list)
+
+
+class Retriever:
+    """Hybrid retriever over one store. Keeps the lexical index in memory and in sync."""
+
+    def __init__(self, settings: Settings, store: Store, embedder: Embedder) -> None:
+        self.settings = settings
+        self.store = store
+        self.embedder = embedder
+        self.index: LexicalIndex | None = None
+        self._rows_article: np.ndarray | None = None
+        self._manifest: dict[str, ArticleRecord] = {}
+        self._checked = 0.0
+        self._lock = threading.Lock()
+        self._local = threading.local()
+
+    @property
+    def timings(self) -> dict[str, float]:
+        """Seconds per stage of this thread's last search."""
+        return getattr(self._local, "timings", {})
+
+    @property
+    def last_passages(self) -> list[Passage]:
+        """The passages of this thread's last search (used by `talentbot eval`)."""
+        return getattr(self._local, "passages", [])
+
+    @property
+    def index_dir(self) -> Path:
+        return self.settings.store / "lexical" / self.settings.collection
+
+    # ------------------------------------------------------------------------------ freshness
+    def refresh(self, force: bool = False) -> None:
+        """Reload (or rebuild from Chroma) the lexical index when the store's generation moved."""
+        now = time.monotonic()
+        if not force and self.index is not None and now - self._checked < 1.0:
+            return
+        with self._lock:
+            generation = self.store.state().get("generation", 0)
+            self._checked = now
+            if self.index is not None and self.index.generation == generation and not force:
+                return
+            index = LexicalIndex.load(self.index_dir)
+            if index is None or index.generation != generation:
+                index = self.rebuild_index(generation)
+            self._manifest = self.store.manifest()
+            self._rows_article = np.array([i.split(":", 1)[0] for i in index.ids])
+            self.index = index
+
+    def rebuild_index(self, generation: int) -> LexicalIndex:
+        """Build the BM25 index from the tokens stored in the collection, and save it."""
+        ids, tokens = [], []
+        for row in self.store.iter_chunks():
+            ids.append(row["id"])
+            tokens.append((row["metadata"] or {}).get("tokens", "").split())
+        index = LexicalIndex.build(ids, tokens, generation)
+        try:
+            index.save(self.index_dir)
+        except OSError as e:  # read-only store: keep it in memory only
+            logger.warning("cannot save the lexical index to %s: %s", self.index_dir, e)
+        return index
+
+    @property
+    def manifest(self) -> dict[str, ArticleRecord]:
+        self.refresh()
+        return self._manifest
+
+    # -------------------------------------------------------------------------------- search
+    def search(self, question: str, k: int | None = None, filters: Filters | None = None,
+               terms: list[str] | None = None) -> list[Passage]:
+        """The ``k`` best passages for ``question``, best first. ``terms`` overrides its lexical terms."""
+        s = self.settings
+        k = k or s.k
+        self.refresh()
+        t = time.perf_counter
+        timings: dict[str, float] = {}
+        keys = None
+        if filters is not None and filters.active:
+            keys = [key for key, rec in self._manifest.items() if filters.matches(rec)]
+        t0 = t()
+        terms = terms if terms is not None else query_tokens(question)
+        terms = self.expand(terms)
+        lex = self._lexical(terms, keys, s.candidates) if s.fusion != "dense" else []
+        timings["lexical"] = t() - t0
+        dense: list[tuple[str, float]] = []
+        if s.fusion != "lexical":
+            t0 = t()
+            vector = self.embedder.encode([question])[0].tolist()
+            timings["embed"] = t() - t0
+            t0 = t()
+            dense = self.store.query(vector, s.candidates, keys)
+            timings["dense"] = t() - t0
+        t0 = t()
+        fused: dict[str, float] = {}
+        for weight, ranking in ((s.lexical_weight, lex), (s.dense_weight, dense)):
+            for rank, (cid, _) in enumerate(ranking):
+                fused[cid] = fused.get(cid, 0.0) + weight / (s.rrf_k + rank + 1)
+        best = sorted(fused, key=fused.get, reverse=True)[:k]
+        timings["fusion"] = t() - t0
+        t0 = t()
+        rows = self.store.get_chunks(best)
+        passages = [Passage(cid, rows[cid][0], rows[cid][1], fused[cid]) for cid in best if cid in rows]
+        for p in passages:
+            p.terms = terms
+            p.coverage = self.coverage(terms, set(p.meta.get("tokens", "").split()))
+        timings["fetch"] = t() - t0
+        self._local.timings, self._local.passages = timings, passages
+        return passages
+
+    def _lexical(self, terms: list[str], keys: list[str] | None, n: int) -> list[tuple[str, float]]:
+        index = self.index
+        if index is None or not index.ids:
+            return []
+        scores = index.scores(terms)
+        if keys is not None:
+            scores = np.where(np.isin(self._rows_article, keys), scores, 0.0)
+        n = min(n, len(scores))
+        top = np.argpartition(-scores, n - 1)[:n]
+        top = top[np.argsort(-scores[top], kind="stable")]
+        return [(index.ids[i], float(scores[i])) for i in top if scores[i] > 0]
+
+    def expand(self, terms: list[str]) -> list[str]:
+        """Add the Chinese words that English-spelled names stand for (pinyin: 'Kelan' -> 岢岚)."""
+        index = self.index
+        if index is None or not index.ids:
+            return terms
+        extra = [w for t in dict.fromkeys(terms) if t.isascii() and t.isalpha() and len(t) >= 4
+                 and t not in index.vocab for w in index.pinyin_words(t)]
+        return terms + extra * 2
+
+    def idf(self, term: str) -> float:
+        """Inverse document frequency of ``term``; English words the corpus lacks weigh nothing."""
+        index = self.index
+        if index is None or not index.ids:
+            return 0.0
+        if term.isascii() and term not in index.vocab:
+            return 0.0  # English words the corpus lacks say nothing about the Chinese passages
+        return index.idf(term)
+
+    def coverage(self, terms: list[str], tokens: set[str]) -> float:
+        """IDF-weighted share of the question's terms that occur in ``tokens`` (repeats count more)."""
+        weights: dict[str, float] = {}
+        for t in terms:
+            weights[t] = weights.get(t, 0.0) + self.idf(t)
+        total = sum(weights.values())
+        return sum(w for t, w in weights.items() if t in tokens) / total if total else 0.0
+
+
+class TalentRetriever(BaseRetriever):
+    """LangChain ``BaseRetriever`` over the hybrid search (for use in other LangChain chains)."""
+
+    model_config = ConfigDict(arbitrary_types_allowed=True)
+
+    retriever: Retriever
+    k: int = 4
+    filters: Filters | None = None
+
+    def _get_relevant_documents(self, query: str, *, run_manager: CallbackManagerForRetrieverRun) -> list[Document]:
+        return [Document(page_content=p.text, id=p.id, metadata={**p.meta, "score": p.score, "coverage": p.coverage})
+                for p in self.retriever.search(query, self.k, self.filters)]
