@@ -119,6 +119,7 @@ def serve(
         settings = _settings(store, chroma_url, host=host, port=port)
         from .web import launch
 
+        typer.echo(f"talentbot chat on http://{settings.host}:{settings.port}  (Ctrl+C to stop)", err=True)
         launch(_bot(settings))
     except TalentBotError as e:
         raise _fail(e) from None

@@ -1,0 +1,10 @@
+#!/usr/bin/env bash
+# Create .venv, install talentbot, ingest corpus/ and open the chat at http://127.0.0.1:7860
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PY=${PYTHON:-python3}
+[ -x .venv/bin/python ] || "$PY" -m venv .venv
+.venv/bin/python -m pip install -q --upgrade pip
+.venv/bin/python -m pip install -q "torch==2.13.0" -e .
+.venv/bin/talentbot ingest corpus
+exec .venv/bin/talentbot serve "$@"

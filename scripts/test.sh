@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# Create/update .venv with the test extras, install the browser the UI tests drive, run every test.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PY=${PYTHON:-python3}
+[ -x .venv/bin/python ] || "$PY" -m venv .venv
+.venv/bin/python -m pip install -q --upgrade pip
+# torch==2.13.0 (CPU wheel) is pinned in pyproject.toml; installing it first keeps pip off CUDA builds.
+.venv/bin/python -m pip install -q "torch==2.13.0" -e ".[test,bench]"
+if .venv/bin/python -m pip list 2>/dev/null | grep -i '^nvidia'; then
+  echo "error: CUDA packages were installed; torch must be the CPU wheel" >&2; exit 1
+fi
+# Debian's Chromium and a CJK font for the browser tests (never skipped in CI).
+if ! command -v chromium >/dev/null || ! fc-list 2>/dev/null | grep -qi -e wqy -e "Noto Sans CJK"; then
+  SUDO=""; [ "$(id -u)" = 0 ] || SUDO=sudo
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq chromium fonts-wqy-microhei >/dev/null
+fi
+.venv/bin/ruff check src tests benchmarks
+exec .venv/bin/python -m pytest "$@"

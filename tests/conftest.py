@@ -1,0 +1,53 @@
+"""Shared fixtures: every test gets its own store under tmp_path; a session-wide store holds corpus/."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("ANONYMIZED_TELEMETRY", "False")
+
+ROOT = Path(__file__).resolve().parents[1]
+CORPUS = ROOT / "corpus"
+EVAL = ROOT / "eval"
+
+
+@pytest.fixture(autouse=True)
+def _store_in_tmp(tmp_path, monkeypatch):
+    """Point the default store at tmp_path and clear TALENTBOT_* settings from the environment."""
+    for key in list(os.environ):
+        if key.startswith("TALENTBOT_"):
+            monkeypatch.delenv(key)
+    monkeypatch.setenv("TALENTBOT_STORE", str(tmp_path / "vectorstore"))
+
+
+@pytest.fixture(scope="session")
+def corpus_store(tmp_path_factory) -> Path:
+    """A store holding the real corpus/, ingested once per test session with the real model."""
+    from talentbot import TalentBot
+
+    store = tmp_path_factory.mktemp("corpus-store")
+    corpus = tmp_path_factory.mktemp("corpus-copy") / "corpus"
+    shutil.copytree(CORPUS, corpus)
+    report = TalentBot(store=store).ingest([corpus])
+    assert report.added == 11 and not report.failed
+    return store
+
+
+@pytest.fixture
+def corpus_bot(corpus_store):
+    """A fresh TalentBot over the session's corpus store (extractive mode)."""
+    from talentbot import TalentBot
+
+    return TalentBot(store=corpus_store)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
