@@ -158,6 +158,9 @@ def pick_sentences(question: str, passages: list[Passage], idf,
                 score += 0.15
             if wants_list and (s.count("、") >= 2 or "——" in s):
                 score += 0.15
+            if wants_number and not _HAS_NUMBER.search(s) and si + 1 < len(sents) \
+                    and _HAS_NUMBER.search(sents[si + 1]):
+                s += sents[si + 1]  # the figure asked for follows in the next sentence
             scored.append((score, cov, pi, s))
     scored.sort(key=lambda x: -x[0])
     if not scored:

@@ -60,7 +60,7 @@ def condense_rule_based(question: str, history: History) -> Condensed:
     terms = query_tokens(question)
     if not last_user or not is_follow_up(question):
         return Condensed(question, question, terms)
-    return Condensed(question, f"{last_user} {question}", terms * 2 + query_tokens(last_user))
+    return Condensed(question, f"{last_user} {question}", terms * 3 + query_tokens(last_user))
 
 
 def build_chain(settings: Settings, retriever: Retriever, llm=None) -> Runnable:

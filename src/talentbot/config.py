@@ -26,7 +26,7 @@ class Settings(BaseSettings):
     max_file_mb: float = Field(50.0, description="Files larger than this are skipped with a reason.")
     chunk_size: int = Field(220, ge=40, le=2000, description="Maximum characters of passage text in one chunk.")
     chunk_overlap: int = Field(
-        0, ge=0, le=500, description="Characters of whole trailing sentences repeated at the start of the next chunk."
+        80, ge=0, le=500, description="Characters of whole trailing sentences repeated at the start of the next chunk."
     )
 
     # --- embeddings --------------------------------------------------------------------------------
@@ -44,7 +44,7 @@ class Settings(BaseSettings):
     k: int = Field(4, ge=1, le=50, description="Passages returned per question.")
     candidates: int = Field(40, ge=1, le=500, description="Candidates fetched from each retriever before fusion.")
     fusion: Literal["rrf", "lexical", "dense"] = Field(
-        "lexical", description="How dense and lexical rankings are combined (chosen by `talentbot eval`)."
+        "rrf", description="How dense and lexical rankings are combined (chosen by `talentbot eval`)."
     )
     lexical_weight: float = Field(1.0, ge=0, description="Weight of the lexical ranking in fusion.")
     dense_weight: float = Field(0.1, ge=0, description="Weight of the dense ranking in fusion.")

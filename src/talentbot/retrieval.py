@@ -203,8 +203,12 @@ class Retriever:
         index = self.index
         if index is None or not index.ids:
             return 0.0
-        if term.isascii() and term not in index.vocab:
-            return 0.0  # English words the corpus lacks say nothing about the Chinese passages
+        if term not in index.vocab:
+            if term.isascii():
+                return 0.0  # English words the corpus lacks say nothing about the Chinese passages
+            pairs = [f"#{term[i:i + 2]}" for i in range(len(term) - 1)]
+            if pairs and all(p in index.vocab for p in pairs):
+                return 0.0  # a word jieba cut differently here (盛达威 vs 盛达|威发): its bigrams count instead
         return index.idf(term)
 
     def coverage(self, terms: list[str], tokens: set[str]) -> float:
