@@ -2,7 +2,8 @@
 
 A regulation is cut at 第X章 / 第X条 boundaries; every chunk carries its chapter and article label.
 A news article is cut at its sub-headings. Inside a unit, sentences (ending in 。！？；!?) are packed
-up to ``size`` characters; a single sentence longer than that is the only thing ever cut mid-way.
+up to ``size`` characters; a single sentence longer than that is the only thing ever cut mid-way
+(at a comma or colon where it has one).
 """
 
 from __future__ import annotations
@@ -16,7 +17,11 @@ _NUM = "一二三四五六七八九十百千零〇两"
 CHAPTER = re.compile(rf"^第[{_NUM}\d]+[章编]\s*\S*")
 SECTION = re.compile(rf"^第[{_NUM}\d]+节\s*\S*")
 ARTICLE = re.compile(rf"^(第[{_NUM}\d]+条)(?:[\s　]|$)")
-_SENT = re.compile(r".*?(?:[。！？；!?]+[”’」』）)]*|$)", re.S)
+# A sentence ends at 。！？；!? (closing quotes stay with it), or at an English full stop before a space.
+_SENT = re.compile(r".*?(?:(?:[。！？；!?]+|\.(?=[\s\"'”’)]))[”’」』）)\"']*|$)", re.S)
+# Where an over-long sentence may be cut: after a Chinese comma/colon, or an ASCII one before a space or a
+# Chinese character (so that "1,000" and "12:30" stay whole).
+_CLAUSE = re.compile(r".*?(?:[，、：]+|[,:]+(?=\s|[^\x00-\x7f])|$)", re.S)
 
 
 @dataclass
@@ -79,28 +84,59 @@ def _units(article: Article) -> list[tuple[int | None, str, str, list[str]]]:
                 units.append((page, chapter, label, current))
                 continue
             current.append(line)
-    return [u for u in units if u[3]]
+    units = [u for u in units if u[3]]
+    if not units and article.title:  # the title is all the text there is (a one-line note): keep it
+        units = [(article.pages[0][0] if article.pages else None, "", "", [article.title])]
+    return units
 
 
 def _pack(paragraphs: list[str], size: int, overlap: int) -> list[str]:
-    """Pack whole sentences into pieces of at most ``size`` characters."""
+    """Pack whole sentences into pieces of at most ``size`` characters (as joined, spaces included).
+
+    With ``overlap``, a new piece starts with the previous piece's trailing whole sentences, up to
+    ``overlap`` characters of them, as long as the piece stays within ``size``.
+    """
     sentences: list[str] = []
     for para in paragraphs:
         for s in split_sentences(para):
-            sentences.extend(s[i:i + size] for i in range(0, len(s), size))  # only over-long sentences are cut
+            sentences.extend(_cut(s, size))  # only over-long sentences are cut
     pieces: list[list[str]] = [[]]
     for s in sentences:
         cur = pieces[-1]
-        if cur and sum(map(len, cur)) + len(s) > size:
+        if cur and len(_join([*cur, s])) > size:
             carry: list[str] = []
             for prev in reversed(cur):
-                if sum(map(len, carry)) + len(prev) + len(s) > min(overlap, size - len(s)):
+                longer = [prev, *carry]
+                if len(_join(longer)) > overlap or len(_join([*longer, s])) > size:
                     break
-                carry.insert(0, prev)
+                carry = longer
             pieces.append(carry)
             cur = pieces[-1]
         cur.append(s)
     return [_join(p) for p in pieces if p]
+
+
+def _cut(sentence: str, size: int) -> list[str]:
+    """Cut a sentence longer than ``size``: at clause marks (，、：,:) where it can, else into even pieces."""
+    if len(sentence) <= size:
+        return [sentence]
+    pieces: list[str] = []
+    cur = ""
+    for clause in filter(None, (m.group(0).strip() for m in _CLAUSE.finditer(sentence))):
+        if len(clause) > size:  # no clause mark to cut at: even pieces, so no tiny tail such as a lone 。
+            if cur:
+                pieces.append(cur)
+                cur = ""
+            step = -(-len(clause) // -(-len(clause) // size))
+            pieces.extend(clause[i:i + step] for i in range(0, len(clause), step))
+            continue
+        if cur and len(_join([cur, clause])) > size:
+            pieces.append(cur)
+            cur = ""
+        cur = _join([cur, clause]) if cur else clause
+    if cur:
+        pieces.append(cur)
+    return pieces
 
 
 def _join(sentences: list[str]) -> str:

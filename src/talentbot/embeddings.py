@@ -41,7 +41,9 @@ class Embedder(Embeddings):
         os.environ.setdefault("HF_HUB_OFFLINE", "1")
         os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
         from sentence_transformers import SentenceTransformer
+        from transformers.utils import logging as hf_logging
 
+        hf_logging.disable_progress_bar()  # no "Loading weights" bar on stderr (it breaks quiet/--json runs)
         try:
             model = SentenceTransformer(self.model_name, device=self.device)
         except (OSError, ValueError, RuntimeError) as e:

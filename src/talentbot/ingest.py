@@ -51,8 +51,12 @@ class IngestReport:
 
 
 def article_key(path: Path) -> str:
-    """Stable id of an article: a digest of its absolute path."""
-    return hashlib.sha1(str(path.resolve()).encode()).hexdigest()[:16]
+    """Stable id of an article: a digest of its absolute path (symlinks resolved where they resolve)."""
+    try:
+        resolved = path.resolve()
+    except (OSError, RuntimeError):  # a symlink loop: Python < 3.13 raises RuntimeError
+        resolved = path.absolute()
+    return hashlib.sha1(str(resolved).encode()).hexdigest()[:16]
 
 
 def regions_of(*texts: str) -> str:
@@ -64,10 +68,13 @@ def regions_of(*texts: str) -> str:
     return ",".join(dict.fromkeys(found))
 
 
+CHUNKER_VERSION = "v2"  # bump when loaders/chunking change the chunks of unchanged files: forces a re-index
+
+
 def content_hash(article: Article, settings: Settings) -> str:
     """Digest of the cleaned article and of every setting that changes its chunks or vectors."""
     h = hashlib.sha256()
-    for part in (settings.model_label, str(settings.chunk_size), str(settings.chunk_overlap), "v1",
+    for part in (settings.model_label, str(settings.chunk_size), str(settings.chunk_overlap), CHUNKER_VERSION,
                  article.title, article.source, article.date, repr(sorted(article.metadata.items())),
                  repr(article.pages)):
         h.update(part.encode("utf-8", "surrogatepass"))
@@ -82,8 +89,9 @@ def _chunk_meta(rec: ArticleRecord, chunk: Chunk, article: Article) -> dict:
             "tokens": " ".join(tokenize(chunk.indexed_text))}
     if chunk.page is not None:
         meta["page"] = chunk.page
-    if article.metadata.get("original_source"):
-        meta["original_source"] = article.metadata["original_source"]
+    for extra in ("original_source", "url"):  # front-matter/page metadata worth citing
+        if article.metadata.get(extra):
+            meta[extra] = article.metadata[extra]
     return meta
 
 

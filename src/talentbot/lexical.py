@@ -145,6 +145,7 @@ class LexicalIndex:
     def build(cls, ids: Sequence[str], token_lists: Sequence[list[str]], generation: int = -1) -> LexicalIndex:
         import bm25s
 
+        logging.getLogger("bm25s").setLevel(logging.WARNING)
         if not ids:
             return cls([], None, generation)
         bm25 = bm25s.BM25()

@@ -70,10 +70,15 @@ def _looks_binary(data: bytes) -> bool:
     return controls / len(sample) > 0.01
 
 
+# Zero-width characters pasted from web pages (U+200D stays: it joins emoji sequences).
+_INVISIBLE = re.compile(r"[\u200b\u200c\u200e\u200f\u2060]")
+
+
 def _clean_text(text: str) -> str:
     """Normalise newlines, drop NULs and other control characters, trim trailing spaces."""
     text = text.replace("\r\n", "\n").replace("\r", "\n")
     text = re.sub(r"[\x00-\x08\x0b\x0e-\x1f\x7f\ufeff]", "", text)
+    text = _INVISIBLE.sub("", text)
     return "\n".join(line.rstrip() for line in text.split("\n")).strip()
 
 
@@ -169,7 +174,8 @@ def _load_html(path: Path, data: bytes) -> Article:
     html = decode(data)
     doc = trafilatura.bare_extraction(html, include_comments=False, with_metadata=True)
     body = _clean_text((doc.text if doc else "") or "")
-    meta = {"title": doc.title or "", "date": doc.date or "", "source": doc.sitename or ""} if doc else {}
+    meta = ({"title": doc.title or "", "date": doc.date or "", "source": doc.sitename or "", "url": doc.url or ""}
+            if doc else {})
     return _article(path, meta.pop("title", "") or path.stem, [(None, body)], meta)
 
 
@@ -183,8 +189,18 @@ def _load_pdf(path: Path, data: bytes) -> Article:
         info = reader.metadata or {}
     except (PdfReadError, ValueError, KeyError, TypeError, OSError) as e:
         raise LoadError(f"corrupt or unreadable PDF ({e})") from e
-    title = str(info.get("/Title") or "") or _first_line(pages[0][1] if pages else "") or path.stem
+    title = _pdf_title(str(info.get("/Title") or "")) or _first_line(pages[0][1] if pages else "") or path.stem
     return _article(path, title, pages, {})
+
+
+_PLACEHOLDER_TITLE = re.compile(r"^(untitled\S*|untitled document|document\d*|\(anonymous\)|microsoft word - .*|"
+                                r".*\.(docx?|pdf|txt|wps))$", re.I)
+
+
+def _pdf_title(title: str) -> str:
+    """The PDF's /Title, unless it is a generator's placeholder ('untitled', 'Microsoft Word - a.doc')."""
+    title = title.strip()
+    return "" if _PLACEHOLDER_TITLE.match(title) else title
 
 
 def _load_docx(path: Path, data: bytes) -> Article:
@@ -242,7 +258,14 @@ def load(path: Path, max_bytes: int | None = None) -> Article:
         data = path.read_bytes()
     except OSError as e:
         raise LoadError(f"cannot read file: {e.strerror or e}") from e
-    return loader(path, data)
+    try:
+        return loader(path, data)
+    except LoadError:
+        raise
+    except Exception as e:  # noqa: BLE001 - pypdf/python-docx/zlib raise many types on damaged files
+        what = {".pdf": "PDF", ".docx": "Word file"}.get(path.suffix.lower(), "file")
+        reason = str(e).splitlines()[0] if str(e) else type(e).__name__
+        raise LoadError(f"corrupt or unreadable {what} ({reason})") from e
 
 
 def discover(paths: Iterable[Path]) -> Iterator[Path]:
@@ -250,7 +273,10 @@ def discover(paths: Iterable[Path]) -> Iterator[Path]:
     seen: set[Path] = set()
     for root in paths:
         if root.is_file():
-            yield root
+            real = root.resolve()
+            if real not in seen:  # a file named twice, or also found in a named folder, is read once
+                seen.add(real)
+                yield root
             continue
         for p in sorted(root.rglob("*")):
             if p.name.startswith(".") or any(part.startswith(".") for part in p.relative_to(root).parts):

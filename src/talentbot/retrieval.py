@@ -168,7 +168,7 @@ class Retriever:
         best = sorted(fused, key=fused.get, reverse=True)[:k]
         timings["fusion"] = t() - t0
         t0 = t()
-        rows = self.store.get_chunks(best)
+        rows = self.store.get_chunks(best) if best else {}
         passages = [Passage(cid, rows[cid][0], rows[cid][1], fused[cid]) for cid in best if cid in rows]
         for p in passages:
             p.terms = terms

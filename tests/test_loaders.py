@@ -1,0 +1,263 @@
+"""Loaders: every format and encoding gives the exact text; bad files fail with a one-line reason."""
+
+from __future__ import annotations
+
+import codecs
+from pathlib import Path
+
+import pytest
+
+from conftest import CORPUS
+from fixtures.docs import (
+    ZH_TEXT,
+    ZH_TEXT_ASTRAL,
+    corrupt_docx_deflate,
+    corrupt_pdf_bad_filter,
+    make_bad_files,
+    make_docx,
+    make_pdf,
+    truncated_pdf,
+)
+from talentbot.chunking import chunk_article
+from talentbot.loaders import LoadError, discover, load
+
+SHANXI = CORPUS / "shanxi-kaifaqu-rencai-2024-03-28.txt"
+SHANXI_JUNK = ("当前位置", "首页 >>", ".png", "x-oss-process", "分享到", "有道云笔记", "人人网", "花瓣",
+               "微信朋友圈", "扫一扫", "一键分享", "QQ空间", "新浪微博", "百度贴吧", "豆瓣网", "邮件分享",
+               "发布时间", "编辑:刘强")
+
+
+# ---------------------------------------------------------------------------------------- encodings
+@pytest.mark.parametrize(
+    ("encoding", "raw"),
+    [
+        ("utf-8", ZH_TEXT_ASTRAL.encode("utf-8")),
+        ("utf-8 with BOM", codecs.BOM_UTF8 + ZH_TEXT_ASTRAL.encode("utf-8")),
+        ("gb18030", ZH_TEXT_ASTRAL.encode("gb18030")),
+        ("gbk", ZH_TEXT.encode("gbk")),
+        ("utf-16-le with BOM", codecs.BOM_UTF16_LE + ZH_TEXT_ASTRAL.encode("utf-16-le")),
+        ("utf-16-be with BOM", codecs.BOM_UTF16_BE + ZH_TEXT_ASTRAL.encode("utf-16-be")),
+    ],
+)
+def test_text_encodings_decode_exactly(tmp_path, encoding, raw):
+    expected = ZH_TEXT if encoding == "gbk" else ZH_TEXT_ASTRAL
+    path = tmp_path / "doc.txt"
+    path.write_bytes(raw)
+    article = load(path)
+    assert article.text == expected
+    assert "\ufffd" not in article.text and "\ufeff" not in article.text
+    assert article.title == "人才政策问答"
+
+
+@pytest.mark.parametrize("codec", ["gbk", "utf-16", "utf-8-sig"])
+def test_windows_line_endings_and_front_matter_survive_every_encoding(tmp_path, codec):
+    text = "---\r\ntitle: 人才公寓管理办法\r\nsource: 某市人社局\r\n---\r\n第一段。\r\n\r\n第二段！\r\n"
+    path = tmp_path / "doc.md"
+    path.write_bytes(text.encode(codec))
+    article = load(path)
+    assert (article.title, article.source) == ("人才公寓管理办法", "某市人社局")
+    assert article.text == "第一段。\n\n第二段！"
+
+
+def test_front_matter_keeps_title_source_date_url_and_other_keys(tmp_path):
+    path = tmp_path / "policy.md"
+    path.write_text(
+        "---\ntitle: 青年人才安居办法\nsource: 杭州市人民政府\ndate: 2023-05-04\n"
+        "url: https://www.hangzhou.gov.cn/art/2023/5/4/art_1.html\nregion: 浙江,杭州\ndoc_no: 杭政办〔2023〕5号\n---\n"
+        "青年人才安居办法\n\n第一条 为了支持青年人才安居，制定本办法。\n",
+        encoding="utf-8",
+    )
+    a = load(path)
+    assert a.title == "青年人才安居办法"
+    assert a.source == "杭州市人民政府"
+    assert a.date == "2023-05-04"  # a YAML date, written back as ISO text
+    assert a.metadata == {"url": "https://www.hangzhou.gov.cn/art/2023/5/4/art_1.html", "region": "浙江,杭州",
+                          "doc_no": "杭政办〔2023〕5号"}
+    assert "title:" not in a.text and "---" not in a.text
+    assert a.text == "青年人才安居办法\n\n第一条 为了支持青年人才安居，制定本办法。"
+
+
+def test_text_without_front_matter_takes_its_first_line_as_title(tmp_path):
+    path = tmp_path / "note.txt"
+    path.write_text("\n\n  关于人才落户的通知  \n本市放宽落户条件。\n", encoding="utf-8")
+    a = load(path)
+    assert a.title == "关于人才落户的通知"
+    assert (a.source, a.date, a.metadata) == ("", "", {})
+
+
+def test_zero_width_spaces_are_dropped(tmp_path):
+    path = tmp_path / "zw.md"
+    path.write_text("标题\n\u200b\n第一条\u200b 内容。\n\u200b\n", encoding="utf-8")
+    a = load(path)
+    assert a.text == "标题\n\n第一条 内容。"
+
+
+# ------------------------------------------------------------------------------------------- HTML
+PAGE = """<!DOCTYPE html>
+<html><head><meta charset="{charset}"><title>郑州市发布青年人才新政 - 郑州市人民政府</title>
+<meta property="og:title" content="郑州市发布青年人才新政">
+<meta property="article:published_time" content="2024-05-06">
+<script>var tracker = "SCRIPT_SHOULD_NOT_APPEAR";</script></head>
+<body><nav><a href="/">首页</a> &gt; <a href="/news">新闻中心</a> 导航菜单栏目</nav>
+<article><h1>郑州市发布青年人才新政</h1>
+<p>郑州市近日发布青年人才新政，对新引进的博士研究生给予每月三千元生活补贴，补贴期限为三年。</p>
+<p>来郑就业创业的本科毕业生可申请人才公寓，租住满三年且符合条件的，可按优惠价格购买。</p>
+<p>新政自发布之日起施行，具体申报流程可在郑州人才网查询，咨询电话为12345市民热线。</p>
+</article><footer>分享到：微信 微博 QQ空间　版权所有 郑州市人民政府</footer></body></html>"""
+
+
+@pytest.mark.parametrize("charset", ["utf-8", "gbk"])
+def test_html_main_text_title_and_date(tmp_path, charset):
+    path = tmp_path / "news.html"
+    path.write_bytes(PAGE.format(charset=charset).encode(charset))
+    a = load(path)
+    assert a.title == "郑州市发布青年人才新政"
+    assert a.date == "2024-05-06"
+    assert "对新引进的博士研究生给予每月三千元生活补贴，补贴期限为三年。" in a.text
+    assert "咨询电话为12345市民热线。" in a.text
+    for junk in ("SCRIPT_SHOULD_NOT_APPEAR", "导航菜单栏目", "分享到", "版权所有"):
+        assert junk not in a.text
+    assert "\ufffd" not in a.text
+
+
+def test_htm_extension_uses_the_html_loader(tmp_path):
+    path = tmp_path / "news.htm"
+    path.write_text(PAGE.format(charset="utf-8"), encoding="utf-8")
+    assert "<p>" not in load(path).text and "生活补贴" in load(path).text
+
+
+# -------------------------------------------------------------------------------------------- PDF
+def test_pdf_keeps_page_numbers_on_pages_and_chunks(tmp_path):
+    path = make_pdf(
+        tmp_path / "rules.pdf",
+        [["Talent Housing Rules", "Article 1. Talents may rent an apartment at half price.",
+          "Article 2. The lease runs for three years."],
+         ["Article 3. Subsidies are paid every month.", "Article 4. These rules take effect in 2024."]],
+        title="Talent Housing Rules",
+    )
+    a = load(path)
+    assert a.title == "Talent Housing Rules"
+    assert [n for n, _ in a.pages] == [1, 2]
+    assert "Article 2. The lease runs for three years." in a.pages[0][1]
+    assert "Article 3. Subsidies are paid every month." in a.pages[1][1]
+    assert "Article 3" not in a.pages[0][1]
+    chunks = chunk_article(a, size=60)
+    by_page = {c.page for c in chunks}
+    assert by_page == {1, 2}
+    for c in chunks:
+        if "Article 3" in c.text or "Article 4" in c.text:
+            assert c.page == 2
+        if "Article 1" in c.text or "Article 2" in c.text:
+            assert c.page == 1
+        assert c.title == "Talent Housing Rules"
+
+
+def test_pdf_without_title_metadata_uses_its_first_line(tmp_path):
+    path = make_pdf(tmp_path / "x.pdf", [["Rules for Returning Scholars", "Scholars get a grant."]])
+    assert load(path).title == "Rules for Returning Scholars"
+
+
+# ------------------------------------------------------------------------------------------- DOCX
+def test_docx_text_title_author_and_date(tmp_path):
+    path = make_docx(tmp_path / "notice.docx",
+                     ["关于申报高层次人才认定的通知", "各有关单位：", "申报材料请于六月底前报送。"],
+                     title="高层次人才认定通知", author="市人才办")
+    a = load(path)
+    assert a.title == "高层次人才认定通知"
+    assert a.source == "市人才办"
+    assert a.date == "2023-06-15"
+    assert a.text == "关于申报高层次人才认定的通知\n\n各有关单位：\n\n申报材料请于六月底前报送。"
+
+
+def test_docx_without_title_uses_first_paragraph(tmp_path):
+    path = make_docx(tmp_path / "n.docx", ["", "人才驿站管理办法", "第一条 内容。"])
+    assert load(path).title == "人才驿站管理办法"
+
+
+# ------------------------------------------------------------------------------------ bad files
+@pytest.mark.parametrize(
+    ("name", "make", "word"),
+    [
+        ("empty.txt", lambda p: p.write_bytes(b""), "empty"),
+        ("blank.md", lambda p: p.write_text(" \n\t\n", encoding="utf-8"), "no text"),
+        ("binary.txt", lambda p: p.write_bytes(bytes(range(256)) * 4), "binary"),
+        ("photo.jpg", lambda p: p.write_bytes(b"\xff\xd8\xff\xe0" + bytes(100)), "unsupported"),
+        ("README", lambda p: p.write_text("hello", encoding="utf-8"), "unsupported"),
+        ("garbage.pdf", lambda p: p.write_bytes(b"%PDF-1.4\n" + bytes(range(256))), "PDF"),
+        ("notpdf.pdf", lambda p: p.write_bytes(b"hello, I am not a PDF"), "PDF"),
+        ("truncated.pdf", truncated_pdf, "PDF"),
+        ("badfilter.pdf", corrupt_pdf_bad_filter, "PDF"),
+        ("notzip.docx", lambda p: p.write_bytes(b"plain text"), "Word"),
+        ("deflate.docx", corrupt_docx_deflate, "Word"),
+        ("bom-only.txt", lambda p: p.write_bytes(codecs.BOM_UTF8), "no text"),
+        ("bad-utf16.txt", lambda p: p.write_bytes(codecs.BOM_UTF16_LE + b"\x00\xd8"), "utf-16"),
+    ],
+)
+def test_bad_file_raises_load_error_with_one_line_reason(tmp_path, name, make, word):
+    path = tmp_path / name
+    make(path)
+    with pytest.raises(LoadError) as err:
+        load(path)
+    reason = str(err.value)
+    assert word.lower() in reason.lower()
+    assert reason and "\n" not in reason and len(reason) < 300
+
+
+def test_broken_symlink_and_symlink_loop_are_load_errors(tmp_path):
+    (tmp_path / "dangling.txt").symlink_to(tmp_path / "gone.txt")
+    (tmp_path / "a.md").symlink_to(tmp_path / "b.md")
+    (tmp_path / "b.md").symlink_to(tmp_path / "a.md")
+    for name in ("dangling.txt", "a.md"):
+        with pytest.raises(LoadError, match="cannot read file"):
+            load(tmp_path / name)
+
+
+def test_oversized_file_is_refused(tmp_path):
+    path = tmp_path / "big.txt"
+    path.write_text("人才。" * 400_000, encoding="utf-8")  # 3.6 MB
+    with pytest.raises(LoadError, match="over the 1 MB limit"):
+        load(path, max_bytes=2**20)
+
+
+def test_discover_lists_every_bad_file_and_never_loops(tmp_path):
+    expected = make_bad_files(tmp_path / "docs")
+    (tmp_path / "docs" / "sub").mkdir()
+    (tmp_path / "docs" / "sub" / "up").symlink_to(tmp_path / "docs", target_is_directory=True)  # dir loop
+    (tmp_path / "docs" / "x.txt").mkdir()  # a folder with a text-file name
+    (tmp_path / "docs" / "x.txt" / "inner.md").write_text("内文。", encoding="utf-8")
+    (tmp_path / "docs" / ".hidden.md").write_text("隐藏。", encoding="utf-8")
+    found = [p.relative_to(tmp_path / "docs").as_posix() for p in discover([tmp_path / "docs"])]
+    assert sorted(found) == sorted([*expected, "x.txt/inner.md"])
+
+
+def test_discover_reads_a_file_named_twice_once(tmp_path):
+    folder = tmp_path / "docs"
+    folder.mkdir()
+    (folder / "a.md").write_text("甲。", encoding="utf-8")
+    (folder / "b.md").write_text("乙。", encoding="utf-8")
+    found = list(discover([folder / "a.md", folder, folder / "a.md", folder / "b.md"]))
+    assert [p.name for p in found] == ["a.md", "b.md"]
+
+
+# ------------------------------------------------------------------------------ the Shanxi article
+def test_shanxi_article_metadata():
+    a = load(SHANXI)
+    assert a.title == "“向‘新’而行”山西省开发区多措并举 打造吸引人才“磁场高地”"
+    assert a.source == "人民日报客户端山西频道"
+    assert a.date == "2024-03-28"
+    assert a.metadata["original_source"] == "山西经济日报"
+    assert a.metadata["editor"] == "刘强"
+
+
+def test_shanxi_article_text_has_no_page_junk_and_keeps_the_body():
+    a = load(SHANXI)
+    for junk in SHANXI_JUNK:
+        assert junk not in a.text, junk
+    assert a.text.startswith("忻州杂粮产业园区的无人机作业。付秋杰摄")
+    assert "人才是构筑创新高地的基石,也是产业发展腾飞的强大引擎。" in a.text
+    assert a.text.endswith("(来源:山西经济日报)")
+    # Every body paragraph of the page survives: only junk lines were dropped.
+    raw = Path(SHANXI).read_text(encoding="utf-8")
+    body = raw[raw.index("人才是构筑创新高地"):raw.index("(来源:山西经济日报)")]
+    for line in filter(None, (ln.strip() for ln in body.split("\n"))):
+        assert line in a.text
