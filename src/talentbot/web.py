@@ -32,13 +32,21 @@ EXAMPLES = [
 ]
 ALL = "（全部）"
 CSS = """
-.tb-cite {border:1px solid #d0d7de; border-radius:8px; padding:8px 10px; margin:8px 0; background:#fff}
+#tb-sources {max-height:640px; overflow-y:auto; padding-right:4px}
+.tb-turn {color:#57606a; font-size:0.85em; margin:14px 0 4px; padding-bottom:2px; border-bottom:1px solid #eaeef2;
+          white-space:nowrap; overflow:hidden; text-overflow:ellipsis}
+.tb-turn:first-child {margin-top:0}
+.tb-cite {border:1px solid #d0d7de; border-radius:8px; padding:8px 10px; margin:8px 0; background:#fff;
+          scroll-margin-top:8px}
 .tb-cite:target {border-color:#d4a017; box-shadow:0 0 0 3px #f5e6a8}
 .tb-head {font-weight:600} .tb-meta {color:#57606a; font-size:0.85em; margin:2px 0 6px}
 .tb-text {white-space:pre-wrap; line-height:1.6} .tb-text mark {background:#fff3a3; padding:0 1px}
-.tb-none {border:1px solid #e3b341; background:#fff8e1; border-radius:8px; padding:10px}
+.tb-none {border:1px dashed #d4a017; background:#fff8e1; border-radius:8px; padding:10px; color:#6e5200}
 .tb-warn {color:#9a6700; font-size:0.9em}
 """
+MAX_TURNS_SHOWN = 20  # cited passages of this many recent turns stay in the Sources panel
+HISTORY_MESSAGES = 12  # chat messages handed to the bot for follow-ups
+HISTORY_CHARS = 2000  # characters kept of each of them
 
 
 def md_safe(text: str) -> str:
@@ -51,7 +59,10 @@ def answer_markdown(answer: Answer, turn: int) -> str:
     body = md_safe(answer.text)
     if answer.no_answer:
         return f"⚠️ **未找到答案 · No answer in the documents**\n\n_{body}_"
-    body = re.sub(r"\[(\d{1,2})\]", lambda m: f"[[{m.group(1)}]](#cite-{turn}-{m.group(1)})", body)
+    cited = {str(c.n) for c in answer.citations}
+    body = re.sub(r"\[(\d{1,2})\]",
+                  lambda m: f"[[{m.group(1)}]](#cite-{turn}-{m.group(1)})" if m.group(1) in cited else m.group(0),
+                  body)
     warnings = "".join(f"\n\n> ⚠️ {md_safe(w)}" for w in answer.warnings)
     return body + warnings
 
@@ -78,6 +89,33 @@ def sources_html(answer: Answer | None, turn: int) -> str:
     return "".join(cards)
 
 
+def sources_panel(shown: list) -> str:
+    """The Sources panel: the cards of each (turn, question, cards_html) in ``shown``, newest turn first."""
+    if not shown:
+        return sources_html(None, 0)
+    return "".join(f"<div class='tb-turn'>第{turn}问 · Q{turn}: {html.escape(q)}</div>{cards}"
+                   for turn, q, cards in reversed(shown))
+
+
+def _bot_history(history: list) -> list[tuple[str, str]]:
+    """The recent chat history as (role, plain text) for the bot: display markup undone, size capped.
+
+    The history comes from the client, so it is capped here like the question is.
+    """
+    out = []
+    for m in history[-HISTORY_MESSAGES:]:
+        if not isinstance(m, dict):
+            continue
+        content = m.get("content")
+        if isinstance(content, list):  # gradio 6 content blocks
+            content = " ".join(c.get("text", "") for c in content if isinstance(c, dict) and c.get("type") == "text")
+        if not isinstance(content, str):
+            continue
+        text = re.sub(r"\[\[(\d{1,2})\]\]\(#cite-\d+-\d+\)", r"[\1]", content).replace("!\\[", "![")
+        out.append((str(m.get("role", "user")), html.unescape(text)[:HISTORY_CHARS]))
+    return out
+
+
 def _filters(region: str | None, source: str | None, date_from: str | None, date_to: str | None) -> Filters:
     def clean(v: str | None) -> str | None:
         v = (v or "").strip()
@@ -91,23 +129,30 @@ def build_app(bot: TalentBot) -> gr.Blocks:
     s = bot.settings
 
     def chat(message: str, history: list, region: str | None = None, source: str | None = None,
-             date_from: str | None = None, date_to: str | None = None):
-        """Answer ``message`` given the chat ``history``; streams (history, sources_html, textbox)."""
+             date_from: str | None = None, date_to: str | None = None, shown: list | None = None):
+        """Answer ``message`` given the chat ``history``; streams (history, sources panel, textbox, shown).
+
+        ``shown`` (a session State, invisible to the API) keeps the cited passages of earlier turns, so
+        the [n] links of every answer in the chat still lead to their cards.
+        """
         history = list(history or [])
         turn = sum(1 for m in history if isinstance(m, dict) and m.get("role") == "user") + 1
+        shown = [t for t in (shown or []) if t[0] < turn][-(MAX_TURNS_SHOWN - 1):]  # drop turns cleared away
         try:
             question = bot.check_question(message or "")
-            events = bot.stream(question, history=history, filters=_filters(region, source, date_from, date_to))
+            events = bot.stream(question, history=_bot_history(history),
+                                filters=_filters(region, source, date_from, date_to))
             history = history + [{"role": "user", "content": md_safe(question)}, {"role": "assistant", "content": ""}]
             text = ""
             for ev in events:
                 if isinstance(ev, TextEvent):
                     text += ev.text
                     history[-1]["content"] = md_safe(text)
-                    yield history, gr.skip(), ""
+                    yield history, gr.skip(), "", gr.skip()
                 elif isinstance(ev, AnswerEvent):
                     history[-1]["content"] = answer_markdown(ev.answer, turn)
-                    yield history, sources_html(ev.answer, turn), ""
+                    shown = [*shown, (turn, question, sources_html(ev.answer, turn))]
+                    yield history, sources_panel(shown), "", shown
         except TalentBotError as e:
             raise gr.Error(html.escape(str(e)), duration=8) from None
 
@@ -166,8 +211,13 @@ def build_app(bot: TalentBot) -> gr.Blocks:
                             send = gr.Button("提问 Ask", variant="primary", elem_id="tb-send")
                             clear = gr.Button("清空 Clear")
                         with gr.Accordion("筛选 Filters", open=False):
-                            region = gr.Dropdown(label="地区 Region", choices=[ALL], value=ALL)
-                            source = gr.Dropdown(label="来源 Source", choices=[ALL], value=ALL)
+                            # choices as indexed now (refreshed on each page load); other values are
+                            # accepted too, so API callers and articles ingested later can be filtered on
+                            regions, srcs = choices()
+                            region = gr.Dropdown(label="地区 Region", choices=regions, value=ALL,
+                                                 allow_custom_value=True)
+                            source = gr.Dropdown(label="来源 Source", choices=srcs, value=ALL,
+                                                 allow_custom_value=True)
                             with gr.Row():
                                 date_from = gr.Textbox(label="起始日期 From (YYYY-MM-DD)")
                                 date_to = gr.Textbox(label="截止日期 To (YYYY-MM-DD)")
@@ -175,9 +225,11 @@ def build_app(bot: TalentBot) -> gr.Blocks:
                     with gr.Column(scale=2):
                         gr.Markdown("### 引用原文 Sources")
                         sources = gr.HTML(sources_html(None, 0), elem_id="tb-sources")
+                        shown = gr.State([])
             with gr.Tab("文章 Articles", id="articles"):
                 table = gr.Dataframe(headers=["标题 title", "来源 source", "日期 date", "地区 region",
-                                              "段落 chunks", "文件 file"], interactive=False, wrap=True)
+                                              "段落 chunks", "文件 file"], interactive=False, wrap=True,
+                                     column_widths=["24%", "30%", "10%", "8%", "7%", "21%"], elem_id="tb-articles")
                 reingest_btn = gr.Button(f"重新索引 {s.corpus}/ (re-ingest)")
                 summary = gr.Markdown()
                 if s.allow_upload:
@@ -185,10 +237,12 @@ def build_app(bot: TalentBot) -> gr.Blocks:
                                     file_types=sorted(SUPPORTED))
                     files.upload(upload, files, [summary, table], api_name="upload")
 
-        inputs = [box, chatbot, region, source, date_from, date_to]
-        send.click(chat, inputs, [chatbot, sources, box], api_name="chat")
-        box.submit(chat, inputs, [chatbot, sources, box], api_visibility="private")
-        clear.click(lambda: ([], sources_html(None, 0)), None, [chatbot, sources], api_visibility="private")
+        inputs = [box, chatbot, region, source, date_from, date_to, shown]
+        outputs = [chatbot, sources, box, shown]
+        send.click(chat, inputs, outputs, api_name="chat")
+        box.submit(chat, inputs, outputs, api_visibility="private")
+        clear.click(lambda: ([], sources_html(None, 0), []), None, [chatbot, sources, shown], api_visibility="private")
+        chatbot.clear(lambda: (sources_html(None, 0), []), None, [sources, shown], api_visibility="private")
         reingest_btn.click(reingest, None, [summary, table], api_name="reingest", concurrency_limit=1)
 
         def on_load():
@@ -224,6 +278,21 @@ def _auth(bot: TalentBot) -> tuple[str, str] | None:
     return auth
 
 
+class _NoUploads:
+    """ASGI middleware refusing Gradio's file-upload routes (used while uploads are switched off)."""
+
+    def __init__(self, app) -> None:
+        self.app = app
+
+    async def __call__(self, scope, receive, send) -> None:
+        if scope["type"] == "http" and re.search(r"/gradio_api/upload(_progress)?/?$", re.sub(r"/+", "/", scope["path"])):
+            from starlette.responses import JSONResponse
+
+            await JSONResponse({"detail": "uploads are switched off (TALENTBOT_ALLOW_UPLOAD)"}, 403)(scope, receive, send)
+            return
+        await self.app(scope, receive, send)
+
+
 def create_app(bot: TalentBot):
     """The ASGI app: the Gradio UI mounted in a FastAPI app that rejects untrusted Host headers first.
 
@@ -236,6 +305,8 @@ def create_app(bot: TalentBot):
     auth = _auth(bot)
     bot.store.count()  # fail early, with the store's own message, if it cannot be opened
     outer = fastapi.FastAPI(docs_url=None, redoc_url=None, openapi_url=None)
+    if not s.allow_upload:  # Gradio's upload route takes files from anyone unless it is closed
+        outer.add_middleware(_NoUploads)
     outer.add_middleware(TrustedHostMiddleware, allowed_hosts=_trusted_hosts(s.host))
     demo = build_app(bot).queue(default_concurrency_limit=s.concurrency, max_size=s.max_queue)
     return gr.mount_gradio_app(outer, demo, path="", auth=auth, show_error=False, ssr_mode=False,
@@ -248,11 +319,17 @@ class Server:
     def __init__(self, server, thread) -> None:
         self._server, self._thread = server, thread
         cfg = server.config
-        self.url = f"http://{'127.0.0.1' if cfg.host in ('0.0.0.0', '::') else cfg.host}:{cfg.port}/"
+        host = {"0.0.0.0": "127.0.0.1", "::": "[::1]"}.get(cfg.host, cfg.host)
+        host = f"[{host}]" if ":" in host and not host.startswith("[") else host
+        self.url = f"http://{host}:{cfg.port}/"
 
     def close(self) -> None:
+        """Stop serving; open streams (browser tabs, client heartbeats) get a short grace period."""
         self._server.should_exit = True
-        self._thread.join(timeout=10)
+        self._thread.join(timeout=5)
+        if self._thread.is_alive():
+            self._server.force_exit = True
+            self._thread.join(timeout=5)
 
 
 def launch(bot: TalentBot, block: bool = True) -> Server | None:
@@ -264,7 +341,8 @@ def launch(bot: TalentBot, block: bool = True) -> Server | None:
 
     app = create_app(bot)
     s = bot.settings
-    server = uvicorn.Server(uvicorn.Config(app, host=s.host, port=s.port, log_level="warning"))
+    server = uvicorn.Server(uvicorn.Config(app, host=s.host, port=s.port, log_level="warning",
+                                           timeout_graceful_shutdown=2))
     if block:
         server.run()
         return None

@@ -1,0 +1,485 @@
+"""The browser chat's adapter (talentbot.web): its functions called directly, then a real Gradio server on a
+free loopback port asked through gradio_client and raw HTTP (secure defaults tried from outside)."""
+
+from __future__ import annotations
+
+import http.client
+import os
+import re
+import socket
+import threading
+import time
+from html.parser import HTMLParser
+from pathlib import Path
+
+import pytest
+from gradio_client import Client, handle_file
+from gradio_client.exceptions import AppError, AuthenticationError
+from markdown_it import MarkdownIt
+
+from conftest import free_port
+from talentbot import TalentBot
+from talentbot.answer import Answer, Citation
+from talentbot.errors import ConfigError
+from talentbot.web import (
+    ALL,
+    EXAMPLES,
+    _bot_history,
+    answer_markdown,
+    build_app,
+    create_app,
+    is_loopback,
+    launch,
+    md_safe,
+    sources_html,
+    sources_panel,
+)
+
+Q_WENSHUI = "文水经济开发区2023年为盛达威公司兑现了多少人才奖励资金？"
+PASSAGE = "2023年,开发区为盛达威公司兑现人才奖励配套资金40万元"  # the cited sentence, as in the corpus
+HOSTILE = '<script>alert(1)</script><img src=x onerror="alert(2)"><a href="javascript:alert(3)">x</a>'
+
+
+# ----------------------------------------------------------------------------------------------- helpers
+class _Tags(HTMLParser):
+    """Every (tag, attrs) an HTML string really contains once a browser parses it."""
+
+    def __init__(self, text: str) -> None:
+        super().__init__(convert_charrefs=True)
+        self.tags: list[tuple[str, dict]] = []
+        self.text = ""
+        self.feed(text)
+
+    def handle_starttag(self, tag, attrs):
+        self.tags.append((tag, dict(attrs)))
+
+    def handle_data(self, data):
+        self.text += data
+
+
+def rendered(markdown: str) -> str:
+    """Markdown rendered the permissive way (raw HTML allowed), to prove the text itself is inert."""
+    return MarkdownIt("commonmark", {"html": True}).render(markdown)
+
+
+def cite(n: int = 1, **kw) -> Citation:
+    base = dict(n=n, title="山西开发区人才政策", source="人民日报客户端", date="2024-03-28", path="/c/a.txt",
+                text="其中,公司成立技术中心。2023年,开发区兑现奖励资金40万元。此后继续支持。", score=1.0,
+                file="a.txt", label="第三条", page=2, quote="2023年,开发区兑现奖励资金40万元。")
+    base.update(kw)
+    return Citation(**base)
+
+
+def raw_get(url: str, path: str, headers: dict | None = None) -> tuple[int, dict, bytes]:
+    """GET ``path`` exactly as written (no client-side normalisation of '..' or %2e)."""
+    m = re.match(r"http://([^:/]+):(\d+)", url)
+    conn = http.client.HTTPConnection(m.group(1), int(m.group(2)), timeout=10)
+    try:
+        conn.putrequest("GET", path, skip_host=bool(headers and "Host" in headers))
+        for k, v in (headers or {}).items():
+            conn.putheader(k, v)
+        conn.endheaders()
+        r = conn.getresponse()
+        return r.status, {k.lower(): v for k, v in r.getheaders()}, r.read()
+    finally:
+        conn.close()
+
+
+def ask(client: Client, question: str, history=None, region: str = ALL, source: str = ALL,
+        date_from: str = "", date_to: str = ""):
+    return client.predict(question, history or [], region, source, date_from, date_to, api_name="/chat")
+
+
+def last_text(history: list) -> str:
+    content = history[-1]["content"]
+    return content if isinstance(content, str) else "".join(c.get("text", "") for c in content)
+
+
+def titles(panel: str) -> list[str]:
+    return re.findall(r"class='tb-head'>\[\d+\] (.*?)</div>", panel)
+
+
+def port_open(port: int) -> bool:
+    with socket.socket() as s:
+        return s.connect_ex(("127.0.0.1", port)) == 0
+
+
+@pytest.fixture(scope="module")
+def corpus_dir(corpus_store) -> Path:
+    """The corpus folder the session store was built from (re-ingesting it changes nothing)."""
+    return Path(TalentBot(store=corpus_store).articles()[0].path).parent
+
+
+@pytest.fixture(scope="module")
+def server(corpus_store, corpus_dir):
+    """One real server for the module: default (secure) settings, loopback, a free port."""
+    with pytest.MonkeyPatch.context() as mp:  # no TALENTBOT_* from the developer's shell
+        for key in [k for k in os.environ if k.startswith("TALENTBOT_")]:
+            mp.delenv(key)
+        bot = TalentBot(store=corpus_store, corpus=corpus_dir, port=free_port())
+        srv = launch(bot, block=False)
+    srv.bot = bot
+    yield srv
+    srv.close()
+
+
+@pytest.fixture(scope="module")
+def client(server):
+    c = Client(server.url, verbose=False)
+    yield c
+    c.close()
+
+
+# ------------------------------------------------------------------------------ UI functions, directly
+def test_sources_html_escapes_everything_and_highlights_the_quote():
+    c = cite(title=HOSTILE, source='"><svg onload=alert(4)>', text=f"前文{HOSTILE}。2023年,开发区兑现奖励资金40万元。",
+             label="<b>第三条</b>", file="x.txt")
+    out = sources_html(Answer("40万元[1]", False, [c]), turn=3)
+    parsed = _Tags(out)
+    assert {t for t, _ in parsed.tags} <= {"div", "br", "mark"}, parsed.tags
+    assert all(set(a) <= {"class", "id"} for _, a in parsed.tags), parsed.tags
+    assert "<script" not in out and "<img" not in out and "<svg" not in out and "<a " not in out
+    # the hostile text is still shown, as text
+    assert "<script>alert(1)</script>" in parsed.text and 'onerror="alert(2)"' in parsed.text
+    assert "javascript:alert(3)" in parsed.text
+    assert ("div", {"class": "tb-cite", "id": "cite-3-1"}) in parsed.tags
+    assert "<mark>2023年,开发区兑现奖励资金40万元。</mark>" in out
+    for meta in ("x.txt", "第2页", "2024-03-28", "&lt;b&gt;第三条&lt;/b&gt;"):
+        assert meta in out
+
+
+def test_sources_html_card_per_citation_and_empty_states():
+    out = sources_html(Answer("a[1] b[2]", False, [cite(1), cite(2, title="第二篇")]), turn=7)
+    assert re.findall(r"id='(cite-[\d-]+)'", out) == ["cite-7-1", "cite-7-2"]
+    assert titles(out) == ["山西开发区人才政策", "第二篇"]
+    assert "tb-cite" not in sources_html(None, 0) and "Cited passages appear here" in sources_html(None, 0)
+
+
+def test_md_safe_kills_images_and_raw_html_but_keeps_markdown():
+    hostile = (f"**粗体** 与列表\n\n- 一\n- 二\n\n![track](http://evil.example/p.png) ![r][1]\n\n[1]: http://evil.example/q.png\n\n"
+               f"{HOSTILE}<iframe src=//evil.example></iframe>")
+    html_out = rendered(md_safe(hostile))
+    tags = {t for t, _ in _Tags(html_out).tags}
+    assert not tags & {"img", "script", "iframe", "svg"}, html_out
+    assert "<strong>粗体</strong>" in html_out and "<li>一</li>" in html_out
+    assert not re.search(r"<a [^>]*javascript:", html_out)
+    assert md_safe("a < b & c > d") == "a &lt; b &amp; c &gt; d"
+
+
+def test_answer_markdown_links_only_real_citations():
+    a = Answer("金额为40万元[1]，另见[2]；[9]不存在。", False, [cite(1), cite(2)])
+    md = answer_markdown(a, turn=4)
+    assert "[[1]](#cite-4-1)" in md and "[[2]](#cite-4-2)" in md and "[[9]]" not in md
+    links = [attrs["href"] for tag, attrs in _Tags(rendered(md)).tags if tag == "a"]
+    assert links == ["#cite-4-1", "#cite-4-2"]
+    # every link has its card
+    ids = re.findall(r"id='(cite-[\d-]+)'", sources_html(a, 4))
+    assert [h[1:] for h in links] == ids
+
+
+def test_answer_markdown_escapes_llm_output_and_shows_warnings():
+    a = Answer(f"结论[1]{HOSTILE}![x](http://evil.example/x.png)", False, [cite(1)],
+               warnings=["figure <b>99万元</b> is not in the passages"])
+    out = rendered(answer_markdown(a, 1))
+    assert not {t for t, _ in _Tags(out).tags} & {"img", "script", "iframe", "b"}, out
+    assert "<blockquote>" in out and "99万元" in out
+
+
+def test_no_answer_is_visibly_different():
+    na = Answer("资料中没有找到与这个问题相关的内容，无法回答。", True, [])
+    ok = Answer("40万元[1]", False, [cite(1)])
+    md = answer_markdown(na, 2)
+    assert md.startswith("⚠️") and "未找到答案" in md and "No answer" in md and "#cite" not in md
+    assert "⚠️" not in answer_markdown(ok, 2)
+    panel = sources_html(na, 2)
+    assert "tb-none" in panel and "tb-cite" not in panel and "No passage" in panel
+
+
+def test_sources_panel_keeps_earlier_turns_newest_first():
+    one = sources_html(Answer("a[1]", False, [cite(1)]), 1)
+    two = sources_html(Answer("b[1]", False, [cite(1)]), 2)
+    panel = sources_panel([(1, "第一问<script>", one), (2, "那博士呢？", two)])
+    assert panel.index("cite-2-1") < panel.index("cite-1-1")
+    assert "第一问&lt;script&gt;" in panel and "<script>" not in panel
+    assert sources_panel([]) == sources_html(None, 0)
+
+
+def test_bot_history_undoes_display_markup_and_is_capped():
+    hist = [{"role": "user", "content": [{"type": "text", "text": "q&lt;1&gt;"}]},
+            {"role": "assistant", "content": "40万元[[1]](#cite-1-1)"}]
+    assert _bot_history(hist) == [("user", "q<1>"), ("assistant", "40万元[1]")]
+    many = [{"role": "user", "content": "问" * 50_000}] * 100
+    capped = _bot_history(many)
+    assert len(capped) <= 12 and all(len(t) <= 2000 for _, t in capped)
+
+
+def test_is_loopback():
+    assert all(map(is_loopback, ["127.0.0.1", "127.0.0.2", "localhost", "::1"]))
+    assert not any(map(is_loopback, ["0.0.0.0", "::", "192.168.1.5", "example.com", ""]))
+
+
+def _fn(demo, name: str):
+    return next(f.fn for f in demo.fns.values() if f.name == name)
+
+
+def test_chat_function_streams_then_answers_with_citations(corpus_bot):
+    demo = build_app(corpus_bot)
+    outs = list(_fn(demo, "chat")(Q_WENSHUI, [], ALL, ALL, "", "", []))
+    assert len(outs) >= 2  # streamed text first, then the final answer
+    history, panel, box, shown = outs[-1]
+    assert history[-2] == {"role": "user", "content": Q_WENSHUI}
+    assert "40万元" in history[-1]["content"] and "(#cite-1-1)" in history[-1]["content"]
+    assert PASSAGE in panel and "id='cite-1-1'" in panel and box == ""
+    assert [t for t, _, _ in shown] == [1]
+
+
+def test_page_load_lists_the_articles_and_filter_choices(corpus_bot):
+    rows, regions, sources = _fn(build_app(corpus_bot), "on_load")()
+    assert len(rows) == 11
+    assert {r[0] for r in rows} >= {"河南省人才流动条例", "山东省人才发展促进条例"}
+    assert all(isinstance(r[4], int) and r[4] > 0 for r in rows)  # chunk counts
+    region_values = [c[1] if isinstance(c, tuple) else c for c in regions.choices]
+    assert region_values[0] == ALL and "河南" in region_values
+
+
+# ---------------------------------------------------------------------------------- launch: secure defaults
+@pytest.mark.parametrize("host", ["0.0.0.0", "::", "192.168.1.5"])
+def test_non_loopback_bind_without_auth_is_refused(corpus_store, monkeypatch, host):
+    monkeypatch.setenv("TALENTBOT_HOST", host)
+    port = free_port()
+    bot = TalentBot(store=corpus_store, port=port)
+    assert bot.settings.host == host
+    with pytest.raises(ConfigError, match="TALENTBOT_AUTH_USER"):
+        launch(bot, block=False)
+    assert not port_open(port)
+
+
+def test_non_loopback_bind_with_auth_builds(corpus_store, monkeypatch):
+    monkeypatch.setenv("TALENTBOT_HOST", "0.0.0.0")
+    monkeypatch.setenv("TALENTBOT_AUTH_USER", "admin")
+    monkeypatch.setenv("TALENTBOT_AUTH_PASSWORD", "correct horse")
+    create_app(TalentBot(store=corpus_store))  # no ConfigError; not bound, so nothing is exposed
+
+
+def test_server_defaults(server):
+    from starlette.routing import Mount
+
+    s = server.bot.settings
+    assert s.host == "127.0.0.1" and not s.allow_upload and server.url.startswith("http://127.0.0.1:")
+    blocks = next(r.app.blocks for r in create_app(server.bot).routes if isinstance(r, Mount))
+    assert blocks.share is False and blocks.ssr_mode is False
+    assert blocks.max_file_size == int(s.max_upload_mb * 2**20)
+    assert blocks._queue.default_concurrency_limit > 1
+
+
+def test_auth_from_env_is_enforced(corpus_store, monkeypatch):
+    monkeypatch.setenv("TALENTBOT_AUTH_USER", "tester")
+    monkeypatch.setenv("TALENTBOT_AUTH_PASSWORD", "s3cret-pw")
+    srv = launch(TalentBot(store=corpus_store, port=free_port()), block=False)
+    try:
+        with pytest.raises(AuthenticationError):
+            Client(srv.url, verbose=False)
+        with pytest.raises(ValueError, match="Could not login"):  # AuthenticationError is a ValueError too
+            Client(srv.url, auth=("tester", "wrong"), verbose=False)
+        for path in ("/config", "/gradio_api/file=/etc/passwd", "/gradio_api/info"):
+            assert raw_get(srv.url, path)[0] in (401, 403), path
+        c = Client(srv.url, auth=("tester", "s3cret-pw"), verbose=False)
+        history, panel, _ = ask(c, Q_WENSHUI)
+        c.close()
+        assert "40万元" in last_text(history) and PASSAGE in panel
+    finally:
+        srv.close()
+
+
+# ---------------------------------------------------------------------------- the API, via gradio_client
+def test_api_lists_the_chat_endpoint(client):
+    endpoints = client.view_api(print_info=False, return_format="dict")["named_endpoints"]
+    assert "/chat" in endpoints and "/reingest" in endpoints
+    assert [p["parameter_name"] for p in endpoints["/chat"]["parameters"]] == [
+        "message", "history", "region", "source", "date_from", "date_to"]
+
+
+def test_chat_answers_with_the_cited_passage(client):
+    history, panel, box = ask(client, Q_WENSHUI)
+    answer = last_text(history)
+    figure = re.search(r"\d+万元", answer).group(0)
+    assert figure == "40万元"
+    assert figure in panel and PASSAGE in panel  # the figure comes from the cited passage
+    assert "[[1]](#cite-1-1)" in answer and "id='cite-1-1'" in panel
+    assert "人民日报客户端山西频道" in panel and "2024-03-28" in panel and "shanxi-kaifaqu-rencai" in panel
+    assert f"<mark>{PASSAGE}" in panel
+    assert box == ""
+
+
+def test_chat_streams_partial_answers(client):
+    parts = list(client.submit(Q_WENSHUI, [], ALL, ALL, "", "", api_name="/chat"))
+    assert len(parts) >= 2
+    assert "40万元" in last_text(parts[0][0])
+
+
+def test_follow_up_uses_the_history(client):
+    history, _, _ = ask(client, "《山东省人才发展促进条例》自哪一天起施行？")
+    assert "2020年6月1日" in last_text(history)
+    history, panel, _ = ask(client, "那河南省人才流动条例呢？", history)
+    assert len(history) == 4 and [m["role"] for m in history] == ["user", "assistant"] * 2
+    assert "2000年12月1日" in last_text(history)
+    assert "(#cite-2-1)" in last_text(history)
+    # the panel keeps the first turn's passage, so the first answer's [1] still has its card
+    assert "id='cite-2-1'" in panel and "id='cite-1-1'" in panel
+    assert panel.index("河南省人才流动条例") < panel.index("山东省人才发展促进条例")
+
+
+def test_no_answer_through_the_api(client):
+    history, panel, _ = ask(client, "火星上的人才政策是什么？")
+    assert "未找到答案" in last_text(history) and "tb-none" in panel and "tb-cite" not in panel
+
+
+@pytest.mark.parametrize("question, message", [
+    ("", "empty"),
+    ("   \n\t ", "empty"),
+    ("人才\x00政策", "control characters"),
+    ("😀🎉🚀", "no words"),
+    ("人" * 100_000, "100000 characters"),
+])
+def test_bad_questions_get_a_clear_error(client, question, message):
+    with pytest.raises(AppError) as err:
+        ask(client, question)
+    assert message in str(err.value)
+    assert "Traceback" not in str(err.value) and "upstream Gradio app" not in str(err.value)
+
+
+def test_bad_date_filter_gets_a_clear_error(client):
+    with pytest.raises(AppError, match="not a date"):
+        ask(client, Q_WENSHUI, date_from="yesterday")
+
+
+def test_region_filter_restricts_the_sources(client, corpus_store):
+    henan = {r.title for r in TalentBot(store=corpus_store).articles() if "河南" in r.region}
+    q = "人才流动条例自什么时候起施行？"
+    _, everywhere, _ = ask(client, q)
+    assert "上海市人才流动条例" in titles(everywhere) and "河南省人才流动条例" in titles(everywhere)
+    history, panel, _ = ask(client, q, region="河南")
+    assert titles(panel) and set(titles(panel)) <= henan
+    assert "2000年12月1日" in last_text(history) and "1997" not in last_text(history) + panel
+    history, panel, _ = ask(client, q, region="上海")
+    assert set(titles(panel)) == {"上海市人才流动条例"} and "1997年4月1日" in last_text(history)
+
+
+def test_source_and_date_filters(client):
+    _, panel, _ = ask(client, "人才流动条例自什么时候起施行？", date_from="1997-01-01", date_to="1997-12-31")
+    assert titles(panel) == ["上海市人才流动条例"] * len(titles(panel)) and titles(panel)
+    _, panel, _ = ask(client, "开发区为企业兑现了多少人才奖励资金？", source="人民日报客户端山西频道")
+    assert set(titles(panel)) == {"“向‘新’而行”山西省开发区多措并举 打造吸引人才“磁场高地”"}
+
+
+def test_filter_matching_no_article_is_a_no_answer(client):
+    history, panel, _ = ask(client, Q_WENSHUI, region="火星")
+    assert "未找到答案" in last_text(history) and "tb-cite" not in panel
+
+
+def test_queue_answers_others_while_one_answer_is_slow(server, client, monkeypatch):
+    real = server.bot.stream
+
+    def slow(question, **kw):
+        if "慢" in question:
+            time.sleep(3)
+        yield from real(question, **kw)
+
+    monkeypatch.setattr(server.bot, "stream", slow)
+    done: dict[str, float] = {}
+
+    def run(q):
+        ask(Client(server.url, verbose=False), q)
+        done[q] = time.monotonic()
+
+    t = threading.Thread(target=run, args=("慢慢回答：" + Q_WENSHUI,))
+    t.start()
+    time.sleep(0.5)
+    run(Q_WENSHUI)
+    t.join()
+    assert done[Q_WENSHUI] < done["慢慢回答：" + Q_WENSHUI]
+
+
+def test_reingest_endpoint_returns_a_summary_and_the_table(client):
+    summary, table = client.predict(api_name="/reingest")
+    assert re.search(r"\*\*unchanged\*\* 11\b", summary) and "**failed** 0" in summary
+    assert len(table["data"]) == 11
+
+
+def test_page_and_config_with_example_questions(server):
+    import json
+
+    status, headers, body = raw_get(server.url, "/")
+    assert status == 200 and "text/html" in headers["content-type"]
+    status, _, body = raw_get(server.url, "/config")
+    config = json.dumps(json.loads(body), ensure_ascii=False)
+    assert status == 200 and "talentbot" in config
+    assert all(q in config for q in EXAMPLES)
+
+
+# ------------------------------------------------------------------------------- from outside: HTTP abuse
+def test_file_route_refuses_system_and_store_files(server, corpus_store, corpus_dir):
+    paths = [
+        "/etc/passwd",
+        "../../../../../../etc/passwd",
+        "..%2f..%2f..%2f..%2f..%2fetc%2fpasswd",
+        "%2e%2e/%2e%2e/%2e%2e/%2e%2e/%2e%2e/etc/passwd",
+        "%2e%2e%2f%2e%2e%2f%2e%2e%2f%2e%2e%2fetc%2fpasswd",
+        "/tmp/gradio/../../etc/passwd",
+        "/tmp/gradio/%2e%2e/%2e%2e/etc/passwd",
+        "//etc/passwd",
+        "/ETC/passwd",
+        str(corpus_store / "chroma.sqlite3"),
+        str(corpus_store / ".." / Path(corpus_store).name / "chroma.sqlite3"),
+        str(next(corpus_dir.glob("*.md"))),
+        str(Path(__file__).resolve()),
+        "pyproject.toml",
+    ]
+    for p in paths:
+        for prefix in ("/gradio_api/file=", "/gradio_api/file/"):
+            status, _, body = raw_get(server.url, prefix + p)
+            assert 400 <= status < 500, (prefix + p, status)
+            assert b"root:" not in body and b"SQLite format" not in body
+
+
+def test_forged_host_gets_no_cors_echo(server):
+    port = re.search(r":(\d+)/", server.url).group(1)
+    evil = {"Host": "evil.example", "Origin": "http://evil.example"}
+    for path in ("/config", "/gradio_api/info", "/"):
+        status, headers, _ = raw_get(server.url, path, evil)
+        assert "access-control-allow-origin" not in headers, (path, headers)
+        assert status == 400
+    status, headers, _ = raw_get(server.url, "/config", {"Host": f"127.0.0.1:{port}", "Origin": "http://evil.example"})
+    assert status == 200 and headers.get("access-control-allow-origin") != "http://evil.example"
+
+
+def test_uploads_are_off_by_default(server):
+    import httpx
+
+    r = httpx.post(server.url + "gradio_api/upload", files={"files": ("a.md", b"# hi\n")}, timeout=10)
+    assert r.status_code == 403
+
+
+def test_uploads_when_switched_on_are_size_limited_and_type_checked(tmp_path):
+    import httpx
+
+    store, corpus = tmp_path / "store", tmp_path / "corpus"
+    bot = TalentBot(store=store, corpus=corpus, port=free_port(), allow_upload=True, max_upload_mb=0.01)
+    srv = launch(bot, block=False)
+    try:
+        big = httpx.post(srv.url + "gradio_api/upload", files={"files": ("big.md", b"x" * 50_000)}, timeout=10)
+        assert big.status_code == 413
+        c = Client(srv.url, verbose=False)
+        exe = tmp_path / "tool.exe"
+        exe.write_bytes(b"MZ" + b"\0" * 100)
+        with pytest.raises(AppError):
+            c.predict([handle_file(str(exe))], api_name="/upload")
+        assert not corpus.exists() or not any(corpus.iterdir())
+        doc = tmp_path / "测试 政策.md"
+        doc.write_text("# 测试人才政策\n\n第一条 本办法自2025年1月1日起施行。\n", encoding="utf-8")
+        summary, table = c.predict([handle_file(str(doc))], api_name="/upload")
+        assert "**added** 1" in summary and len(table["data"]) == 1
+        assert [p.name for p in corpus.iterdir()] == ["测试_政策.md"]
+        c.close()
+    finally:
+        srv.close()
