@@ -11,7 +11,7 @@ from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 
 from .lexical import tokenize, words
-from .retrieval import Passage
+from .retrieval import Passage, coverage
 
 NO_ANSWER_ZH = "资料中没有找到与这个问题相关的内容，无法回答。"
 NO_ANSWER_EN = "The documents don't cover this question, so there is no answer to give."
@@ -109,14 +109,6 @@ def citation_for(n: int, p: Passage, quote: str = "") -> Citation:
                     label=m.get("label", ""), page=m.get("page"), quote=quote, id=p.id)
 
 
-def _weights(passages: list[Passage], idf) -> dict[str, float]:
-    terms = passages[0].terms if passages else []
-    w: dict[str, float] = {}
-    for t in terms:  # repeated terms (the current turn of a follow-up) count more
-        w[t] = w.get(t, 0.0) + idf(t)
-    return w
-
-
 def focus_terms(question: str) -> list[str]:
     """The thing a quantity question asks about: '多少安家费' -> ['安家费'], '几年免租金' -> ['免']."""
     ws = [w for w in words(question) if re.search(r"\w", w)]
@@ -137,11 +129,9 @@ def supports(term: str, text: str) -> bool:
     return term in text or sum(c in text for c in term) * 2 >= len(term)
 
 
-def pick_sentences(question: str, passages: list[Passage], idf,
-                   max_sentences: int = 2) -> list[tuple[float, int, str]]:
+def pick_sentences(question: str, passages: list[Passage], max_sentences: int = 2) -> list[tuple[float, int, str]]:
     """Choose (coverage, passage index, sentence) triples that answer ``question``, best first."""
-    weights = _weights(passages, idf)
-    total = sum(weights.values()) or 1.0
+    groups = passages[0].groups if passages else []
     wants_number = bool(_ASKS_NUMBER.search(question))
     wants_list = bool(_ASKS_LIST.search(question))
     scored: list[tuple[float, float, int, str]] = []
@@ -152,7 +142,7 @@ def pick_sentences(question: str, passages: list[Passage], idf,
             if _ANAPHORA.match(s) and si > 0:
                 s = sents[si - 1] + s  # give the subject that "该开发区" refers to
             toks = set(tokenize(s)) | header
-            cov = sum(w for t, w in weights.items() if t in toks) / total
+            cov = coverage(groups, toks)
             score = cov + 0.3 * p.coverage + 0.15 / (1 + pi)
             if wants_number and _HAS_NUMBER.search(s):
                 score += 0.15
@@ -179,15 +169,16 @@ def pick_sentences(question: str, passages: list[Passage], idf,
     return chosen
 
 
-def extractive_events(question: str, passages: list[Passage], idf, min_coverage: float) -> Iterator[object]:
+def extractive_events(question: str, passages: list[Passage], min_coverage: float) -> Iterator[object]:
     """Stream an extractive answer: text events, then the final :class:`AnswerEvent`.
 
     'Not found' when the best sentence holds under ``min_coverage`` of the question's weighted terms,
     or when a quantity question's subject ('多少安家费') is absent from the chosen sentences.
     """
-    chosen = pick_sentences(question, passages, idf) if passages else []
+    chosen = pick_sentences(question, passages) if passages else []
     quoted = "".join(s for _, _, s in chosen)
-    if not chosen or max(c for c, _, _ in chosen) < min_coverage \
+    support = max([c for c, _, _ in chosen] + [passages[pi].coverage for _, pi, _ in chosen]) if chosen else 0.0
+    if not chosen or support < min_coverage \
             or not all(supports(t, quoted) for t in focus_terms(question)):
         answer = no_answer(question)
         yield TextEvent(answer.text)

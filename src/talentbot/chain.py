@@ -83,11 +83,10 @@ def build_chain(settings: Settings, retriever: Retriever, llm=None) -> Runnable:
         for inputs in stream:
             passages: list[Passage] = inputs["passages"]
             question = inputs["question"]
-            idf = retriever.idf
             if llm is not None:
-                yield from llm.answer_events(question, passages, idf, settings.min_coverage)
+                yield from llm.answer_events(question, passages, settings.min_coverage)
             else:
-                yield from extractive_events(question, passages, idf, settings.min_coverage)
+                yield from extractive_events(question, passages, settings.min_coverage)
 
     return (RunnableLambda(condense, name="condense") | RunnableLambda(retrieve, name="retrieve")
             | RunnableGenerator(answer, name="answer"))

@@ -90,20 +90,28 @@ def _units(article: Article) -> list[tuple[int | None, str, str, list[str]]]:
     return units
 
 
-def _pack(paragraphs: list[str], size: int, overlap: int) -> list[str]:
+def _pack(paragraphs: list[str], size: int, overlap: int, break_paragraphs: bool = True) -> list[str]:
     """Pack whole sentences into pieces of at most ``size`` characters (as joined, spaces included).
 
-    With ``overlap``, a new piece starts with the previous piece's trailing whole sentences, up to
-    ``overlap`` characters of them, as long as the piece stays within ``size``.
+    With ``break_paragraphs`` (news text; not inside a 第X条, whose paragraphs are its clauses), a
+    paragraph starts a new piece unless the current one is under a third full, so that one piece
+    rarely mixes the end of one paragraph (one zone, one topic) with the start of the next. With
+    ``overlap``, a piece continuing a paragraph starts with the previous piece's trailing whole
+    sentences, up to ``overlap`` characters of them, as long as it stays within ``size``.
     """
-    sentences: list[str] = []
+    sentences: list[tuple[str, bool]] = []
     for para in paragraphs:
+        first = True
         for s in split_sentences(para):
-            sentences.extend(_cut(s, size))  # only over-long sentences are cut
+            for part in _cut(s, size):  # only over-long sentences are cut
+                sentences.append((part, first))
+                first = False
     pieces: list[list[str]] = [[]]
-    for s in sentences:
+    for s, starts_paragraph in sentences:
         cur = pieces[-1]
-        if cur and len(_join([*cur, s])) > size:
+        if cur and break_paragraphs and starts_paragraph and len(_join(cur)) >= size // 3:
+            pieces.append([])
+        elif cur and len(_join([*cur, s])) > size:
             carry: list[str] = []
             for prev in reversed(cur):
                 longer = [prev, *carry]
@@ -111,8 +119,7 @@ def _pack(paragraphs: list[str], size: int, overlap: int) -> list[str]:
                     break
                 carry = longer
             pieces.append(carry)
-            cur = pieces[-1]
-        cur.append(s)
+        pieces[-1].append(s)
     return [_join(p) for p in pieces if p]
 
 
@@ -150,7 +157,7 @@ def chunk_article(article: Article, size: int = 180, overlap: int = 0) -> list[C
     """Cut an article into ordered chunks of at most ``size`` characters of text."""
     chunks: list[Chunk] = []
     for page, chapter, label, paragraphs in _units(article):
-        for text in _pack(paragraphs, size, overlap):
+        for text in _pack(paragraphs, size, overlap, break_paragraphs=not ARTICLE.match(label)):
             chunks.append(Chunk(text=text, ordinal=len(chunks), title=article.title, chapter=chapter,
                                 label=label, page=page))
     return chunks

@@ -40,22 +40,40 @@ class EvalResult:
         return {k: (round(v, 4) if isinstance(v, float) else v) for k, v in self.__dict__.items() if k != "rows"}
 
 
+def _row_problem(row: object) -> str | None:
+    """What is wrong with one parsed line, or None."""
+    if not isinstance(row, dict):
+        return "expected a JSON object"
+    if not isinstance(row.get("q"), str) or not row["q"].strip():
+        return "'q' must be a non-empty text"
+    for key in ("a", "doc", "history"):
+        value = row.get(key, [])
+        if not isinstance(value, list) or not all(isinstance(v, (str, dict) if key == "history" else str)
+                                                  for v in value):
+            return f"'{key}' must be a list of texts"
+    return None
+
+
 def read_questions(path: Path) -> list[dict]:
-    """Parse a QA JSONL file, saying which line is wrong when one is."""
+    """Parse a QA JSONL file, saying which line is wrong when one is. Each row gets its ``line`` number."""
     rows = []
     try:
         lines = path.read_text(encoding="utf-8-sig").splitlines()
-    except OSError as e:
-        raise InputError(f"cannot read question set {path}: {e.strerror}") from e
+    except (OSError, UnicodeDecodeError) as e:
+        reason = e.strerror if isinstance(e, OSError) else "not UTF-8 text"
+        raise InputError(f"cannot read question set {path}: {reason}") from e
     for i, line in enumerate(lines, 1):
         if not line.strip():
             continue
         try:
             row = json.loads(line)
-            assert isinstance(row.get("q"), str) and isinstance(row.get("a", []), list)
-        except (json.JSONDecodeError, AssertionError) as e:
-            raise InputError(f"{path}:{i}: expected a JSON object with 'q' (text) and 'a' (list)") from e
-        rows.append(row)
+        except json.JSONDecodeError as e:
+            raise InputError(f"{path}:{i}: not valid JSON ({e.msg}); expected an object with 'q' (text) "
+                             "and 'a' (list of expected strings)") from e
+        problem = _row_problem(row)
+        if problem:
+            raise InputError(f"{path}:{i}: {problem}; expected an object with 'q' (text) and 'a' (list)")
+        rows.append({**row, "line": i})
     if not rows:
         raise InputError(f"{path} holds no questions")
     return rows
@@ -85,11 +103,16 @@ def run_eval(bot, path: Path, k: int | None = None) -> EvalResult:
     hit1 = hitk = rr = contains = cited = 0.0
     tp = fp = fn_answerable = 0
     latencies = []
+    if bot.store.count():  # load the model and the index outside the timings (an empty store fails in ask)
+        bot.retriever.search(questions[0]["q"], k)
     for row in questions:
-        history = [("user", h) for h in row.get("history", [])]
+        history = [h if isinstance(h, dict) else ("user", h) for h in row.get("history", [])]
         expected = row.get("a", [])
         t0 = time.perf_counter()
-        answer = bot.ask(row["q"], history=history, k=k)
+        try:
+            answer = bot.ask(row["q"], history=history, k=k)
+        except InputError as e:
+            raise InputError(f"{path}:{row['line']}: {e}") from e
         latencies.append((time.perf_counter() - t0) * 1000)
         passages = bot.retriever.last_passages
         rank = next((i + 1 for i, p in enumerate(passages) if expected and _holds(p.text, expected)), None)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import re
 import secrets
+import unicodedata
 from collections.abc import Iterator
 
 from .answer import Answer, AnswerEvent, TextEvent, citation_for, extractive_events, is_english, no_answer
@@ -47,10 +48,22 @@ def figures(text: str) -> list[str]:
     return [f for f in _FIGURE.findall(_MARKER.sub(" ", text)) if f.strip(".,")]
 
 
+def _plain(text: str) -> str:
+    """Full-width digits folded to ASCII (NFKC) and thousands separators dropped: '１,０００' -> '1000'."""
+    return re.sub(r"(?<=\d),(?=\d)", "", unicodedata.normalize("NFKC", text))
+
+
+def _occurs(figure: str, source: str) -> bool:
+    """``figure`` occurs in ``source`` as a whole number: '4' is not in '40万元', '40' is."""
+    if not figure[0].isdigit():
+        return figure in source
+    return re.search(rf"(?<![\d.]){re.escape(figure)}(?!\.?\d)", source) is not None
+
+
 def unsupported_figures(text: str, cited: list[Passage]) -> list[str]:
     """Figures of ``text`` that appear in none of the ``cited`` passages."""
-    source = re.sub(r"(?<=\d),(?=\d)", "", "".join(p.text + p.meta.get("label", "") for p in cited))
-    return [f for f in figures(text) if f.replace(",", "") not in source]
+    source = "\n".join(_plain(p.text + "\n" + p.meta.get("label", "")) for p in cited)
+    return [f for f in figures(_plain(text)) if not _occurs(f.strip(".,"), source)]
 
 
 class LLMAnswerer:
@@ -62,15 +75,17 @@ class LLMAnswerer:
 
         self.settings = settings
         key = settings.llm_api_key or SecretStr("not-needed")  # local servers (Ollama, vLLM) take any key
-        self.model = ChatOpenAI(base_url=settings.llm_base_url, api_key=key, model=settings.llm_model,
-                                timeout=settings.llm_timeout, max_retries=1, streaming=True,
-                                temperature=settings.llm_temperature)
+        common = dict(base_url=settings.llm_base_url, api_key=key, model=settings.llm_model,
+                      timeout=settings.llm_timeout, max_retries=1, temperature=settings.llm_temperature)
+        self.model = ChatOpenAI(streaming=True, **common)
+        # condensing needs no streaming; also used for servers that ignore "stream": true
+        self.plain_model = ChatOpenAI(streaming=False, **common)
 
     def condense(self, question: str, history: list[tuple[str, str]]) -> Condensed:
         """Standalone version of a follow-up; the rule-based one if the endpoint fails."""
         text = "\n".join(f"{role}: {content[:500]}" for role, content in history[-6:])
         try:
-            msg = self.model.invoke(CONDENSE.format(history=text, question=question))
+            msg = self.plain_model.invoke(CONDENSE.format(history=text, question=question))
             standalone = str(msg.content).strip().splitlines()[0][: self.settings.max_question_chars]
         except Exception as e:  # noqa: BLE001 - any endpoint failure degrades to the rule-based condense
             logger.warning("LLM condense failed (%s); using the rule-based one", describe_error(e))
@@ -87,10 +102,10 @@ class LLMAnswerer:
         system = SYSTEM.format(open=open_, close=close, no_answer=NO_ANSWER_TOKEN)
         return [("system", system), ("user", f"{open_}\n{body}\n{close}\n\nQuestion: {question}")]
 
-    def answer_events(self, question: str, passages: list[Passage], idf, min_coverage: float) -> Iterator[object]:
+    def answer_events(self, question: str, passages: list[Passage], min_coverage: float) -> Iterator[object]:
         """Stream the LLM's answer, then the checked final Answer (or the extractive fallback)."""
         extractive = None
-        for ev in extractive_events(question, passages, idf, min_coverage):
+        for ev in extractive_events(question, passages, min_coverage):
             if isinstance(ev, AnswerEvent):
                 extractive = ev.answer
         if extractive is None or extractive.no_answer:  # nothing relevant retrieved: never ask the model
@@ -98,9 +113,18 @@ class LLMAnswerer:
             yield AnswerEvent(extractive or no_answer(question))
             return
         parts: list[str] = []
+        messages = self.messages(question, passages)
         try:
-            for chunk in self.model.stream(self.messages(question, passages)):
-                piece = str(chunk.content or "")
+            try:
+                for chunk in self.model.stream(messages):
+                    piece = str(chunk.content or "")
+                    if piece:
+                        parts.append(piece)
+                        yield TextEvent(piece)
+            except ValueError:  # "No generation chunks": a server that answered without streaming
+                if parts:
+                    raise
+                piece = str(self.plain_model.invoke(messages).content or "")
                 if piece:
                     parts.append(piece)
                     yield TextEvent(piece)
@@ -113,7 +137,9 @@ class LLMAnswerer:
     def check(self, text: str, question: str, passages: list[Passage], extractive: Answer) -> Answer:
         """Map [n] to passages and verify every figure against the cited ones."""
         if text.strip() == NO_ANSWER_TOKEN or text.startswith(NO_ANSWER_TOKEN):
-            return no_answer(question)
+            refusal = no_answer(question)
+            refusal.mode = "llm"
+            return refusal
         numbers = [int(n) for n in dict.fromkeys(_MARKER.findall(text)) if 1 <= int(n) <= len(passages)]
         cited = [passages[n - 1] for n in numbers]
         if not cited:

@@ -21,7 +21,7 @@ from pydantic import ConfigDict
 from .config import Settings
 from .embeddings import Embedder
 from .errors import InputError
-from .lexical import LexicalIndex, query_tokens
+from .lexical import GLOSSARY, STOPWORDS, LexicalIndex, query_tokens
 from .store import ArticleRecord, Store
 
 logger = logging.getLogger(__name__)
@@ -59,6 +59,23 @@ class Filters:
         return any((self.file, self.source, self.region, self.date_from, self.date_to))
 
 
+@dataclass(frozen=True)
+class TermGroup:
+    """One thing the question asks for: any of ``alternatives`` in a passage counts as ``weight``."""
+
+    weight: float
+    alternatives: frozenset[str]
+
+    def found_in(self, tokens: set[str]) -> bool:
+        return not self.alternatives.isdisjoint(tokens)
+
+
+def coverage(groups: list[TermGroup], tokens: set[str]) -> float:
+    """Weighted share of the question's term groups that occur in ``tokens``."""
+    total = sum(g.weight for g in groups)
+    return sum(g.weight for g in groups if g.found_in(tokens)) / total if total else 0.0
+
+
 @dataclass
 class Passage:
     """A retrieved chunk with its scores. ``coverage`` is the weighted share of question terms it holds."""
@@ -69,6 +86,7 @@ class Passage:
     score: float
     coverage: float = 0.0
     terms: list[str] = field(default_factory=list)
+    groups: list[TermGroup] = field(default_factory=list)
 
 
 class Retriever:
@@ -170,9 +188,10 @@ class Retriever:
         t0 = t()
         rows = self.store.get_chunks(best) if best else {}
         passages = [Passage(cid, rows[cid][0], rows[cid][1], fused[cid]) for cid in best if cid in rows]
+        groups = self.term_groups(terms)
         for p in passages:
-            p.terms = terms
-            p.coverage = self.coverage(terms, set(p.meta.get("tokens", "").split()))
+            p.terms, p.groups = terms, groups
+            p.coverage = coverage(groups, set(p.meta.get("tokens", "").split()))
         timings["fetch"] = t() - t0
         self._local.timings, self._local.passages = timings, passages
         return passages
@@ -198,26 +217,40 @@ class Retriever:
                  and t not in index.vocab for w in index.pinyin_words(t)]
         return terms + extra * 2
 
-    def idf(self, term: str) -> float:
-        """Inverse document frequency of ``term``; English words the corpus lacks weigh nothing."""
+    def term_groups(self, terms: list[str]) -> list[TermGroup]:
+        """Weigh the question's terms for coverage: IDF per Chinese term (repeats add up); an English
+        word counts once through its Chinese renderings (glossary, pinyin), or, with none, as content
+        the Chinese passages cannot show."""
         index = self.index
         if index is None or not index.ids:
-            return 0.0
+            return []
+        renderings: dict[str, frozenset[str]] = {}
+        for t in dict.fromkeys(terms):
+            if t.isascii() and t not in index.vocab and t.isalpha() and len(t) >= 3:
+                alts = [a for a in GLOSSARY.get(t, []) if a not in STOPWORDS] + index.pinyin_words(t)
+                renderings[t] = frozenset(a for a in alts if a in index.vocab or not a.isascii())
+        rendered = set().union(*renderings.values()) if renderings else set()
+        weights: dict[frozenset[str], float] = {}
+        for t in terms:
+            if t in renderings:
+                alts = renderings[t]
+                # no rendering: as much as a Chinese term the corpus lacks ('?' never occurs in a passage)
+                w = max((index.idf(a) for a in alts), default=index.idf(f"?{t}"))
+                key = alts or frozenset({f"?{t}"})
+            elif t in rendered or (t.isascii() and t not in index.vocab):
+                continue  # counted through its English word, or unknown but not content (digits, 'a')
+            else:
+                w, key = self._idf(t), frozenset({t})
+            weights[key] = weights.get(key, 0.0) + w
+        return [TermGroup(w, alts) for alts, w in weights.items() if w > 0]
+
+    def _idf(self, term: str) -> float:
+        index = self.index
         if term not in index.vocab:
-            if term.isascii():
-                return 0.0  # English words the corpus lacks say nothing about the Chinese passages
             pairs = [f"#{term[i:i + 2]}" for i in range(len(term) - 1)]
             if pairs and all(p in index.vocab for p in pairs):
                 return 0.0  # a word jieba cut differently here (盛达威 vs 盛达|威发): its bigrams count instead
         return index.idf(term)
-
-    def coverage(self, terms: list[str], tokens: set[str]) -> float:
-        """IDF-weighted share of the question's terms that occur in ``tokens`` (repeats count more)."""
-        weights: dict[str, float] = {}
-        for t in terms:
-            weights[t] = weights.get(t, 0.0) + self.idf(t)
-        total = sum(weights.values())
-        return sum(w for t, w in weights.items() if t in tokens) / total if total else 0.0
 
 
 class TalentRetriever(BaseRetriever):

@@ -1,0 +1,87 @@
+"""The Python API: TalentBot(...).ask/stream -> Answer with typed Citations, as documented in issue 3."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from pathlib import Path
+
+import pytest
+
+import talentbot
+from talentbot import Answer, AnswerEvent, Citation, EmptyStoreError, Filters, TalentBot, TextEvent
+
+EVAL = Path(__file__).resolve().parents[1] / "eval"
+
+
+@pytest.fixture(scope="module")
+def bot(corpus_store) -> TalentBot:
+    return TalentBot(store=corpus_store, k=3)
+
+
+def first_row(kind: str) -> dict:
+    for line in (EVAL / "qa_shanxi.jsonl").read_text(encoding="utf-8").splitlines():
+        row = json.loads(line)
+        if row.get("type") == kind:
+            return row
+    raise KeyError(kind)
+
+
+def test_public_names_are_exported():
+    for name in ("TalentBot", "Answer", "Citation", "TextEvent", "AnswerEvent", "Filters", "Settings",
+                 "InputError", "EmptyStoreError", "TalentBotError"):
+        assert name in talentbot.__all__ and getattr(talentbot, name)
+
+
+def test_citation_has_the_documented_fields():
+    names = [f.name for f in dataclasses.fields(Citation)]
+    assert names[:7] == ["n", "title", "source", "date", "path", "text", "score"]
+
+
+def test_ask_returns_an_answer_with_citations(bot):
+    row = first_row("number")
+    answer = bot.ask(row["q"])
+    assert isinstance(answer, Answer)
+    assert isinstance(answer.text, str) and answer.no_answer is False
+    assert all(e in answer.text for e in row["a"])
+    assert answer.citations and all(isinstance(c, Citation) for c in answer.citations)
+    c = answer.citations[0]
+    assert isinstance(c.n, int) and c.n == 1 and isinstance(c.score, float)
+    assert Path(c.path).name in row["doc"] and c.title and c.source and c.date and c.text
+    assert all(e in c.text for e in row["a"])
+    d = answer.as_dict()
+    assert {"question", "answer", "no_answer", "citations"} <= set(d)
+    assert d["citations"][0]["n"] == 1 and d["answer"] == answer.text
+    json.dumps(d, ensure_ascii=False)  # serialisable
+
+
+def test_keyword_overrides_reach_the_settings(bot):
+    assert bot.settings.k == 3
+    bot.ask(first_row("fact")["q"])
+    assert len(bot.retriever.last_passages) == 3
+    bot.ask(first_row("fact")["q"], k=1)
+    assert len(bot.retriever.last_passages) == 1
+
+
+def test_ask_with_filters_and_history(bot):
+    follow = first_row("followup")
+    answer = bot.ask(follow["q"], history=[("user", h) for h in follow["history"]],
+                     filters=Filters(region="山西"))
+    assert not answer.no_answer and all(e in answer.text for e in follow["a"])
+    assert {Path(c.path).name for c in answer.citations} <= set(follow["doc"])
+
+
+def test_stream_yields_text_events_then_the_answer(bot):
+    events = list(bot.stream(first_row("list")["q"]))
+    assert [type(e) for e in events[:-1]] == [TextEvent] * (len(events) - 1) and len(events) >= 2
+    assert isinstance(events[-1], AnswerEvent) and isinstance(events[-1].answer, Answer)
+
+
+def test_articles_lists_the_corpus(bot):
+    titles = [a.title for a in bot.articles()]
+    assert len(titles) == 11 and titles == sorted(titles)
+
+
+def test_empty_store_raises_a_clear_error(tmp_path):
+    with pytest.raises(EmptyStoreError, match="ingest"):
+        TalentBot(store=tmp_path / "empty").ask("人才公寓有哪些支持方式？")

@@ -1,0 +1,97 @@
+"""The LCEL chain: a Runnable that streams text events then the answer; follow-ups retrieve like full questions."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from langchain_core.runnables import Runnable
+
+from talentbot import AnswerEvent, TalentBot, TextEvent
+
+EVAL = Path(__file__).resolve().parents[1] / "eval"
+FULL = "文水经济开发区2023年为盛达威公司兑现了多少人才奖励配套资金？"
+FOLLOW_UPS = ["它是哪家企业？", "它给了多少奖励？"]
+
+
+@pytest.fixture(scope="module")
+def bot(corpus_store) -> TalentBot:
+    return TalentBot(store=corpus_store)
+
+
+def _inputs(question: str, history=None, filters=None, k=None) -> dict:
+    return {"question": question, "history": history or [], "filters": filters, "k": k}
+
+
+def _check_events(events: list) -> object:
+    """TextEvents first, exactly one AnswerEvent, last; the text pieces add up to the answer's text."""
+    assert len(events) >= 2
+    assert isinstance(events[-1], AnswerEvent)
+    assert all(isinstance(e, TextEvent) for e in events[:-1])
+    answer = events[-1].answer
+    assert "".join(e.text for e in events[:-1]) == answer.text
+    return answer
+
+
+def test_chain_is_a_runnable_that_streams_events(bot):
+    assert isinstance(bot.chain, Runnable)
+    row = json.loads((EVAL / "qa_regulations.jsonl").read_text(encoding="utf-8").splitlines()[0])
+    answer = _check_events(list(bot.chain.stream(_inputs(row["q"]))))
+    assert not answer.no_answer and all(e in answer.text for e in row["a"])
+    assert answer.citations and answer.citations[0].file in row["doc"]
+
+
+def test_chain_streams_the_no_answer_too(bot):
+    answer = _check_events(list(bot.chain.stream(_inputs("火星移民的签证费是多少？"))))
+    assert answer.no_answer and not answer.citations
+
+
+def test_ask_is_the_last_event_of_stream(bot):
+    q = "垣曲经济技术开发区的三大产业基地有哪些"
+    streamed = _check_events(list(bot.stream(q)))
+    asked = bot.ask(q)
+    assert asked.text == streamed.text and asked.no_answer == streamed.no_answer
+    assert [(c.n, c.id) for c in asked.citations] == [(c.n, c.id) for c in streamed.citations]
+    assert asked.question == q
+
+
+def test_chain_passes_k_and_filters(bot):
+    from talentbot import Filters
+
+    events = list(bot.chain.stream(_inputs("人才发展促进", filters=Filters(region="河南"), k=2)))
+    answer = _check_events(events)
+    assert len(bot.retriever.last_passages) == 2
+    manifest = bot.retriever.manifest
+    assert answer.citations
+    assert all("河南" in manifest[c.id.split(":")[0]].region for c in answer.citations)
+
+
+def _top(bot: TalentBot, question: str, history=None) -> str:
+    bot.ask(question, history=history)
+    return bot.retriever.last_passages[0].id
+
+
+@pytest.mark.parametrize("follow_up", FOLLOW_UPS)
+def test_follow_up_retrieves_like_the_full_question(bot, follow_up):
+    full_top = _top(bot, FULL)
+    assert _top(bot, follow_up) != full_top, "without history the follow-up alone must not find it"
+    assert _top(bot, follow_up, history=[("user", FULL)]) == full_top
+    assert _top(bot, follow_up, history=[("user", FULL), ("assistant", bot.ask(FULL).text)]) == full_top
+
+
+@pytest.mark.parametrize("history", [
+    [{"role": "user", "content": FULL}, {"role": "assistant", "content": "40万元。"}],
+    [{"role": "user", "content": [{"type": "text", "text": FULL}]}],  # gradio 6 content blocks
+], ids=["messages", "content-blocks"])
+def test_follow_up_with_gradio_message_history(bot, history):
+    full_top = _top(bot, FULL)
+    assert _top(bot, FOLLOW_UPS[0], history=history) == full_top
+    events = list(bot.chain.stream(_inputs(FOLLOW_UPS[1], history=history)))
+    _check_events(events)
+    assert bot.retriever.last_passages[0].id == full_top
+
+
+def test_standalone_question_ignores_unrelated_history(bot):
+    q = "垣曲经济技术开发区的三大产业基地有哪些"
+    assert _top(bot, q, history=[("user", FULL)]) == _top(bot, q)

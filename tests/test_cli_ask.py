@@ -1,0 +1,95 @@
+"""`talentbot ask` through the CLI: the --json shape, --k, filters, bad input and an empty store."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from talentbot.cli import app
+
+EVAL = Path(__file__).resolve().parents[1] / "eval"
+CITATION_KEYS = {"n", "title", "source", "date", "path", "text"}
+
+
+def row_for(q_part: str) -> dict:
+    for name in ("qa_regulations.jsonl", "qa_shanxi.jsonl"):
+        for line in (EVAL / name).read_text(encoding="utf-8").splitlines():
+            if line.strip() and q_part in json.loads(line)["q"]:
+                return json.loads(line)
+    raise KeyError(q_part)
+
+
+def ask(*args: str):
+    return CliRunner().invoke(app, ["ask", *args])
+
+
+def ask_json(store: Path, *args: str) -> dict:
+    result = ask(*args, "--store", str(store), "--json")
+    assert result.exit_code == 0, result.output
+    return json.loads(result.stdout)
+
+
+def test_ask_json_shape(corpus_store):
+    row = row_for("山东省人才发展促进条例》自哪一天起施行")
+    out = ask_json(corpus_store, row["q"])
+    assert {"question", "answer", "no_answer", "citations"} <= set(out)
+    assert out["question"] == row["q"] and out["no_answer"] is False
+    assert all(e in out["answer"] for e in row["a"])
+    assert out["citations"], "an answer cites its passages"
+    for c in out["citations"]:
+        assert CITATION_KEYS <= set(c)
+        assert isinstance(c["n"], int) and c["text"] and Path(c["path"]).name.endswith((".md", ".txt"))
+        assert f"[{c['n']}]" in out["answer"]
+    assert Path(out["citations"][0]["path"]).name in row["doc"]
+    assert re.fullmatch(r"\d{4}-\d{2}-\d{2}", out["citations"][0]["date"])
+
+
+def test_ask_json_no_answer(corpus_store):
+    out = ask_json(corpus_store, "火星移民的签证费是多少？")
+    assert out["no_answer"] is True and out["citations"] == []
+    assert "资料中没有找到" in out["answer"]
+
+
+def test_ask_plain_output_lists_sources(corpus_store):
+    row = row_for("垣曲经济技术开发区的三大产业基地有哪些")
+    result = ask(row["q"], "--store", str(corpus_store))
+    assert result.exit_code == 0, result.output
+    text = re.sub(r"\s+", "", result.stdout)
+    assert all(e in text for e in row["a"])
+    assert "[1]" in result.stdout
+
+
+def test_ask_k_limits_the_passages(corpus_store):
+    q = row_for("哪一部施行得更晚")["q"]
+    wide = ask_json(corpus_store, q, "--k", "4")
+    assert len(wide["citations"]) >= 2, "a comparison cites both regulations"
+    narrow = ask_json(corpus_store, q, "--k", "1")
+    assert len(narrow["citations"]) == 1
+
+
+def test_ask_region_filter(corpus_store):
+    out = ask_json(corpus_store, "人才发展促进", "--region", "河南")
+    assert out["citations"] and all("河南" in c["title"] + c["source"] for c in out["citations"])
+
+
+@pytest.mark.parametrize(("args", "says"), [
+    ([""], "empty"),
+    (["   "], "empty"),
+    (["😀😀😀"], "emoji"),
+    (["人才补贴", "--from", "yesterday"], "YYYY"),
+], ids=["empty", "blank", "emoji", "bad-date"])
+def test_ask_bad_input_exits_2_with_a_message(corpus_store, args, says):
+    result = ask(*args, "--store", str(corpus_store), "--json")
+    assert result.exit_code == 2
+    assert says in result.output and "Traceback" not in result.output
+    assert result.stdout == "", "nothing on stdout for --json consumers"
+
+
+def test_ask_on_an_empty_store(tmp_path):
+    result = ask("人才公寓有哪些支持方式？", "--store", str(tmp_path / "empty"), "--json")
+    assert result.exit_code != 0
+    assert "ingest" in result.output and "Traceback" not in result.output

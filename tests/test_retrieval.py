@@ -1,0 +1,266 @@
+"""Retrieval: hybrid search, filters, the persisted lexical index, fusion arithmetic, the LangChain retriever."""
+
+from __future__ import annotations
+
+import json
+import math
+import shutil
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from langchain_core.documents import Document
+from langchain_core.retrievers import BaseRetriever
+from langchain_core.runnables import RunnableLambda
+
+from talentbot import Filters, InputError, Settings, TalentBot
+from talentbot.embeddings import Embedder
+from talentbot.ingest import run_ingest
+from talentbot.retrieval import Retriever
+from talentbot.store import Store
+
+EVAL = Path(__file__).resolve().parents[1] / "eval"
+
+
+def eval_rows(name: str) -> list[dict]:
+    return [json.loads(line) for line in (EVAL / name).read_text(encoding="utf-8").splitlines() if line.strip()]
+
+
+def write_article(folder: Path, name: str, title: str, body: str, date: str = "2024-01-01",
+                  source: str = "测试来源") -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / name
+    path.write_text(f"---\ntitle: {title}\nsource: {source}\ndate: {date}\n---\n{title}\n\n{body}\n", encoding="utf-8")
+    return path
+
+
+@pytest.fixture(scope="module")
+def bot(corpus_store) -> TalentBot:
+    """One bot over the corpus for the read-only tests of this module (loading the model once)."""
+    return TalentBot(store=corpus_store)
+
+
+# ------------------------------------------------------------------------------------------ hybrid search
+def test_hybrid_search_returns_ranked_passages_with_coverage(corpus_store):
+    bot = TalentBot(store=corpus_store, fusion="rrf")
+    row = next(r for r in eval_rows("qa_shanxi.jsonl") if r["a"] and not r.get("history"))
+    passages = bot.retriever.search(row["q"])
+    assert len(passages) == bot.settings.k
+    assert all(e in passages[0].text for e in row["a"]), passages[0].text
+    scores = [p.score for p in passages]
+    assert scores == sorted(scores, reverse=True) and scores[0] > 0
+    assert all(0.0 <= p.coverage <= 1.0 for p in passages)
+    assert passages[0].coverage >= bot.settings.min_coverage
+    assert all(p.meta.get("file") and p.meta.get("title") and p.meta.get("path") for p in passages)
+    assert {"lexical", "embed", "dense", "fusion"} <= set(bot.retriever.timings), "both rankings must be used"
+    assert bot.retriever.last_passages == passages
+
+
+def test_k_controls_the_number_of_passages(bot):
+    q = eval_rows("qa_regulations.jsonl")[0]["q"]
+    assert len(bot.retriever.search(q, k=1)) == 1
+    assert len(bot.retriever.search(q, k=7)) == 7
+
+
+# ----------------------------------------------------------------------------------------------- filters
+def _matches(rec, f: Filters) -> bool:
+    """The filter's meaning, written out independently of Filters.matches."""
+    ok = True
+    if f.file:
+        ok &= rec.file == f.file
+    if f.source:
+        ok &= f.source in rec.source
+    if f.region:
+        ok &= f.region in rec.region or f.region in rec.title
+    if f.date_from:
+        ok &= bool(rec.date) and rec.date >= f.date_from
+    if f.date_to:
+        ok &= bool(rec.date) and rec.date[: len(f.date_to)] <= f.date_to
+    return ok
+
+
+@pytest.mark.parametrize(("query", "filters"), [
+    ("人才发展促进", Filters(region="河南")),
+    ("人才流动机构", Filters(region="广州")),
+    ("人才流动机构", Filters(region="山西")),
+    ("人才发展促进", Filters(file="henan-rencai-liudong-tiaoli.md")),
+    ("人才流动机构", Filters(source="人民日报")),
+    ("人才流动机构", Filters(date_from="2020-01-01")),
+    ("人才发展促进", Filters(date_to="2005")),
+    ("人才流动机构", Filters(date_from="2020", date_to="2022-12-31")),
+], ids=lambda v: v if isinstance(v, str) else ",".join(f"{k}={x}" for k, x in vars(v).items() if x))
+def test_filters_restrict_results(bot, query, filters):
+    manifest = bot.retriever.manifest
+    unfiltered = bot.retriever.search(query, k=8)
+    assert any(not _matches(manifest[p.meta["article"]], filters) for p in unfiltered), \
+        "pick a query whose unfiltered results fall outside the filter"
+    passages = bot.retriever.search(query, k=8, filters=filters)
+    assert passages, "the filter matches articles, so passages must come back"
+    for p in passages:
+        assert _matches(manifest[p.meta["article"]], filters), (p.meta["file"], p.meta.get("date"))
+
+
+@pytest.mark.parametrize("bad", [{"date_from": "yesterday"}, {"date_to": "24-01"}, {"date_from": "20x4"}])
+def test_bad_date_filter_raises_input_error(bad):
+    with pytest.raises(InputError, match="YYYY"):
+        Filters(**bad)
+
+
+@pytest.mark.parametrize("filters", [Filters(region="西藏"), Filters(date_from="2030")])
+def test_filter_matching_nothing_gives_no_answer(bot, filters):
+    assert bot.retriever.search("人才", filters=filters) == []
+    answer = bot.ask("人才公寓有哪些支持方式？", filters=filters)
+    assert answer.no_answer and not answer.citations
+
+
+# ------------------------------------------------------------------------------ the persisted lexical index
+@pytest.fixture
+def small_store(tmp_path) -> tuple[Path, Path]:
+    """A store holding two small articles (ingested with the real model); returns (store, docs folder)."""
+    docs = tmp_path / "docs"
+    write_article(docs, "a.md", "甲市人才公寓管理办法",
+                  "第一条 甲市为引进人才提供人才公寓。第二条 人才公寓租金按市场价格的五折收取。")
+    write_article(docs, "b.md", "乙市青年创业扶持办法",
+                  "第一条 乙市设立青年创业引导基金。第二条 对入驻孵化器的青年创业团队给予场租补贴。")
+    store = tmp_path / "store"
+    report = TalentBot(store=store).ingest([docs])
+    assert report.added == 2
+    return store, docs
+
+
+def _index_meta(store: Path, collection: str = "talentbot") -> dict:
+    return json.loads((store / "lexical" / collection / "ids.json").read_text())
+
+
+def test_lexical_index_is_persisted_beside_chroma(small_store):
+    store, _ = small_store
+    bot = TalentBot(store=store)
+    meta = _index_meta(store)
+    assert meta["generation"] == bot.store.state()["generation"] >= 1
+    assert len(meta["ids"]) == bot.store.count()
+    assert bot.retriever.index_dir == store / "lexical" / "talentbot"
+
+
+def test_lexical_index_rebuilt_when_deleted(small_store):
+    store, _ = small_store
+    shutil.rmtree(store / "lexical")
+    bot = TalentBot(store=store)
+    passages = bot.retriever.search("人才公寓租金")
+    assert passages and "五折" in passages[0].text
+    assert _index_meta(store)["generation"] == bot.store.state()["generation"]
+
+
+@pytest.mark.parametrize("damage", ["stale", "garbage"])
+def test_lexical_index_rebuilt_when_stale_or_unreadable(small_store, damage):
+    store, _ = small_store
+    ids_file = store / "lexical" / "talentbot" / "ids.json"
+    if damage == "stale":  # an index saved for another generation, missing a chunk
+        ids_file.write_text(json.dumps({"generation": -7, "ids": _index_meta(store)["ids"][:1]}))
+    else:
+        ids_file.write_text("{not json")
+    bot = TalentBot(store=store)
+    assert "场租补贴" in bot.retriever.search("青年创业团队场租补贴")[0].text
+    meta = _index_meta(store)
+    assert meta["generation"] == bot.store.state()["generation"] and len(meta["ids"]) == bot.store.count()
+
+
+def test_new_file_is_retrievable_without_restart(small_store, tmp_path):
+    store, _ = small_store
+    question = "丙县对新引进博士给予多少科研启动经费？"
+    writer, reader = TalentBot(store=store), TalentBot(store=store)
+    for bot in (writer, reader):  # both load the index before the new file exists
+        assert all(c.file != "c.md" for c in bot.ask(question).citations)
+    generation = writer.store.state()["generation"]
+    new = tmp_path / "new"
+    write_article(new, "c.md", "丙县高层次人才引进办法",
+                  "第一条 丙县对新引进的博士研究生给予科研启动经费15万元。第二条 经费分三年拨付。")
+    assert writer.ingest([new]).added == 1
+    assert writer.store.state()["generation"] == generation + 1
+    assert _index_meta(store)["generation"] == generation + 1
+    answer = writer.ask(question)
+    assert not answer.no_answer and answer.citations[0].file == "c.md" and "15万元" in answer.text
+    time.sleep(1.1)  # the reader checks the store's generation at most once a second
+    answer = reader.ask(question)
+    assert not answer.no_answer and answer.citations[0].file == "c.md" and "15万元" in answer.text
+    # the old articles are still there
+    assert "五折" in reader.ask("甲市人才公寓租金怎么收取？").text
+
+
+# ------------------------------------------------------------------------ fusion arithmetic (fake embedder)
+ANGLES = {"甲": 60, "乙": 40, "丙": 20, "丁": 0}
+
+
+class AngleEmbedder(Embedder):
+    """Deterministic vectors: a text naming 甲/乙/丙/丁 points at that angle; anything else at 0 degrees."""
+
+    def __init__(self) -> None:
+        super().__init__("fake-angles")
+
+    def encode(self, texts):
+        out = []
+        for t in texts:
+            deg = next((a for ch, a in ANGLES.items() if ch in t), 0)
+            out.append([math.cos(math.radians(deg)), math.sin(math.radians(deg)), 0.0, 0.0])
+        self.computed += len(texts)
+        return np.asarray(out, dtype=np.float32)
+
+
+@pytest.fixture
+def angle_store(tmp_path) -> Path:
+    """Four one-chunk articles: 苹果 occurs 3x in 甲, 1x in 乙, never in 丙/丁; dense order is 丁 丙 乙 甲."""
+    docs = tmp_path / "docs"
+    filler = "本办法自发布之日起施行。"
+    write_article(docs, "jia.md", "甲号文件", "苹果种植补贴。苹果收购补贴。苹果加工补贴。" + filler)
+    write_article(docs, "yi.md", "乙号文件", "苹果种植补贴。蔬菜收购补贴。茶叶加工补贴。" + filler)
+    write_article(docs, "bing.md", "丙号文件", "水稻种植补贴。蔬菜收购补贴。茶叶加工补贴。" + filler)
+    write_article(docs, "ding.md", "丁号文件", "小麦种植补贴。蔬菜收购补贴。茶叶加工补贴。" + filler)
+    store = tmp_path / "store"
+    settings = Settings(store=store)
+    report = run_ingest(Store(settings), AngleEmbedder(), settings, [docs])
+    assert report.added == 4 and report.chunks == 4
+    return store
+
+
+def _search(store: Path, query: str = "苹果", **settings) -> list[tuple[str, float]]:
+    s = Settings(store=store, k=4, candidates=10, **settings)
+    passages = Retriever(s, Store(s), AngleEmbedder()).search(query)
+    return [(p.meta["file"], p.score) for p in passages]
+
+
+def test_weighted_rrf_arithmetic(angle_store):
+    # lexical ranks: 甲 1, 乙 2; dense ranks: 丁 1, 丙 2, 乙 3, 甲 4; score = sum weight / (rrf_k + rank)
+    got = _search(angle_store, fusion="rrf", lexical_weight=1.0, dense_weight=1.0, rrf_k=1)
+    assert [f for f, _ in got] == ["jia.md", "yi.md", "ding.md", "bing.md"]
+    assert [s for _, s in got] == pytest.approx([1 / 2 + 1 / 5, 1 / 3 + 1 / 4, 1 / 2, 1 / 3])
+    got = _search(angle_store, fusion="rrf", lexical_weight=1.0, dense_weight=3.0, rrf_k=1)
+    assert [f for f, _ in got] == ["ding.md", "jia.md", "yi.md", "bing.md"]
+    assert [s for _, s in got] == pytest.approx([3 / 2, 1 / 2 + 3 / 5, 1 / 3 + 3 / 4, 3 / 3])
+    got = _search(angle_store, fusion="rrf", lexical_weight=2.0, dense_weight=0.5, rrf_k=5)
+    assert [s for _, s in got] == pytest.approx([2 / 6 + 0.5 / 9, 2 / 7 + 0.5 / 8, 0.5 / 6, 0.5 / 7])
+
+
+def test_single_ranking_fusions(angle_store):
+    assert [f for f, _ in _search(angle_store, fusion="lexical")] == ["jia.md", "yi.md"]
+    assert [f for f, _ in _search(angle_store, fusion="dense")] == ["ding.md", "bing.md", "yi.md", "jia.md"]
+
+
+# ------------------------------------------------------------------------------------ LangChain retriever
+def test_talent_retriever_is_a_langchain_retriever(bot):
+    row = next(r for r in eval_rows("qa_regulations.jsonl") if r["a"] and r.get("doc"))
+    retriever = bot.as_retriever(k=2)
+    assert isinstance(retriever, BaseRetriever)
+    docs = retriever.invoke(row["q"])
+    assert len(docs) == 2 and all(isinstance(d, Document) for d in docs)
+    assert all(e in docs[0].page_content for e in row["a"])
+    assert docs[0].metadata["file"] in row["doc"]
+    assert {"title", "source", "date", "path", "score", "coverage"} <= set(docs[0].metadata)
+    assert docs[0].id
+    # composes with other runnables
+    pick_file = retriever | RunnableLambda(lambda ds: ds[0].metadata["file"])
+    assert pick_file.invoke(row["q"]) in row["doc"]
+
+
+def test_talent_retriever_applies_filters(bot):
+    docs = bot.as_retriever(k=5, filters=Filters(region="河南")).invoke("人才发展促进")
+    assert docs and all("河南" in d.metadata["region"] or "河南" in d.metadata["title"] for d in docs)
