@@ -68,7 +68,7 @@ def regions_of(*texts: str) -> str:
     return ",".join(dict.fromkeys(found))
 
 
-CHUNKER_VERSION = "v2"  # bump when loaders/chunking change the chunks of unchanged files: forces a re-index
+CHUNKER_VERSION = "v3"  # bump when loaders/chunking change the chunks of unchanged files: forces a re-index
 
 
 def content_hash(article: Article, settings: Settings) -> str:
