@@ -9,12 +9,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 from filelock import FileLock
 
 from conftest import CORPUS
 from fixtures.docs import article_text, make_bad_files, make_good_files, make_pdf, write_article
 from fixtures.storecheck import assert_consistent, chunk_ids, chunk_rows
-from talentbot import InputError, StoreLockedError, TalentBot
+from talentbot import InputError, ModelLoadError, StoreLockedError, TalentBot
 from talentbot.ingest import article_key
 
 
@@ -147,6 +148,17 @@ def test_rebuild_drops_articles_that_are_not_ingested_again(tmp_path):
     report = bot.ingest([folder], rebuild=True)
     assert report.added == 2
     assert not _ids_of(stray, chunk_ids(bot))
+    assert_consistent(bot)
+
+
+def test_rebuild_with_an_unusable_device_fails_cleanly_and_keeps_the_store(tmp_path):
+    folder = _folder(tmp_path, n=2)
+    TalentBot().ingest([folder])
+    before = chunk_ids(TalentBot())
+    with pytest.raises(ModelLoadError, match="TALENTBOT_DEVICE"):
+        TalentBot(device="cuda:7" if not torch.cuda.is_available() else "cuda:999").ingest([folder], rebuild=True)
+    bot = TalentBot()
+    assert chunk_ids(bot) == before and before
     assert_consistent(bot)
 
 

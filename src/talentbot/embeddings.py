@@ -16,6 +16,21 @@ from .errors import ModelLoadError
 logger = logging.getLogger(__name__)
 
 
+def check_device(device: str) -> None:
+    """Raise :class:`ModelLoadError` when torch cannot use ``device`` here (e.g. cuda on the CPU wheel)."""
+    import torch
+
+    kind = device.split(":", 1)[0]
+    if kind == "cuda" and not torch.cuda.is_available():
+        build = "this torch build has no CUDA (the CPU wheel)" if torch.version.cuda is None else "no GPU is visible"
+        raise ModelLoadError(f"device '{device}' is not available: {build}. Use TALENTBOT_DEVICE=cpu, or install a "
+                             "CUDA build of torch on a machine with an NVIDIA GPU.")
+    if kind == "mps" and not torch.backends.mps.is_available():
+        raise ModelLoadError(f"device '{device}' is not available here; use TALENTBOT_DEVICE=cpu")
+    if kind not in ("cpu", "cuda", "mps"):
+        raise ModelLoadError(f"unknown device '{device}': use cpu, cuda, cuda:N or mps")
+
+
 class Embedder(Embeddings):
     """Wraps a SentenceTransformer; also a LangChain ``Embeddings``. ``computed`` counts texts encoded."""
 
@@ -44,6 +59,7 @@ class Embedder(Embeddings):
         from transformers.utils import logging as hf_logging
 
         hf_logging.disable_progress_bar()  # no "Loading weights" bar on stderr (it breaks quiet/--json runs)
+        check_device(self.device)
         try:
             model = SentenceTransformer(self.model_name, device=self.device)
         except (OSError, ValueError, RuntimeError) as e:

@@ -124,6 +124,7 @@ def run_ingest(store: Store, embedder: Embedder, settings: Settings, paths: Sequ
     report = IngestReport()
     computed_before = embedder.computed
     if rebuild:
+        embedder.model  # noqa: B018 - load (and check) the model before dropping anything
         store.reset()
     if store.state().get("dirty"):
         report.repaired = repair(store)
