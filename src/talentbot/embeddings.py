@@ -31,6 +31,10 @@ def check_device(device: str) -> None:
         raise ModelLoadError(f"unknown device '{device}': use cpu, cuda, cuda:N or mps")
 
 
+_LOADED: dict[tuple[str, str], object] = {}
+_LOAD_LOCK = threading.Lock()
+
+
 class Embedder(Embeddings):
     """Wraps a SentenceTransformer; also a LangChain ``Embeddings``. ``computed`` counts texts encoded."""
 
@@ -41,15 +45,16 @@ class Embedder(Embeddings):
         self.bf16 = bf16
         self.computed = 0
         self._model = None
-        self._lock = threading.Lock()
 
     @property
     def model(self):
         """The loaded SentenceTransformer (loaded on first use, from disk only)."""
         if self._model is None:
-            with self._lock:
-                if self._model is None:
-                    self._model = self._load()
+            with _LOAD_LOCK:  # one copy per (model, device) in a process: bots and threads share it
+                key = (self.model_name, self.device)
+                if key not in _LOADED:
+                    _LOADED[key] = self._load()
+                self._model = _LOADED[key]
         return self._model
 
     def _load(self):
