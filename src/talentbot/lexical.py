@@ -129,8 +129,9 @@ class LexicalIndex:
         self._df = None
         self._pinyin: dict[str, list[str]] | None = None
 
-    def pinyin_words(self, syllables: str) -> list[str]:
-        """Chinese words of the index whose toneless pinyin is ``syllables`` ('yuanqu' -> ['垣曲'])."""
+    @property
+    def pinyin(self) -> dict[str, list[str]]:
+        """Toneless pinyin -> the index's Chinese words of 2-4 characters (built at ingest, saved with it)."""
         if self._pinyin is None:
             from pypinyin import lazy_pinyin
 
@@ -139,7 +140,11 @@ class LexicalIndex:
                 if 2 <= len(word) <= 4 and _CJK_RUN.fullmatch(word):
                     table.setdefault("".join(lazy_pinyin(word)), []).append(word)
             self._pinyin = table
-        return self._pinyin.get(syllables, [])
+        return self._pinyin
+
+    def pinyin_words(self, syllables: str) -> list[str]:
+        """Chinese words of the index whose toneless pinyin is ``syllables`` ('yuanqu' -> ['垣曲'])."""
+        return self.pinyin.get(syllables, [])
 
     @classmethod
     def build(cls, ids: Sequence[str], token_lists: Sequence[list[str]], generation: int = -1) -> LexicalIndex:
@@ -182,6 +187,7 @@ class LexicalIndex:
             if self.bm25 is not None:
                 self.bm25.save(str(tmp), show_progress=False)
             (tmp / "ids.json").write_text(json.dumps({"generation": self.generation, "ids": self.ids}))
+            (tmp / "pinyin.json").write_text(json.dumps(self.pinyin, ensure_ascii=False))
             old = folder.with_name(folder.name + ".old")
             if folder.exists():
                 shutil.rmtree(old, ignore_errors=True)
@@ -202,4 +208,9 @@ class LexicalIndex:
         except (OSError, ValueError, KeyError) as e:
             logger.info("lexical index at %s unusable (%s); it will be rebuilt", folder, e)
             return None
-        return cls(meta["ids"], bm25, meta.get("generation", -1))
+        index = cls(meta["ids"], bm25, meta.get("generation", -1))
+        try:
+            index._pinyin = json.loads((folder / "pinyin.json").read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            logger.info("no pinyin table beside %s; it is built on first use", folder)
+        return index
