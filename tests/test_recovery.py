@@ -22,8 +22,10 @@ CHILD = r"""
 import shutil, sys, time
 from pathlib import Path
 from talentbot import TalentBot
+from talentbot import ingest
 from talentbot.store import Store
 
+ingest.FLUSH_CHUNKS = 8  # several batches, so that the kill can land between two of them
 store, folder, pause = sys.argv[1], Path(sys.argv[2]), float(sys.argv[3])
 bot = TalentBot(store=store)
 bot.ingest(sorted(p for p in folder.glob("*.md") if int(p.stem[1:]) % 2 == 0))

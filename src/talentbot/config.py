@@ -44,7 +44,7 @@ class Settings(BaseSettings):
     k: int = Field(4, ge=1, le=50, description="Passages returned per question.")
     candidates: int = Field(40, ge=1, le=500, description="Candidates fetched from each retriever before fusion.")
     fusion: Literal["rrf", "lexical", "dense"] = Field(
-        "rrf", description="How dense and lexical rankings are combined (chosen by `talentbot eval`)."
+        "lexical", description="How dense and lexical rankings are combined (chosen by `talentbot eval`)."
     )
     lexical_weight: float = Field(1.0, ge=0, description="Weight of the lexical ranking in fusion.")
     dense_weight: float = Field(0.1, ge=0, description="Weight of the dense ranking in fusion.")
