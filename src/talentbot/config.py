@@ -53,7 +53,8 @@ class Settings(BaseSettings):
         0.3,
         ge=0,
         le=1,
-        description="Share of the question's weighted terms a passage must contain; below it the answer is 'not found'.",
+        description="Share of the question's weighted terms the quoted sentence (or its passage) must hold; "
+        "below it the answer is 'not found'.",
     )
 
     # --- optional LLM ------------------------------------------------------------------------------
