@@ -1,0 +1,99 @@
+"""Encoding worker: float32 vs bfloat16 autocast (and int8 dynamic quantisation, batch sizes) on real chunks."""
+
+from __future__ import annotations
+
+import copy
+import time
+from pathlib import Path
+
+import numpy as np
+from common import peak_rss_mb
+
+
+def _throughput(fn, texts: list[str], repeats: int) -> tuple[float, np.ndarray]:
+    best, vecs = float("inf"), None
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        vecs = fn(texts)
+        best = min(best, time.perf_counter() - t0)
+    return len(texts) / best, vecs
+
+
+def _cos(a: np.ndarray, b: np.ndarray) -> dict:
+    a = a / np.linalg.norm(a, axis=1, keepdims=True)
+    b = b / np.linalg.norm(b, axis=1, keepdims=True)
+    c = (a * b).sum(axis=1)
+    return {"min": round(float(c.min()), 6), "mean": round(float(c.mean()), 6), "p01": round(float(np.percentile(c, 1)), 6)}
+
+
+def worker_encode(a: dict) -> dict:
+    import warnings
+
+    import torch
+
+    warnings.filterwarnings("ignore", category=UserWarning)
+    from ingest_bench import corpus_texts
+
+    from talentbot.config import Settings
+    from talentbot.embeddings import Embedder
+
+    settings = Settings()
+    texts, _ = corpus_texts(Path(a["corpus"]), settings)
+    n = int(a.get("n", 200))
+    idx = np.linspace(0, len(texts) - 1, min(n, len(texts))).astype(int)
+    texts = [texts[i] for i in idx]
+    repeats = int(a.get("repeats", 2))
+    res: dict = {"texts": len(texts), "mean_chars": round(float(np.mean([len(t) for t in texts])), 1),
+                 "torch_threads": torch.get_num_threads(), "repeats": repeats, "batch": settings.embed_batch_size}
+    fp32 = Embedder(settings.model_name, settings.device, settings.embed_batch_size, bf16=False)
+    fp32.encode(texts[:8])
+    bf16 = Embedder(settings.model_name, settings.device, settings.embed_batch_size, bf16=True)
+    bf16._model = fp32.model
+    bf16.encode(texts[:8])
+    res["tokens_mean"] = round(float(np.mean([len(fp32.model.tokenizer(t)["input_ids"]) for t in texts])), 1)
+    res["max_seq_length"] = fp32.max_seq_length
+    cps32, v32 = _throughput(fp32.encode, texts, repeats)
+    cps16, v16 = _throughput(bf16.encode, texts, repeats)
+    res["float32"] = {"chunks_per_s": round(cps32, 2)}
+    res["bf16"] = {"chunks_per_s": round(cps16, 2), "speedup": round(cps16 / cps32, 2), "cosine_vs_fp32": _cos(v32, v16)}
+    # one query, as at ask time
+    q = "山东省人才发展促进条例自何时起施行？"
+    for name, emb in (("float32", fp32), ("bf16", bf16)):
+        emb.encode([q])
+        t0 = time.perf_counter()
+        for _ in range(20):
+            emb.encode([q])
+        res[name]["query_ms"] = round((time.perf_counter() - t0) / 20 * 1000, 2)
+    # batch size sweep under bf16
+    sweep = {}
+    for bs in a.get("batches", [16, 32, 128]):
+        e = Embedder(settings.model_name, settings.device, bs, bf16=True)
+        e._model = fp32.model
+        sweep[str(bs)] = round(_throughput(e.encode, texts, 1)[0], 2)
+    sweep[str(settings.embed_batch_size)] = res["bf16"]["chunks_per_s"]
+    res["bf16_batch_sweep_chunks_per_s"] = dict(sorted(sweep.items(), key=lambda kv: int(kv[0])))
+    # int8 dynamic quantisation of the Linear layers (a candidate backend, not what talentbot uses)
+    try:
+        if not a.get("int8", True):
+            raise RuntimeError("skipped (--quick)")
+        model8 = torch.ao.quantization.quantize_dynamic(copy.deepcopy(fp32.model), {torch.nn.Linear},
+                                                        dtype=torch.qint8)
+        n_q = sum(1 for mod in model8.modules() if "quantized" in type(mod).__module__)
+        if not n_q:
+            raise RuntimeError("no Linear layer was quantised")
+        e8 = Embedder(settings.model_name, settings.device, settings.embed_batch_size, bf16=False)
+        e8._model = model8
+        e8.encode(texts[:8])
+        cps8, v8 = _throughput(e8.encode, texts, repeats)
+        res["int8_dynamic"] = {"quantized_layers": n_q, "chunks_per_s": round(cps8, 2), "speedup": round(cps8 / cps32, 2),
+                               "cosine_vs_fp32": _cos(v32, v8)}
+    except (RuntimeError, AttributeError, ImportError, AssertionError) as e:
+        res["int8_dynamic"] = {"error": str(e).splitlines()[0][:200]}
+    try:
+        import onnxruntime  # noqa: F401
+
+        res["onnx"] = "onnxruntime is installed but optimum is not: sentence-transformers' ONNX backend not measured"
+    except ImportError:
+        res["onnx"] = "onnxruntime not installed: not measured"
+    res["peak_rss_mb"] = peak_rss_mb()
+    return res

@@ -1,0 +1,238 @@
+"""Shared helpers of the reliability scripts: paths, a corpus store, a chat server subprocess,
+raw HTTP, and the RELIABILITY.md section writer.
+
+Scratch data goes to benchmarks/out/reliability/ (git-ignored). Nothing here talks to anything but
+127.0.0.1.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import http.client
+import json
+import os
+import platform
+import re
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+OUT = ROOT / "benchmarks" / "out" / "reliability"
+CORPUS = ROOT / "corpus"
+EVAL = [ROOT / "eval" / "qa_regulations.jsonl", ROOT / "eval" / "qa_shanxi.jsonl"]
+REPORT = ROOT / "RELIABILITY.md"
+PY = sys.executable
+TALENTBOT = str(Path(sys.executable).with_name("talentbot"))
+ALL = "（全部）"
+
+
+def env() -> dict[str, str]:
+    """Child environment: offline models, no telemetry, no TALENTBOT_* from the caller's shell."""
+    e = {k: v for k, v in os.environ.items() if not k.startswith("TALENTBOT_")}
+    e.update(HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1", TOKENIZERS_PARALLELISM="false",
+             ANONYMIZED_TELEMETRY="False", GRADIO_ANALYTICS_ENABLED="False", PYTHONUNBUFFERED="1")
+    return e
+
+
+def setup_env() -> None:
+    for k, v in env().items():
+        os.environ.setdefault(k, v)
+    for k in [k for k in os.environ if k.startswith("TALENTBOT_")]:
+        del os.environ[k]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def questions() -> list[dict]:
+    rows = []
+    for f in EVAL:
+        rows += [json.loads(line) for line in f.read_text(encoding="utf-8").splitlines() if line.strip()]
+    return rows
+
+
+def copy_corpus(dest: Path) -> Path:
+    if dest.exists():
+        shutil.rmtree(dest)
+    shutil.copytree(CORPUS, dest)
+    return dest
+
+
+def corpus_store(name: str = "store", corpus: Path | None = None) -> tuple[Path, Path]:
+    """(corpus copy, store) under OUT/<name>: the real corpus ingested (incrementally reused)."""
+    base = OUT / name
+    corpus = corpus or base / "corpus"
+    if not corpus.exists():
+        copy_corpus(corpus)
+    store = base / "vectorstore"
+    done = subprocess.run([TALENTBOT, "ingest", str(corpus), "--store", str(store), "--json"], env=env(),
+                          capture_output=True, text=True, timeout=1800)
+    if done.returncode not in (0, 1):
+        raise SystemExit(f"ingest failed: {done.stderr[-2000:]}")
+    return corpus, store
+
+
+def percentile(values: list[float], q: float) -> float:
+    if not values:
+        return float("nan")
+    v = sorted(values)
+    k = (len(v) - 1) * q / 100
+    lo, hi = int(k), min(int(k) + 1, len(v) - 1)
+    return v[lo] + (v[hi] - v[lo]) * (k - lo)
+
+
+def machine() -> str:
+    load = os.getloadavg()
+    return (f"{platform.node() or 'host'}: {os.cpu_count()} CPUs, Python {platform.python_version()}, "
+            f"load average {load[0]:.2f} / {load[1]:.2f} / {load[2]:.2f} (1/5/15 min) when the run ended, "
+            f"{dt.datetime.now().strftime('%Y-%m-%d %H:%M')}")
+
+
+# ------------------------------------------------------------------------------------ chat server
+SERVE = r"""
+import os, sys, time
+from talentbot import TalentBot
+from talentbot.web import launch
+store, corpus, port, conc, maxq, delay, upload, upload_mb = sys.argv[1:9]
+bot = TalentBot(store=store, corpus=corpus, port=int(port), concurrency=int(conc), max_queue=int(maxq),
+                allow_upload=upload == "1", max_upload_mb=float(upload_mb))
+if float(delay):
+    real = bot.stream
+    def slow(question, *a, **kw):  # stands in for a slow LLM endpoint
+        time.sleep(float(delay))
+        yield from real(question, *a, **kw)
+    bot.stream = slow
+bot.ask("人才公寓有哪些支持方式？")  # warm: store, index, model
+srv = launch(bot, block=False)
+print("READY", srv.url, os.getpid(), flush=True)
+sys.stdin.read()
+srv.close()
+"""
+
+
+class Server:
+    """`talentbot.web.launch(TalentBot(...), block=False)` in a child process, on a free loopback port."""
+
+    def __init__(self, store: Path, corpus: Path, concurrency: int = 4, max_queue: int = 64, delay: float = 0.0,
+                 allow_upload: bool = False, max_upload_mb: float = 10.0, log: Path | None = None) -> None:
+        self.port = free_port()
+        self.log_path = log or OUT / f"server-{self.port}.log"
+        self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        self._log = open(self.log_path, "w")  # noqa: SIM115 - closed in close()
+        args = [str(store), str(corpus), str(self.port), str(concurrency), str(max_queue), str(delay),
+                "1" if allow_upload else "0", str(max_upload_mb)]
+        self.proc = subprocess.Popen([PY, "-c", SERVE, *args], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                     stderr=self._log, text=True, env=env(), cwd=str(OUT))
+        deadline = time.monotonic() + 180
+        line = ""
+        while time.monotonic() < deadline:
+            line = self.proc.stdout.readline()
+            if line.startswith("READY") or not line and self.proc.poll() is not None:
+                break
+        if not line.startswith("READY"):
+            self.close()
+            raise SystemExit(f"server did not start: {self.log_path.read_text()[-3000:]}")
+        _, self.url, pid = line.split()
+        self.pid = int(pid)
+
+    def rss_mb(self) -> float:
+        try:
+            with open(f"/proc/{self.pid}/status") as fh:
+                for line in fh:
+                    if line.startswith("VmRSS:"):
+                        return int(line.split()[1]) / 1024
+        except OSError:
+            pass
+        return float("nan")
+
+    def cpu_seconds(self) -> float:
+        """User + system CPU time the server process has used so far."""
+        try:
+            fields = open(f"/proc/{self.pid}/stat").read().rsplit(")", 1)[1].split()
+            return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        except (OSError, IndexError, ValueError):
+            return float("nan")
+
+    def hwm_mb(self) -> float:
+        try:
+            with open(f"/proc/{self.pid}/status") as fh:
+                for line in fh:
+                    if line.startswith("VmHWM:"):
+                        return int(line.split()[1]) / 1024
+        except OSError:
+            pass
+        return float("nan")
+
+    def close(self) -> None:
+        if self.proc.poll() is None:
+            try:
+                self.proc.stdin.close()
+                self.proc.wait(timeout=20)
+            except (subprocess.TimeoutExpired, OSError):
+                self.proc.kill()
+                self.proc.wait(timeout=10)
+        self._log.close()
+
+    def __enter__(self) -> Server:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+def raw_request(url: str, method: str, path: str, headers: dict | None = None, body: bytes | None = None,
+                timeout: float = 20) -> tuple[int, dict, bytes]:
+    """One HTTP request with ``path`` sent exactly as written (no normalisation of '..' or %2e)."""
+    m = re.match(r"http://([^:/]+):(\d+)", url)
+    conn = http.client.HTTPConnection(m.group(1), int(m.group(2)), timeout=timeout)
+    try:
+        conn.putrequest(method, path, skip_host=bool(headers and "Host" in headers), skip_accept_encoding=True)
+        for k, v in (headers or {}).items():
+            conn.putheader(k, v)
+        if body is not None:
+            conn.putheader("Content-Length", str(len(body)))
+        conn.endheaders(body)
+        resp = conn.getresponse()
+        return resp.status, {k.lower(): v for k, v in resp.getheaders()}, resp.read()
+    finally:
+        conn.close()
+
+
+# ----------------------------------------------------------------------------------- the report
+HEADER = """# Reliability and security checks
+
+Each section below is written by a script in `benchmarks/reliability/` (not part of `pytest`); rerun the
+script to refresh its figures. The pytest side of the same checks is `tests/test_faults.py`,
+`tests/test_chroma_server.py`, `tests/test_recovery.py`, `tests/test_web.py` and `tests/test_cli_ingest.py`.
+Scratch data goes to `benchmarks/out/reliability/` (git-ignored); everything talks to 127.0.0.1 only.
+
+"""
+
+
+def write_section(name: str, body: str) -> None:
+    """Replace (or append) the section between ``<!-- name -->`` markers in RELIABILITY.md."""
+    begin, end = f"<!-- BEGIN {name} -->", f"<!-- END {name} -->"
+    block = f"{begin}\n{body.rstrip()}\n{end}\n"
+    text = REPORT.read_text(encoding="utf-8") if REPORT.exists() else HEADER
+    if begin in text and end in text:
+        text = text[:text.index(begin)] + block + text[text.index(end) + len(end) + 1:]
+    else:
+        text = text.rstrip() + "\n\n" + block
+    REPORT.write_text(text, encoding="utf-8")
+    print(f"updated section '{name}' of {REPORT}")
+
+
+def md_table(header: list[str], rows: list[list]) -> str:
+    def cell(v) -> str:
+        return str(v).replace("|", "\\|").replace("\n", " ")
+
+    out = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    out += ["| " + " | ".join(cell(v) for v in r) + " |" for r in rows]
+    return "\n".join(out)

@@ -1,0 +1,333 @@
+"""Faults: kill -9 of `talentbot ingest` at random points, a damaged store, a full disk.
+
+  kill       a clean ingest of a copy of corpus/ is timed; then `talentbot ingest` is killed (SIGKILL) at a
+             random moment 10 times on another store (before some runs a file is edited, some runs use
+             --rebuild), then run once to the end. Its store is compared with a clean ingest of the same
+             files: same ids, same count, no duplicates, same documents and metadata, same vectors.
+  corrupt    copies of that store with chroma.sqlite3 overwritten with garbage, truncated, or scribbled over:
+             `talentbot ask` exit code and message, then `talentbot ingest --rebuild`, then `ask` again.
+  disk       (needs root: a 20 MB tmpfs) a store on the tmpfs, the disk filled, `talentbot ingest` of the
+             corpus: exit code and message; `ask` still answers; space freed, the next ingest repairs.
+
+    .venv/bin/python benchmarks/reliability/faults.py               # all, about 8-10 minutes on 2 cores
+    .venv/bin/python benchmarks/reliability/faults.py --parts corrupt,disk --kills 3
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import shutil
+import signal
+import sqlite3
+import subprocess
+import time
+from pathlib import Path
+
+from common import OUT, PY, TALENTBOT, copy_corpus, env, machine, md_table, setup_env, write_section
+
+QUESTION = "《山东省人才发展促进条例》自哪一天起施行？"
+FIGURE = "2020年6月1日"
+
+DUMP = r"""
+import hashlib, json, sys
+from collections import Counter
+import numpy as np
+from talentbot import TalentBot
+bot = TalentBot(store=sys.argv[1])
+got = bot.store.chunks.get(include=["documents", "metadatas", "embeddings"])
+ids = got["ids"]
+rows = {}
+for cid, doc, meta, vec in zip(ids, got["documents"], got["metadatas"], got["embeddings"]):
+    rows[cid] = {"doc": hashlib.sha1((doc + json.dumps(meta, sort_keys=True, ensure_ascii=False)).encode()).hexdigest(),
+                 "vec": np.asarray(vec, dtype=np.float32).round(4).tolist()}
+slots = Counter((m["article"], m["ordinal"]) for m in got["metadatas"])
+manifest = bot.store.manifest()
+expected = {f"{k}:{i}" for k, r in manifest.items() for i in range(r.chunks)}
+print(json.dumps({"ids": ids, "rows": rows, "count": bot.store.count(), "dup_ids": len(ids) - len(set(ids)),
+                  "dup_slots": sum(n - 1 for n in slots.values()), "articles": len(manifest),
+                  "orphans": len(set(ids) - expected), "missing": len(expected - set(ids)),
+                  "state": bot.store.state()}))
+"""
+
+
+def run(args: list[str], timeout: float = 1800) -> subprocess.CompletedProcess:
+    return subprocess.run(args, env=env(), capture_output=True, text=True, timeout=timeout)
+
+
+def dump(store: Path) -> dict:
+    done = run([PY, "-c", DUMP, str(store)])
+    if done.returncode:
+        return {"error": done.stderr.strip().splitlines()[-1] if done.stderr.strip() else f"rc {done.returncode}"}
+    return json.loads(done.stdout)
+
+
+def ingest_cmd(corpus: Path, store: Path, *extra: str) -> list[str]:
+    return [TALENTBOT, "ingest", str(corpus), "--store", str(store), "--json", *extra]
+
+
+def first_line(text: str) -> str:
+    """The first line of a command's message, scratch paths shortened to $OUT."""
+    lines = [ln for ln in text.strip().splitlines() if ln.strip() and not ln.startswith(("WARNING", "INFO"))]
+    return lines[0].replace(str(OUT), "$OUT") if lines else ""
+
+
+# ------------------------------------------------------------------------------------------- kill -9
+def log_position(store: Path) -> int:
+    """The last sequence number of Chroma's write log (embeddings_queue), read without blocking the writer."""
+    db = store / "chroma.sqlite3"
+    if not db.exists():
+        return 0
+    try:
+        con = sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=0.05)
+        try:
+            return int(con.execute("SELECT coalesce(max(seq_id), 0) FROM embeddings_queue").fetchone()[0])
+        finally:
+            con.close()
+    except sqlite3.Error:
+        return 0
+
+
+def edit(corpus: Path, rnd: random.Random, k: int) -> str:
+    f = rnd.choice(sorted(corpus.glob("*.md")))
+    with open(f, "a", encoding="utf-8") as fh:
+        fh.write(f"\n第二百{k}条 本条为故障测试第{k}次追加，自2031年{k % 12 + 1}月{k % 27 + 1}日起施行。\n")
+    return f.name
+
+
+def part_kill(kills: int, seed: int) -> tuple[str, Path, Path]:
+    rnd = random.Random(seed)
+    base = OUT / "faults"
+    corpus = copy_corpus(base / "corpus")
+    clean0 = base / "clean0"
+    shutil.rmtree(clean0, ignore_errors=True)
+    t0 = time.perf_counter()
+    done = run(ingest_cmd(corpus, clean0))
+    t_clean = time.perf_counter() - t0
+    assert done.returncode == 0, done.stderr
+    print(f"clean ingest: {t_clean:.1f} s", flush=True)
+
+    # The window where a kill hits work: from the end of process start-up (an ingest with nothing to do)
+    # to the end of a full ingest in a warm page cache (a second clean ingest).
+    t0 = time.perf_counter()
+    run(ingest_cmd(corpus, clean0))
+    t_start = time.perf_counter() - t0
+    warm = base / "clean-warm"
+    shutil.rmtree(warm, ignore_errors=True)
+    t0 = time.perf_counter()
+    run(ingest_cmd(corpus, warm))
+    t_full = time.perf_counter() - t0
+    print(f"start-up (nothing to do) {t_start:.1f} s, full ingest (warm) {t_full:.1f} s", flush=True)
+    window = (max(0.5, 0.8 * t_start), max(t_start + 1, t_full))
+
+    killed = base / "killed"
+    shutil.rmtree(killed, ignore_errors=True)
+    rows = []
+    for k in range(1, kills + 1):
+        edited = edit(corpus, rnd, k) if k > 1 and rnd.random() < 0.5 else "-"
+        rebuild = k > 1 and rnd.random() < 0.6  # so that most runs have the whole corpus to write
+        after_writes = k % 2 == 0  # every other run: kill once chunk writes have begun
+        delay = rnd.uniform(0.0, 2.0) if after_writes else rnd.uniform(*window)
+        seq0 = log_position(killed)
+        t0 = time.perf_counter()
+        proc = subprocess.Popen(ingest_cmd(corpus, killed, *(["--rebuild"] if rebuild else [])), env=env(),
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        point = ""
+        if after_writes:  # Chroma's write log grows by one entry per record written
+            while proc.poll() is None and time.perf_counter() - t0 < 120:
+                if log_position(killed) - seq0 >= 50:
+                    point = f"{time.perf_counter() - t0:.1f} s (chunk writes seen) + "
+                    break
+                time.sleep(0.05)
+        try:
+            proc.wait(timeout=delay)
+            outcome = f"finished first (rc {proc.returncode})"
+        except subprocess.TimeoutExpired:
+            os.kill(proc.pid, signal.SIGKILL)
+            proc.wait(timeout=30)
+            outcome = "killed" if proc.returncode == -signal.SIGKILL else f"rc {proc.returncode}"
+        proc.communicate()
+        point += f"{delay:.1f} s" + ("" if point or not after_writes else " (no writes seen)")
+        d = dump(killed)
+        state = d.get("state", {})
+        rows.append([k, point, "yes" if rebuild else "no", edited, outcome,
+                     d.get("count", d.get("error")), d.get("articles", "-"), d.get("orphans", "-"),
+                     "dirty" if state.get("dirty") else "clean"])
+        print("kill", rows[-1], flush=True)
+
+    t0 = time.perf_counter()
+    final = run(ingest_cmd(corpus, killed))
+    t_final = time.perf_counter() - t0
+    report = json.loads(final.stdout) if final.stdout.strip().startswith("{") else {}
+    clean = base / "clean"
+    shutil.rmtree(clean, ignore_errors=True)
+    assert run(ingest_cmd(corpus, clean)).returncode == 0
+    a, b = dump(killed), dump(clean)
+    same_ids = set(a["ids"]) == set(b["ids"])
+    same_rows = same_ids and all(a["rows"][i]["doc"] == b["rows"][i]["doc"] for i in b["ids"])
+    vec_diff = max((max(abs(x - y) for x, y in zip(a["rows"][i]["vec"], b["rows"][i]["vec"], strict=True))
+                    for i in b["ids"]), default=0.0) if same_ids else float("nan")
+    verdict = (same_ids and same_rows and a["count"] == b["count"] and not a["dup_ids"] and not a["dup_slots"]
+               and not a["orphans"] and not a["missing"] and not a["state"].get("dirty"))
+    summary = [["after the kills + one full run", a["count"], a["articles"], a["dup_ids"], a["dup_slots"],
+                a["orphans"], a["missing"], "dirty" if a["state"].get("dirty") else "clean"],
+               ["clean ingest of the same files", b["count"], b["articles"], b["dup_ids"], b["dup_slots"],
+                b["orphans"], b["missing"], "dirty" if b["state"].get("dirty") else "clean"]]
+    print(f"final run {t_final:.1f} s: {report}; same ids {same_ids}, same docs/meta {same_rows}, "
+          f"max vector diff {vec_diff:.4f}; verdict {verdict}", flush=True)
+    body = "\n".join([
+        f"**kill -9 during ingest**, {kills} times (seed {seed}). A clean ingest of `corpus/` took "
+        f"{t_clean:.1f} s here cold and {t_full:.1f} s warm; a run with nothing to do (process start-up, "
+        f"imports, store open) {t_start:.1f} s. Each run below was killed (SIGKILL) after a random delay "
+        f"between {window[0]:.1f} and {window[1]:.1f} s (odd runs), or 0-2 s after its first chunk writes "
+        "showed in Chroma's write log (even runs: the parent polls `max(seq_id)` of `embeddings_queue` "
+        "read-only), on the same store; before some runs a file was edited, some ran with `--rebuild`. "
+        "Columns after the outcome describe the store the kill left (read in a separate process).\n",
+        md_table(["run", "killed after", "--rebuild", "file edited before", "outcome", "chunks", "articles",
+                  "orphan chunks", "state"], rows),
+        f"\nThen `talentbot ingest` ran to the end ({t_final:.1f} s): "
+        f"{json.dumps({k: report.get(k) for k in ('added', 'updated', 'unchanged', 'removed', 'chunks')})}.\n",
+        md_table(["store", "chunks", "articles", "duplicate ids", "duplicate (article, ordinal)", "orphans",
+                  "missing", "state"], summary),
+        f"\nSame ids: **{same_ids}**; same documents and metadata: **{same_rows}**; largest difference of a "
+        f"vector component: {vec_diff:.4f}. Equal to a clean ingest: **{'yes' if verdict else 'NO'}**.",
+    ])
+    return body, corpus, killed
+
+
+# ------------------------------------------------------------------------------------------ corrupt
+def garbage(db: Path) -> None:
+    db.write_bytes(os.urandom(db.stat().st_size))
+
+
+def truncate(db: Path) -> None:
+    os.truncate(db, db.stat().st_size // 2 + 123)
+
+
+def scribble(db: Path) -> None:
+    size = db.stat().st_size
+    with open(db, "r+b") as fh:
+        fh.seek(size // 3)
+        fh.write(os.urandom(size // 3))
+
+
+def part_corrupt(corpus: Path, store: Path) -> str:
+    rows = []
+    for name, damage in (("garbage", garbage), ("truncated", truncate), ("scribbled", scribble)):
+        copy = OUT / "faults" / f"corrupt-{name}"
+        shutil.rmtree(copy, ignore_errors=True)
+        shutil.copytree(store, copy)
+        damage(copy / "chroma.sqlite3")
+        t0 = time.perf_counter()
+        asked = run([TALENTBOT, "ask", QUESTION, "--store", str(copy)])
+        t_ask = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        rebuilt = run(ingest_cmd(corpus, copy, "--rebuild"))
+        t_rebuild = time.perf_counter() - t0
+        again = run([TALENTBOT, "ask", QUESTION, "--store", str(copy), "--json"])
+        ok = again.returncode == 0 and FIGURE in again.stdout
+        message = first_line(asked.stderr)
+        rows.append([name, asked.returncode, f"{t_ask:.1f} s", message, "Traceback" in asked.stderr,
+                     rebuilt.returncode, f"{t_rebuild:.1f} s", "yes" if ok else "NO"])
+        print("corrupt", rows[-1], flush=True)
+    return "\n".join([
+        "**Damaged store**: copies of the store above with `chroma.sqlite3` damaged three ways.\n",
+        md_table(["damage", "`ask` exit code", "`ask` time", "message", "traceback", "`ingest --rebuild` exit code",
+                  "rebuild time", "answers again"], rows),
+    ])
+
+
+# --------------------------------------------------------------------------------------------- disk
+def part_disk(corpus: Path) -> str:
+    mount = OUT / "faults" / "disk"
+    mount.mkdir(parents=True, exist_ok=True)
+    ok = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=20m", "tmpfs", str(mount)], capture_output=True,
+                        text=True)
+    if ok.returncode:
+        return (f"**Full disk**: not run here: cannot mount a tmpfs ({ok.stderr.strip()}). "
+                "`tests/test_faults.py` simulates ENOSPC instead.")
+    try:
+        small = OUT / "faults" / "small"
+        shutil.rmtree(small, ignore_errors=True)
+        small.mkdir()
+        for f in sorted(corpus.glob("*.md"))[:2]:
+            shutil.copy(f, small / f.name)
+        shutil.copy(corpus / "shandong-rencai-fazhan-cujin-tiaoli.md", small)
+        store = mount / "store"
+        first = run(ingest_cmd(small, store))
+        before = dump(store)
+        filler = mount / "filler"
+        free = shutil.disk_usage(mount).free
+        with open(filler, "wb") as fh:
+            fh.write(b"\0" * max(0, free - 512 * 1024))
+        t0 = time.perf_counter()
+        full = run(ingest_cmd(corpus, store))
+        t_full = time.perf_counter() - t0
+        asked = run([TALENTBOT, "ask", QUESTION, "--store", str(store), "--json"])
+        answers = asked.returncode == 0 and FIGURE in asked.stdout
+        filler.unlink()
+        repair = run(ingest_cmd(small, store))
+        after = dump(store)
+        consistent = (after.get("count") == before.get("count") and not after.get("orphans")
+                      and not after.get("missing") and not after["state"].get("dirty")
+                      and set(after["ids"]) == set(before["ids"]))
+        row = [first.returncode, before.get("count"), full.returncode, f"{t_full:.1f} s", first_line(full.stderr),
+               "Traceback" in full.stderr, "yes" if answers else "NO", repair.returncode,
+               first_line(repair.stdout)[:120], "yes" if consistent else "NO"]
+        print("disk", row, flush=True)
+        return "\n".join([
+            "**Full disk**: a 20 MB tmpfs holds a store of 3 articles; a file then fills it to 0.5 MB free and "
+            "`talentbot ingest` of the whole corpus runs.\n",
+            md_table(["first ingest", "chunks", "ingest on the full disk: exit code", "time", "message", "traceback",
+                      "`ask` still answers", "ingest after freeing space", "its report", "store = before"], [row]),
+        ])
+    finally:
+        if subprocess.run(["umount", str(mount)], capture_output=True).returncode:
+            subprocess.run(["umount", "-l", str(mount)], capture_output=True)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--parts", default="kill,corrupt,disk")
+    ap.add_argument("--kills", type=int, default=10)
+    ap.add_argument("--seed", type=int, default=7)
+    ap.add_argument("--no-write", action="store_true")
+    args = ap.parse_args()
+    setup_env()
+    parts = args.parts.split(",")
+    intro = "\n\n".join([
+        "## Faults (`benchmarks/reliability/faults.py`)",
+        "```bash\n.venv/bin/python benchmarks/reliability/faults.py     # kill, corrupt, disk: about 10 minutes\n"
+        ".venv/bin/python benchmarks/reliability/faults.py --parts corrupt,disk\n```",
+        "Every `talentbot` command runs as its own process, as a user would run it. The disk part needs root "
+        "(it mounts a tmpfs); `tests/test_faults.py` covers it without root by simulating ENOSPC.",
+    ])
+    if not args.no_write:
+        write_section("faults", intro)
+    corpus = OUT / "faults" / "corpus"
+    store = OUT / "faults" / "killed"
+    if "kill" in parts:
+        body, corpus, store = part_kill(args.kills, args.seed)
+        body = f"### kill -9\n\nLast run: {machine()}.\n\n{body}"
+        print(body)
+        if not args.no_write:
+            write_section("faults-kill", body)
+    elif not store.exists():
+        copy_corpus(corpus)
+        run(ingest_cmd(corpus, store))
+    if "corrupt" in parts:
+        body = f"### corrupt store\n\nLast run: {machine()}.\n\n{part_corrupt(corpus, store)}"
+        print(body)
+        if not args.no_write:
+            write_section("faults-corrupt", body)
+    if "disk" in parts:
+        body = f"### full disk\n\nLast run: {machine()}.\n\n{part_disk(corpus)}"
+        print(body)
+        if not args.no_write:
+            write_section("faults-disk", body)
+
+
+if __name__ == "__main__":
+    main()
