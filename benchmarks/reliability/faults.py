@@ -137,8 +137,10 @@ def part_kill(kills: int, seed: int) -> tuple[str, Path, Path]:
         point = ""
         if after_writes:  # Chroma's write log grows by one entry per record written
             while proc.poll() is None and time.perf_counter() - t0 < 120:
-                if log_position(killed) - seq0 >= 50:
-                    point = f"{time.perf_counter() - t0:.1f} s (chunk writes seen) + "
+                now = log_position(killed)
+                seq0 = min(seq0, now)  # a --rebuild drops the collections, and their log entries with them
+                if now - seq0 >= 50:
+                    point = f"{time.perf_counter() - t0:.1f} s (writes seen) + "
                     break
                 time.sleep(0.05)
         try:
@@ -178,11 +180,13 @@ def part_kill(kills: int, seed: int) -> tuple[str, Path, Path]:
     print(f"final run {t_final:.1f} s: {report}; same ids {same_ids}, same docs/meta {same_rows}, "
           f"max vector diff {vec_diff:.4f}; verdict {verdict}", flush=True)
     body = "\n".join([
-        f"**kill -9 during ingest**, {kills} times (seed {seed}). A clean ingest of `corpus/` took "
-        f"{t_clean:.1f} s here cold and {t_full:.1f} s warm; a run with nothing to do (process start-up, "
-        f"imports, store open) {t_start:.1f} s. Each run below was killed (SIGKILL) after a random delay "
-        f"between {window[0]:.1f} and {window[1]:.1f} s (odd runs), or 0-2 s after its first chunk writes "
-        "showed in Chroma's write log (even runs: the parent polls `max(seq_id)` of `embeddings_queue` "
+        f"**kill -9 during ingest**, {kills} times (seed {seed}). Two clean ingests of `corpus/` took "
+        f"{t_clean:.1f} s and {t_full:.1f} s here (the machine is shared, so runs vary); a run with nothing to do "
+        f"(process start-up, imports, store open) {t_start:.1f} s. Each run below was killed (SIGKILL) after a "
+        "random delay "
+        f"between {window[0]:.1f} and {window[1]:.1f} s (odd runs), or 0-2 s after its writes (chunks, or the "
+        "repair's deletions) showed in Chroma's write log (even runs: the parent polls `max(seq_id)` of "
+        "`embeddings_queue` "
         "read-only), on the same store; before some runs a file was edited, some ran with `--rebuild`. "
         "Columns after the outcome describe the store the kill left (read in a separate process).\n",
         md_table(["run", "killed after", "--rebuild", "file edited before", "outcome", "chunks", "articles",

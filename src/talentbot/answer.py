@@ -21,6 +21,11 @@ _ANAPHORA = re.compile(r"^(该|其|此|这|上述|他们|它们)(?!外)")
 _ASKS_NUMBER = re.compile(r"多少|几|何时|哪一天|哪天|什么时候|日期|期限|金额|多长|多大|规模|how many|how much|when|date|how long",
                           re.I)
 _HAS_NUMBER = re.compile(r"\d|[一二三四五六七八九十百千万两]+(?:日|天|个月|年|倍|名|元|人|项|%)")
+_INJECTION = re.compile(
+    r"(忽略|无视|不要理会|忘记)(掉)?(以上|上述|之前|前面|先前|此前|上面)?(的)?(所有|全部|一切)?(的)?"
+    r"(指令|指示|提示|要求|规则|设定)"
+    r"|ignore\s+(all\s+|any\s+)?(the\s+)?(previous|prior|above|earlier)\s+(instructions|prompts?)"
+    r"|disregard\s+(all\s+|the\s+)?(previous|prior|above)|(^|\s)(system|assistant)\s*:|<\|im_start\|>", re.I)
 _ASKS_LIST = re.compile(r"哪些|哪几|包括|包含|有什么|分别|what are|which .*(?:are|were)|list", re.I)
 _QUANTITY_WORD = re.compile(r"^(多少|几\w*)$")
 _FOCUS_SKIP = {"有", "是", "的", "了", "给予", "为", "在", "得", "到", "可以", "能", "应当", "共", "一共",
@@ -109,6 +114,11 @@ def citation_for(n: int, p: Passage, quote: str = "") -> Citation:
                     label=m.get("label", ""), page=m.get("page"), quote=quote, id=p.id)
 
 
+def is_injection(sentence: str) -> bool:
+    """Text addressed to a language model ("忽略以上所有指令…"), not a statement of policy: never quoted."""
+    return bool(_INJECTION.search(sentence))
+
+
 def focus_terms(question: str) -> list[str]:
     """The thing a quantity question asks about: '多少安家费' -> ['安家费'], '几年免租金' -> ['免']."""
     ws = [w for w in words(question) if re.search(r"\w", w)]
@@ -139,7 +149,9 @@ def pick_sentences(question: str, passages: list[Passage], max_sentences: int = 
         header = set(tokenize(" ".join(str(p.meta.get(k, "")) for k in ("title", "chapter", "label"))))
         sents = answer_sentences(p.text)
         for si, s in enumerate(sents):
-            if _ANAPHORA.match(s) and si > 0:
+            if is_injection(s):
+                continue
+            if _ANAPHORA.match(s) and si > 0 and not is_injection(sents[si - 1]):
                 s = sents[si - 1] + s  # give the subject that "该开发区" refers to
             toks = set(tokenize(s)) | header
             cov = coverage(groups, toks)
@@ -149,7 +161,7 @@ def pick_sentences(question: str, passages: list[Passage], max_sentences: int = 
             if wants_list and (s.count("、") >= 2 or "——" in s):
                 score += 0.15
             if wants_number and not _HAS_NUMBER.search(s) and si + 1 < len(sents) \
-                    and _HAS_NUMBER.search(sents[si + 1]):
+                    and _HAS_NUMBER.search(sents[si + 1]) and not is_injection(sents[si + 1]):
                 s += sents[si + 1]  # the figure asked for follows in the next sentence
             scored.append((score, cov, pi, s))
     scored.sort(key=lambda x: -x[0])
