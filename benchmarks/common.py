@@ -197,7 +197,7 @@ def holds(text: str, expected: list[str]) -> bool:
 
 # ----------------------------------------------------------------------------------------- workers
 def run_worker(name: str, args: dict, timeout: float = 3600, device: str | None = None,
-               extra_env: dict[str, str] | None = None) -> dict:
+               extra_env: dict[str, str] | None = None, retry: bool = True) -> dict:
     """Run ``run.py --worker name`` in a fresh process (own peak RSS, cold caches); return its JSON.
 
     A run disturbed by other processes (foreign CPU share above QUIET['retry_share']) is run once more,
@@ -206,7 +206,7 @@ def run_worker(name: str, args: dict, timeout: float = 3600, device: str | None 
     result = _run_worker_once(name, args, timeout, device, extra_env)
     share = result.get("contention", {}).get("foreign_cpu_share", 0.0)
     cost = result.get("worker_wall_s", 0.0)
-    if share > QUIET["retry_share"] and cost <= QUIET["retry_budget_s"]:
+    if retry and share > QUIET["retry_share"] and cost <= QUIET["retry_budget_s"]:
         QUIET["retry_budget_s"] -= cost
         log(f"  {name}: other processes used {share:.0%} of the CPUs; measuring again")
         again = _run_worker_once(name, args, timeout, device, extra_env)
@@ -277,6 +277,20 @@ def _children_cpu_s() -> float:
     r = resource.getrusage(resource.RUSAGE_CHILDREN)
     s = resource.getrusage(resource.RUSAGE_SELF)
     return r.ru_utime + r.ru_stime + s.ru_utime + s.ru_stime
+
+
+class Phase:
+    """Foreign CPU share during one phase inside a worker (machine busy time minus this process's CPU)."""
+
+    def __init__(self) -> None:
+        r = resource.getrusage(resource.RUSAGE_SELF)
+        self.busy0, self.own0, self.t0 = _busy_cpu_s(), r.ru_utime + r.ru_stime, time.perf_counter()
+
+    def share(self) -> float:
+        r = resource.getrusage(resource.RUSAGE_SELF)
+        foreign = (_busy_cpu_s() - self.busy0) - (r.ru_utime + r.ru_stime - self.own0)
+        wall = time.perf_counter() - self.t0
+        return round(max(0.0, foreign) / max(1e-9, wall * (os.cpu_count() or 1)), 3)
 
 
 def foreign_share(cpu0: float, kids0: float, wall: float) -> float:

@@ -13,7 +13,7 @@ import shutil
 import time
 from pathlib import Path
 
-from common import Profiler, SyntheticVectors, peak_rss_mb, rss_mb
+from common import Phase, Profiler, SyntheticVectors, peak_rss_mb, rss_mb
 
 # Stage groups, as the issue names them.
 GROUPS = {
@@ -129,9 +129,11 @@ def worker_ingest(a: dict) -> dict:
     else:
         bot.embedder.encode = prof.wrap("embed", bot.embedder.encode)
 
+    phase = Phase()
     t0 = time.perf_counter()
     report = bot.ingest([corpus])
     total = time.perf_counter() - t0
+    res["foreign_cpu_share_ingest"] = phase.share()
     res["peak_rss_mb"] = peak_rss_mb()
     res["rss_start_mb"] = rss0
     stages = prof.result(total)
@@ -164,9 +166,11 @@ def worker_ingest(a: dict) -> dict:
     sample = texts
     if synthetic or len(texts) > int(a.get("reference_max", 10**9)):
         sample = random.Random(5).sample(texts, min(len(texts), int(a.get("reference_sample", 512))))
+    phase = Phase()
     t0 = time.perf_counter()
     ref.encode(sample)
     ref_s = time.perf_counter() - t0
+    res["foreign_cpu_share_embed_only"] = phase.share()
     res["embed_only"] = {"texts": len(sample), "seconds": round(ref_s, 3),
                          "chunks_per_s": round(len(sample) / ref_s, 2),
                          "chars_per_s": round(sum(map(len, sample)) / ref_s, 1),

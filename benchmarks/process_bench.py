@@ -159,7 +159,7 @@ def serve_probe(store: Path, ask: bool = True, timeout: float = 180, device: str
         res["rss_at_first_response_mb"] = round(_tree_rss_mb(proc.pid), 1)
         if ask:
             cpu0 = _tree_cpu_s(proc.pid)
-            got = run_worker("serve_ask", {"url": url}, timeout=240)
+            got = run_worker("serve_ask", {"url": url}, timeout=240, retry=False)  # share needs correcting first
             cont = got.get("contention")
             if cont and got.get("worker_wall_s"):  # the server is not a child that was waited for: its CPU
                 own = (_tree_cpu_s(proc.pid) - cpu0) / (got["worker_wall_s"] * (os.cpu_count() or 1))
