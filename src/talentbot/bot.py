@@ -140,7 +140,7 @@ class TalentBot:
                k: int | None = None) -> Iterator[object]:
         """Yield :class:`TextEvent` pieces as the answer is produced, then one :class:`AnswerEvent`."""
         q = self.check_question(question)
-        if self.store.count() == 0:
+        if not self.retriever.manifest:  # cached per store generation: no Chroma count on every question
             raise EmptyStoreError("nothing is indexed yet: run `talentbot ingest corpus` first")
         yield from self.chain.stream({"question": q, "history": history or [], "filters": filters, "k": k})
 

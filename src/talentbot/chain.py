@@ -25,7 +25,7 @@ History = Sequence[tuple[str, str]] | Sequence[dict] | None
 
 @dataclass
 class Condensed:
-    """A standalone question for retrieval. ``terms`` weight the current turn twice."""
+    """A standalone question for retrieval. ``terms`` weight the current turn three times."""
 
     question: str
     standalone: str
@@ -54,7 +54,7 @@ def is_follow_up(question: str) -> bool:
 
 
 def condense_rule_based(question: str, history: History) -> Condensed:
-    """Without an LLM: prefix the last user question; the current question's terms count double."""
+    """Without an LLM: prefix the last user question; the current question's terms count three times."""
     turns = normalize_history(history)
     last_user = next((t for r, t in reversed(turns) if r in ("user", "human")), "")
     terms = query_tokens(question)

@@ -123,7 +123,6 @@ class LexicalIndex:
         self.ids = ids
         self.bm25 = bm25
         self.generation = generation
-        self.row = {cid: i for i, cid in enumerate(ids)}
         vocab = bm25.vocab_dict if bm25 is not None else {}
         self.vocab = vocab
         self._df = None
