@@ -2,7 +2,7 @@
 
 Stages: condense (rule-based, ``chain.condense_rule_based``), the retriever's own timings (lexical,
 embed, dense, fusion, fetch: ``bot.retriever.timings``), answer extraction (``chain.extractive_events``)
-and the rest of ``ask`` (question checks, ``store.count()``, index freshness check, LCEL plumbing).
+and the rest of ``ask`` (question checks, the empty-store check, index freshness check, LCEL plumbing).
 """
 
 from __future__ import annotations

@@ -127,6 +127,7 @@ def test_ingest_ask_reingest_and_a_second_app_through_a_chroma_server(tmp_path, 
     (docs / FILES[2]).unlink()
     rebuilt = second.ingest([docs], rebuild=True)
     assert (rebuilt.added, rebuilt.chunks) == (2, second.store.count())
+    time.sleep(1.1)  # another process's change is seen within a second (the retriever's freshness check)
     _cites(bot.ask(Q_ADDED), "2025年7月15日", FILES[1])
     assert bot.store.count() == rebuilt.chunks
     assert len(bot.retriever.index.ids) == rebuilt.chunks

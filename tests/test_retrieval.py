@@ -165,6 +165,24 @@ def test_lexical_index_rebuilt_when_stale_or_unreadable(small_store, damage):
     assert meta["generation"] == bot.store.state()["generation"] and len(meta["ids"]) == bot.store.count()
 
 
+def test_pinyin_table_is_built_on_first_use_saved_and_checked_against_the_generation(small_store):
+    store, _ = small_store
+    table = store / "lexical" / "talentbot" / "pinyin.json"
+    assert not table.exists()  # ingest doesn't pay for it: only English-spelled names need it
+    bot = TalentBot(store=store)
+    top = bot.retriever.search("qingnian chuangye")[0]
+    assert "青年创业" in top.text
+    saved = json.loads(table.read_text(encoding="utf-8"))
+    assert saved["generation"] == bot.store.state()["generation"] and "青年" in saved["table"]["qingnian"]
+    mtime = table.stat().st_mtime_ns
+    assert "青年创业" in TalentBot(store=store).retriever.search("qingnian chuangye")[0].text
+    assert table.stat().st_mtime_ns == mtime  # a new process reuses the saved table
+    # a table saved for another generation is not trusted: rebuilt from the index, and saved again
+    table.write_text(json.dumps({"generation": -3, "table": {"qingnian": ["甲市"]}}), encoding="utf-8")
+    assert "青年创业" in TalentBot(store=store).retriever.search("qingnian chuangye")[0].text
+    assert json.loads(table.read_text(encoding="utf-8"))["table"]["qingnian"] != ["甲市"]
+
+
 def test_new_file_is_retrievable_without_restart(small_store, tmp_path):
     store, _ = small_store
     question = "丙县对新引进博士给予多少科研启动经费？"

@@ -35,7 +35,9 @@ class Settings(BaseSettings):
         description="sentence-transformers model name or path; empty means the bundled all-MiniLM-L6-v2.",
     )
     device: str = Field("cpu", description="Torch device for embeddings: cpu, cuda, cuda:0 …")
-    embed_batch_size: int = Field(64, ge=1, description="Texts per encoding batch.")
+    embed_batch_size: int = Field(
+        16, ge=1, description="Texts per encoding batch (16 measured fastest on CPU: benchmarks/encode_bench.py)."
+    )
     embed_bf16: bool = Field(
         True, description="Encode under bfloat16 autocast (checked to stay within 0.999 cosine of float32)."
     )

@@ -12,6 +12,7 @@ import logging
 import re
 import time
 from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import Executor, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -30,7 +31,8 @@ _CITY = re.compile(r"([\u4e00-\u9fff]{2,3}?)(?:市|经济特区)")
 _CITIES = "广州 深圳 杭州 郑州 洛阳 新乡 南京 苏州 武汉 成都 西安 太原 大同 忻州 济南 青岛 厦门 宁波".split()
 
 
-FLUSH_CHUNKS = 512  # chunks embedded and written together: Chroma writes far faster in large batches
+FLUSH_CHUNKS = 2048  # chunks embedded and written together: one encode call pads less, Chroma writes faster
+# in large batches, and a small corpus is a single batch (a few MB of text and vectors)
 
 
 @dataclass
@@ -135,6 +137,24 @@ def run_ingest(store: Store, embedder: Embedder, settings: Settings, paths: Sequ
     store.set_state(dirty=True)
     manifest = store.manifest()
     files = list(discover(paths))
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="talentbot-tokenize") as pool:
+        seen = _ingest_files(store, embedder, settings, files, manifest, report, pool, progress)
+    report.removed = _remove_missing(store, manifest, seen, paths)
+    if progress:
+        progress(len(files), len(files), "")
+    report.chunks = sum(rec.chunks for rec in store.manifest().values())  # repair() keeps the two equal
+    report.embedded = embedder.computed - computed_before
+    state = store.state()
+    changed = report.added or report.updated or report.removed or report.repaired or rebuild
+    store.set_state(dirty=False, generation=state.get("generation", 0) + (1 if changed else 0))
+    report.seconds = time.perf_counter() - t0
+    return report
+
+
+def _ingest_files(store: Store, embedder: Embedder, settings: Settings, files: list[Path],
+                  manifest: dict[str, ArticleRecord], report: IngestReport, pool: Executor,
+                  progress: Progress | None) -> set[str]:
+    """Load, chunk and flush every new or changed file; return the keys of all files seen."""
     seen: set[str] = set()
     pending: list[tuple[ArticleRecord, Article, list[Chunk], bool]] = []
     pending_chunks = 0
@@ -161,31 +181,23 @@ def run_ingest(store: Store, embedder: Embedder, settings: Settings, paths: Sequ
         pending.append((rec, article, chunks, old is not None))
         pending_chunks += len(chunks)
         if pending_chunks >= FLUSH_CHUNKS:
-            _flush(store, embedder, pending, report)
+            _flush(store, embedder, pending, report, pool)
             pending, pending_chunks = [], 0
-    _flush(store, embedder, pending, report)
-    report.removed = _remove_missing(store, manifest, seen, paths)
-    if progress:
-        progress(len(files), len(files), "")
-    report.chunks = store.count()
-    report.embedded = embedder.computed - computed_before
-    state = store.state()
-    changed = report.added or report.updated or report.removed or report.repaired or rebuild
-    store.set_state(dirty=False, generation=state.get("generation", 0) + (1 if changed else 0))
-    report.seconds = time.perf_counter() - t0
-    return report
+    _flush(store, embedder, pending, report, pool)
+    return seen
 
 
-def _flush(store: Store, embedder: Embedder, pending: list, report: IngestReport) -> None:
+def _flush(store: Store, embedder: Embedder, pending: list, report: IngestReport, pool: Executor) -> None:
     """Embed all pending chunks in one batch and write them in one upsert (Chroma writes far faster in
     large batches), then trim what a shorter new version left behind, then record the articles.
+    The jieba tokens for the chunk metadata are computed on a second thread while the model encodes.
     A crash before the records are written leaves chunks the next run's repair recognises by hash."""
     if not pending:
         return
+    metas = pool.submit(lambda: [_chunk_meta(rec, c, article) for rec, article, chunks, _ in pending for c in chunks])
     vectors = embedder.encode([c.indexed_text for _, _, chunks, _ in pending for c in chunks])
     store.write_chunks([f"{rec.key}:{c.ordinal}" for rec, _, chunks, _ in pending for c in chunks], vectors,
-                       [c.text for _, _, chunks, _ in pending for c in chunks],
-                       [_chunk_meta(rec, c, article) for rec, article, chunks, _ in pending for c in chunks])
+                       [c.text for _, _, chunks, _ in pending for c in chunks], metas.result())
     for rec, _, chunks, is_update in pending:
         if is_update:
             store.trim_chunks(rec.key, len(chunks))
