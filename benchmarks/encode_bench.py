@@ -66,7 +66,7 @@ def worker_encode(a: dict) -> dict:
         res[name]["query_ms"] = round((time.perf_counter() - t0) / 20 * 1000, 2)
     # batch size sweep under bf16
     sweep = {}
-    for bs in a.get("batches", [16, 32, 128]):
+    for bs in a.get("batches", [8, 32, 64, 128]):
         e = Embedder(settings.model_name, settings.device, bs, bf16=True)
         e._model = fp32.model
         sweep[str(bs)] = round(_throughput(e.encode, texts, 1)[0], 2)

@@ -27,7 +27,7 @@ def _hotspots(profile: cProfile.Profile, n_queries: int, top: int = 14) -> list[
     stats = pstats.Stats(profile, stream=io.StringIO())
     rows = []
     for (file, line, func), (_cc, ncalls, tottime, cumtime, _callers) in stats.stats.items():
-        if not any(k in file for k in ("talentbot", "chromadb", "bm25s", "jieba", "numpy", "scipy")):
+        if not any(k in file for k in ("talentbot", "chromadb", "bm25s", "rjieba", "numpy", "scipy")):
             continue  # the model's own frames (torch, sentence_transformers) sit under Embedder.encode
         short = file.split("site-packages/")[-1].split("/src/")[-1]
         rows.append({"function": f"{short}:{line}({func})", "cum_ms_per_query": round(cumtime * 1000 / n_queries, 3),
@@ -155,12 +155,12 @@ def worker_coldprofile(a: dict) -> dict:
         step("load the embedding model (torch, sentence-transformers) + first encode")
     row = questions()[0]
     bot.ask(row["q"])
-    step("first ask (jieba init, answer)")
+    step("first ask (rjieba init, answer)")
     bot.ask(questions()[1]["q"])
     step("second ask (warm)")
     import sys
 
-    heavy = [m for m in ("torch", "sentence_transformers", "transformers", "gradio", "chromadb", "bm25s", "jieba",
+    heavy = [m for m in ("torch", "sentence_transformers", "transformers", "gradio", "chromadb", "bm25s", "rjieba",
                          "langchain_core", "scipy", "sklearn", "pandas") if m in sys.modules]
     return {"steps_s": steps, "total_s": round(sum(steps.values()), 3), "modules_loaded": heavy,
             "peak_rss_mb": peak_rss_mb()}

@@ -56,7 +56,7 @@ def machine_info() -> dict:
     except OSError:
         pass
     versions = {}
-    for pkg in ("talentbot", "torch", "sentence-transformers", "transformers", "chromadb", "bm25s", "jieba",
+    for pkg in ("talentbot", "torch", "sentence-transformers", "transformers", "chromadb", "bm25s", "rjieba",
                 "numpy", "scipy", "langchain-core", "langchain-chroma", "langchain-huggingface",
                 "langchain-text-splitters", "gradio", "onnxruntime"):
         try:
