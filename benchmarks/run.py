@@ -228,7 +228,7 @@ def main(argv: list[str] | None = None) -> int:
     log("encoding: float32 vs bf16 (200 real chunks)")
     results["encode"] = run_worker("encode", {"corpus": str(ROOT / "corpus"), "n": 100 if args.quick else 200,
                                               "repeats": 1 if args.quick else 2,
-                                              "batches": [] if args.quick else [16, 32, 128],
+                                              "batches": [] if args.quick else [8, 32, 64, 128],
                                               "int8": not args.quick},
                                    device=args.device)
     save()
