@@ -5,6 +5,6 @@ cd "$(dirname "$0")/.."
 PY=${PYTHON:-python3}
 [ -x .venv/bin/python ] || "$PY" -m venv .venv
 .venv/bin/python -m pip install -q --upgrade pip
-.venv/bin/python -m pip install -q "torch==2.13.0" -e .
+.venv/bin/python -m pip install -q -c requirements.lock "torch==2.13.0" -e .
 .venv/bin/talentbot ingest corpus
 exec .venv/bin/talentbot serve "$@"

@@ -6,7 +6,8 @@ PY=${PYTHON:-python3}
 [ -x .venv/bin/python ] || "$PY" -m venv .venv
 .venv/bin/python -m pip install -q --upgrade pip
 # torch==2.13.0 (CPU wheel) is pinned in pyproject.toml; installing it first keeps pip off CUDA builds.
-.venv/bin/python -m pip install -q "torch==2.13.0" -e ".[test,bench]"
+# requirements.lock (scripts/lock.sh) pins every other package to the versions tested and audited.
+.venv/bin/python -m pip install -q -c requirements.lock "torch==2.13.0" -e ".[test,bench]"
 if .venv/bin/python -m pip list 2>/dev/null | grep -i '^nvidia'; then
   echo "error: CUDA packages were installed; torch must be the CPU wheel" >&2; exit 1
 fi

@@ -23,12 +23,13 @@ from __future__ import annotations
 
 import argparse
 import functools
+import multiprocessing
 import os
 import random
 import re
 import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 
 from common import (
     ALL,
@@ -117,56 +118,81 @@ def timed_ask(c, question: str, history: list | None = None, timeout: float = 12
 
 
 # ---------------------------------------------------------------------------------------------- load
-def part_load(store, corpus, sessions: int, seconds: float, raw: bool = False) -> str:
+def run_sessions(url: str, ids: list[int], seconds: float, start_at: float, raw: bool) -> dict:
+    """Sessions ``ids`` against ``url``, one thread each, from wall-clock ``start_at`` for ``seconds``.
+    Runs in a worker process of its own (``--procs``), so that many sessions are not all bound by one
+    client process's GIL; returns the timings, the errors and this process's CPU seconds."""
+    if not raw:
+        cache_ssl_contexts()
     qs = questions()
-    with Server(store, corpus) as srv:
-        print(f"server {srv.url} (concurrency 4, max_queue 64); creating {sessions} sessions", flush=True)
-        with ThreadPoolExecutor(sessions) as pool:
-            clients = list(pool.map(lambda _: client(srv.url), range(sessions)))
-        results: list[dict] = []
-        errors: list[str] = []
-        lock = threading.Lock()
-        start = threading.Barrier(sessions)
-        rss = []
+    with ThreadPoolExecutor(len(ids)) as pool:
+        clients = list(pool.map(lambda _: client(url), ids))
+    results: list[dict] = []
+    errors: list[str] = []
+    lock = threading.Lock()
 
-        def session(i: int) -> None:
-            rnd = random.Random(i)
-            c = clients[i]
-            history: list = []
-            start.wait()
-            deadline = time.monotonic() + seconds
-            for _ in range(100_000):  # bounded
-                if time.monotonic() >= deadline:
-                    break
-                row = rnd.choice(qs)
-                try:
-                    r = timed_ask(c, row["q"], history[-4:])
-                    text = assistant_text(r["output"])
-                    if not text.strip():
-                        raise ValueError("empty answer")
-                    history = r["output"][0]
-                    ok = all(a in text for a in row["a"]) if row.get("a") else None
-                    with lock:
-                        results.append({"first": r["first"], "total": r["total"], "correct": ok})
-                except Exception as e:  # noqa: BLE001 - every failure is counted and reported
-                    with lock:
-                        errors.append(f"{type(e).__name__}: {str(e)[:120]}")
+    def session(i: int, c) -> None:
+        rnd = random.Random(i)
+        history: list = []
+        time.sleep(max(0.0, start_at - time.time()))
+        deadline = time.monotonic() + seconds
+        for _ in range(100_000):  # bounded
+            if time.monotonic() >= deadline:
+                break
+            row = rnd.choice(qs)
+            try:
+                r = timed_ask(c, row["q"], history[-4:])
+                text = assistant_text(r["output"])
+                if not text.strip():
+                    raise ValueError("empty answer")
+                history = r["output"][0]
+                ok = all(a in text for a in row["a"]) if row.get("a") else None
+                with lock:
+                    results.append({"first": r["first"], "total": r["total"], "correct": ok})
+            except Exception as e:  # noqa: BLE001 - every failure is counted and reported
+                with lock:
+                    errors.append(f"{type(e).__name__}: {str(e)[:120]}")
+
+    cpu0 = sum(os.times()[:2])
+    with ThreadPoolExecutor(len(ids)) as pool:
+        list(pool.map(session, ids, clients))
+    cpu = sum(os.times()[:2]) - cpu0
+    for c in clients:
+        c.close()
+    return {"results": results, "errors": errors, "cpu": cpu}
+
+
+def part_load(store, corpus, sessions: int, seconds: float, raw: bool = False, procs: int = 1) -> str:
+    procs = max(1, min(procs, sessions))
+    with Server(store, corpus) as srv:
+        print(f"server {srv.url} (concurrency 4, max_queue 64); {sessions} sessions in {procs} client "
+              "process(es)", flush=True)
+        rss = []
 
         def sample_rss(stop: threading.Event) -> None:
             while not stop.is_set():
                 rss.append(srv.rss_mb())
                 stop.wait(1)
 
+        groups = [list(range(sessions))[k::procs] for k in range(procs)]
+        start_at = time.time() + 5 + sessions * 0.05  # time for every process to open its clients
         stop = threading.Event()
         threading.Thread(target=sample_rss, args=(stop,), daemon=True).start()
-        t0, server0, client0 = time.perf_counter(), srv.cpu_seconds(), sum(os.times()[:2])
-        with ThreadPoolExecutor(sessions) as pool:
-            list(pool.map(session, range(sessions)))
-        wall = time.perf_counter() - t0
-        server_cpu, client_cpu = srv.cpu_seconds() - server0, sum(os.times()[:2]) - client0
+        if procs == 1:
+            server0 = srv.cpu_seconds()
+            outs = [run_sessions(srv.url, groups[0], seconds, start_at, raw)]
+        else:
+            ctx = multiprocessing.get_context("spawn")
+            with ProcessPoolExecutor(procs, mp_context=ctx) as pool:
+                futures = [pool.submit(run_sessions, srv.url, g, seconds, start_at, raw) for g in groups]
+                time.sleep(max(0.0, start_at - time.time()))
+                server0 = srv.cpu_seconds()
+                outs = [f.result() for f in futures]
+        wall = time.time() - start_at
+        server_cpu, client_cpu = srv.cpu_seconds() - server0, sum(o["cpu"] for o in outs)
         stop.set()
-        for c in clients:
-            c.close()
+    results = [r for o in outs for r in o["results"]]
+    errors = [e for o in outs for e in o["errors"]]
     firsts = [r["first"] for r in results if r["first"] is not None]
     totals = [r["total"] for r in results]
     graded = [r["correct"] for r in results if r["correct"] is not None]
@@ -182,6 +208,7 @@ def part_load(store, corpus, sessions: int, seconds: float, raw: bool = False) -
     per = 1000 / max(n, 1)
     print(f"CPU per request: server {server_cpu * per:.1f} ms, clients {client_cpu * per:.1f} ms", flush=True)
     client_kind = "gradio_client as shipped" if raw else "gradio_client with httpx SSL contexts cached"
+    client_kind += f", in {procs} client process{'es' if procs > 1 else ''}"
     return "\n".join([
         f"**{sessions} concurrent sessions for {seconds:.0f} s, {client_kind}** (server: default settings, "
         "concurrency 4, max_queue 64, extractive answers; each session asks random questions of `eval/*.jsonl` "
