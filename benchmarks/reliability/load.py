@@ -14,7 +14,8 @@ Parts (all by default):
     .venv/bin/python benchmarks/reliability/load.py --parts load --sessions 50 --seconds 60
 
 The server runs in a child process (``talentbot.web.launch(TalentBot(...), block=False)``), the
-clients in this one, so client and server share the machine's CPUs: the figures include that.
+load part's clients in 4 worker processes (``--procs``), so clients and server share the machine's CPUs:
+the figures include that.
 Time to first token is seen by polling the job's outputs every 10 ms (gradio_client's own iterator
 spins on a 1 ms sleep, which with 50 sessions would eat the CPU the server needs).
 """
@@ -99,18 +100,17 @@ def timed_ask(c, question: str, history: list | None = None, timeout: float = 12
     job = c.submit(question, history or [], ALL, ALL, "", "", api_name="/chat")
     first = None
     seen = 0
-    while not job.done():
-        if first is None:
-            outs = job.outputs()
-            for o in outs[seen:]:
-                if assistant_text(o).strip():
-                    first = time.perf_counter() - t0
-                    break
-            seen = len(outs)
+    while first is None and not job.done():  # once the first token is seen, result() just waits
+        outs = job.outputs()
+        for o in outs[seen:]:
+            if assistant_text(o).strip():
+                first = time.perf_counter() - t0
+                break
+        seen = len(outs)
         if time.perf_counter() - t0 > timeout:
             raise TimeoutError(f"no answer in {timeout} s")
         time.sleep(POLL)
-    out = job.result()
+    out = job.result(timeout=max(1.0, timeout - (time.perf_counter() - t0)))
     total = time.perf_counter() - t0
     if first is None:
         first = total if assistant_text(out).strip() else None
@@ -156,10 +156,10 @@ def run_sessions(url: str, ids: list[int], seconds: float, start_at: float, raw:
     cpu0 = sum(os.times()[:2])
     with ThreadPoolExecutor(len(ids)) as pool:
         list(pool.map(session, ids, clients))
-    cpu = sum(os.times()[:2]) - cpu0
+    cpu, end = sum(os.times()[:2]) - cpu0, time.time()
     for c in clients:
         c.close()
-    return {"results": results, "errors": errors, "cpu": cpu}
+    return {"results": results, "errors": errors, "cpu": cpu, "end": end}
 
 
 def part_load(store, corpus, sessions: int, seconds: float, raw: bool = False, procs: int = 1) -> str:
@@ -188,7 +188,7 @@ def part_load(store, corpus, sessions: int, seconds: float, raw: bool = False, p
                 time.sleep(max(0.0, start_at - time.time()))
                 server0 = srv.cpu_seconds()
                 outs = [f.result() for f in futures]
-        wall = time.time() - start_at
+        wall = max(o["end"] for o in outs) - start_at
         server_cpu, client_cpu = srv.cpu_seconds() - server0, sum(o["cpu"] for o in outs)
         stop.set()
     results = [r for o in outs for r in o["results"]]
@@ -400,13 +400,16 @@ def main() -> None:
     ap.add_argument("--no-write", action="store_true", help="print only; leave RELIABILITY.md alone")
     ap.add_argument("--raw-client", action="store_true",
                     help="leave gradio_client as shipped (a new SSL context per request: see cache_ssl_contexts)")
+    ap.add_argument("--procs", type=int, default=4,
+                    help="client processes the sessions are spread over (one Python process's GIL caps how many "
+                         "requests gradio_client can prepare per second)")
     args = ap.parse_args()
     setup_env()
     if not args.raw_client:
         cache_ssl_contexts()
     parts = args.parts.split(",")
     corpus, store = corpus_store("load")
-    runs = {"load": lambda: part_load(store, corpus, args.sessions, args.seconds, args.raw_client),
+    runs = {"load": lambda: part_load(store, corpus, args.sessions, args.seconds, args.raw_client, args.procs),
             "queue": lambda: part_queue(store, corpus),
             "isolation": lambda: part_isolation(store, corpus),
             "ingest": part_ingest}
@@ -415,12 +418,13 @@ def main() -> None:
         "```bash\n.venv/bin/python benchmarks/reliability/load.py            # all parts, about 5 minutes\n"
         ".venv/bin/python benchmarks/reliability/load.py --parts load --sessions 50 --seconds 60\n```",
         "The chat server runs in a child process (`talentbot.web.launch(TalentBot(...), block=False)` over the "
-        "ingested `corpus/`), the gradio_client sessions in the script's process: both share the CPUs. Each "
-        "part below is rewritten when it is run.",
+        "ingested `corpus/`); the gradio_client sessions of the load part run in 4 client processes (`--procs`), "
+        "since one Python process's GIL caps how many requests gradio_client can prepare per second. Clients "
+        "and server share the same 2 CPUs. Each part below is rewritten when it is run.",
         "gradio_client opens a new httpx client, and so builds a new SSL context (loading the CA bundle, even "
         "for `http://`), for every request: about 38 ms of CPU per request on this machine against about 16 ms "
         "that the server spends answering. On 2 CPUs shared with the server, that load-generator cost sets the "
-        "latency, so the script caches httpx's SSL contexts in its own process by default; "
+        "latency, so the script caches httpx's SSL contexts in its client processes by default; "
         "`--raw-client` measures gradio_client as shipped (section `load (raw client)`).",
     ])
     if not args.no_write:

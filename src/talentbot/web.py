@@ -7,10 +7,13 @@ trusted Host headers only, every passage and answer HTML-escaped, no images from
 from __future__ import annotations
 
 import html
+import importlib.util
 import ipaddress
 import logging
+import os
 import re
 import shutil
+import sys
 from pathlib import Path
 
 import gradio as gr
@@ -293,6 +296,21 @@ class _NoUploads:
         await self.app(scope, receive, send)
 
 
+def _trim_gradio_overheads() -> None:
+    """Drop two per-request costs of Gradio 6.31 that a chat server doesn't need (found by profiling the
+    server under load: RELIABILITY.md, "load"):
+
+    - after every event its queue rebuilds an analytics summary with pandas over up to 10,000 past events,
+      so each answer gets dearer the longer the server runs: rebuild it every 200 events instead
+      (``GRADIO_ANALYTICS_CACHE_FREQUENCY``; a value set by the user wins);
+    - every call tries ``import matplotlib``, and when it is not installed each try searches ``sys.path``
+      again: record it as missing once (``None`` in ``sys.modules``), unless it is installed.
+    """
+    os.environ.setdefault("GRADIO_ANALYTICS_CACHE_FREQUENCY", "200")
+    if "matplotlib" not in sys.modules and importlib.util.find_spec("matplotlib") is None:
+        sys.modules["matplotlib"] = None  # type: ignore[assignment]
+
+
 def create_app(bot: TalentBot):
     """The ASGI app: the Gradio UI mounted in a FastAPI app that rejects untrusted Host headers first.
 
@@ -303,6 +321,7 @@ def create_app(bot: TalentBot):
 
     s = bot.settings
     auth = _auth(bot)
+    _trim_gradio_overheads()
     bot.store.count()  # fail early, with the store's own message, if it cannot be opened
     outer = fastapi.FastAPI(docs_url=None, redoc_url=None, openapi_url=None)
     if not s.allow_upload:  # Gradio's upload route takes files from anyone unless it is closed
