@@ -8,10 +8,12 @@ from __future__ import annotations
 
 import json
 import shutil
+import socket
 import subprocess
 import sys
 import time
 import urllib.request
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -20,7 +22,8 @@ from typer.testing import CliRunner
 from conftest import CORPUS, free_port
 from talentbot import TalentBot
 from talentbot.cli import app
-from talentbot.errors import ConfigError, StoreError
+from talentbot.errors import ConfigError, StoreError, StoreLockedError
+from talentbot.store_lease import LEASE_ID, IngestLease
 
 CHROMA = Path(sys.executable).with_name("chroma")
 FILES = ["shanghai-rencai-liudong-tiaoli.md", "beijing-rencai-shichang-guanli-tiaoli.md",
@@ -193,3 +196,47 @@ def test_a_server_that_goes_away_mid_session_gives_a_store_error(tmp_path, chrom
     chroma_server.stop()
     with pytest.raises(StoreError, match=r"Chroma server at http://127\.0\.0\.1:\d+.*chroma run"):
         bot.ask(Q_SHANGHAI)
+
+
+@pytest.mark.slow
+def test_ingests_from_two_app_hosts_take_turns_through_the_server_lease(tmp_path, chroma_server):
+    docs = _corpus(tmp_path)
+    a = TalentBot(store=tmp_path / "host-a", chroma_url=chroma_server.url)
+    b = TalentBot(store=tmp_path / "host-b", chroma_url=chroma_server.url)  # its own folder: its own file lock
+    other = IngestLease(a.store, owner="app-host-2:4242", settle=0.05)
+    assert other.acquire() is None  # an ingest running on another host
+    with pytest.raises(StoreLockedError, match="another ingest \\(app-host-2:4242\\) is writing to the Chroma server"):
+        b.ingest([docs])
+    assert b.store.manifest() == {}  # nothing written
+    other.release()
+    assert other.holder() is None
+    assert b.ingest([docs]).added == 3
+    assert other.holder() is None  # given back after the ingest
+
+    # a lease left by a process of this host that no longer exists is taken over at once ...
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    a.store.put_record(LEASE_ID, {"kind": "lease", "owner": f"{socket.gethostname()}:{dead.stdout.strip()}",
+                                  "expires": time.time() + 600})
+    assert a.ingest([docs]).unchanged == 3
+    # ... and so is one that ran out
+    a.store.put_record(LEASE_ID, {"kind": "lease", "owner": "app-host-2:4242", "expires": time.time() - 1})
+    assert a.ingest([docs]).unchanged == 3 and other.holder() is None
+
+
+@pytest.mark.slow
+def test_two_hosts_taking_the_lease_at_once_get_exactly_one_winner_who_renews_it(tmp_path, chroma_server):
+    a = TalentBot(store=tmp_path / "host-a", chroma_url=chroma_server.url)
+    b = TalentBot(store=tmp_path / "host-b", chroma_url=chroma_server.url)
+    a.store.count()  # create the collections
+    rivals = [IngestLease(a.store, owner="h1:1", renew_every=0.1), IngestLease(b.store, owner="h2:2", renew_every=0.1)]
+    with ThreadPoolExecutor(2) as pool:
+        results = list(pool.map(lambda lease: lease.acquire(), rivals))
+    assert sorted(r is None for r in results) == [False, True]
+    winner = rivals[results.index(None)]
+    loser_saw = next(r for r in results if r is not None)
+    assert loser_saw["owner"] == winner.owner
+    first = winner.holder()["expires"]
+    time.sleep(0.5)
+    assert winner.holder()["expires"] > first  # renewed while held
+    winner.release()
+    assert winner.holder() is None

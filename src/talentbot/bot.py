@@ -11,7 +11,7 @@ from pathlib import Path
 from .answer import Answer
 from .chain import History, build_chain, final_answer
 from .config import Settings
-from .errors import EmptyStoreError, InputError, StoreLockedError
+from .errors import EmptyStoreError, InputError, StoreLockedError, TalentBotError
 from .ingest import IngestReport, Progress, run_ingest
 from .retrieval import Filters, Retriever, TalentRetriever
 from .store import ArticleRecord, Store
@@ -109,11 +109,35 @@ class TalentBot:
                 f"another ingest is running on {lock_dir}; wait for it to finish, then run this again"
             ) from e
         try:
-            report = run_ingest(self.store, self.embedder, self.settings, roots, rebuild, progress)
+            lease = self._take_lease() if self.settings.chroma_url else None
+            try:
+                report = run_ingest(self.store, self.embedder, self.settings, roots, rebuild, progress)
+            finally:
+                if lease is not None:
+                    try:
+                        lease.release()
+                    except TalentBotError as e:  # the server went away: the lease runs out by itself
+                        logger.warning("could not release the ingest lease: %s", e)
             self.retriever.refresh(force=True)
             return report
         finally:
             lock.release()
+
+    def _take_lease(self):
+        """In server mode, the store-wide lease that keeps ingests on other hosts out (see store_lease)."""
+        import datetime
+
+        from .store_lease import IngestLease
+
+        lease = IngestLease(self.store)
+        held = lease.acquire()
+        if held is not None:
+            until = datetime.datetime.fromtimestamp(float(held.get("expires", 0)), datetime.UTC)
+            raise StoreLockedError(
+                f"another ingest ({held.get('owner')}) is writing to the Chroma server at "
+                f"{self.settings.chroma_url} (its lease runs until {until:%H:%M:%S} UTC unless renewed); "
+                "wait for it to finish, then run this again")
+        return lease
 
     def articles(self) -> list[ArticleRecord]:
         """The indexed articles, sorted by title."""

@@ -2,7 +2,8 @@
 
 Two collections: ``<name>`` holds the chunks (cosine space, vectors computed by us), and
 ``<name>_articles`` is the manifest: one record per article with its content hash and chunk count,
-plus a ``__state__`` record (generation counter and a dirty flag used for crash repair).
+plus a ``__state__`` record (generation counter and a dirty flag used for crash repair) and, while an
+ingest runs in server mode, an ``__ingest_lease__`` record (see :mod:`talentbot.store_lease`).
 
 Failures of Chroma surface as :class:`StoreError` with a message saying what to do: an unreachable
 server, a full disk, or a damaged embedded store (:class:`StoreCorruptError`, naming
@@ -323,6 +324,21 @@ class Store:
         self.articles.upsert(ids=[STATE_ID], embeddings=[_ONE], documents=[""],
                              metadatas=[{"kind": "state", "json": json.dumps(state)}])
         return state
+
+    # ------------------------------------------------------------------ other records (ingest lease)
+    @_guarded("reading a record")
+    def get_record(self, record_id: str) -> dict[str, Any] | None:
+        """Metadata of a bookkeeping record of the articles collection, or None."""
+        got = self.articles.get(ids=[record_id], include=["metadatas"])
+        return dict(got["metadatas"][0]) if got["ids"] else None
+
+    @_guarded("writing a record")
+    def put_record(self, record_id: str, meta: dict[str, Any]) -> None:
+        self.articles.upsert(ids=[record_id], embeddings=[_ONE], documents=[""], metadatas=[meta])
+
+    @_guarded("removing a record")
+    def delete_record(self, record_id: str) -> None:
+        self.articles.delete(ids=[record_id])
 
     # ----------------------------------------------------------------------------------- manifest
     @_guarded("reading the article list")
