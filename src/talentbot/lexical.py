@@ -148,13 +148,16 @@ class LexicalIndex:
     def _save_pinyin(self, folder: Path) -> None:
         """Write the pinyin table, stamped with the index generation it belongs to (atomic replace)."""
         data = json.dumps({"generation": self.generation, "table": self._pinyin}, ensure_ascii=False)
+        tmp = None
         try:
             fd, tmp = tempfile.mkstemp(prefix=".pinyin-", dir=folder)
             with os.fdopen(fd, "w", encoding="utf-8") as f:
                 f.write(data)
             os.replace(tmp, folder / "pinyin.json")
-        except OSError as e:  # read-only or vanished folder: keep it in memory only
+        except OSError as e:  # read-only, full or vanished folder: keep it in memory only
             logger.info("cannot save the pinyin table to %s: %s", folder, e)
+            if tmp is not None:
+                Path(tmp).unlink(missing_ok=True)
 
     def pinyin_words(self, syllables: str) -> list[str]:
         """Chinese words of the index whose toneless pinyin is ``syllables`` ('yuanqu' -> ['垣曲'])."""
