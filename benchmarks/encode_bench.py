@@ -89,11 +89,60 @@ def worker_encode(a: dict) -> dict:
                                "cosine_vs_fp32": _cos(v32, v8)}
     except (RuntimeError, AttributeError, ImportError, AssertionError) as e:
         res["int8_dynamic"] = {"error": str(e).splitlines()[0][:200]}
-    try:
-        import onnxruntime  # noqa: F401
-
-        res["onnx"] = "onnxruntime is installed but optimum is not: sentence-transformers' ONNX backend not measured"
-    except ImportError:
-        res["onnx"] = "onnxruntime not installed: not measured"
+    res.update(_onnx(fp32.model, texts, settings.embed_batch_size, repeats, v32, cps32))
     res["peak_rss_mb"] = peak_rss_mb()
     return res
+
+
+def _onnx(model, texts: list[str], batch: int, repeats: int, v32: np.ndarray, cps32: float) -> dict:
+    """ONNX Runtime candidates: the transformer exported with torch.onnx (float32), and the same graph with
+    ONNX Runtime's dynamic int8 quantisation; mean pooling and normalisation as sentence-transformers does."""
+    import tempfile
+
+    import torch
+    try:
+        import onnx  # noqa: F401 - torch.onnx needs it
+        import onnxruntime as ort
+        from onnxruntime.quantization import QuantType, quantize_dynamic
+    except ImportError as e:
+        return {"onnx": {"error": f"not measured: {e} (pip install -e '.[bench]')"}}
+
+    class Encoder(torch.nn.Module):
+        def __init__(self, bert) -> None:
+            super().__init__()
+            self.bert = bert
+
+        def forward(self, input_ids, attention_mask, token_type_ids):
+            return self.bert(input_ids=input_ids, attention_mask=attention_mask,
+                             token_type_ids=token_type_ids).last_hidden_state
+
+    tok, names = model.tokenizer, ["input_ids", "attention_mask", "token_type_ids"]
+    folder = Path(tempfile.mkdtemp(prefix="talentbot-onnx-"))
+    example = tok(texts[:2], padding=True, truncation=True, max_length=model.max_seq_length, return_tensors="pt")
+    torch.onnx.export(Encoder(model[0].auto_model.eval()), tuple(example[k] for k in names), str(folder / "f32.onnx"),
+                      input_names=names, output_names=["hidden"], opset_version=17, dynamo=False,
+                      dynamic_axes={k: {0: "batch", 1: "seq"} for k in [*names, "hidden"]})
+    quantize_dynamic(str(folder / "f32.onnx"), str(folder / "int8.onnx"), weight_type=QuantType.QInt8)
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads = torch.get_num_threads()
+    out = {}
+    for name in ("f32", "int8"):
+        sess = ort.InferenceSession(str(folder / f"{name}.onnx"), opts, providers=["CPUExecutionProvider"])
+
+        def encode(items: list[str], sess=sess) -> np.ndarray:
+            order = np.argsort([-len(t) for t in items], kind="stable")
+            vecs = np.zeros((len(items), v32.shape[1]), dtype=np.float32)
+            for i in range(0, len(items), batch):
+                idx = order[i:i + batch]
+                b = tok([items[j] for j in idx], padding=True, truncation=True, max_length=model.max_seq_length,
+                        return_tensors="np")
+                hidden = sess.run(None, {k: b[k].astype(np.int64) for k in names})[0]
+                mask = b["attention_mask"][..., None].astype(np.float32)
+                v = (hidden * mask).sum(axis=1) / mask.sum(axis=1)
+                vecs[idx] = v / np.linalg.norm(v, axis=1, keepdims=True)
+            return vecs
+
+        cps, vecs = _throughput(encode, texts, repeats)
+        out[f"onnx_{name}"] = {"chunks_per_s": round(cps, 2), "speedup": round(cps / cps32, 2),
+                               "cosine_vs_fp32": _cos(v32, vecs)}
+    return out

@@ -349,9 +349,22 @@ def write_markdown(res: dict, path: Path) -> None:
         if "chunks_per_s" in i8:
             rows.append(["int8 dynamic (candidate)", _f(i8["chunks_per_s"]), _f(i8["speedup"], 2),
                          f"min {i8['cosine_vs_fp32']['min']:.5f} / mean {i8['cosine_vs_fp32']['mean']:.5f}", ""])
+        cands = {"int8 dynamic": i8}
+        for key, label in (("onnx_f32", "ONNX Runtime float32"), ("onnx_int8", "ONNX Runtime int8 dynamic")):
+            o = cands[label] = enc.get(key, {})
+            if "chunks_per_s" in o:
+                rows.append([f"{label} (candidate)", _f(o["chunks_per_s"]), _f(o["speedup"], 2),
+                             f"min {o['cosine_vs_fp32']['min']:.5f} / mean {o['cosine_vs_fp32']['mean']:.5f}", ""])
         lines += _table(["Mode", "Chunks/s", "Speed-up", "Cosine to float32", "One query ms"], rows)
+        onnx_note = f" ONNX: {enc['onnx']['error']}." if isinstance(enc.get("onnx"), dict) else ""
+        faster = [k for k, o in cands.items() if o.get("chunks_per_s", 0) > enc["bf16"]["chunks_per_s"]]
+        usable = [k for k in faster if cands[k]["cosine_vs_fp32"]["min"] >= 0.999]
         lines += ["bf16 throughput by batch size (chunks/s): " + ", ".join(
-            f"{k}: {v}" for k, v in enc.get("bf16_batch_sweep_chunks_per_s", {}).items()) + f". ONNX: {enc.get('onnx')}.", ""]
+            f"{k}: {v}" for k, v in enc.get("bf16_batch_sweep_chunks_per_s", {}).items()) + "." + onnx_note,
+                  f"Candidates faster than bf16: {', '.join(faster) or 'none'}; of those within 0.999 cosine of "
+                  f"float32 (the bar for replacing it): {', '.join(usable) or 'none'}, so bf16 autocast stays the "
+                  "default." if not usable else f"Candidates faster than bf16 and within 0.999 cosine: "
+                  f"{', '.join(usable)}: worth adopting.", ""]
         fq = res.get("fp32_quality")
         if fq and fq.get("eval_rrf") and fq.get("eval_rrf_bf16"):
             lines += [f"Quality with fusion=rrf on corpus/ (dense ranking used): float32 store hit@1 "
