@@ -372,6 +372,8 @@ def write_markdown(res: dict, path: Path) -> None:
                       f"answer contains {fq['eval_rrf']['all']['answer_contains']:.3f} vs "
                       f"{fq['eval_rrf_bf16']['all']['answer_contains']:.3f}.", ""]
 
+    lines += _gpu_section(enc)
+
     # ---------------------------------------------------------------------------------- hot spots
     if largest and sizes[largest].get("query", {}).get("hotspots"):
         hs = [h for h in sizes[largest]["query"]["hotspots"] if h.get("by") != "self"][:12]
@@ -414,6 +416,34 @@ def _ratio(a, b) -> str:
     if a is None or not b:
         return "n/a"
     return f"{a / b:.2f}x"
+
+
+def _gpu_section(enc: dict) -> list[str]:
+    """The embedding stage on a lent GPU (benchmarks/gpu/, run on the device machine; not re-run here)."""
+    path = Path(__file__).with_name("gpu") / "gpu_embed.json"
+    if not path.exists():
+        return []
+    gpu = json.loads(path.read_text(encoding="utf-8"))
+    runs = gpu.get("runs", [])
+    if not runs:
+        return []
+    best = max(runs, key=lambda r: r["chunks_per_s"])
+    cpu = enc.get("bf16", {}).get("chunks_per_s")
+    lines = ["## GPU: the embedding stage on a lent GPU", "",
+             f"`benchmarks/gpu/gpu_bench.py`, run on the device machine of an earlier session ({gpu['device']}, "
+             f"torch {gpu['torch']}; not re-run by `run.py`): the same encode call as `Embedder.encode` "
+             f"(`--device cuda`) on {runs[0]['chunks']:,} real chunks, model load {gpu['load_s']:.2f} s.", ""]
+    lines += _table(["Batch", "bf16", "Chunks/s", "Cosine to CPU float32 (min)"],
+                    [[r["batch"], "yes" if r["bf16"] else "no", _f(r["chunks_per_s"]), f"{r['cos_vs_cpu_fp32_min']:.5f}"]
+                     for r in runs])
+    lines += [f"Best: {best['chunks_per_s']:,.0f} chunks/s (batch {best['batch']}"
+              f"{', bf16' if best['bf16'] else ''})"
+              + (f", {best['chunks_per_s'] / cpu:.0f}x the bf16 CPU figure above" if cpu else "")
+              + ". A whole `talentbot ingest --device cuda` was not run there (that image has no chromadb and "
+              "nothing can be installed on it); at that speed the embedding of 100k chunks takes about "
+              f"{100_000 / best['chunks_per_s']:.0f} s, so a GPU ingest is bound by the Chroma writes and the "
+              "lexical index measured above (an estimate, not a measurement).", ""]
+    return lines
 
 
 if __name__ == "__main__":  # re-render: python benchmarks/report.py [results.json] [BENCHMARKS.md]
