@@ -49,6 +49,27 @@ def test_text_encodings_decode_exactly(tmp_path, encoding, raw):
     assert article.title == "人才政策问答"
 
 
+TRADITIONAL = ("臺北市人才引進辦法\n\n第一條 為吸引國內外高層次人才來本市創業就業，特制定本辦法。\n"
+               "第二條 對於經認定之高層次人才，給予住房補貼，每月新臺幣三萬元，最長補貼五年。\n")
+
+
+@pytest.mark.parametrize("codec", ["cp950", "big5", "gb18030", "utf-8"])
+def test_traditional_chinese_in_big5_or_gb18030_decodes_exactly(tmp_path, codec):
+    path = tmp_path / "taipei.txt"
+    path.write_bytes(TRADITIONAL.encode(codec))
+    article = load(path)
+    assert article.text == TRADITIONAL.strip()
+    assert article.title == "臺北市人才引進辦法"
+
+
+def test_text_in_no_known_encoding_is_refused_with_what_to_do(tmp_path):
+    path = tmp_path / "odd.txt"
+    # decodes as GB18030 only into Private Use Area characters, and is not valid Big5 either
+    path.write_bytes(bytes([0xA1, 0x40, 0xFE, 0xFE]) * 200 + "第一条 内容。".encode("utf-8", "replace"))
+    with pytest.raises(LoadError, match="unknown text encoding .*save it as UTF-8"):
+        load(path)
+
+
 @pytest.mark.parametrize("codec", ["gbk", "utf-16", "utf-8-sig"])
 def test_windows_line_endings_and_front_matter_survive_every_encoding(tmp_path, codec):
     text = "---\r\ntitle: 人才公寓管理办法\r\nsource: 某市人社局\r\n---\r\n第一段。\r\n\r\n第二段！\r\n"

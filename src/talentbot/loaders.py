@@ -2,7 +2,7 @@
 
 Supports .txt/.md (optional YAML front matter), .html/.htm (trafilatura), .pdf (pypdf, page numbers
 kept) and .docx (python-docx). Text files may be UTF-8 (with or without BOM), UTF-16 with BOM or
-GB18030/GBK. Web-page junk (breadcrumbs, image names, share widgets) is dropped from news text.
+GB18030/GBK or Big5. Web-page junk (breadcrumbs, image names, share widgets) is dropped from news text.
 """
 
 from __future__ import annotations
@@ -45,7 +45,7 @@ class Article:
 
 # ------------------------------------------------------------------------------------------ decoding
 def decode(data: bytes) -> str:
-    """Decode text bytes exactly: BOMs first, then strict UTF-8, then GB18030; else raise LoadError."""
+    """Decode text bytes exactly: BOMs first, then strict UTF-8, then GB18030, then Big5; else raise LoadError."""
     for bom, enc in ((codecs.BOM_UTF8, "utf-8-sig"), (codecs.BOM_UTF16_LE, "utf-16"), (codecs.BOM_UTF16_BE, "utf-16")):
         if data.startswith(bom):
             try:
@@ -54,12 +54,29 @@ def decode(data: bytes) -> str:
                 raise LoadError(f"invalid {enc} text after its byte-order mark ({e.reason})") from e
     if _looks_binary(data):
         raise LoadError("binary file, not text")
-    for enc in ("utf-8", "gb18030"):
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError:
+        pass
+    # GB18030 decodes almost any byte string, Big5 included; Big5 read that way turns into characters of
+    # the Private Use Area, which real text does not hold. Big5 (cp950: as Windows writes it) then gets a try.
+    for enc in ("gb18030", "cp950"):
         try:
-            return data.decode(enc)
+            text = data.decode(enc)
         except UnicodeDecodeError:
             continue
-    raise LoadError("unknown text encoding: save it as UTF-8")
+        if not _private_use(text):
+            return text
+    raise LoadError("unknown text encoding (not UTF-8, GB18030/GBK or Big5): save it as UTF-8")
+
+
+_PRIVATE_USE = re.compile(r"[\ue000-\uf8ff]")
+
+
+def _private_use(text: str) -> bool:
+    """Whether more than 1% of the non-ASCII characters are Private Use Area code points (a wrong codec)."""
+    private = len(_PRIVATE_USE.findall(text))
+    return private > 0 and private > 0.01 * sum(1 for c in text if ord(c) > 127)
 
 
 def _looks_binary(data: bytes) -> bool:
