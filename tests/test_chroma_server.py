@@ -240,3 +240,11 @@ def test_two_hosts_taking_the_lease_at_once_get_exactly_one_winner_who_renews_it
     assert winner.holder()["expires"] > first  # renewed while held
     winner.release()
     assert winner.holder() is None
+    # a holder whose lease was taken over (it ran out) stops renewing and never removes the new one
+    again = IngestLease(a.store, owner="h1:1", renew_every=0.1)
+    assert again.acquire() is None
+    a.store.put_record(LEASE_ID, {"kind": "lease", "owner": "h3:3", "expires": time.time() + 60})
+    time.sleep(0.5)
+    assert again.holder()["owner"] == "h3:3"
+    again.release()
+    assert again.holder()["owner"] == "h3:3"

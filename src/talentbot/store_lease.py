@@ -80,6 +80,10 @@ class IngestLease:
         """Keep the lease alive (and put it back after a rebuild dropped the collection)."""
         while not self._stop.wait(self.renew_every):
             try:
+                held = self.holder()
+                if held is not None and held.get("owner") != self.owner:  # ran out and was taken over
+                    logger.warning("the ingest lease was taken over by %s", held.get("owner"))
+                    return
                 self._write()
             except TalentBotError as e:  # the ingest itself will meet the same failure and report it
                 logger.warning("could not renew the ingest lease: %s", e)
