@@ -175,7 +175,7 @@ def part_load(store, corpus, sessions: int, seconds: float, raw: bool = False, p
                 stop.wait(1)
 
         groups = [list(range(sessions))[k::procs] for k in range(procs)]
-        start_at = time.time() + 5 + sessions * 0.05  # time for every process to open its clients
+        start_at = time.time() + 10 + sessions * 0.1  # time for every process to start and open its clients
         stop = threading.Event()
         threading.Thread(target=sample_rss, args=(stop,), daemon=True).start()
         if procs == 1:
