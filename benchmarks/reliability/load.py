@@ -16,7 +16,7 @@ Parts (all by default):
 The server runs in a child process (``talentbot.web.launch(TalentBot(...), block=False)``), the
 load part's clients in 4 worker processes (``--procs``), so clients and server share the machine's CPUs:
 the figures include that.
-Time to first token is seen by polling the job's outputs every 10 ms (gradio_client's own iterator
+Time to first token is seen by polling the job's outputs every 20 ms (gradio_client's own iterator
 spins on a 1 ms sleep, which with 50 sessions would eat the CPU the server needs).
 """
 
@@ -46,7 +46,7 @@ from common import (
     write_section,
 )
 
-POLL = 0.01
+POLL = 0.02
 
 
 def cache_ssl_contexts() -> None:
