@@ -24,6 +24,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from common import PY, ROOT, machine, md_table, write_section
+from packaging.utils import canonicalize_name
 
 LOCK = ROOT / "requirements.lock"
 
@@ -74,7 +75,7 @@ def locked() -> dict[str, str]:
     for line in LOCK.read_text(encoding="utf-8").splitlines():
         m = re.match(r"^([A-Za-z0-9_.\-]+)==([^\s;#]+)", line.strip())
         if m:
-            out[re.sub(r"[-_.]+", "-", m.group(1)).lower()] = m.group(2)
+            out[canonicalize_name(m.group(1))] = m.group(2)
     return out
 
 
@@ -92,8 +93,8 @@ def run_pip_audit(service: str) -> tuple[dict[str, list[dict]], set[str], str, b
         err = [ln for ln in done.stderr.strip().splitlines() if ln.strip()]
         return {}, set(), f"`-s {service}`: failed (exit {done.returncode}): {err[-1][:160] if err else ''}", False
     deps = json.loads(done.stdout)["dependencies"]
-    skipped = {re.sub(r"[-_.]+", "-", d["name"]).lower() for d in deps if d.get("skip_reason")}
-    found = {re.sub(r"[-_.]+", "-", d["name"]).lower(): d["vulns"] for d in deps if d.get("vulns")}
+    skipped = {canonicalize_name(d["name"]) for d in deps if d.get("skip_reason")}
+    found = {canonicalize_name(d["name"]): d["vulns"] for d in deps if d.get("vulns")}
     reason = next((d["skip_reason"] for d in deps if d.get("skip_reason")), "")
     return found, skipped, (f"`-s {service}`: {len(deps)} packages, {len(deps) - len(skipped)} audited, "
                             f"{len(skipped)} skipped" + (f" ({reason[:90]})" if reason else "")), True

@@ -142,15 +142,19 @@ class Server:
         _, self.url, pid = line.split()
         self.pid = int(pid)
 
-    def rss_mb(self) -> float:
+    def _status_mb(self, field: str) -> float:
+        """A memory figure (``VmRSS``, ``VmHWM``) of the server process from /proc, in MB."""
         try:
             with open(f"/proc/{self.pid}/status") as fh:
                 for line in fh:
-                    if line.startswith("VmRSS:"):
+                    if line.startswith(f"{field}:"):
                         return int(line.split()[1]) / 1024
         except OSError:
             pass
         return float("nan")
+
+    def rss_mb(self) -> float:
+        return self._status_mb("VmRSS")
 
     def cpu_seconds(self) -> float:
         """User + system CPU time the server process has used so far."""
@@ -161,14 +165,7 @@ class Server:
             return float("nan")
 
     def hwm_mb(self) -> float:
-        try:
-            with open(f"/proc/{self.pid}/status") as fh:
-                for line in fh:
-                    if line.startswith("VmHWM:"):
-                        return int(line.split()[1]) / 1024
-        except OSError:
-            pass
-        return float("nan")
+        return self._status_mb("VmHWM")
 
     def close(self) -> None:
         if self.proc.poll() is None:

@@ -313,19 +313,16 @@ class Store:
         """The state record. A store without one starts at a generation derived from its collection's
         id, so that a lexical index saved for an earlier store in the same folder (before a rebuild)
         can never pass for this one's."""
-        got = self.articles.get(ids=[STATE_ID], include=["metadatas"])
-        if got["ids"]:
-            return json.loads(got["metadatas"][0]["json"])
-        return {"generation": self._base, "dirty": False}
+        rec = self.get_record(STATE_ID)
+        return json.loads(rec["json"]) if rec else {"generation": self._base, "dirty": False}
 
     @_guarded("writing its state")
     def set_state(self, **changes: Any) -> dict[str, Any]:
         state = {**self.state(), **changes}
-        self.articles.upsert(ids=[STATE_ID], embeddings=[_ONE], documents=[""],
-                             metadatas=[{"kind": "state", "json": json.dumps(state)}])
+        self.put_record(STATE_ID, {"kind": "state", "json": json.dumps(state)})
         return state
 
-    # ------------------------------------------------------------------ other records (ingest lease)
+    # -------------------------------------------------------- bookkeeping records (state, ingest lease)
     @_guarded("reading a record")
     def get_record(self, record_id: str) -> dict[str, Any] | None:
         """Metadata of a bookkeeping record of the articles collection, or None."""
