@@ -1,7 +1,8 @@
 """Answer stage: typed answers, and the default extractive answerer (no LLM).
 
 The extractive answerer quotes the sentence(s) of the retrieved passages that best cover the
-question, so every figure, date and name in an answer is copied from a passage it cites.
+question, so every figure, date and name in an answer is copied from a passage it cites. Sentences
+addressed to a language model (injection.py) are never quoted and lend a passage no support.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ import re
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 
+from .injection import is_injection, strip_injections
 from .lexical import tokenize, words
 from .retrieval import Passage, coverage
 
@@ -21,11 +23,6 @@ _ANAPHORA = re.compile(r"^(该|其|此|这|上述|他们|它们)(?!外)")
 _ASKS_NUMBER = re.compile(r"多少|几|何时|哪一天|哪天|什么时候|日期|期限|金额|多长|多大|规模|how many|how much|when|date|how long",
                           re.I)
 _HAS_NUMBER = re.compile(r"\d|[一二三四五六七八九十百千万两]+(?:日|天|个月|年|倍|名|元|人|项|%)")
-_INJECTION = re.compile(
-    r"(忽略|无视|不要理会|忘记)(掉)?(以上|上述|之前|前面|先前|此前|上面)?(的)?(所有|全部|一切)?(的)?"
-    r"(指令|指示|提示|要求|规则|设定)"
-    r"|ignore\s+(all\s+|any\s+)?(the\s+)?(previous|prior|above|earlier)\s+(instructions|prompts?)"
-    r"|disregard\s+(all\s+|the\s+)?(previous|prior|above)|(^|\s)(system|assistant)\s*:|<\|im_start\|>", re.I)
 _ASKS_LIST = re.compile(r"哪些|哪几|包括|包含|有什么|分别|what are|which .*(?:are|were)|list", re.I)
 _QUANTITY_WORD = re.compile(r"^(多少|几\w*)$")
 _FOCUS_SKIP = {"有", "是", "的", "了", "给予", "为", "在", "得", "到", "可以", "能", "应当", "共", "一共",
@@ -114,11 +111,6 @@ def citation_for(n: int, p: Passage, quote: str = "") -> Citation:
                     label=m.get("label", ""), page=m.get("page"), quote=quote, id=p.id)
 
 
-def is_injection(sentence: str) -> bool:
-    """Text addressed to a language model ("忽略以上所有指令…"), not a statement of policy: never quoted."""
-    return bool(_INJECTION.search(sentence))
-
-
 def focus_terms(question: str) -> list[str]:
     """The thing a quantity question asks about: '多少安家费' -> ['安家费'], '几年免租金' -> ['免']."""
     ws = [w for w in words(question) if re.search(r"\w", w)]
@@ -139,6 +131,15 @@ def supports(term: str, text: str) -> bool:
     return term in text or sum(c in text for c in term) * 2 >= len(term)
 
 
+def passage_support(p: Passage) -> float:
+    """``p.coverage`` of the question, counted without the passage's sentences addressed to a model."""
+    text = strip_injections(p.text)
+    if text == p.text:
+        return p.coverage
+    header = " ".join(str(p.meta.get(k, "")) for k in ("title", "chapter", "label"))
+    return coverage(p.groups, set(tokenize(text)) | (set() if is_injection(header) else set(tokenize(header))))
+
+
 def pick_sentences(question: str, passages: list[Passage], max_sentences: int = 2) -> list[tuple[float, int, str]]:
     """Choose (coverage, passage index, sentence) triples that answer ``question``, best first."""
     groups = passages[0].groups if passages else []
@@ -146,22 +147,24 @@ def pick_sentences(question: str, passages: list[Passage], max_sentences: int = 
     wants_list = bool(_ASKS_LIST.search(question))
     scored: list[tuple[float, float, int, str]] = []
     for pi, p in enumerate(passages):
-        header = set(tokenize(" ".join(str(p.meta.get(k, "")) for k in ("title", "chapter", "label"))))
-        sents = answer_sentences(p.text)
+        header_text = " ".join(str(p.meta.get(k, "")) for k in ("title", "chapter", "label"))
+        header = set() if is_injection(header_text) else set(tokenize(header_text))
+        sents = answer_sentences(strip_injections(p.text))
+        p_coverage = passage_support(p)
         for si, s in enumerate(sents):
-            if is_injection(s):
+            if is_injection(s):  # defence in depth: answer_sentences cuts differently from strip_injections
                 continue
-            if _ANAPHORA.match(s) and si > 0 and not is_injection(sents[si - 1]):
+            if _ANAPHORA.match(s) and si > 0:
                 s = sents[si - 1] + s  # give the subject that "该开发区" refers to
             toks = set(tokenize(s)) | header
             cov = coverage(groups, toks)
-            score = cov + 0.3 * p.coverage + 0.15 / (1 + pi)
+            score = cov + 0.3 * p_coverage + 0.15 / (1 + pi)
             if wants_number and _HAS_NUMBER.search(s):
                 score += 0.15
             if wants_list and (s.count("、") >= 2 or "——" in s):
                 score += 0.15
             if wants_number and not _HAS_NUMBER.search(s) and si + 1 < len(sents) \
-                    and _HAS_NUMBER.search(sents[si + 1]) and not is_injection(sents[si + 1]):
+                    and _HAS_NUMBER.search(sents[si + 1]):
                 s += sents[si + 1]  # the figure asked for follows in the next sentence
             scored.append((score, cov, pi, s))
     scored.sort(key=lambda x: -x[0])
@@ -189,7 +192,7 @@ def extractive_events(question: str, passages: list[Passage], min_coverage: floa
     """
     chosen = pick_sentences(question, passages) if passages else []
     quoted = "".join(s for _, _, s in chosen)
-    support = max([c for c, _, _ in chosen] + [passages[pi].coverage for _, pi, _ in chosen]) if chosen else 0.0
+    support = max([c for c, _, _ in chosen] + [passage_support(passages[pi]) for _, pi, _ in chosen]) if chosen else 0.0
     if not chosen or support < min_coverage \
             or not all(supports(t, quoted) for t in focus_terms(question)):
         answer = no_answer(question)
