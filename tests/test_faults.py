@@ -4,15 +4,19 @@ A damaged store is detected on first use with a message naming `talentbot ingest
 rebuild works even when Chroma cannot open the file at all (only Chroma's own files are removed).
 A full disk during ingest fails with a StoreError about disk space, the previous store still answers,
 and the next ingest, once there is room, repairs it. The disk is a real 20 MB tmpfs when this process
-may mount one (root, as in CI); otherwise Chroma's writes are made to raise ENOSPC.
+may mount one (root, as in CI); the simulated variant makes Chroma's writes raise ENOSPC.
+At 0 bytes free Chroma cannot even open the store; questions are then answered through a read-only view.
 """
 
 from __future__ import annotations
 
 import errno
+import json
+import logging
 import os
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -154,13 +158,18 @@ def test_a_rebuild_does_not_reuse_the_lexical_index_of_the_store_it_replaced(tmp
 
 
 # --------------------------------------------------------------------------------------- full disk
-def _mount_tmpfs(folder: Path, size: str = "20m") -> bool:
+def _mount_tmpfs(folder: Path, size: str = "20m") -> None:
+    """Mount a real tmpfs on ``folder``. Not being root skips the test (with that reason); a root that
+    cannot mount fails it: the real-disk variant never quietly turns into the simulation."""
     folder.mkdir(parents=True, exist_ok=True)
+    if os.geteuid() != 0:
+        pytest.skip("a real full disk needs a tmpfs, and mounting one needs root (the simulated variant runs)")
     if shutil.which("mount") is None:
-        return False
+        pytest.fail("mount(8) is missing: cannot make the real full disk this test needs")
     done = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(folder)],
                           capture_output=True, text=True)
-    return done.returncode == 0
+    if done.returncode != 0:
+        pytest.fail(f"cannot mount a tmpfs as root ({done.stderr.strip()}): the real full-disk test cannot run")
 
 
 def _unmount(folder: Path) -> None:
@@ -177,26 +186,41 @@ def _big_docs(folder: Path, n: int = 60) -> Path:
     return folder
 
 
+def _fill(mount: Path, filler: Path, leave: int) -> None:
+    """Write ``filler`` until ``leave`` bytes are free on ``mount`` (0: until the disk refuses a byte more)."""
+    free = shutil.disk_usage(mount).free
+    with open(filler, "wb") as fh:
+        fh.truncate(0)
+        block = b"\0" * 2**20
+        left = free - leave
+        while left > 0:
+            fh.write(block[:min(left, len(block))])
+            left -= len(block)
+    if leave == 0:
+        with open(mount / "filler-tail.bin", "wb", buffering=0) as fh:
+            try:
+                while True:
+                    fh.write(b"\0" * 4096)
+            except OSError as e:
+                assert e.errno == errno.ENOSPC, e
+        assert shutil.disk_usage(mount).free == 0
+
+
 @pytest.fixture(params=["tmpfs", "simulated"])
 def disk(request, tmp_path, monkeypatch):
     """(kind, folder for the store, fill(), free_up()): a real 20 MB tmpfs, or a disk whose writes raise
-    ENOSPC on demand. The tmpfs case falls back to the simulation where mounting is not allowed."""
+    ENOSPC on demand. The tmpfs case is skipped (not simulated) where mounting is not allowed."""
     mount = tmp_path / "disk"
-    if request.param == "tmpfs" and _mount_tmpfs(mount):
+    if request.param == "tmpfs":
+        _mount_tmpfs(mount)
         filler = mount / "filler.bin"
 
         def fill(leave: int = 512 * 1024) -> None:
-            free = shutil.disk_usage(mount).free
-            with open(filler, "wb") as fh:
-                fh.truncate(0)
-                block = b"\0" * 2**20
-                left = free - leave
-                while left > 0:
-                    fh.write(block[:min(left, len(block))])
-                    left -= len(block)
+            _fill(mount, filler, leave)
 
         def free_up() -> None:
             filler.unlink(missing_ok=True)
+            (mount / "filler-tail.bin").unlink(missing_ok=True)
 
         try:
             yield "tmpfs", mount, fill, free_up
@@ -265,3 +289,102 @@ def test_a_full_disk_fails_the_ingest_cleanly_and_the_previous_store_still_answe
     rows = assert_consistent(again)
     assert len(rows) == before
     _answers(again)
+
+
+# --------------------------------------------------------------------------- answering on a full disk
+def _ask_cli(store: Path, *extra: str) -> subprocess.CompletedProcess:
+    """`talentbot ask` in a process of its own: a fresh open of the store, as a user would run it."""
+    exe = Path(sys.executable).with_name("talentbot")
+    return subprocess.run([str(exe), "ask", QUESTION, "--store", str(store), "--json", *extra],
+                          capture_output=True, text=True, timeout=300, env={**os.environ, "HF_HUB_OFFLINE": "1"})
+
+
+def _answers_read_only(store: Path, docs: Path, caplog) -> TalentBot:
+    """Questions are answered through the read-only view; an ingest fails with the full-disk message."""
+    from talentbot.store import _release_embedded
+
+    _release_embedded(str(store))  # as a new process: Chroma must open the store again
+    caplog.set_level(logging.INFO, logger="talentbot")
+    bot = TalentBot(store=store)
+    _answers(bot)
+    assert bot.store.readonly
+    assert any("answering from a read-only view" in r.getMessage() for r in caplog.records)
+    _answers(TalentBot(store=store, fusion="rrf"))  # the dense ranking is off; the lexical one answers
+    assert {r.file for r in bot.articles()} == {"xinghuo.md", "brief.md"}
+    (docs / "more.md").write_text("---\ntitle: 新增\n---\n第一条 新增的人才政策条款。\n", encoding="utf-8")
+    with pytest.raises(StoreError, match=r"disk holding the vector store .* is full"):
+        bot.ingest([docs])
+    _answers(bot)  # the failed ingest changed nothing
+    return bot
+
+
+@pytest.mark.slow
+def test_ask_answers_at_zero_bytes_free_on_a_real_disk(tmp_path, caplog):
+    mount = tmp_path / "disk"
+    _mount_tmpfs(mount)
+    try:
+        docs = _base_docs(tmp_path / "docs")
+        store = mount / "store"
+        assert TalentBot(store=store).ingest([docs]).added == 2
+        shutil.rmtree(store / "lexical")  # the index must be rebuilt from the collection, and cannot be saved
+        _fill(mount, mount / "filler.bin", 0)
+
+        done = _ask_cli(store)
+        assert done.returncode == 0, done.stderr
+        out = json.loads(done.stdout)
+        assert FIGURE in out["answer"] and not out["no_answer"]
+        assert "read-only view" in done.stderr and "Traceback" not in done.stderr, done.stderr
+
+        bot = _answers_read_only(store, docs, caplog)
+
+        (mount / "filler.bin").unlink()  # room again: the same bot writes again
+        (mount / "filler-tail.bin").unlink()
+        report = bot.ingest([docs])
+        assert report.added == 1 and not report.failed and not bot.store.readonly
+        assert_consistent(bot)
+    finally:
+        _unmount(mount)
+
+
+def test_ask_answers_when_chroma_cannot_open_a_full_disk_simulated(tmp_path, template, monkeypatch, caplog):
+    """Chroma's open fails as it does on a full disk (SQLite code 13), and the disk reports no space."""
+    import chromadb
+
+    from talentbot import store_client
+
+    docs, original = template
+    store = tmp_path / "store"
+    shutil.copytree(original, store)
+    shutil.copytree(docs, tmp_path / "docs")
+
+    def full(*args, **kwargs):
+        raise RuntimeError("error returned from database: (code: 13) database or disk is full")
+
+    monkeypatch.setattr(chromadb, "PersistentClient", full)
+    monkeypatch.setattr(store_client, "low_disk", lambda folder: "only 0.0 MB free")
+    monkeypatch.setattr("talentbot.store.low_disk", lambda folder: "only 0.0 MB free")
+    _answers_read_only(store, tmp_path / "docs", caplog)
+
+
+def test_the_read_only_view_reads_what_chroma_reads(tmp_path, template):
+    """Every read the store makes gives the same through the read-only view as through Chroma."""
+    from talentbot.config import Settings
+    from talentbot.store import Store
+    from talentbot.store_readonly import readonly_client
+
+    store = tmp_path / "store"
+    shutil.copytree(template[1], store)
+    settings = Settings(store=store)
+    chroma = Store(settings)
+    view = Store(settings, client=readonly_client(store))
+    assert view.readonly and not chroma.readonly
+    assert view.state() == chroma.state() and view.count() == chroma.count() > 2
+    assert view.manifest() == chroma.manifest()
+    assert view.chunk_ids() == chroma.chunk_ids()
+    rows = {r["id"]: r for r in chroma.iter_chunks(include=("metadatas", "documents"))}
+    assert {r["id"]: r for r in view.iter_chunks(include=("metadatas", "documents"), page=2)} == rows
+    ids = sorted(rows)[:3]
+    assert view.get_chunks(ids) == chroma.get_chunks(ids)
+    # With room on the disk, a write opens the store writable again first.
+    view.put_record("x", {"kind": "test"})
+    assert not view.readonly and chroma.get_record("x") == {"kind": "test"}

@@ -1,4 +1,6 @@
-"""kill -9 in the middle of an ingest: the next ingest repairs the store to exactly what a clean one builds."""
+"""kill -9 in the middle of an ingest: the next ingest repairs the store to exactly what a clean one builds.
+A rebuild fills fresh collections aside: questions are answered from the old ones until it switches, and a
+rebuild killed mid-way leaves the old store answering and its half-built collections for the next ingest to drop."""
 
 from __future__ import annotations
 
@@ -7,6 +9,7 @@ import signal
 import subprocess
 import sys
 import threading
+import time
 
 import numpy as np
 import pytest
@@ -116,3 +119,139 @@ def test_kill_9_mid_ingest_is_repaired_by_the_next_ingest(tmp_path, after_writes
 
     again = recovered.ingest([folder])
     assert (again.unchanged, again.embedded, again.repaired) == (N - 1, 0, 0)
+
+
+# ------------------------------------------------------------------------------------ rebuild aside
+OLD_Q, OLD_FIGURE = "星火人才公寓哪一天起接受申请？", "2023年3月8日"
+NEW_Q, NEW_FIGURE = "月光创业园对入驻团队给予多少场租补贴？", "每年3万元"
+
+
+def _policy(folder, name: str, title: str, sentence: str):
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / name
+    path.write_text(f"---\ntitle: {title}\nsource: 测试日报\ndate: 2023-02-01\n---\n{sentence}\n\n"
+                    "第二条 申请人须与开发区内企业签订三年以上劳动合同。\n", encoding="utf-8")
+    return path
+
+
+def _two_corpora(tmp_path):
+    """(old, new): the old corpus answers OLD_Q only, the new one NEW_Q only."""
+    old, new = tmp_path / "old", tmp_path / "new"
+    _policy(old, "xinghuo.md", "星火人才公寓管理办法", "第一条 星火人才公寓自2023年3月8日起接受申请，每套月租金800元。")
+    _policy(new, "yueguang.md", "月光创业园扶持办法", "第一条 月光创业园对入驻的青年创业团队给予场租补贴每年3万元。")
+    for i in range(3):
+        write_article(old / f"brief{i}.md", 50 + i, paragraphs=2)
+        write_article(new / f"brief{i}.md", 60 + i, paragraphs=2)
+    return old, new
+
+
+def _answered(bot, question, figure) -> None:
+    answer = bot.ask(question)
+    assert not answer.no_answer and figure in answer.text, (question, answer.text)
+
+
+def _collections(bot) -> set[str]:
+    return {c if isinstance(c, str) else c.name for c in bot.store.client.list_collections()}
+
+
+@pytest.mark.slow
+def test_questions_are_answered_from_the_old_store_while_a_rebuild_runs(tmp_path):
+    old, new = _two_corpora(tmp_path)
+    store = tmp_path / "store"
+    TalentBot(store=store).ingest([old])
+    reader = TalentBot(store=store)  # another user of the same store, already answering
+    _answered(reader, OLD_Q, OLD_FIGURE)
+
+    written, release = threading.Event(), threading.Event()
+
+    def progress(done: int, total: int, name: str) -> None:
+        if done == total:  # every new chunk is written: hold the rebuild just before it switches
+            written.set()
+            assert release.wait(120), "the test never released the rebuild"
+
+    rebuilder = TalentBot(store=store)
+    outcome: dict = {}
+
+    def rebuild() -> None:
+        try:
+            outcome["report"] = rebuilder.ingest([new], rebuild=True, progress=progress)
+        except BaseException as e:  # noqa: BLE001 - reported by the assertion below
+            outcome["error"] = e
+
+    thread = threading.Thread(target=rebuild)
+    thread.start()
+    try:
+        assert written.wait(180), outcome
+        time.sleep(1.1)  # past the readers' freshness interval: they look at the store again
+        _answered(reader, OLD_Q, OLD_FIGURE)
+        _answered(TalentBot(store=store), OLD_Q, OLD_FIGURE)  # a process starting now answers too
+        _answered(rebuilder, OLD_Q, OLD_FIGURE)  # and so does the rebuilding bot itself
+        assert reader.ask(NEW_Q).no_answer  # nothing of the new corpus shows before the switch
+    finally:
+        release.set()
+        thread.join(180)
+    assert "error" not in outcome, outcome.get("error")
+    assert outcome["report"].added == 4
+
+    time.sleep(1.1)
+    for bot in (reader, rebuilder, TalentBot(store=store)):
+        _answered(bot, NEW_Q, NEW_FIGURE)
+        assert bot.ask(OLD_Q).no_answer  # the old articles went with the old collections
+        assert_consistent(bot)
+    fresh = TalentBot(store=store)
+    assert len(_collections(fresh)) == 3  # chunks, articles and the pointer: the old pair was dropped
+    assert {r.file for r in fresh.articles()} == {"yueguang.md", "brief0.md", "brief1.md", "brief2.md"}
+
+
+REBUILD_CHILD = r"""
+import sys, time
+from talentbot import TalentBot
+from talentbot.store import Store
+store, folder = sys.argv[1], sys.argv[2]
+real_write = Store.write_chunks
+def write_chunks(self, *args, **kwargs):
+    real_write(self, *args, **kwargs)
+    print("wrote", flush=True)
+    time.sleep(60)
+Store.write_chunks = write_chunks
+TalentBot(store=store).ingest([folder], rebuild=True)
+print("done", flush=True)
+"""
+
+
+@pytest.mark.slow
+def test_kill_9_mid_rebuild_leaves_a_store_that_answers_and_the_next_ingest_repairs(tmp_path):
+    old, new = _two_corpora(tmp_path)
+    store = tmp_path / "store"
+    TalentBot(store=store).ingest([old])
+    collections = _collections(TalentBot(store=store))
+
+    proc = subprocess.Popen([sys.executable, "-c", REBUILD_CHILD, str(store), str(new)],
+                            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    watchdog = threading.Timer(240, proc.kill)
+    watchdog.start()
+    try:
+        assert proc.stdout.readline().strip() == "wrote"  # the new chunks are in Chroma, not switched to
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=60)
+    finally:
+        watchdog.cancel()
+        proc.stdout.close()
+    assert proc.returncode == -signal.SIGKILL
+
+    after = TalentBot(store=store)
+    _answered(after, OLD_Q, OLD_FIGURE)  # the store still answers, from the old collections
+    assert after.ask(NEW_Q).no_answer
+    assert len(_collections(after)) > len(collections)  # the half-built ones are still there
+
+    report = after.ingest([old])  # the next ingest drops what the killed rebuild left
+    assert (report.unchanged, report.added, report.failed) == (4, 0, [])
+    assert _collections(after) <= collections | {"talentbot_active"}
+    assert_consistent(after)
+    _answered(after, OLD_Q, OLD_FIGURE)
+
+    rebuilt = TalentBot(store=store).ingest([new], rebuild=True)  # and a rebuild then completes
+    assert rebuilt.added == 4
+    again = TalentBot(store=store)
+    _answered(again, NEW_Q, NEW_FIGURE)
+    assert len(_collections(again)) == 3

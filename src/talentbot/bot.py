@@ -15,6 +15,7 @@ from .errors import EmptyStoreError, InputError, StoreLockedError, TalentBotErro
 from .ingest import IngestReport, Progress, run_ingest
 from .retrieval import Filters, Retriever, TalentRetriever
 from .store import ArticleRecord, Store
+from .store_swap import clear_abandoned, discard, start_staging, switch_to
 
 logger = logging.getLogger(__name__)
 
@@ -111,7 +112,12 @@ class TalentBot:
         try:
             lease = self._take_lease() if self.settings.chroma_url else None
             try:
-                report = run_ingest(self.store, self.embedder, self.settings, roots, rebuild, progress)
+                if self.store.damage is None:
+                    clear_abandoned(self.store)
+                if rebuild and self.store.damage is None:
+                    report = self._rebuild_aside(roots, progress)
+                else:  # a damaged store cannot answer anyway: reset() replaces its files first
+                    report = run_ingest(self.store, self.embedder, self.settings, roots, rebuild, progress)
             finally:
                 if lease is not None:
                     try:
@@ -122,6 +128,20 @@ class TalentBot:
             return report
         finally:
             lock.release()
+
+    def _rebuild_aside(self, roots: list[Path], progress: Progress | None) -> IngestReport:
+        """Index everything into fresh collections and a fresh lexical index while questions are still
+        answered from the current ones, then switch to them (see :mod:`talentbot.store_swap`)."""
+        self.embedder.model  # noqa: B018 - load (and check) the model before creating anything
+        staging = start_staging(self.store)
+        try:
+            report = run_ingest(staging, self.embedder, self.settings, roots, False, progress)
+            self.retriever.rebuild_index(staging.state().get("generation", 0), staging)
+        except BaseException:
+            discard(self.store, staging)
+            raise
+        switch_to(self.store, staging)
+        return report
 
     def _take_lease(self):
         """In server mode, the store-wide lease that keeps ingests on other hosts out (see store_lease)."""

@@ -18,6 +18,17 @@ from pathlib import Path
 
 import numpy as np
 
+from .lexical_files import (
+    IDS_FILE,
+    IndexProblem,
+    check_params,
+    check_structure,
+    pinyin_table_ok,
+    read_ids,
+    verify_files,
+    write_manifest,
+)
+
 logger = logging.getLogger(__name__)
 
 _jieba_lock = threading.Lock()
@@ -197,13 +208,14 @@ class LexicalIndex:
 
     # ----------------------------------------------------------------------------- persistence
     def save(self, folder: Path) -> None:
-        """Write atomically: a temp folder beside ``folder``, then rename."""
+        """Write atomically: a temp folder beside ``folder`` with a checksum manifest, then rename."""
         folder.parent.mkdir(parents=True, exist_ok=True)
         tmp = Path(tempfile.mkdtemp(prefix=".lexical-", dir=folder.parent))
         try:
             if self.bm25 is not None:
                 self.bm25.save(str(tmp), show_progress=False)
-            (tmp / "ids.json").write_text(json.dumps({"generation": self.generation, "ids": self.ids}))
+            (tmp / IDS_FILE).write_text(json.dumps({"generation": self.generation, "ids": self.ids}))
+            write_manifest(tmp, self.generation, len(self.ids))
             if self._pinyin is not None:
                 self._save_pinyin(tmp)
             old = folder.with_name(folder.name + ".old")
@@ -218,21 +230,36 @@ class LexicalIndex:
 
     @classmethod
     def load(cls, folder: Path) -> LexicalIndex | None:
-        """The saved index, or None when missing or unreadable."""
+        """The saved index, or None when none was saved; :class:`IndexProblem` says why a saved one is unusable.
+
+        Checked before use: every file against the checksums written at save, then the BM25 parameters
+        and the matrix shapes against the ids (see :mod:`talentbot.lexical_files`).
+        """
         import bm25s
 
-        try:
-            meta = json.loads((folder / "ids.json").read_text())
-            bm25 = bm25s.BM25.load(str(folder), show_progress=False) if meta["ids"] else None
-        except (OSError, ValueError, KeyError) as e:
-            logger.info("lexical index at %s unusable (%s); it will be rebuilt", folder, e)
+        if not folder.is_dir():
             return None
-        index = cls(meta["ids"], bm25, meta.get("generation", -1))
+        manifest = verify_files(folder)
+        try:
+            generation, ids = read_ids(folder)
+            if manifest.get("generation") != generation or manifest.get("count") != len(ids):
+                raise IndexProblem("ids.json disagrees with the manifest")
+            bm25 = None
+            if ids:
+                check_params(json.loads((folder / "params.index.json").read_text()))
+                bm25 = bm25s.BM25.load(str(folder), show_progress=False)
+                check_structure(bm25, ids)
+        except IndexProblem:
+            raise
+        except Exception as e:  # noqa: BLE001 - numpy, json and bm25s each raise their own errors on bad files
+            raise IndexProblem(f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}") from None
+        index = cls(ids, bm25, generation)
         index.folder = folder
         try:
             saved = json.loads((folder / "pinyin.json").read_text(encoding="utf-8"))
         except (OSError, ValueError):
             saved = None
-        if isinstance(saved, dict) and saved.get("generation") == index.generation:
+        if isinstance(saved, dict) and saved.get("generation") == index.generation \
+                and pinyin_table_ok(saved.get("table"), index.vocab):
             index._pinyin = saved.get("table")
         return index

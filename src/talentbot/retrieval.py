@@ -22,6 +22,7 @@ from .config import Settings
 from .embeddings import Embedder
 from .errors import InputError
 from .lexical import GLOSSARY, STOPWORDS, LexicalIndex, query_tokens
+from .lexical_files import IndexProblem, check_against_collection
 from .store import ArticleRecord, Store
 
 logger = logging.getLogger(__name__)
@@ -115,11 +116,16 @@ class Retriever:
 
     @property
     def index_dir(self) -> Path:
-        return self.settings.store / "lexical" / self.settings.collection
+        """Where the lexical index of the store's current collection is saved."""
+        return self.index_dir_for(self.store)
+
+    def index_dir_for(self, store: Store) -> Path:
+        return self.settings.store / "lexical" / store.name
 
     # ------------------------------------------------------------------------------ freshness
     def refresh(self, force: bool = False) -> None:
-        """Reload (or rebuild from Chroma) the lexical index when the store's generation moved."""
+        """Reload (or rebuild from Chroma) the lexical index when the store's generation moved.
+        A saved index is used only once it passes its checks (:meth:`load_checked`)."""
         now = time.monotonic()
         if not force and self.index is not None and now - self._checked < 1.0:
             return
@@ -128,24 +134,51 @@ class Retriever:
             self._checked = now
             if self.index is not None and self.index.generation == generation and not force:
                 return
-            index = LexicalIndex.load(self.index_dir)
-            if index is None or index.generation != generation:
-                index = self.rebuild_index(generation)
+            index = self.load_checked(generation) or self.rebuild_index(generation)
             self._manifest = self.store.manifest()
             self._rows_article = np.array([i.split(":", 1)[0] for i in index.ids])
             self.index = index
 
-    def rebuild_index(self, generation: int) -> LexicalIndex:
-        """Build the BM25 index from the tokens stored in the collection, and save it."""
+    def load_checked(self, generation: int) -> LexicalIndex | None:
+        """The saved index when it is sound and belongs to the collection as it is now, else None (logged).
+
+        Checked: the file checksums and the BM25 matrix's shapes (:meth:`LexicalIndex.load`), the
+        generation, the chunk ids against the collection's, and sampled rows against their chunks' tokens.
+        """
+        folder = self.index_dir
+        try:
+            index = LexicalIndex.load(folder)
+            if index is None:
+                logger.info("no lexical index at %s yet: building it from the collection", folder)
+                return None
+            if index.generation != generation:
+                logger.info("the lexical index at %s is of generation %s, the store of %s: rebuilding it",
+                            folder, index.generation, generation)
+                return None
+            check_against_collection(index.bm25, index.ids, self.store.chunk_ids(), self._tokens_of)
+        except IndexProblem as e:
+            logger.warning("the lexical index at %s failed its check (%s): rebuilding it from the collection",
+                           folder, e)
+            return None
+        return index
+
+    def _tokens_of(self, ids: list[str]) -> dict[str, list[str]]:
+        return {cid: (meta or {}).get("tokens", "").split() for cid, (_, meta) in self.store.get_chunks(ids).items()}
+
+    def rebuild_index(self, generation: int, store: Store | None = None) -> LexicalIndex:
+        """Build the BM25 index from the tokens stored in the collection of ``store`` (default: this
+        retriever's), and save it beside that collection's name."""
+        store = store or self.store
         ids, tokens = [], []
-        for row in self.store.iter_chunks():
+        for row in store.iter_chunks():
             ids.append(row["id"])
             tokens.append((row["metadata"] or {}).get("tokens", "").split())
         index = LexicalIndex.build(ids, tokens, generation)
+        folder = self.index_dir_for(store)
         try:
-            index.save(self.index_dir)
-        except OSError as e:  # read-only store: keep it in memory only
-            logger.warning("cannot save the lexical index to %s: %s", self.index_dir, e)
+            index.save(folder)
+        except OSError as e:  # read-only store or full disk: keep it in memory only
+            logger.warning("cannot save the lexical index to %s: %s", folder, e)
         return index
 
     @property

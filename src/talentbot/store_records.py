@@ -1,0 +1,137 @@
+"""The records of a store's articles collection: one per article (the manifest), and bookkeeping records
+(the ``__state__`` record with the generation counter and the dirty flag, the ingest lease).
+
+Also :func:`_guarded`, which turns Chroma's failures of every Store method into a user-facing error.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import logging
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from .errors import TalentBotError
+from .store_client import _collection_gone, _first_line, _system_stopped
+
+if TYPE_CHECKING:
+    from .store import Store
+
+logger = logging.getLogger("talentbot.store")
+
+STATE_ID = "__state__"
+_ONE = [1.0]  # manifest records carry a 1-d placeholder vector: Chroma requires one
+
+
+@dataclass
+class ArticleRecord:
+    """What the manifest knows of one ingested article."""
+
+    key: str
+    path: str
+    title: str
+    source: str
+    date: str
+    hash: str
+    chunks: int
+    region: str = ""
+
+    @property
+    def file(self) -> str:
+        return self.path.replace("\\", "/").rsplit("/", 1)[-1]
+
+
+def _guarded(action: str, write: bool = False):
+    """Turn Chroma/HTTP failures of a Store method into a StoreError saying what to do. A store open
+    read-only (full disk) tries to open writable again before a ``write``, and every few seconds."""
+    def decorate(fn):
+        @functools.wraps(fn)
+        def wrapper(self: Store, *args, **kwargs):
+            try:
+                if self._stale or (self.readonly and (write or self._retry_due())):
+                    self._reconnect()
+                return fn(self, *args, **kwargs)
+            except TalentBotError:
+                raise
+            except Exception as e:  # noqa: BLE001 - chromadb, httpx and sqlite errors have no common base
+                if not (_collection_gone(e) or _system_stopped(e)):
+                    raise self.failure(e, action) from e
+                first = e
+            # Another process rebuilt the store (dropped and re-created the collections), or this
+            # process restarted its embedded Chroma after a failure: reopen, and try once more.
+            logger.info("reopening %s (%s)", self.where, _first_line(first))
+            try:
+                if _system_stopped(first):
+                    self._reconnect()
+                else:
+                    self._open()
+                return fn(self, *args, **kwargs)
+            except TalentBotError:
+                raise
+            except Exception as e:  # noqa: BLE001 - as above
+                raise self.failure(e, action) from e
+        return wrapper
+    return decorate
+
+
+class StoreRecords:
+    """State, bookkeeping and article records (a part of :class:`talentbot.store.Store`)."""
+
+    # ------------------------------------------------------------------------------- state record
+    @_guarded("reading its state")
+    def state(self) -> dict[str, Any]:
+        """The state record. A store without one starts at a generation derived from its collection's
+        id, so that a lexical index saved for an earlier store in the same folder (before a rebuild)
+        can never pass for this one's."""
+        rec = self.get_record(STATE_ID)
+        return json.loads(rec["json"]) if rec else {"generation": self._base, "dirty": False}
+
+    @_guarded("writing its state", write=True)
+    def set_state(self, **changes: Any) -> dict[str, Any]:
+        state = {**self.state(), **changes}
+        self.put_record(STATE_ID, {"kind": "state", "json": json.dumps(state)})
+        return state
+
+    # -------------------------------------------------------- bookkeeping records (state, ingest lease)
+    @_guarded("reading a record")
+    def get_record(self, record_id: str) -> dict[str, Any] | None:
+        """Metadata of a bookkeeping record of the articles collection, or None."""
+        got = self.articles.get(ids=[record_id], include=["metadatas"])
+        return dict(got["metadatas"][0]) if got["ids"] else None
+
+    @_guarded("reading records")
+    def records_of_kind(self, kind: str) -> dict[str, dict[str, Any]]:
+        """Every bookkeeping record whose ``kind`` is ``kind``: id -> metadata."""
+        got = self.articles.get(where={"kind": kind}, include=["metadatas"])
+        return {rid: dict(meta) for rid, meta in zip(got["ids"], got["metadatas"], strict=True)}
+
+    @_guarded("writing a record", write=True)
+    def put_record(self, record_id: str, meta: dict[str, Any]) -> None:
+        self.articles.upsert(ids=[record_id], embeddings=[_ONE], documents=[""], metadatas=[meta])
+
+    @_guarded("removing a record", write=True)
+    def delete_record(self, record_id: str) -> None:
+        self.articles.delete(ids=[record_id])
+
+    # ----------------------------------------------------------------------------------- manifest
+    @_guarded("reading the article list")
+    def manifest(self) -> dict[str, ArticleRecord]:
+        got = self.articles.get(where={"kind": "article"}, include=["metadatas"])
+        out = {}
+        for meta in got["metadatas"]:
+            rec = ArticleRecord(**{k: meta.get(k, "") for k in ArticleRecord.__dataclass_fields__})
+            rec.chunks = int(rec.chunks or 0)
+            out[rec.key] = rec
+        return out
+
+    @_guarded("writing an article record", write=True)
+    def put_article(self, rec: ArticleRecord) -> None:
+        meta = {"kind": "article", **rec.__dict__}
+        self.articles.upsert(ids=[rec.key], embeddings=[_ONE], documents=[rec.title], metadatas=[meta])
+
+    @_guarded("removing an article", write=True)
+    def remove_article(self, key: str) -> None:
+        """Remove an article's chunks, then its manifest record."""
+        self.chunks.delete(where={"article": key})
+        self.articles.delete(ids=[key])

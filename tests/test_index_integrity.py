@@ -1,0 +1,221 @@
+"""A corrupted lexical index is detected on load, logged, and rebuilt from the collection.
+
+Each corruption of issue #16 (item 5) is applied to a real saved index: once as it would happen on disk
+(the checksum manifest written at save no longer matches), and once with the manifest re-stamped to
+match the corrupted files, so that the shape checks and the comparison with the collection must catch it
+on their own. Either way a question answerable before is answered correctly, and `ingest` neither
+crashes nor leaves the bad index in place.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import random
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from fixtures.docs import write_article
+from talentbot import TalentBot
+from talentbot.lexical import LexicalIndex
+from talentbot.lexical_files import MANIFEST, IndexProblem, check_against_collection, write_manifest
+
+QUESTION = "星火人才公寓哪一天起接受申请？"
+FIGURE = "2023年3月8日"
+QUESTION2 = "月光创业园对入驻团队给予多少场租补贴？"
+FIGURE2 = "每年3万元"
+
+
+def _docs(folder: Path) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "xinghuo.md").write_text(
+        "---\ntitle: 星火人才公寓管理办法\nsource: 测试日报\ndate: 2023-02-01\n---\n"
+        "第一条 星火人才公寓自2023年3月8日起接受申请，每套月租金800元。\n\n"
+        "第二条 申请人须与开发区内企业签订三年以上劳动合同。\n", encoding="utf-8")
+    (folder / "yueguang.md").write_text(
+        "---\ntitle: 月光创业园扶持办法\nsource: 测试日报\ndate: 2023-05-01\n---\n"
+        "第一条 月光创业园对入驻的青年创业团队给予场租补贴每年3万元。\n\n"
+        "第二条 团队须在园区内注册并实际经营满一年。\n", encoding="utf-8")
+    for i in range(4):  # more rows, so that shuffled ids point at wrong passages
+        write_article(folder / f"brief{i}.md", 40 + i, paragraphs=3)
+    return folder
+
+
+@pytest.fixture(scope="module")
+def template(tmp_path_factory) -> tuple[Path, Path]:
+    """(docs, ingested store) built once; each test corrupts a copy of the store."""
+    root = tmp_path_factory.mktemp("integrity")
+    docs = _docs(root / "docs")
+    store = root / "store"
+    report = TalentBot(store=store).ingest([docs])
+    assert report.added == 6 and not report.failed
+    return docs, store
+
+
+@pytest.fixture
+def store(tmp_path, template) -> Path:
+    copy = tmp_path / "store"
+    shutil.copytree(template[1], copy)
+    return copy
+
+
+def _folder(store: Path) -> Path:
+    return store / "lexical" / "talentbot"
+
+
+# ------------------------------------------------------------------------------------------ corruptions
+def _rewrite_json(path: Path, change) -> None:
+    path.write_text(json.dumps(change(json.loads(path.read_text()))))
+
+
+def _scribble(path: Path) -> None:
+    """Random bytes over everything after the .npy header (the header stays valid)."""
+    size = path.stat().st_size
+    with open(path, "r+b") as fh:
+        head = fh.read(256)
+        start = head.index(b"\n") + 1  # the header ends with a newline
+        fh.seek(start)
+        fh.write(random.Random(7).randbytes(size - start))
+
+
+def _zero_indptr(folder: Path) -> None:
+    path = folder / "indptr.csc.index.npy"
+    arr = np.load(path)
+    np.save(path, np.zeros_like(arr))
+
+
+def _shuffle_ids(folder: Path) -> None:
+    def shuffle(meta):
+        ids = meta["ids"]
+        random.Random(3).shuffle(ids)
+        return {**meta, "ids": ids}
+    _rewrite_json(folder / "ids.json", shuffle)
+
+
+CORRUPTIONS = {
+    "vocabulary []": lambda f: (f / "vocab.index.json").write_text("[]"),
+    "null ids": lambda f: _rewrite_json(f / "ids.json", lambda m: {**m, "ids": None}),
+    "shortened ids": lambda f: _rewrite_json(f / "ids.json", lambda m: {**m, "ids": m["ids"][:-3]}),
+    "garbage params": lambda f: (f / "params.index.json").write_text('{"k1": "lots", "b": -4, "method": "x"}'),
+    "scribbled indices": lambda f: _scribble(f / "indices.csc.index.npy"),
+    "shuffled ids": _shuffle_ids,
+    "zeroed indptr": _zero_indptr,
+    "scribbled data": lambda f: _scribble(f / "data.csc.index.npy"),
+}
+
+
+def _corrupt(store: Path, name: str, restamp: bool) -> None:
+    folder = _folder(store)
+    CORRUPTIONS[name](folder)
+    if restamp:  # as if the checksums had been written after the damage: the other checks must see it
+        try:
+            meta = json.loads((folder / "ids.json").read_text())
+            generation, count = meta["generation"], len(meta["ids"] or [])
+        except (ValueError, KeyError, TypeError):
+            generation, count = 0, 0
+        write_manifest(folder, generation, count)
+
+
+def _answers(bot: TalentBot) -> None:
+    for question, figure, file in ((QUESTION, FIGURE, "xinghuo.md"), (QUESTION2, FIGURE2, "yueguang.md")):
+        answer = bot.ask(question)
+        assert not answer.no_answer and figure in answer.text, (question, answer.text)
+        assert answer.citations[0].file == file and figure in answer.citations[0].text
+
+
+def _sound(store: Path) -> None:
+    """The index on disk is the one of the collection again, and passes every check."""
+    bot = TalentBot(store=store)
+    index = LexicalIndex.load(_folder(store))
+    assert index is not None and index.generation == bot.store.state()["generation"]
+    check_against_collection(index.bm25, index.ids, bot.store.chunk_ids(), bot.retriever._tokens_of)
+
+
+def _warned(caplog) -> list[str]:
+    return [r.getMessage() for r in caplog.records
+            if r.levelno == logging.WARNING and "failed its check" in r.getMessage()]
+
+
+@pytest.mark.parametrize("restamp", [False, True], ids=["checksum-stale", "checksum-restamped"])
+@pytest.mark.parametrize("name", list(CORRUPTIONS))
+def test_a_corrupted_index_is_rebuilt_and_answers_stay_right(store, template, caplog, name, restamp):
+    _corrupt(store, name, restamp)
+    if restamp and name == "shuffled ids":  # a well-formed index: only the comparison with the collection tells
+        assert LexicalIndex.load(_folder(store)) is not None
+    else:
+        with pytest.raises(IndexProblem):
+            LexicalIndex.load(_folder(store))
+
+    caplog.set_level(logging.INFO, logger="talentbot")
+    _answers(TalentBot(store=store))
+    warned = _warned(caplog)
+    assert len(warned) == 1 and "\n" not in warned[0], warned
+    _sound(store)
+
+    # An ingest with nothing to do still checks the index, and rebuilds a bad one (it is the same
+    # corruption again, now under an ingest that finds every article unchanged).
+    _corrupt(store, name, restamp)
+    caplog.clear()
+    bot = TalentBot(store=store)
+    report = bot.ingest([template[0]])
+    assert (report.unchanged, report.added, report.failed) == (6, 0, [])
+    assert len(_warned(caplog)) == 1
+    _sound(store)
+    _answers(bot)
+
+
+def test_the_manifest_is_written_at_save_and_any_changed_byte_fails_it(store):
+    folder = _folder(store)
+    manifest = json.loads((folder / MANIFEST).read_text())
+    assert set(manifest["files"]) >= {"ids.json", "vocab.index.json", "params.index.json", "data.csc.index.npy",
+                                      "indices.csc.index.npy", "indptr.csc.index.npy"}
+    assert LexicalIndex.load(folder) is not None
+    path = folder / "vocab.index.json"
+    data = bytearray(path.read_bytes())
+    data[len(data) // 2] ^= 0x01  # one flipped bit
+    path.write_bytes(bytes(data))
+    with pytest.raises(IndexProblem, match="vocab.index.json fails its checksum"):
+        LexicalIndex.load(folder)
+    (folder / MANIFEST).unlink()
+    with pytest.raises(IndexProblem, match="no manifest.json"):
+        LexicalIndex.load(folder)
+
+
+def test_an_index_of_other_chunks_is_rebuilt(store, tmp_path, caplog):
+    """Ids of a well-formed index that do not match the collection's (with a valid checksum)."""
+    folder = _folder(store)
+    index = LexicalIndex.load(folder)
+    gone = index.ids[0]
+    other = LexicalIndex.build([i if i != gone else "0000000000000000:0" for i in index.ids],
+                               [["人才"]] * len(index.ids), index.generation)
+    other.save(folder)
+    caplog.set_level(logging.INFO, logger="talentbot")
+    _answers(TalentBot(store=store))
+    assert any("not in the collection" in m for m in _warned(caplog))
+    _sound(store)
+
+
+def test_a_garbage_pinyin_table_is_ignored(store):
+    folder = _folder(store)
+    generation = json.loads((folder / "ids.json").read_text())["generation"]
+    (folder / "pinyin.json").write_text(json.dumps({"generation": generation, "table": {"xinghuo": [7, None]}}))
+    bot = TalentBot(store=store)
+    top = bot.retriever.search("xinghuo rencai gongyu")[0]
+    assert "星火" in top.text
+    table = json.loads((folder / "pinyin.json").read_text())["table"]
+    assert "星火" in table["xinghuo"]
+
+
+def test_a_large_npy_header_is_never_parsed_before_the_checksum(store):
+    """A header claiming a huge array would make numpy allocate it; the checksum is checked first."""
+    path = _folder(store) / "data.csc.index.npy"
+    arr = np.load(path)
+    header = f"{{'descr': '<f4', 'fortran_order': False, 'shape': ({2**40},), }}".ljust(118) + "\n"
+    path.write_bytes(b"\x93NUMPY\x01\x00" + len(header).to_bytes(2, "little") + header.encode() + arr.tobytes())
+    with pytest.raises(IndexProblem, match="checksum|size"):
+        LexicalIndex.load(path.parent)
+    assert os.path.getsize(path) < 2**20
