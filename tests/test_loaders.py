@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import codecs
+import os
+import time
 from pathlib import Path
 
 import pytest
@@ -19,7 +21,7 @@ from fixtures.docs import (
     truncated_pdf,
 )
 from talentbot.chunking import chunk_article
-from talentbot.loaders import LoadError, discover, load
+from talentbot.loaders import LoadError, discover, display_path, load
 
 SHANXI = CORPUS / "shanxi-kaifaqu-rencai-2024-03-28.txt"
 SHANXI_JUNK = ("当前位置", "首页 >>", ".png", "x-oss-process", "分享到", "有道云笔记", "人人网", "花瓣",
@@ -282,3 +284,67 @@ def test_shanxi_article_text_has_no_page_junk_and_keeps_the_body():
     body = raw[raw.index("人才是构筑创新高地"):raw.index("(来源:山西经济日报)")]
     for line in filter(None, (ln.strip() for ln in body.split("\n"))):
         assert line in a.text
+
+
+# ------------------------------------------------------------------ one-paragraph pages (issue #10)
+ONE_PARAGRAPH = ("来源：某市人才工作局 时间：2024年5月6日，某市发布青年人才新政，对新引进的博士研究生给予每月三千元"
+                 "生活补贴，补贴期限为三年。")
+
+
+@pytest.mark.parametrize("text", [
+    ONE_PARAGRAPH,  # short: a byline pattern inside the article's only sentence
+    ONE_PARAGRAPH + "本科毕业生可申请人才公寓，租住满三年且符合条件的，可按优惠价格购买；新政自发布之日起施行，"
+                    "具体申报流程可在人才网查询。",  # long: over the length of any title
+    "发布时间：2024-05-06 来源：某市人才工作局\n" + ONE_PARAGRAPH[20:],  # a byline line, then one paragraph
+])
+def test_a_one_paragraph_page_keeps_its_paragraph_as_the_body(tmp_path, text):
+    path = tmp_path / "news.txt"
+    path.write_text(text + "\n", encoding="utf-8")
+    a = load(path)
+    assert "对新引进的博士研究生给予每月三千元生活补贴" in a.text
+    assert a.title and len(a.title) <= 100
+    chunks = chunk_article(a, size=220)
+    assert "三千元生活补贴" in "".join(c.text for c in chunks)
+
+
+def test_a_page_of_only_furniture_is_skipped_with_the_real_cause(tmp_path):
+    path = tmp_path / "junk.txt"
+    path.write_text("当前位置: 首页 >> 新闻\n编辑:王五 来源:某市日报 发布时间:2024-03-28 09:34:36\nbanner.png\n",
+                    encoding="utf-8")
+    with pytest.raises(LoadError, match="only web-page furniture") as err:
+        load(path)
+    assert "scanned PDF" not in str(err.value)
+
+
+def test_a_front_matter_only_file_says_so(tmp_path):
+    path = tmp_path / "meta.md"
+    path.write_text("---\ntitle: 只有标题\n---\n\n", encoding="utf-8")
+    with pytest.raises(LoadError, match="no text found after the YAML front matter"):
+        load(path)
+
+
+# ------------------------------------------------------------------- special files, odd names
+def test_a_fifo_and_a_link_to_a_device_are_refused_without_reading(tmp_path):
+    fifo = tmp_path / "pipe.md"
+    os.mkfifo(fifo)  # nobody ever writes to it: an open() that waited for a writer would hang forever
+    (tmp_path / "zero.txt").symlink_to("/dev/zero")  # reading it would never end
+    started = time.monotonic()
+    with pytest.raises(LoadError, match=r"named pipe \(FIFO\), not a regular file"):
+        load(fifo)
+    with pytest.raises(LoadError, match="character device, not a regular file"):
+        load(tmp_path / "zero.txt")
+    assert time.monotonic() - started < 5
+    found = sorted(p.name for p in discover([tmp_path]))
+    assert found == ["pipe.md", "zero.txt"]  # listed, so that ingest reports them
+
+
+def test_a_file_name_that_is_not_utf8_is_refused_with_what_to_do(tmp_path):
+    raw = os.path.join(os.fsencode(tmp_path), b"latin1-\xe9.md")
+    with open(raw, "wb") as f:
+        f.write("人才公寓。".encode())
+    (path,) = list(discover([tmp_path]))
+    with pytest.raises(LoadError, match="file name is not valid UTF-8: rename it"):
+        load(path)
+    assert display_path(path).endswith("latin1-\\xe9.md")
+    display_path(path).encode("utf-8")  # printable and storable
+

@@ -29,6 +29,27 @@ class Settings(BaseSettings):
         80, ge=0, le=500, description="Characters of whole trailing sentences repeated at the start of the next chunk."
     )
 
+    # --- parser limits (zip and YAML bombs, pathological files) -----------------------------------
+    max_file_chars: int = Field(
+        2_000_000, ge=1000, description="Files whose text is longer than this many characters are skipped with a reason."
+    )
+    max_unpacked_mb: float = Field(
+        64.0, gt=0, description="Largest total unpacked size of a .docx (a zip); above it the file is refused as a "
+        "possible zip bomb, before anything is unpacked."
+    )
+    max_zip_entries: int = Field(2000, ge=1, description="Most entries a .docx (a zip) may hold.")
+    max_zip_ratio: float = Field(
+        100.0, gt=1, description="Highest compression ratio of a .docx entry of 1 MB or more (real documents stay "
+        "far below; zip bombs far above)."
+    )
+    parse_timeout: float = Field(
+        60.0, gt=0, description="Seconds a PDF, Word or HTML file may take to parse (in a worker process) before "
+        "it is skipped; it is not parsed again until it changes."
+    )
+    parse_memory_mb: int = Field(
+        1024, ge=128, description="Memory (address space, MB) the parser worker process may use."
+    )
+
     # --- embeddings --------------------------------------------------------------------------------
     embedding_model: str = Field(
         "",
@@ -78,6 +99,23 @@ class Settings(BaseSettings):
     max_upload_mb: float = Field(10.0, gt=0, description="Largest file the web UI accepts.")
     concurrency: int = Field(4, ge=2, description="Answers the web UI computes at once.")
     max_queue: int = Field(64, ge=1, description="Requests waiting in the web UI queue before 'busy'.")
+
+    # --- web UI request limits (memory and abuse) ---------------------------------------------------
+    max_request_kb: int = Field(
+        1024, ge=16, description="Largest request body the web UI reads, in KB (uploads are capped by max_upload_mb)."
+    )
+    max_history_turns: int = Field(
+        20, ge=1, le=200, description="Chat turns (question + answer) kept per session; older ones leave the chat."
+    )
+    max_message_chars: int = Field(
+        4000, ge=100, description="Characters kept of each chat-history message a client sends back."
+    )
+    max_filter_chars: int = Field(
+        100, ge=10, description="Longest region, source or date filter accepted by the web UI, in characters."
+    )
+    max_sessions: int = Field(
+        1000, ge=10, description="Browser sessions whose state the web UI keeps in memory; the oldest are dropped."
+    )
 
     @property
     def model_name(self) -> str:

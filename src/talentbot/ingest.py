@@ -3,12 +3,17 @@
 Crash safety: the store's state record is marked dirty before any write and clean after the last.
 A run that finds it dirty first repairs it: every article whose chunks disagree with its manifest
 record (hash or count) is dropped, so it is ingested again from its file.
+
+Nothing indexed is lost to a file or folder that can't be read: its articles stay, and it is reported.
+PDF/Word/HTML files are parsed under a time and memory limit (:mod:`talentbot.parse_worker`); a file whose
+content fails is remembered (:mod:`talentbot.failure_log`) and not parsed again until it changes.
 """
 
 from __future__ import annotations
 
 import hashlib
 import logging
+import os
 import re
 import time
 from collections.abc import Callable, Iterable, Sequence
@@ -19,8 +24,11 @@ from pathlib import Path
 from .chunking import Chunk, chunk_article
 from .config import Settings
 from .embeddings import Embedder
+from .failure_log import FailureLog, stat_or_none
 from .lexical import tokenize
-from .loaders import Article, LoadError, discover, load
+from .limits import Limits, LoadError, ParseError
+from .loaders import Article, discover, display_path
+from .parse_worker import Parser
 from .store import ArticleRecord, Store
 
 logger = logging.getLogger(__name__)
@@ -61,7 +69,7 @@ def article_key(path: Path) -> str:
         resolved = path.resolve()
     except (OSError, RuntimeError):  # a symlink loop: Python < 3.13 raises RuntimeError
         resolved = path.absolute()
-    return hashlib.sha1(str(resolved).encode()).hexdigest()[:16]
+    return hashlib.sha1(os.fsencode(resolved)).hexdigest()[:16]  # a name that is not UTF-8 still has a key
 
 
 def regions_of(*texts: str) -> str:
@@ -136,10 +144,17 @@ def run_ingest(store: Store, embedder: Embedder, settings: Settings, paths: Sequ
         logger.warning("repaired an interrupted ingest: %d article(s) will be re-indexed", report.repaired)
     store.set_state(dirty=True)
     manifest = store.manifest()
-    files = list(discover(paths))
-    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="talentbot-tokenize") as pool:
-        seen = _ingest_files(store, embedder, settings, files, manifest, report, pool, progress)
-    report.removed = _remove_missing(store, manifest, seen, paths)
+    blocked: list[tuple[Path, str]] = []  # folders that could not be listed: their articles are kept
+    files = list(discover(paths, blocked))
+    limits = Limits.from_settings(settings)
+    failures = FailureLog(store, limits)
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="talentbot-tokenize") as pool, Parser(limits, files) as parser:
+        seen = _ingest_files(store, embedder, settings, files, manifest, report, pool, progress, parser, failures)
+    blocked_dirs = [d for d, _ in blocked]
+    report.removed = _remove_missing(store, manifest, seen, paths, blocked_dirs)
+    _report_blocked(blocked, manifest, seen, report)
+    failures.prune(seen, paths, blocked_dirs)
+    failures.save()
     if progress:
         progress(len(files), len(files), "")
     report.chunks = sum(rec.chunks for rec in store.manifest().values())  # repair() keeps the two equal
@@ -153,21 +168,18 @@ def run_ingest(store: Store, embedder: Embedder, settings: Settings, paths: Sequ
 
 def _ingest_files(store: Store, embedder: Embedder, settings: Settings, files: list[Path],
                   manifest: dict[str, ArticleRecord], report: IngestReport, pool: Executor,
-                  progress: Progress | None) -> set[str]:
+                  progress: Progress | None, parser: Parser, failures: FailureLog) -> set[str]:
     """Load, chunk and flush every new or changed file; return the keys of all files seen."""
     seen: set[str] = set()
     pending: list[tuple[ArticleRecord, Article, list[Chunk], bool]] = []
     pending_chunks = 0
     for i, path in enumerate(files):
         if progress:
-            progress(i, len(files), path.name)
+            progress(i, len(files), display_path(path.name))
         key = article_key(path)
         seen.add(key)
-        try:
-            article = load(path, max_bytes=int(settings.max_file_mb * 2**20))
-        except LoadError as e:
-            report.failed.append({"path": str(path), "error": str(e)})
-            logger.warning("skipped %s: %s", path, e)
+        article = _load(path, key, parser, failures, manifest, report)
+        if article is None:
             continue
         digest = content_hash(article, settings)
         old = manifest.get(key)
@@ -185,6 +197,31 @@ def _ingest_files(store: Store, embedder: Embedder, settings: Settings, files: l
             pending, pending_chunks = [], 0
     _flush(store, embedder, pending, report, pool)
     return seen
+
+
+def _load(path: Path, key: str, parser: Parser, failures: FailureLog, manifest: dict[str, ArticleRecord],
+          report: IngestReport) -> Article | None:
+    """Load one file, or report why not (a failure remembered from an earlier run is not parsed again)."""
+    st = stat_or_none(path)
+    reason = failures.known(key, st)
+    if reason is not None:
+        reason += " (not parsed again until the file changes)"
+    else:
+        try:
+            article = parser.load(path)
+        except ParseError as e:
+            failures.remember(key, path, st, str(e))
+            reason = str(e)
+        except LoadError as e:
+            reason = str(e)
+        else:
+            failures.forget(key)
+            return article
+    if key in manifest:
+        reason += "; the version indexed earlier is kept"
+    report.failed.append({"path": display_path(path), "error": reason})
+    logger.warning("skipped %s: %s", display_path(path), reason)
+    return None
 
 
 def _flush(store: Store, embedder: Embedder, pending: list, report: IngestReport, pool: Executor) -> None:
@@ -208,15 +245,32 @@ def _flush(store: Store, embedder: Embedder, pending: list, report: IngestReport
 
 
 def _remove_missing(store: Store, manifest: dict[str, ArticleRecord], seen: set[str],
-                    roots: Iterable[Path]) -> int:
-    """Remove articles that lived under an ingested folder (or were named) but are gone now."""
-    roots = [r.resolve() for r in roots]
+                    roots: Iterable[Path], blocked: Iterable[Path] = ()) -> int:
+    """Remove articles that lived under an ingested folder (or were named) but are gone now. Articles under
+    a folder that could not be listed are kept: they were not looked at, not found missing."""
+    roots, blocked = [r.resolve() for r in roots], [b.resolve() for b in blocked]
     removed = 0
     for key, rec in manifest.items():
         if key in seen:
             continue
         p = Path(rec.path)
-        if any(p == r or r in p.parents for r in roots) or not p.exists():
+        if any(b == p or b in p.parents for b in blocked):
+            continue
+        try:
+            gone = not p.exists()
+        except OSError:  # e.g. a parent folder that can't be searched: not known to be gone
+            continue
+        if any(p == r or r in p.parents for r in roots) or gone:
             store.remove_article(key)
             removed += 1
     return removed
+
+
+def _report_blocked(blocked: list[tuple[Path, str]], manifest: dict[str, ArticleRecord], seen: set[str],
+                    report: IngestReport) -> None:
+    """Report each folder that could not be listed, with how many of its indexed articles are kept."""
+    for folder, reason in blocked:
+        real = folder.resolve()
+        kept = sum(1 for key, rec in manifest.items() if key not in seen and real in Path(rec.path).parents)
+        report.failed.append({"path": display_path(folder),
+                              "error": f"{reason}; its {kept} indexed article(s) are kept until it can be read"})

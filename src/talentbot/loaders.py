@@ -3,28 +3,34 @@
 Supports .txt/.md (optional YAML front matter), .html/.htm (trafilatura), .pdf (pypdf, page numbers
 kept) and .docx (python-docx). Text files may be UTF-8 (with or without BOM), UTF-16 with BOM or
 GB18030/GBK or Big5. Web-page junk (breadcrumbs, image names, share widgets) is dropped from news text.
+
+:func:`read_file` refuses what is not a regular, readable file with a UTF-8 name (never blocking on a
+FIFO or a device); :func:`parse` turns the bytes into an article under :class:`~talentbot.limits.Limits`.
 """
 
 from __future__ import annotations
 
-import codecs
 import datetime as dt
 import io
 import logging
+import os
 import re
+import stat
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import yaml
+from .decoding import clean_text as _clean_text
+from .decoding import decode
+from .limits import MB, Limits, LoadError, ParseError, check_chars, check_zip, load_yaml
+from .webtext import clean_web_text, looks_like_web_page
+
+__all__ = ["SUPPORTED", "Article", "LoadError", "ParseError", "clean_web_text", "decode", "discover",
+           "display_path", "load", "parse", "read_file"]
 
 logger = logging.getLogger(__name__)
 
 SUPPORTED = {".txt", ".md", ".markdown", ".html", ".htm", ".pdf", ".docx"}
-
-
-class LoadError(Exception):
-    """A file could not be turned into an article; the message is the one-line reason."""
 
 
 @dataclass
@@ -43,60 +49,9 @@ class Article:
         return "\n\n".join(t for _, t in self.pages)
 
 
-# ------------------------------------------------------------------------------------------ decoding
-def decode(data: bytes) -> str:
-    """Decode text bytes exactly: BOMs first, then strict UTF-8, then GB18030, then Big5; else raise LoadError."""
-    for bom, enc in ((codecs.BOM_UTF8, "utf-8-sig"), (codecs.BOM_UTF16_LE, "utf-16"), (codecs.BOM_UTF16_BE, "utf-16")):
-        if data.startswith(bom):
-            try:
-                return data.decode(enc)
-            except UnicodeDecodeError as e:
-                raise LoadError(f"invalid {enc} text after its byte-order mark ({e.reason})") from e
-    if _looks_binary(data):
-        raise LoadError("binary file, not text")
-    try:
-        return data.decode("utf-8")
-    except UnicodeDecodeError:
-        pass
-    # GB18030 decodes almost any byte string, Big5 included; Big5 read that way turns into characters of
-    # the Private Use Area, which real text does not hold. Big5 (cp950: as Windows writes it) then gets a try.
-    for enc in ("gb18030", "cp950"):
-        try:
-            text = data.decode(enc)
-        except UnicodeDecodeError:
-            continue
-        if not _private_use(text):
-            return text
-    raise LoadError("unknown text encoding (not UTF-8, GB18030/GBK or Big5): save it as UTF-8")
-
-
-_PRIVATE_USE = re.compile(r"[\ue000-\uf8ff]")
-
-
-def _private_use(text: str) -> bool:
-    """Whether more than 1% of the non-ASCII characters are Private Use Area code points (a wrong codec)."""
-    private = len(_PRIVATE_USE.findall(text))
-    return private > 0 and private > 0.01 * sum(1 for c in text if ord(c) > 127)
-
-
-def _looks_binary(data: bytes) -> bool:
-    sample = data[:8192]
-    if not sample:
-        return False
-    controls = sum(1 for b in sample if b < 32 and b not in (9, 10, 12, 13))
-    return controls / len(sample) > 0.01
-
-
-# Zero-width characters pasted from web pages (U+200D stays: it joins emoji sequences).
-_INVISIBLE = re.compile(r"[\u200b\u200c\u200e\u200f\u2060]")
-
-
-def _clean_text(text: str) -> str:
-    """Normalise newlines, drop NULs and other control characters, trim trailing spaces."""
-    text = text.replace("\r\n", "\n").replace("\r", "\n")
-    text = re.sub(r"[\x00-\x08\x0b\x0e-\x1f\x7f\ufeff]", "", text)
-    text = _INVISIBLE.sub("", text)
-    return "\n".join(line.rstrip() for line in text.split("\n")).strip()
+def display_path(path: Path | str) -> str:
+    """The path as printable text: bytes of a name that is not UTF-8 are shown as \\xNN escapes."""
+    return os.fsencode(path).decode("utf-8", "backslashreplace")
 
 
 # ------------------------------------------------------------------------------------- front matter
@@ -107,10 +62,7 @@ def _front_matter(text: str) -> tuple[dict[str, str], str]:
     m = _FRONT.match(text)
     if not m:
         return {}, text
-    try:
-        meta = yaml.safe_load(m.group(1)) or {}
-    except yaml.YAMLError as e:
-        raise LoadError(f"bad YAML front matter: {str(e).splitlines()[0]}") from e
+    meta = load_yaml(m.group(1)) or {}
     if not isinstance(meta, dict):
         return {}, text
     return {str(k): _meta_str(v) for k, v in meta.items() if v is not None}, text[m.end():]
@@ -122,92 +74,58 @@ def _meta_str(value: object) -> str:
     return str(value)
 
 
-# -------------------------------------------------------------------------------------- page junk
-_BREADCRUMB = re.compile(r"^(当前位置|您的位置|你的位置|首页\s*[>›»])")
-_IMAGE_LINE = re.compile(r"^\S+\.(png|jpe?g|gif|webp|bmp)(\?\S*)?$", re.I)
-_BYLINE = re.compile(
-    r"(?:编辑|责任编辑|责编)\s*[:：]\s*(?P<editor>\S+)|来源\s*[:：]\s*(?P<source>\S+)|"
-    r"(?:发布时间|发布日期|时间)\s*[:：]\s*(?P<date>\d{4}[-年/.]\d{1,2}[-月/.]\d{1,2})"
-)
-_ORIGIN_LINE = re.compile(r"^[（(]\s*来源\s*[:：]\s*(?P<origin>[^）)]+)[）)]$")
-_SHARE_START = re.compile(r"^(分享到|更多分享|一键分享)")
-
-
-def clean_web_text(text: str) -> tuple[str, str, dict[str, str]]:
-    """Strip page junk from text copied off a news page; return (title, body, metadata)."""
-    lines = text.split("\n")
-    meta: dict[str, str] = {}
-    # The share widget runs from "分享到" to the end of the page.
-    for i, line in enumerate(lines):
-        if _SHARE_START.match(line.strip()) and i > len(lines) // 2:
-            lines = lines[:i]
-            break
-    title, body = "", []
-    for raw in lines:
-        line = raw.strip()
-        if not line:
-            body.append("")
-            continue
-        if _BREADCRUMB.match(line) or _IMAGE_LINE.match(line):
-            continue
-        found = {k: v for m in _BYLINE.finditer(line) for k, v in m.groupdict().items() if v}
-        if len(found) >= 2 and len(line) < 120:
-            meta.update(found)
-            continue
-        origin = _ORIGIN_LINE.match(line)
-        if origin:  # kept in the text too: it is what the article says of its origin
-            meta["original_source"] = origin.group("origin").strip()
-        if not title:
-            title = line
-            continue
-        body.append(line)
-    if "date" in meta:
-        meta["date"] = re.sub(r"[年/.月]", "-", meta["date"]).strip("-")
-        y, mo, d = meta["date"].split("-")
-        meta["date"] = f"{y}-{int(mo):02d}-{int(d):02d}"
-    return title, "\n".join(body).strip(), meta
-
-
-def _looks_like_web_page(text: str) -> bool:
-    head = text[:600]
-    return bool(_BREADCRUMB.search(head) or (_BYLINE.search(head) and "来源" in head))
-
-
 # ----------------------------------------------------------------------------------------- formats
-def _load_text(path: Path, data: bytes) -> Article:
+def _load_text(path: Path, data: bytes, limits: Limits) -> Article:
+    if len(data) > 4 * limits.max_chars:  # no encoding spends more than 4 bytes on a character
+        check_chars(len(data) // 4, limits)
     text = _clean_text(decode(data))
+    check_chars(len(text), limits)
+    if not text:
+        raise ParseError("no text found (the file holds only blank lines)")
     meta, body = _front_matter(text)
     title = meta.pop("title", "")
-    if not meta and _looks_like_web_page(body):
-        title, body, meta = clean_web_text(body)
+    if not body.strip():
+        raise ParseError("no text found after the YAML front matter")
+    if not meta and looks_like_web_page(body):
+        web_title, body, meta = clean_web_text(body)
+        if not body:
+            raise ParseError("no article text: only web-page furniture (breadcrumbs, bylines, image names, share links)")
+        title = title or web_title
     if not title:
         title = _first_line(body) or path.stem
-    return _article(path, title, [(None, body)], meta)
+    return _article(path, title, [(None, body)], meta, "no text found")
 
 
-def _load_html(path: Path, data: bytes) -> Article:
+def _load_html(path: Path, data: bytes, limits: Limits) -> Article:
     import trafilatura
 
     html = decode(data)
     doc = trafilatura.bare_extraction(html, include_comments=False, with_metadata=True)
     body = _clean_text((doc.text if doc else "") or "")
+    check_chars(len(body), limits)
     meta = ({"title": doc.title or "", "date": doc.date or "", "source": doc.sitename or "", "url": doc.url or ""}
             if doc else {})
-    return _article(path, meta.pop("title", "") or path.stem, [(None, body)], meta)
+    return _article(path, meta.pop("title", "") or path.stem, [(None, body)], meta,
+                    "no text found (the page has no main text, only navigation or scripts)")
 
 
-def _load_pdf(path: Path, data: bytes) -> Article:
+def _load_pdf(path: Path, data: bytes, limits: Limits) -> Article:
     from pypdf import PdfReader
     from pypdf.errors import PdfReadError
 
+    pages: list[tuple[int | None, str]] = []
+    chars = 0
     try:
         reader = PdfReader(io.BytesIO(data))
-        pages = [(i + 1, _clean_text(p.extract_text() or "")) for i, p in enumerate(reader.pages)]
+        for i, page in enumerate(reader.pages):
+            pages.append((i + 1, _clean_text(page.extract_text() or "")))
+            chars += len(pages[-1][1])
+            check_chars(chars, limits)  # stop at the page that crosses the cap, not after the last one
         info = reader.metadata or {}
     except (PdfReadError, ValueError, KeyError, TypeError, OSError) as e:
-        raise LoadError(f"corrupt or unreadable PDF ({e})") from e
+        raise ParseError(f"corrupt or unreadable PDF ({e})") from e
     title = _pdf_title(str(info.get("/Title") or "")) or _first_line(pages[0][1] if pages else "") or path.stem
-    return _article(path, title, pages, {})
+    return _article(path, title, pages, {}, "no text found (a scanned PDF without a text layer?)")
 
 
 _PLACEHOLDER_TITLE = re.compile(r"^(untitled\S*|untitled document|document\d*|\(anonymous\)|microsoft word - .*|"
@@ -220,29 +138,33 @@ def _pdf_title(title: str) -> str:
     return "" if _PLACEHOLDER_TITLE.match(title) else title
 
 
-def _load_docx(path: Path, data: bytes) -> Article:
+def _load_docx(path: Path, data: bytes, limits: Limits) -> Article:
     import zipfile
 
     import docx
 
+    check_zip(data, limits, "Word file")
     try:
         d = docx.Document(io.BytesIO(data))
     except (zipfile.BadZipFile, KeyError, ValueError) as e:
-        raise LoadError(f"corrupt or unreadable Word file ({e})") from e
+        raise ParseError(f"corrupt or unreadable Word file ({e})") from e
     body = _clean_text("\n\n".join(p.text for p in d.paragraphs))
+    check_chars(len(body), limits)
     props = d.core_properties
     meta = {"date": props.created.date().isoformat() if props.created else "", "source": props.author or ""}
-    return _article(path, props.title or _first_line(body) or path.stem, [(None, body)], meta)
+    return _article(path, props.title or _first_line(body) or path.stem, [(None, body)], meta,
+                    "no text found (the Word file has no paragraphs of text)")
 
 
 def _first_line(text: str) -> str:
     return next((ln.strip() for ln in text.split("\n") if ln.strip()), "")[:80]
 
 
-def _article(path: Path, title: str, pages: list[tuple[int | None, str]], meta: dict[str, str]) -> Article:
+def _article(path: Path, title: str, pages: list[tuple[int | None, str]], meta: dict[str, str],
+             empty: str) -> Article:
     pages = [(n, t) for n, t in pages if t.strip()]
     if not pages:
-        raise LoadError("no text found (empty file, or a scanned PDF without a text layer)")
+        raise ParseError(empty)
     meta = {k: v for k, v in meta.items() if v}
     return Article(
         path=path,
@@ -256,54 +178,122 @@ def _article(path: Path, title: str, pages: list[tuple[int | None, str]], meta: 
 
 _LOADERS = {".txt": _load_text, ".md": _load_text, ".markdown": _load_text, ".html": _load_html,
             ".htm": _load_html, ".pdf": _load_pdf, ".docx": _load_docx}
+_KINDS = ((stat.S_ISFIFO, "a named pipe (FIFO)"), (stat.S_ISCHR, "a character device"),
+          (stat.S_ISBLK, "a block device"), (stat.S_ISSOCK, "a socket"), (stat.S_ISDIR, "a folder"))
 
 
-def load(path: Path, max_bytes: int | None = None) -> Article:
-    """Load one file. Raises :class:`LoadError` with a one-line reason when it cannot be used."""
-    loader = _LOADERS.get(path.suffix.lower())
-    if loader is None:
+def read_file(path: Path, limits: Limits | None = None) -> bytes:
+    """The bytes of a supported, regular, readable file with a UTF-8 name, at most ``limits.max_bytes`` of them.
+    Raises :class:`LoadError` with a one-line reason otherwise. A FIFO or a device is never read."""
+    limits = limits or Limits()
+    try:
+        str(path).encode("utf-8")
+    except UnicodeEncodeError:
+        where = "file name" if not _utf8(path.name) else "folder name"
+        raise LoadError(f"its {where} is not valid UTF-8: rename it in UTF-8 to index it") from None
+    if path.suffix.lower() not in _LOADERS:
         raise LoadError(f"unsupported file type '{path.suffix or '(none)'}'; use one of {', '.join(sorted(SUPPORTED))}")
     try:
-        size = path.stat().st_size
-        if max_bytes is not None and size > max_bytes:
-            raise LoadError(
-                f"file is {size / 2**20:.0f} MB, over the {max_bytes / 2**20:.0f} MB limit "
-                "(raise TALENTBOT_MAX_FILE_MB to index it)"
-            )
-        if size == 0:
-            raise LoadError("empty file")
-        data = path.read_bytes()
+        # O_NONBLOCK: opening a FIFO must not wait for a writer; the kind is then checked on the open file.
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0))
+        with open(fd, "rb", closefd=True) as f:
+            st = os.fstat(f.fileno())
+            if not stat.S_ISREG(st.st_mode):
+                kind = next((k for test, k in _KINDS if test(st.st_mode)), "not a regular file")
+                raise LoadError(f"{kind}, not a regular file: only regular files are read")
+            cap = limits.max_bytes
+            size = st.st_size
+            data = b"" if cap is not None and size > cap else f.read() if cap is None else f.read(cap + 1)
+            size = max(size, len(data))
     except OSError as e:
         raise LoadError(f"cannot read file: {e.strerror or e}") from e
+    if cap is not None and size > cap:
+        raise LoadError(f"file is {size / MB:.0f} MB, over the {cap / MB:.0f} MB limit "
+                        "(raise TALENTBOT_MAX_FILE_MB to index it)")
+    if not data:
+        raise LoadError("empty file")
+    return data
+
+
+def _utf8(name: str) -> bool:
     try:
-        return loader(path, data)
+        name.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def parse(path: Path, data: bytes, limits: Limits | None = None) -> Article:
+    """Turn a file's bytes into an article (format from the suffix). Raises :class:`ParseError`."""
+    limits = limits or Limits()
+    loader = _LOADERS[path.suffix.lower()]
+    try:
+        return loader(path, data, limits)
     except LoadError:
+        raise
+    except MemoryError:
         raise
     except Exception as e:  # noqa: BLE001 - pypdf/python-docx/zlib raise many types on damaged files
         what = {".pdf": "PDF", ".docx": "Word file"}.get(path.suffix.lower(), "file")
         reason = str(e).splitlines()[0] if str(e) else type(e).__name__
-        raise LoadError(f"corrupt or unreadable {what} ({reason})") from e
+        raise ParseError(f"corrupt or unreadable {what} ({reason})") from e
 
 
-def discover(paths: Iterable[Path]) -> Iterator[Path]:
-    """Yield files under the given files/folders (recursively, sorted, symlink loops ignored)."""
+def load(path: Path, max_bytes: int | None = None, limits: Limits | None = None) -> Article:
+    """Read and parse one file in this process. Raises :class:`LoadError` with a one-line reason."""
+    limits = limits or Limits(max_bytes=max_bytes)
+    return parse(path, read_file(path, limits), limits)
+
+
+def discover(paths: Iterable[Path], unreadable: list[tuple[Path, str]] | None = None) -> Iterator[Path]:
+    """Yield files under the given files/folders (recursively, sorted, hidden names and links to folders
+    skipped, each real file once). Broken links, loops, FIFOs and devices are yielded for :func:`read_file`
+    to refuse with a reason; a folder that cannot be listed is appended to ``unreadable`` with its reason."""
     seen: set[Path] = set()
     for root in paths:
-        if root.is_file():
-            real = root.resolve()
-            if real not in seen:  # a file named twice, or also found in a named folder, is read once
-                seen.add(real)
-                yield root
+        try:
+            is_dir = root.is_dir()
+        except OSError:
+            is_dir = False
+        if is_dir:
+            yield from _walk(root, seen, unreadable)
+        elif _first_time(root, seen):
+            yield root
+
+
+def _first_time(path: Path, seen: set[Path]) -> bool:
+    """False for a path whose real file was already yielded (broken links count as new)."""
+    try:
+        real = path.resolve(strict=True)
+    except (OSError, RuntimeError):  # broken link or loop: Python < 3.13 raises RuntimeError
+        return True
+    if real in seen:
+        return False
+    seen.add(real)
+    return True
+
+
+def _walk(folder: Path, seen: set[Path], unreadable: list[tuple[Path, str]] | None) -> Iterator[Path]:
+    try:
+        with os.scandir(folder) as it:
+            entries = sorted(it, key=lambda e: e.name)
+    except OSError as e:
+        reason = f"cannot read folder: {e.strerror or e}"
+        logger.warning("%s: %s", display_path(folder), reason)
+        if unreadable is not None:
+            unreadable.append((folder, reason))
+        return
+    for entry in entries:
+        if entry.name.startswith("."):
             continue
-        for p in sorted(root.rglob("*")):
-            if p.name.startswith(".") or any(part.startswith(".") for part in p.relative_to(root).parts):
+        path = folder / entry.name
+        try:
+            if entry.is_dir(follow_symlinks=False):
+                yield from _walk(path, seen, unreadable)
                 continue
-            try:
-                real = p.resolve(strict=True)
-            except (OSError, RuntimeError):
-                yield p  # broken link or loop: reported by load()
+            if entry.is_symlink() and path.is_dir():  # a link to a folder is not followed (no loops)
                 continue
-            if real in seen or not p.is_file():
-                continue
-            seen.add(real)
-            yield p
+        except OSError:
+            pass  # read_file reports it
+        if _first_time(path, seen):
+            yield path
