@@ -87,9 +87,20 @@ def is_english(text: str) -> bool:
     return latin > 2 * cjk
 
 
-def no_answer(question: str) -> Answer:
+def no_answer(question: str, reason: str | None = None) -> Answer:
+    """The 'not in the documents' answer; ``reason`` says what is missing and what the corpus has."""
     text = NO_ANSWER_EN if is_english(question) else NO_ANSWER_ZH
+    if reason:
+        text = f"{reason}\n{NO_ANSWER_EN}" if is_english(question) else f"{reason}无法回答这个问题。"
     return Answer(text=text, no_answer=True, citations=[], question=question)
+
+
+def source_phrase(p: Passage, sentence: str, english: bool = False) -> str:
+    """'据《title》第X条：' — the document an answer sentence is quoted from, named in the answer itself."""
+    title = str(p.meta.get("title", "")).strip().strip("《》") or str(p.meta.get("file", ""))
+    label = str(p.meta.get("label", ""))
+    where = f"《{title}》" + (label if label and not sentence.startswith(label) else "")
+    return f"According to {where}: " if english else f"据{where}："
 
 
 def answer_sentences(text: str) -> list[str]:
@@ -202,10 +213,11 @@ def extractive_events(question: str, passages: list[Passage], min_coverage: floa
     numbers: dict[int, int] = {}
     quotes: dict[int, list[str]] = {}
     parts = []
+    english = is_english(question)
     for _, pi, sentence in chosen:
         n = numbers.setdefault(pi, len(numbers) + 1)
         quotes.setdefault(pi, []).append(sentence)
-        part = f"{sentence}[{n}]"
+        part = f"{source_phrase(passages[pi], sentence, english)}{sentence}[{n}]"
         parts.append(part)
         yield TextEvent(part if len(parts) == 1 else "\n" + part)
     citations = [citation_for(n, passages[pi], " ".join(quotes[pi])) for pi, n in numbers.items()]

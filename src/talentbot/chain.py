@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 from langchain_core.runnables import Runnable, RunnableGenerator, RunnableLambda
 
-from .answer import AnswerEvent, extractive_events
+from .answer import AnswerEvent, TextEvent, extractive_events, no_answer
 from .config import Settings
 from .lexical import query_tokens
 from .retrieval import Passage, Retriever
@@ -76,14 +76,23 @@ def build_chain(settings: Settings, retriever: Retriever, llm=None) -> Runnable:
 
     def retrieve(inputs: dict) -> dict:
         c: Condensed = inputs["condensed"]
-        passages = retriever.search(c.standalone, inputs.get("k"), inputs.get("filters"), terms=c.terms)
+        scope = retriever.scope(c.standalone)
+        if scope.missing:
+            retriever.search(c.standalone, inputs.get("k"), within=set())  # records the empty result
+            return {**inputs, "passages": [], "missing": scope.missing}
+        passages = retriever.search(c.standalone, inputs.get("k"), inputs.get("filters"), terms=c.terms,
+                                    within=scope.keys)
         return {**inputs, "passages": passages}
 
     def answer(stream: Iterator[dict]) -> Iterator[object]:
         for inputs in stream:
             passages: list[Passage] = inputs["passages"]
             question = inputs["question"]
-            if llm is not None:
+            if inputs.get("missing"):  # the question names a place or title no document matches
+                refusal = no_answer(question, inputs["missing"])
+                yield TextEvent(refusal.text)
+                yield AnswerEvent(refusal)
+            elif llm is not None:
                 yield from llm.answer_events(question, passages, settings.min_coverage)
             else:
                 yield from extractive_events(question, passages, settings.min_coverage)

@@ -117,7 +117,8 @@ def run_eval(bot, path: Path, k: int | None = None) -> EvalResult:
         passages = bot.retriever.last_passages
         rank = next((i + 1 for i, p in enumerate(passages) if expected and _holds(p.text, expected)), None)
         out = {"q": row["q"], "type": row.get("type", ""), "no_answer": answer.no_answer, "rank": rank,
-               "answer": answer.text, "cited": [c.file for c in answer.citations]}
+               "answer": answer.text, "cited": [c.file for c in answer.citations],
+               "ms": round(latencies[-1], 1)}
         if expected:
             res.answerable += 1
             hit1 += rank == 1

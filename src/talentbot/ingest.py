@@ -14,13 +14,13 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
-import re
 import time
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import Executor, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from .anchors import place_codes
 from .chunking import Chunk, chunk_article
 from .config import Settings
 from .embeddings import Embedder
@@ -29,14 +29,10 @@ from .lexical import tokenize
 from .limits import Limits, LoadError, ParseError
 from .loaders import Article, discover, display_path
 from .parse_worker import Parser
+from .places import gazetteer
 from .store import ArticleRecord, Store
 
 logger = logging.getLogger(__name__)
-
-PROVINCES = ("北京 天津 上海 重庆 河北 山西 辽宁 吉林 黑龙江 江苏 浙江 安徽 福建 江西 山东 河南 湖北 湖南 广东 "
-             "海南 四川 贵州 云南 陕西 甘肃 青海 台湾 内蒙古 广西 西藏 宁夏 新疆 香港 澳门").split()
-_CITY = re.compile(r"([\u4e00-\u9fff]{2,3}?)(?:市|经济特区)")
-_CITIES = "广州 深圳 杭州 郑州 洛阳 新乡 南京 苏州 武汉 成都 西安 太原 大同 忻州 济南 青岛 厦门 宁波".split()
 
 
 FLUSH_CHUNKS = 2048  # chunks embedded and written together: one encode call pads less, Chroma writes faster
@@ -73,15 +69,15 @@ def article_key(path: Path) -> str:
 
 
 def regions_of(*texts: str) -> str:
-    """Provinces and cities named in the title/source, comma-joined (e.g. '广东,广州')."""
-    joined = " ".join(texts)
-    found = [p for p in PROVINCES if p in joined]
-    found += [c for c in _CITIES if c in joined and c not in found]
-    found += [m for m in _CITY.findall(joined) if m not in found and not any(m.startswith(p) for p in PROVINCES)]
-    return ",".join(dict.fromkeys(found))
+    """Provinces and cities named in the title/source (with the province of a city), comma-joined short
+    names ('广东,深圳'), from the administrative-division table (:mod:`talentbot.places`)."""
+    g = gazetteer()
+    codes = [a for t in texts if t for _, _, cs in g.find(t) for c in sorted(cs) for a in reversed(g.ancestors(c))]
+    names = [g.by_code[c].short or g.by_code[c].name for c in dict.fromkeys(codes) if g.by_code[c].level < 2]
+    return ",".join(dict.fromkeys(names))
 
 
-CHUNKER_VERSION = "v3"  # bump when loaders/chunking change the chunks of unchanged files: forces a re-index
+CHUNKER_VERSION = "v4"  # bump when loaders/chunking/tokens change for unchanged files: forces a re-index
 
 
 def content_hash(article: Article, settings: Settings) -> str:
@@ -189,7 +185,8 @@ def _ingest_files(store: Store, embedder: Embedder, settings: Settings, files: l
         chunks = chunk_article(article, settings.chunk_size, settings.chunk_overlap)
         rec = ArticleRecord(key=key, path=str(path.resolve()), title=article.title, source=article.source,
                             date=article.date, hash=digest, chunks=len(chunks),
-                            region=article.metadata.get("region") or regions_of(article.title, article.source))
+                            region=article.metadata.get("region") or regions_of(article.title, article.source),
+                            places=",".join(place_codes(article.title, article.source, article.text)))
         pending.append((rec, article, chunks, old is not None))
         pending_chunks += len(chunks)
         if pending_chunks >= FLUSH_CHUNKS:

@@ -28,6 +28,7 @@ from .lexical_files import (
     verify_files,
     write_manifest,
 )
+from .normalize import simplified
 
 logger = logging.getLogger(__name__)
 
@@ -93,8 +94,8 @@ def _tokenizer():
 
 
 def words(text: str) -> list[str]:
-    """Plain jieba words (precise mode), for finding what a question asks about."""
-    return _tokenizer().cut(text.replace("-", " "))
+    """Plain jieba words (precise mode) of the simplified text, for finding what a question asks about."""
+    return _tokenizer().cut(simplified(text).replace("-", " "))
 
 
 _CJK_RUN = re.compile(r"[\u4e00-\u9fff]{2,}")
@@ -106,7 +107,7 @@ def tokenize(text: str) -> list[str]:
     The bigrams make matching robust where jieba cuts the same name differently in question and text
     (盛达威公司 -> 盛达威 | 公司, but 给盛达威发 -> 盛达 | 威发).
     """
-    text = text.lower()
+    text = simplified(text).lower()  # traditional characters meet simplified ones
     words = _tokenizer().cut_for_search(text.replace("-", " "))  # '2020-2035' -> 2020 | 2035, as jieba does
     out = [w for w in (w.strip() for w in words) if w and w not in STOPWORDS and _TOKEN_OK.search(w)]
     if BIGRAMS:

@@ -18,6 +18,7 @@ from langchain_core.documents import Document
 from langchain_core.retrievers import BaseRetriever
 from pydantic import ConfigDict
 
+from .anchors import Scope, index_lookups, question_anchors, scope
 from .config import Settings
 from .embeddings import Embedder
 from .errors import InputError
@@ -187,9 +188,19 @@ class Retriever:
         return self._manifest
 
     # -------------------------------------------------------------------------------- search
+    def scope(self, question: str) -> Scope:
+        """The articles that match what ``question`` names (places, 《titles》, zones, years): see anchors."""
+        self.refresh()
+        anchors = question_anchors(question)
+        if not anchors:
+            return Scope()
+        articles_with, rarest = index_lookups(self.index, self._rows_article)
+        return scope(anchors, self._manifest, articles_with, rarest)
+
     def search(self, question: str, k: int | None = None, filters: Filters | None = None,
-               terms: list[str] | None = None) -> list[Passage]:
-        """The ``k`` best passages for ``question``, best first. ``terms`` overrides its lexical terms."""
+               terms: list[str] | None = None, within: set[str] | None = None) -> list[Passage]:
+        """The ``k`` best passages for ``question``, best first. ``terms`` overrides its lexical terms;
+        ``within`` limits the search to those article keys (a :class:`Scope`'s)."""
         s = self.settings
         k = k or s.k
         self.refresh()
@@ -198,6 +209,11 @@ class Retriever:
         keys = None
         if filters is not None and filters.active:
             keys = [key for key, rec in self._manifest.items() if filters.matches(rec)]
+        if within is not None:
+            keys = [key for key in (keys if keys is not None else self._manifest) if key in within]
+            if not keys:
+                self._local.timings, self._local.passages = timings, []
+                return []
         t0 = t()
         terms = terms if terms is not None else query_tokens(question)
         terms = self.expand(terms)

@@ -36,6 +36,7 @@ class ArticleRecord:
     hash: str
     chunks: int
     region: str = ""
+    places: str = ""  # division codes the article names, with those above them (anchors.place_codes)
 
     @property
     def file(self) -> str:
