@@ -24,7 +24,6 @@ from talentbot.errors import ConfigError
 from talentbot.web import (
     ALL,
     EXAMPLES,
-    _bot_history,
     answer_markdown,
     build_app,
     create_app,
@@ -34,6 +33,7 @@ from talentbot.web import (
     sources_html,
     sources_panel,
 )
+from talentbot.web_render import bot_history, clean_history
 
 Q_WENSHUI = "文水经济开发区2023年为盛达威公司兑现了多少人才奖励资金？"
 PASSAGE = "2023年,开发区为盛达威公司兑现人才奖励配套资金40万元"  # the cited sentence, as in the corpus
@@ -205,11 +205,13 @@ def test_sources_panel_keeps_earlier_turns_newest_first():
 
 
 def test_bot_history_undoes_display_markup_and_is_capped():
-    hist = [{"role": "user", "content": [{"type": "text", "text": "q&lt;1&gt;"}]},
-            {"role": "assistant", "content": "40万元[[1]](#cite-1-1)"}]
-    assert _bot_history(hist) == [("user", "q<1>"), ("assistant", "40万元[1]")]
-    many = [{"role": "user", "content": "问" * 50_000}] * 100
-    capped = _bot_history(many)
+    hist = clean_history([{"role": "user", "content": [{"type": "text", "text": "q&lt;1&gt; \\[x\\]"}]},
+                          {"role": "assistant", "content": "40万元[[1]](#cite-1-1) https&#58;//a.example"}], 20, 4000)
+    assert bot_history(hist, 12, 2000) == [("user", "q<1> [x]"), ("assistant", "40万元[1] https://a.example")]
+    many = clean_history([{"role": "user", "content": "问" * 50_000}, {"role": "assistant", "content": "答"}] * 50,
+                         20, 4000)
+    assert len(many) == 40 and all(len(m["content"]) <= 4000 for m in many)
+    capped = bot_history(many, 12, 2000)
     assert len(capped) <= 12 and all(len(t) <= 2000 for _, t in capped)
 
 
@@ -450,7 +452,7 @@ def test_forged_host_gets_no_cors_echo(server):
         assert "access-control-allow-origin" not in headers, (path, headers)
         assert status == 400
     status, headers, _ = raw_get(server.url, "/config", {"Host": f"127.0.0.1:{port}", "Origin": "http://evil.example"})
-    assert status == 200 and headers.get("access-control-allow-origin") != "http://evil.example"
+    assert status == 403 and "access-control-allow-origin" not in headers  # another origin is refused outright
 
 
 def test_uploads_are_off_by_default(server):
@@ -460,9 +462,10 @@ def test_uploads_are_off_by_default(server):
     assert r.status_code == 403
 
 
-def test_uploads_when_switched_on_are_size_limited_and_type_checked(tmp_path):
+def test_uploads_when_switched_on_are_size_limited_and_type_checked(tmp_path, monkeypatch):
     import httpx
 
+    monkeypatch.setenv("GRADIO_TEMP_DIR", str(tmp_path / "gradio"))  # uploads land in this test's temp dir
     store, corpus = tmp_path / "store", tmp_path / "corpus"
     bot = TalentBot(store=store, corpus=corpus, port=free_port(), allow_upload=True, max_upload_mb=0.01)
     srv = launch(bot, block=False)

@@ -114,7 +114,8 @@ class Settings(BaseSettings):
         100, ge=10, description="Longest region, source or date filter accepted by the web UI, in characters."
     )
     max_sessions: int = Field(
-        1000, ge=10, description="Browser sessions whose state the web UI keeps in memory; the oldest are dropped."
+        200, ge=10, description="Browser sessions whose state the web UI keeps in memory (up to ~1.6 MB each with "
+        "the largest history accepted); the oldest are dropped."
     )
 
     @property

@@ -1,0 +1,148 @@
+"""What the browser chat shows: answer bubbles (Markdown) and Sources cards (HTML), and the way back.
+
+Everything that comes from a document, the LLM or a client is escaped: no raw HTML, no images, and no
+live link except the [n] markers that lead to the cited passages' cards. Markdown link syntax is
+escaped, and bare URLs and e-mail addresses are written so that no GFM autolinker turns them into links
+(a URL that became a link would also swallow the [n] marker right after it).
+"""
+
+from __future__ import annotations
+
+import html
+import logging
+import re
+
+from .answer import Answer
+
+logger = logging.getLogger(__name__)
+
+# Characters that start or close Markdown links and images; escaped with a backslash (the backslash first).
+_MD_LINK = re.compile(r"([\\\[\]])")
+# What GFM autolinkers (Gradio's marked) recognise: scheme://, www. and e-mail addresses.
+_AUTOLINK_SCHEME = re.compile(r"(?i)(?<=[a-z0-9+.\-]):(?=//)")
+_AUTOLINK_WWW = re.compile(r"(?i)\b(www)\.")
+_CITE_LINK = re.compile(r"\[\[(\d{1,2})\]\]\(#cite-\d+-\d+\)")
+_MD_UNESCAPE = re.compile(r"\\([\\\[\]])")
+
+
+def md_safe(text: str) -> str:
+    """Escape ``text`` for a Markdown bubble: plain Markdown (bold, lists) stays; HTML, images and links don't.
+
+    HTML is escaped; ``[``, ``]`` and ``\\`` are backslash-escaped (no link, image or reference
+    definition can form); ``scheme://``, ``www.`` and ``@`` are written as character references, which
+    show the same but are not autolinked.
+    """
+    out = _MD_LINK.sub(r"\\\1", html.escape(text, quote=False))
+    out = _AUTOLINK_SCHEME.sub("&#58;", out)
+    out = _AUTOLINK_WWW.sub(r"\1&#46;", out)
+    return out.replace("@", "&#64;")
+
+
+def md_unsafe(text: str) -> str:
+    """Undo :func:`md_safe` and the [n] links of :func:`answer_markdown`: the plain text of a chat bubble."""
+    return html.unescape(_MD_UNESCAPE.sub(r"\1", _CITE_LINK.sub(r"[\1]", text)))
+
+
+def answer_markdown(answer: Answer, turn: int) -> str:
+    """The chat bubble: escaped text, [n] as links to the passage cards, a visible no-answer style."""
+    body = md_safe(answer.text)
+    if answer.no_answer:
+        return f"⚠️ **未找到答案 · No answer in the documents**\n\n_{body}_"
+    cited = {str(c.n) for c in answer.citations}
+    body = re.sub(r"\\\[(\d{1,2})\\\]",
+                  lambda m: f"[[{m.group(1)}]](#cite-{turn}-{m.group(1)})" if m.group(1) in cited else m.group(0),
+                  body)
+    warnings = "".join(f"\n\n> ⚠️ {md_safe(w)}" for w in answer.warnings)
+    return body + warnings
+
+
+def sources_html(answer: Answer | None, turn: int) -> str:
+    """Cards of the cited passages with the quoted sentences highlighted (all text escaped)."""
+    if answer is None:
+        return "<div class='tb-meta'>引用的原文会显示在这里。Cited passages appear here.</div>"
+    if answer.no_answer:
+        return ("<div class='tb-none'>资料中没有找到可以回答这个问题的段落，因此不引用任何原文。<br>"
+                "No passage in the documents answers this question.</div>")
+    cards = []
+    for c in answer.citations:
+        text = html.escape(c.text)
+        for q in filter(None, re.split(r"(?<=[。！？!?])", c.quote)):
+            eq = html.escape(q.strip())
+            if eq and eq in text:
+                text = text.replace(eq, f"<mark>{eq}</mark>", 1)
+        where = " · ".join(html.escape(x) for x in (c.file, c.label, f"第{c.page}页" if c.page else "") if x)
+        meta = " · ".join(html.escape(x) for x in (c.source, c.date) if x)
+        cards.append(f"<div class='tb-cite' id='cite-{turn}-{c.n}'><div class='tb-head'>[{c.n}] "
+                     f"{html.escape(c.title)}</div><div class='tb-meta'>{meta}<br>{where}</div>"
+                     f"<div class='tb-text'>{text}</div></div>")
+    return "".join(cards)
+
+
+def sources_panel(shown: list) -> str:
+    """The Sources panel: the cards of each (turn, question, cards_html) in ``shown``, newest turn first."""
+    if not shown:
+        return sources_html(None, 0)
+    return "".join(f"<div class='tb-turn'>第{turn}问 · Q{turn}: {html.escape(q)}</div>{cards}"
+                   for turn, q, cards in reversed(shown))
+
+
+def message_text(message: object) -> str | None:
+    """The text of one chat message as a client sent it (a string, or Gradio 6 text blocks); None if not text.
+
+    File, image and component parts are never text: they are dropped, so a client-supplied path goes nowhere.
+    """
+    if not isinstance(message, dict) or message.get("role") not in ("user", "assistant"):
+        return None
+    content = message.get("content")
+    if isinstance(content, str):
+        return content
+    if isinstance(content, list):
+        parts = [c.get("text") for c in content if isinstance(c, dict) and c.get("type") == "text"]
+        if parts and all(isinstance(p, str) for p in parts):
+            return " ".join(parts)
+    return None
+
+
+def redisplay(text: str) -> str:
+    """A bubble's Markdown as a client sent it back, made safe again: only the [n] citation links stay links.
+
+    Idempotent on what :func:`answer_markdown` and :func:`md_safe` wrote, so an honest history is unchanged.
+    """
+    lines = []
+    for line in text.split("\n"):
+        quote = "> " if line.startswith("> ") else ""  # the warnings under an answer are block quotes
+        line = line[len(quote):]
+        out, last = [quote], 0
+        for m in _CITE_LINK.finditer(line):
+            out += [md_safe(md_unsafe(line[last:m.start()])), m.group(0)]
+            last = m.end()
+        out.append(md_safe(md_unsafe(line[last:])))
+        lines.append("".join(out))
+    return "\n".join(lines)
+
+
+def clean_history(history: object, max_turns: int, max_chars: int) -> list[dict]:
+    """The client's chat history as text-only messages: the last ``max_turns`` turns, each message capped
+    and made safe to display again (:func:`redisplay`).
+
+    Messages that are not text (file parts, unknown roles) are dropped and logged once for the request.
+    """
+    messages = history if isinstance(history, list) else []
+    out, dropped = [], 0
+    for m in messages[-2 * max_turns:] if max_turns > 0 else []:
+        text = message_text(m)
+        if text is None:
+            dropped += 1
+            continue
+        out.append({"role": m["role"], "content": redisplay(text[:max_chars])})
+    if dropped:
+        logger.warning("chat history: dropped %d message(s) that were not text", dropped)
+    # keep whole turns: never start with an answer whose question was cut away
+    while out and out[0]["role"] != "user":
+        out.pop(0)
+    return out
+
+
+def bot_history(history: list[dict], messages: int, chars: int) -> list[tuple[str, str]]:
+    """The recent chat history as (role, plain text) for the bot: display markup undone, size capped."""
+    return [(m["role"], md_unsafe(m["content"])[:chars]) for m in history[-messages:]]
