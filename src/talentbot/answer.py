@@ -123,7 +123,7 @@ def citation_for(n: int, p: Passage, quote: str = "") -> Citation:
 
 
 def focus_terms(question: str) -> list[str]:
-    """The thing a quantity question asks about: '多少安家费' -> ['安家费'], '几年免租金' -> ['免']."""
+    """The thing a quantity question asks about: '发放多少生活补贴' -> ['生活补贴'], '几年减半' -> ['减半']."""
     ws = [w for w in words(question) if re.search(r"\w", w)]
     out = []
     for i, w in enumerate(ws):
@@ -138,7 +138,7 @@ def focus_terms(question: str) -> list[str]:
 
 
 def supports(term: str, text: str) -> bool:
-    """``term`` occurs in ``text``, or at least half of its characters do (奖金 ~ 奖励资金)."""
+    """``term`` occurs in ``text``, or at least half of its characters do (补贴 ~ 补助贴息)."""
     return term in text or sum(c in text for c in term) * 2 >= len(term)
 
 
@@ -166,7 +166,7 @@ def pick_sentences(question: str, passages: list[Passage], max_sentences: int = 
             if is_injection(s):  # defence in depth: answer_sentences cuts differently from strip_injections
                 continue
             if _ANAPHORA.match(s) and si > 0:
-                s = sents[si - 1] + s  # give the subject that "该开发区" refers to
+                s = sents[si - 1] + s  # give the subject that "该市" refers to
             toks = set(tokenize(s)) | header
             cov = coverage(groups, toks)
             score = cov + 0.3 * p_coverage + 0.15 / (1 + pi)
@@ -199,7 +199,7 @@ def extractive_events(question: str, passages: list[Passage], min_coverage: floa
     """Stream an extractive answer: text events, then the final :class:`AnswerEvent`.
 
     'Not found' when the best sentence holds under ``min_coverage`` of the question's weighted terms,
-    or when a quantity question's subject ('多少安家费') is absent from the chosen sentences.
+    or when a quantity question's subject ('多少生活补贴') is absent from the chosen sentences.
     """
     chosen = pick_sentences(question, passages) if passages else []
     quoted = "".join(s for _, _, s in chosen)

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 from langchain_core.runnables import Runnable, RunnableGenerator, RunnableLambda
 
+from .anchors import question_anchors
 from .answer import AnswerEvent, TextEvent, extractive_events, no_answer
 from .config import Settings
 from .lexical import query_tokens
@@ -76,7 +77,8 @@ def build_chain(settings: Settings, retriever: Retriever, llm=None) -> Runnable:
 
     def retrieve(inputs: dict) -> dict:
         c: Condensed = inputs["condensed"]
-        scope = retriever.scope(c.standalone)
+        # a follow-up that names its own place or title ("那河南的呢？") is anchored by it alone
+        scope = retriever.scope(c.question if question_anchors(c.question) else c.standalone)
         if scope.missing:
             retriever.search(c.standalone, inputs.get("k"), within=set())  # records the empty result
             return {**inputs, "passages": [], "missing": scope.missing}

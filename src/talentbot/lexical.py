@@ -105,7 +105,8 @@ def tokenize(text: str) -> list[str]:
     """jieba search-mode words plus CJK character bigrams ('#' + pair), lower-cased, no stop words.
 
     The bigrams make matching robust where jieba cuts the same name differently in question and text
-    (盛达威公司 -> 盛达威 | 公司, but 给盛达威发 -> 盛达 | 威发).
+    (a company name may be one word in a
+    question and two in a sentence, when jieba joins its last character to the next word).
     """
     text = simplified(text).lower()  # traditional characters meet simplified ones
     words = _tokenizer().cut_for_search(text.replace("-", " "))  # '2020-2035' -> 2020 | 2035, as jieba does
@@ -172,7 +173,7 @@ class LexicalIndex:
                 Path(tmp).unlink(missing_ok=True)
 
     def pinyin_words(self, syllables: str) -> list[str]:
-        """Chinese words of the index whose toneless pinyin is ``syllables`` ('yuanqu' -> ['垣曲'])."""
+        """Chinese words of the index whose toneless pinyin is ``syllables`` ('hefei' -> ['合肥'])."""
         return self.pinyin.get(syllables, [])
 
     @classmethod

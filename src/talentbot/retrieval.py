@@ -258,7 +258,7 @@ class Retriever:
         return [(index.ids[i], float(scores[i])) for i in top if scores[i] > 0]
 
     def expand(self, terms: list[str]) -> list[str]:
-        """Add the Chinese words that English-spelled names stand for (pinyin: 'Kelan' -> 岢岚)."""
+        """Add the Chinese words that English-spelled names stand for (pinyin: 'Hefei' -> 合肥)."""
         index = self.index
         if index is None or not index.ids:
             return terms
@@ -298,7 +298,7 @@ class Retriever:
         if term not in index.vocab:
             pairs = [f"#{term[i:i + 2]}" for i in range(len(term) - 1)]
             if pairs and all(p in index.vocab for p in pairs):
-                return 0.0  # a word jieba cut differently here (盛达威 vs 盛达|威发): its bigrams count instead
+                return 0.0  # a word jieba cut differently here (a name cut in two in the text): its bigrams count instead
         return index.idf(term)
 
 
