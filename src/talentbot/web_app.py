@@ -24,12 +24,13 @@ from .web_upload import check_uploads, drop_rejected, safe_name, save_upload
 
 logger = logging.getLogger(__name__)
 
+# Example questions written for the page, not taken from any eval set.
 EXAMPLES = [
-    "垣曲经济技术开发区的三大产业基地有哪些？",
-    "文水经济开发区2023年为盛达威公司兑现了多少人才奖励资金？",
-    "《山东省人才发展促进条例》自哪一天起施行？",
-    "郑洛新自主创新示范区可以采取哪些方式改善高层次人才居住环境？",
-    "When did the Shanghai Regulations on Talent Mobility (上海市人才流动条例) take effect?",
+    "北京无许可证从事人才市场中介服务，最高罚款多少？",
+    "《上海市人才流动条例》自何时起施行？",
+    "山西的开发区用哪些办法吸引人才？",
+    "广州知识城对国际人才有哪些便利措施？",
+    "When does Beijing's talent market regulation take effect?",
 ]
 ALL = "（全部）"
 CSS = """
@@ -168,7 +169,7 @@ def build_app(bot: TalentBot) -> gr.Blocks:
                     with gr.Column(scale=3):
                         chatbot = gr.Chatbot(label="对话", height=520, sanitize_html=True, render_markdown=True,
                                              elem_id="tb-chat")
-                        box = gr.Textbox(placeholder="输入问题，例如：垣曲经济技术开发区的三大产业基地有哪些？",
+                        box = gr.Textbox(placeholder="输入问题，例如：北京无许可证从事人才市场中介服务，最高罚款多少？",
                                          show_label=False, max_length=s.max_question_chars, elem_id="tb-question")
                         with gr.Row():
                             send = gr.Button("提问 Ask", variant="primary", elem_id="tb-send")
