@@ -50,8 +50,13 @@ def news_lines() -> list[dict]:
 
 
 def write_news(folder: Path, news: list[dict], indices: list[int]) -> int:
-    """Write the chosen news articles as news-NNNNN.txt (unchanged files are left alone); returns how many."""
+    """Write the chosen news articles as news-NNNNN.txt and remove the others (unchanged files are left
+    alone); returns how many."""
     folder.mkdir(parents=True, exist_ok=True)
+    keep = {f"news-{i:05d}.txt" for i in indices}
+    for old in folder.glob("news-*.txt"):  # a smaller level after a larger one
+        if old.name not in keep:
+            old.unlink()
     for i in indices:
         path = folder / f"news-{i:05d}.txt"
         text = f"{news[i].get('date', '')}\n\n{news[i]['text']}\n"

@@ -44,7 +44,7 @@ def _fail(err: TalentBotError) -> typer.Exit:
 @app.command()
 def ingest(
     paths: Annotated[list[Path] | None, typer.Argument(help="Files or folders (default: corpus/).")] = None,
-    rebuild: Annotated[bool, typer.Option("--rebuild", help="Drop the store and index everything again.")] = False,
+    rebuild: Annotated[bool, typer.Option("--rebuild", help="Index everything again into new collections built aside; questions are answered from the old ones until the switch.")] = False,
     store: StoreOpt = None, chroma_url: ChromaOpt = None, as_json: JsonOpt = False,
 ) -> None:
     """Index new and changed articles; remove deleted ones. Exit 1 if a file failed (the rest is indexed)."""
