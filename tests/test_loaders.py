@@ -108,6 +108,18 @@ def test_text_without_front_matter_takes_its_first_line_as_title(tmp_path):
     assert (a.source, a.date, a.metadata) == ("", "", {})
 
 
+def test_a_leading_date_line_is_the_date_and_a_paragraph_line_gives_a_short_title(tmp_path):
+    body = ("近日，某市人社局发布通知，对新引进的全日制博士给予每人每月3000元生活补贴，连续发放三年，"
+            "并提供人才公寓。通知自发布之日起施行。\n\n第二段内容。")
+    f = tmp_path / "n.txt"
+    f.write_text(f"2023-08-08\n\n{body}\n", encoding="utf-8")
+    a = load(f)
+    assert a.date == "2023-08-08"
+    assert a.title == body.split("。")[0][:49] + "…"  # its first sentence, cut to 50 characters
+    assert a.text.startswith("近日，某市人社局发布通知") and "2023-08-08" not in a.text  # nothing dropped
+    assert "第二段内容。" in a.text
+
+
 def test_zero_width_spaces_are_dropped(tmp_path):
     path = tmp_path / "zw.md"
     path.write_text("标题\n\u200b\n第一条\u200b 内容。\n\u200b\n", encoding="utf-8")

@@ -77,7 +77,7 @@ def regions_of(*texts: str) -> str:
     return ",".join(dict.fromkeys(names))
 
 
-CHUNKER_VERSION = "v4"  # bump when loaders/chunking/tokens change for unchanged files: forces a re-index
+CHUNKER_VERSION = "v5"  # bump when loaders/chunking/tokens change for unchanged files: forces a re-index
 
 
 def content_hash(article: Article, settings: Settings) -> str:

@@ -91,8 +91,14 @@ def _load_text(path: Path, data: bytes, limits: Limits) -> Article:
         if not body:
             raise ParseError("no article text: only web-page furniture (breadcrumbs, bylines, image names, share links)")
         title = title or web_title
+    if not meta.get("date"):
+        dated = _DATE_LINE.match(body)  # a file that starts with its date on a line of its own
+        if dated:
+            y, mo, d = dated.groups()
+            meta["date"] = f"{y}-{int(mo):02d}-{int(d):02d}"
+            body = body[dated.end():].lstrip("\n")
     if not title:
-        title = _first_line(body) or path.stem
+        title = _lead_title(body) or path.stem
     return _article(path, title, [(None, body)], meta, "no text found")
 
 
@@ -158,6 +164,21 @@ def _load_docx(path: Path, data: bytes, limits: Limits) -> Article:
 
 def _first_line(text: str) -> str:
     return next((ln.strip() for ln in text.split("\n") if ln.strip()), "")[:80]
+
+
+_DATE_LINE = re.compile(r"\A\s*(\d{4})[-年/.](\d{1,2})[-月/.](\d{1,2})日?[ \t]*(?:\n|\Z)")
+_SENTENCE_END = re.compile(r"[。！？!?]")
+
+
+def _lead_title(text: str, longest: int = 50) -> str:
+    """A title for an untitled text: its first line, or when that line is a whole paragraph, its first
+    sentence, cut to ``longest`` characters (the line itself stays in the body)."""
+    line = _first_line(text)
+    if len(line) <= longest:
+        return line
+    end = _SENTENCE_END.search(line)
+    lead = line[: end.start()] if end else line
+    return lead if len(lead) <= longest else lead[: longest - 1] + "…"
 
 
 def _article(path: Path, title: str, pages: list[tuple[int | None, str]], meta: dict[str, str],
