@@ -13,6 +13,7 @@ also writes them to a file). The news texts stay in ``benchmarks/out/`` (git-ign
 
     .venv/bin/python benchmarks/quality.py                   # levels 0, 1000, 8000
     .venv/bin/python benchmarks/quality.py --levels 0        # quick: no distractors
+    TALENTBOT_QUALITY_OUT=/tmp/q .venv/bin/python benchmarks/quality.py   # scratch folder elsewhere
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import shutil
 import statistics
 import sys
@@ -30,7 +32,7 @@ ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared"
 NEWS = SHARED / "distractors" / "news.jsonl"
 DEV = SHARED / "eval" / "qa_news_dev.jsonl"
-OUT = ROOT / "benchmarks" / "out" / "quality"
+OUT = Path(os.environ.get("TALENTBOT_QUALITY_OUT", ROOT / "benchmarks" / "out" / "quality"))
 TYPES = ["number", "fact", "list", "paraphrase", "multi-doc", "followup", "unanswerable"]
 
 logger = logging.getLogger("quality")

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 
-from talentbot.figures import extract, unsupported
+from talentbot.figures import extract, missing, named_in_question, unsupported
 
 PASSAGE = ("第三条 对新引进的全职博士研究生给予一次性安家补贴100万元，服务期五年。"
            "本条例自2020年6月1日起施行，申请人应当在三十日内提交材料，补贴比例为百分之五十。")
@@ -73,3 +73,21 @@ def test_a_range_gives_its_unit_to_both_ends():
 
 def test_citation_markers_are_not_figures():
     assert extract("见[1][2]。") == []
+
+
+@pytest.mark.parametrize(("question", "named"), [
+    ("第十批援疆干部人才共有多少名？", ["十"]),  # an ordinal names the thing asked about
+    ("自8月1日起租房提取限额是多少？", ["8月1日"]),
+    ("“15分钟就业服务圈”有哪些功能？", ["15"]),
+    ("人才工程包括哪两个系列？", []),  # a small count is the shape of the answer
+    ("2023年招募了多少人？", []),  # years are the anchors' job
+    ("香港一年打算引进多少人才？", []),  # 一年: 'a year'
+])
+def test_figures_a_question_names(question, named):
+    assert [f.text for f in named_in_question(question)] == named
+
+
+def test_a_question_naming_another_ordinal_is_not_supported_by_the_passage():
+    passage = "第十一批中央单位援疆干部人才共600多名。"
+    assert missing(named_in_question("第十批中央单位援疆干部人才共有多少名？"), [passage]) == ["十"]
+    assert missing(named_in_question("第十一批中央单位援疆干部人才共有多少名？"), [passage]) == []

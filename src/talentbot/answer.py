@@ -11,6 +11,7 @@ import re
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 
+from .figures import missing, named_in_question
 from .injection import is_injection, strip_injections
 from .lexical import tokenize, words
 from .retrieval import Passage, coverage
@@ -204,8 +205,10 @@ def extractive_events(question: str, passages: list[Passage], min_coverage: floa
     chosen = pick_sentences(question, passages) if passages else []
     quoted = "".join(s for _, _, s in chosen)
     support = max([c for c, _, _ in chosen] + [passage_support(passages[pi]) for _, pi, _ in chosen]) if chosen else 0.0
+    cited = [f"{passages[pi].meta.get('title', '')}\n{passages[pi].text}" for _, pi, _ in chosen]
     if not chosen or support < min_coverage \
-            or not all(supports(t, quoted) for t in focus_terms(question)):
+            or not all(supports(t, quoted) for t in focus_terms(question)) \
+            or missing(named_in_question(question), cited):  # 第十批 asked, 第十一批 written: another thing
         answer = no_answer(question)
         yield TextEvent(answer.text)
         yield AnswerEvent(answer)

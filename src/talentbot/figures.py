@@ -204,6 +204,29 @@ def source_figures(sources: list[str]) -> list[Figure]:
 
 def unsupported(text: str, sources: list[str]) -> list[str]:
     """The figures of ``text`` (as written) that none of ``sources`` states."""
+    return missing(extract(text), sources)
+
+
+def missing(figures: list[Figure], sources: list[str]) -> list[str]:
+    """The ``figures`` (as written) that none of ``sources`` states."""
     pool = source_figures(sources)
     joined = "\n".join(plain(s) for s in sources)
-    return [f.text for f in extract(text) if not _supports(f, pool, joined)]
+    return [f.text for f in figures if not _supports(f, pool, joined)]
+
+
+def named_in_question(question: str) -> list[Figure]:
+    """The figures a question states about the thing it asks of (第十批, 8月1日, 15分钟): ordinals, dates
+    with a month, and numbers above ten. Years are left to the anchors; small counts describe the shape
+    of the answer (哪两个系列, 四个定位) rather than the thing asked about."""
+    out = []
+    plain_q = plain(question)
+    for f in extract(question):
+        at = plain_q.find(f.text)
+        ordinal = at > 0 and plain_q[at - 1] == "第"
+        if f.kind == "date" and isinstance(f.value, tuple):
+            if f.value[1] is not None:
+                out.append(f)
+        elif ordinal or (isinstance(f.value, Decimal) and f.value > 10
+                         and not (f.unit == "年" and 1900 <= f.value <= 2100)):
+            out.append(f)
+    return out
