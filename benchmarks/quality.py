@@ -3,7 +3,8 @@
 Question sets: ``eval/*.jsonl`` (the project's own) and, when present, ``../shared/eval/qa_news_dev.jsonl``
 (150 questions over real news from ``../shared/distractors/news.jsonl``). The corpus is ``corpus/`` plus the
 news articles the dev questions cite, then 1,000 and then all 8,000 news articles as distractors (line i of
-news.jsonl written as ``news-{i:05d}.txt``: the date, a blank line, the text). Each level is one incremental
+news.jsonl written as ``news-{i:05d}.txt``: the date, a blank line, the text); level ``corpus`` is corpus/
+alone, as the README's eval/ figures are measured. Each level is one incremental
 ingest into the same cached store, so a re-run only re-reads what changed.
 
 Reports, per set, level and question type: hit@1, answer contains, refused, p50 latency; and the issue-10
@@ -11,8 +12,8 @@ targets (dev set with all distractors: contains >= 0.85, unanswerable refused >=
 <= 0.05). Writes ``benchmarks/out/quality/results.json`` and prints Markdown tables (``--markdown FILE``
 also writes them to a file). The news texts stay in ``benchmarks/out/`` (git-ignored): never commit them.
 
-    .venv/bin/python benchmarks/quality.py                   # levels 0, 1000, 8000
-    .venv/bin/python benchmarks/quality.py --levels 0        # quick: no distractors
+    .venv/bin/python benchmarks/quality.py                   # levels corpus, 0, 1000, 8000
+    .venv/bin/python benchmarks/quality.py --levels corpus   # quick: corpus/ alone, eval/ sets
     TALENTBOT_QUALITY_OUT=/tmp/q .venv/bin/python benchmarks/quality.py   # scratch folder elsewhere
 """
 
@@ -130,7 +131,7 @@ class PlaceholderVectors:
         return out
 
 
-def run(levels: list[int], fresh: bool, placeholder: bool = False) -> dict:
+def run(levels: list[str], fresh: bool, placeholder: bool = False) -> dict:
     from talentbot import Settings, TalentBot
 
     corpus, store = OUT / "corpus", OUT / "store"
@@ -145,13 +146,14 @@ def run(levels: list[int], fresh: bool, placeholder: bool = False) -> dict:
     sets = question_sets()
     if not news:
         logger.info("no %s: the news dev set and distractor levels are skipped", NEWS)
-        levels = [0]
+        levels = ["corpus"]
         sets.pop(DEV.stem, None)
     report: dict = {"levels": {}, "sets": {n: str(p.relative_to(p.parents[1])) for n, p in sets.items()}}
     others = [i for i in range(len(news)) if i not in set(needed)]
-    for level in levels:
-        wanted = sorted(set(needed) | set(others[:max(0, level - len(needed))])) if level else needed
-        if level >= len(news):
+    for level in levels:  # "corpus": corpus/ alone (eval/ sets only); N: the dev articles and N news in all
+        count = -1 if level == "corpus" else int(level)
+        wanted = [] if count < 0 else sorted(set(needed) | set(others[:max(0, count - len(needed))]))
+        if count >= len(news):
             wanted = list(range(len(news)))
         n = write_news(corpus, news, wanted)
         bot = TalentBot(Settings(store=store, corpus=corpus))
@@ -161,10 +163,11 @@ def run(levels: list[int], fresh: bool, placeholder: bool = False) -> dict:
             bot._embedder = PlaceholderVectors()
         t0 = time.perf_counter()
         ing = bot.ingest([corpus])
-        logger.info("level %d: %d news files, ingest %.0f s (%d chunks, %d failed)", level, n,
+        logger.info("level %s: %d news files, ingest %.0f s (%d chunks, %d failed)", level, n,
                     time.perf_counter() - t0, ing.chunks, len(ing.failed))
         report["levels"][str(level)] = {"news_files": n, "chunks": ing.chunks, "failed": ing.failed,
-                                        "results": evaluate(bot, sets)}
+                                        "results": evaluate(bot, sets if count >= 0 else
+                                                            {k: v for k, v in sets.items() if k != DEV.stem})}
         save(report)
     return report
 
@@ -203,14 +206,15 @@ def markdown(report: dict) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--levels", default="0,1000,8000", help="distractor counts, comma-separated")
+    ap.add_argument("--levels", default="corpus,0,1000,8000",
+                    help="'corpus' (corpus/ alone) and distractor counts, comma-separated")
     ap.add_argument("--fresh", action="store_true", help="drop the cached corpus and store first")
     ap.add_argument("--markdown", type=Path, help="also write the tables to this file")
     ap.add_argument("--placeholder-vectors", action="store_true",
                     help="skip the embedding model at ingest (lexical fusion only: answers never read vectors)")
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stderr)
-    report = run([int(x) for x in args.levels.split(",")], args.fresh, args.placeholder_vectors)
+    report = run(args.levels.split(","), args.fresh, args.placeholder_vectors)
     md = markdown(report)
     sys.stdout.write(md + "\n")
     if args.markdown:
