@@ -148,21 +148,45 @@ class Scope:
 
 def record_places(rec) -> set[str]:
     """Division codes of an article record: those stored at ingest, else from its title and source."""
-    stored = getattr(rec, "places", "")
-    return set(stored.split(",")) if stored else set(place_codes(rec.title, rec.source))
+    stored = getattr(rec, "places", None)
+    if stored is None:  # a record from before place codes were stored
+        return set(place_codes(rec.title, rec.source))
+    return set(stored.split(",")) if stored else set()
+
+
+@dataclass
+class Profiles:
+    """Per-article facts the anchors are matched against, computed once per store generation."""
+
+    places: dict[str, set[str]]
+    titles: dict[str, str]
+    dates: dict[str, str]
+    all_places: set[str]
+    all_titles: list[str]
+
+
+def profiles(manifest: Mapping[str, object]) -> Profiles:
+    """The :class:`Profiles` of a manifest (article key -> record)."""
+    places = {k: record_places(r) for k, r in manifest.items()}
+    return Profiles(places, {k: norm_title(getattr(r, "title", "")) for k, r in manifest.items()},
+                    {k: getattr(r, "date", "") for k, r in manifest.items()},
+                    set().union(*places.values()) if places else set(),
+                    [getattr(r, "title", "") for r in manifest.values()])
 
 
 def scope(anchors: Anchors, manifest: Mapping[str, object], articles_with: Callable[[str], set[str]],
-          rarest: Callable[[str], str]) -> Scope:
+          rarest: Callable[[str], str], known: Profiles | None = None) -> Scope:
     """Which articles match every anchor of a question.
 
     ``articles_with(text)`` gives the keys of articles whose text holds ``text``; ``rarest(phrase)`` the
-    most specific word of a phrase (for zones: 郑洛新 of 郑洛新自主创新示范区).
+    most specific word of a phrase (for zones: 郑洛新 of 郑洛新自主创新示范区); ``known``, the manifest's
+    :func:`profiles` when cached.
     """
     if not anchors:
         return Scope()
+    known = known or profiles(manifest)
     allowed = set(manifest)
-    places = {k: record_places(r) for k, r in manifest.items()} if anchors.places else {}
+    places = known.places
     g = gazetteer()
     # Within a kind, anchors add up (a question comparing 上海 and 河南 may quote both); each must exist.
     kind: set[str] = set()
@@ -172,17 +196,17 @@ def scope(anchors: Anchors, manifest: Mapping[str, object], articles_with: Calla
         for name in names | ({form} if not form.isascii() else set()):
             ok |= articles_with(name)  # or its text names the place
         if not ok:
-            return Scope(set(), missing_place_message([form], set().union(*places.values())))
+            return Scope(set(), missing_place_message([form], known.all_places))
         kind |= ok
     if anchors.places:
         allowed &= kind
-    titles = {k: norm_title(getattr(r, "title", "")) for k, r in manifest.items()}
+    titles = known.titles
     kind = set()
     for title in anchors.titles:
         t = norm_title(title)
         ok = {k for k, mine in titles.items() if mine and (t in mine or mine in t)} | articles_with(title)
         if not ok:
-            return Scope(set(), missing_title_message(t, [getattr(r, "title", "") for r in manifest.values()]))
+            return Scope(set(), missing_title_message(t, known.all_titles))
         kind |= ok
     if anchors.titles:
         allowed &= kind
@@ -193,7 +217,7 @@ def scope(anchors: Anchors, manifest: Mapping[str, object], articles_with: Calla
             return Scope(set(), f"资料中没有关于{zone}的内容。")
         allowed &= ok
     if anchors.years:
-        allowed &= {k for k, r in manifest.items() for y in anchors.years if getattr(r, "date", "").startswith(y)} \
+        allowed &= {k for k, d in known.dates.items() for y in anchors.years if d.startswith(y)} \
             | set().union(*(articles_with(y) for y in anchors.years))
     if not allowed:
         named = [*anchors.place_names, *(f"《{t}》" for t in anchors.titles), *anchors.zones,

@@ -9,7 +9,6 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -18,77 +17,17 @@ from langchain_core.documents import Document
 from langchain_core.retrievers import BaseRetriever
 from pydantic import ConfigDict
 
-from .anchors import Scope, index_lookups, question_anchors, scope
+from .anchors import Profiles, Scope, index_lookups, profiles, question_anchors, scope
 from .config import Settings
 from .embeddings import Embedder
-from .errors import InputError
 from .lexical import GLOSSARY, STOPWORDS, LexicalIndex, query_tokens
 from .lexical_files import IndexProblem, check_against_collection
+from .passages import Filters, Passage, TermGroup, coverage
 from .store import ArticleRecord, Store
 
+__all__ = ["Filters", "Passage", "Retriever", "TalentRetriever", "TermGroup", "coverage"]
+
 logger = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class Filters:
-    """Restrict retrieval to some articles. Empty fields match everything."""
-
-    file: str | None = None
-    source: str | None = None
-    region: str | None = None
-    date_from: str | None = None
-    date_to: str | None = None
-
-    def __post_init__(self) -> None:
-        for name in ("date_from", "date_to"):
-            value = getattr(self, name)
-            if value and not (len(value) >= 4 and value[:4].isdigit()):
-                raise InputError(f"{name} '{value}' is not a date: use YYYY, YYYY-MM or YYYY-MM-DD")
-
-    def matches(self, rec: ArticleRecord) -> bool:
-        if self.file and self.file not in (rec.file, rec.path):
-            return False
-        if self.source and self.source not in rec.source:
-            return False
-        if self.region and self.region not in rec.region and self.region not in rec.title:
-            return False
-        if self.date_from and (not rec.date or rec.date < self.date_from):
-            return False
-        return not (self.date_to and (not rec.date or rec.date[: len(self.date_to)] > self.date_to))
-
-    @property
-    def active(self) -> bool:
-        return any((self.file, self.source, self.region, self.date_from, self.date_to))
-
-
-@dataclass(frozen=True)
-class TermGroup:
-    """One thing the question asks for: any of ``alternatives`` in a passage counts as ``weight``."""
-
-    weight: float
-    alternatives: frozenset[str]
-
-    def found_in(self, tokens: set[str]) -> bool:
-        return not self.alternatives.isdisjoint(tokens)
-
-
-def coverage(groups: list[TermGroup], tokens: set[str]) -> float:
-    """Weighted share of the question's term groups that occur in ``tokens``."""
-    total = sum(g.weight for g in groups)
-    return sum(g.weight for g in groups if g.found_in(tokens)) / total if total else 0.0
-
-
-@dataclass
-class Passage:
-    """A retrieved chunk with its scores. ``coverage`` is the weighted share of question terms it holds."""
-
-    id: str
-    text: str
-    meta: dict
-    score: float
-    coverage: float = 0.0
-    terms: list[str] = field(default_factory=list)
-    groups: list[TermGroup] = field(default_factory=list)
 
 
 class Retriever:
@@ -99,8 +38,11 @@ class Retriever:
         self.store = store
         self.embedder = embedder
         self.index: LexicalIndex | None = None
-        self._rows_article: np.ndarray | None = None
+        self._rows_article: np.ndarray | None = None  # article key of each index row
+        self._articles: np.ndarray = np.array([])  # the distinct article keys, sorted
+        self._rows_code: np.ndarray = np.array([], dtype=int)  # row -> position in _articles
         self._manifest: dict[str, ArticleRecord] = {}
+        self._profiles: tuple[dict, Profiles] | None = None  # anchors' per-article facts, per manifest
         self._checked = 0.0
         self._lock = threading.Lock()
         self._local = threading.local()
@@ -138,6 +80,7 @@ class Retriever:
             index = self.load_checked(generation) or self.rebuild_index(generation)
             self._manifest = self.store.manifest()
             self._rows_article = np.array([i.split(":", 1)[0] for i in index.ids])
+            self._articles, self._rows_code = np.unique(self._rows_article, return_inverse=True)
             self.index = index
 
     def load_checked(self, generation: int) -> LexicalIndex | None:
@@ -195,7 +138,11 @@ class Retriever:
         if not anchors:
             return Scope()
         articles_with, rarest = index_lookups(self.index, self._rows_article)
-        return scope(anchors, self._manifest, articles_with, rarest)
+        with self._lock:
+            if self._profiles is None or self._profiles[0] is not self._manifest:
+                self._profiles = (self._manifest, profiles(self._manifest))
+            known = self._profiles[1]
+        return scope(anchors, self._manifest, articles_with, rarest, known)
 
     def search(self, question: str, k: int | None = None, filters: Filters | None = None,
                terms: list[str] | None = None, within: set[str] | None = None) -> list[Passage]:
@@ -251,7 +198,8 @@ class Retriever:
             return []
         scores = index.scores(terms)
         if keys is not None:
-            scores = np.where(np.isin(self._rows_article, keys), scores, 0.0)
+            allowed = np.isin(self._articles, keys)  # per article, then per row through its article
+            scores = np.where(allowed[self._rows_code], scores, 0.0)
         n = min(n, len(scores))
         top = np.argpartition(-scores, n - 1)[:n]
         top = top[np.argsort(-scores[top], kind="stable")]

@@ -36,7 +36,7 @@ class ArticleRecord:
     hash: str
     chunks: int
     region: str = ""
-    places: str = ""  # division codes the article names, with those above them (anchors.place_codes)
+    places: str | None = None  # division codes it names and those above them (anchors.place_codes); None: unknown
 
     @property
     def file(self) -> str:
@@ -122,13 +122,15 @@ class StoreRecords:
         out = {}
         for meta in got["metadatas"]:
             rec = ArticleRecord(**{k: meta.get(k, "") for k in ArticleRecord.__dataclass_fields__})
+            if "places" not in meta:  # recorded before place codes were: anchors fall back on the title
+                rec.places = None
             rec.chunks = int(rec.chunks or 0)
             out[rec.key] = rec
         return out
 
     @_guarded("writing an article record", write=True)
     def put_article(self, rec: ArticleRecord) -> None:
-        meta = {"kind": "article", **rec.__dict__}
+        meta = {"kind": "article", **{k: v for k, v in rec.__dict__.items() if v is not None}}
         self.articles.upsert(ids=[rec.key], embeddings=[_ONE], documents=[rec.title], metadatas=[meta])
 
     @_guarded("removing an article", write=True)
