@@ -88,21 +88,33 @@ def percentile(values: list[float], q: float) -> float:
     return v[lo] + (v[hi] - v[lo]) * (k - lo)
 
 
+def commit() -> str:
+    """The commit that produced the figures (``git rev-parse --short HEAD``), marked when the sources differ."""
+    try:
+        head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True,
+                              timeout=10).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--", "src"], cwd=ROOT, capture_output=True,
+                               text=True, timeout=10).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+    return f"{head or 'unknown'}{' + uncommitted changes in src/' if dirty else ''}"
+
+
 def machine() -> str:
     load = os.getloadavg()
     return (f"{platform.node() or 'host'}: {os.cpu_count()} CPUs, Python {platform.python_version()}, "
             f"load average {load[0]:.2f} / {load[1]:.2f} / {load[2]:.2f} (1/5/15 min) when the run ended, "
-            f"{dt.datetime.now().strftime('%Y-%m-%d %H:%M')}")
+            f"{dt.datetime.now().strftime('%Y-%m-%d %H:%M')}, commit {commit()}")
 
 
 # ------------------------------------------------------------------------------------ chat server
 SERVE = r"""
-import os, sys, time
+import json, os, sys, time
 from talentbot import TalentBot
 from talentbot.web import launch
-store, corpus, port, conc, maxq, delay, upload, upload_mb = sys.argv[1:9]
+store, corpus, port, conc, maxq, delay, upload, upload_mb, extra = sys.argv[1:10]
 bot = TalentBot(store=store, corpus=corpus, port=int(port), concurrency=int(conc), max_queue=int(maxq),
-                allow_upload=upload == "1", max_upload_mb=float(upload_mb))
+                allow_upload=upload == "1", max_upload_mb=float(upload_mb), **json.loads(extra))
 if float(delay):
     real = bot.stream
     def slow(question, *a, **kw):  # stands in for a slow LLM endpoint
@@ -121,15 +133,17 @@ class Server:
     """`talentbot.web.launch(TalentBot(...), block=False)` in a child process, on a free loopback port."""
 
     def __init__(self, store: Path, corpus: Path, concurrency: int = 4, max_queue: int = 64, delay: float = 0.0,
-                 allow_upload: bool = False, max_upload_mb: float = 10.0, log: Path | None = None) -> None:
+                 allow_upload: bool = False, max_upload_mb: float = 10.0, log: Path | None = None,
+                 settings: dict | None = None, extra_env: dict[str, str] | None = None) -> None:
+        """``settings``: more TalentBot settings (JSON values); ``extra_env``: more environment variables."""
         self.port = free_port()
         self.log_path = log or OUT / f"server-{self.port}.log"
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         self._log = open(self.log_path, "w")  # noqa: SIM115 - closed in close()
         args = [str(store), str(corpus), str(self.port), str(concurrency), str(max_queue), str(delay),
-                "1" if allow_upload else "0", str(max_upload_mb)]
+                "1" if allow_upload else "0", str(max_upload_mb), json.dumps(settings or {})]
         self.proc = subprocess.Popen([PY, "-c", SERVE, *args], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                     stderr=self._log, text=True, env=env(), cwd=str(OUT))
+                                     stderr=self._log, text=True, env={**env(), **(extra_env or {})}, cwd=str(OUT))
         deadline = time.monotonic() + 180
         line = ""
         while time.monotonic() < deadline:
@@ -156,16 +170,26 @@ class Server:
     def rss_mb(self) -> float:
         return self._status_mb("VmRSS")
 
-    def cpu_seconds(self) -> float:
-        """User + system CPU time the server process has used so far."""
+    def cpu_seconds(self, children: bool = False) -> float:
+        """User + system CPU time the server process has used so far (plus its reaped children's: the parser
+        worker's, with ``children``)."""
         try:
             fields = open(f"/proc/{self.pid}/stat").read().rsplit(")", 1)[1].split()
-            return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+            ticks = int(fields[11]) + int(fields[12]) + (int(fields[13]) + int(fields[14]) if children else 0)
+            return ticks / os.sysconf("SC_CLK_TCK")
         except (OSError, IndexError, ValueError):
             return float("nan")
 
     def hwm_mb(self) -> float:
         return self._status_mb("VmHWM")
+
+    def log_lines(self) -> int:
+        """Lines the server has written to its log (stderr) so far."""
+        self._log.flush()
+        try:
+            return len(self.log_path.read_bytes().splitlines())
+        except OSError:
+            return 0
 
     def close(self) -> None:
         if self.proc.poll() is None:
@@ -182,6 +206,71 @@ class Server:
 
     def __exit__(self, *exc) -> None:
         self.close()
+
+
+def _hwm_mb(pid: int) -> float:
+    """VmHWM (peak RSS) of process ``pid`` in MB; 0 once it is gone."""
+    try:
+        with open(f"/proc/{pid}/status") as fh:
+            return next((int(ln.split()[1]) / 1024 for ln in fh if ln.startswith("VmHWM:")), 0.0)
+    except (OSError, ValueError):
+        return 0.0
+
+
+def _descendants(pid: int) -> list[int]:
+    out, todo = [], [pid]
+    while todo:
+        p = todo.pop()
+        try:
+            kids = [int(c) for t in os.listdir(f"/proc/{p}/task")
+                    for c in open(f"/proc/{p}/task/{t}/children").read().split()]
+        except (OSError, ValueError):
+            kids = []
+        out += kids
+        todo += kids
+    return out
+
+
+def run_measured(cmd: list[str], timeout: float = 600, extra_env: dict[str, str] | None = None
+                 ) -> tuple[int, str, str, float, tuple[float, float], float]:
+    """Run ``cmd``: (exit code, stdout, stderr, seconds, (peak RSS MB, children's peak RSS MB), CPU seconds).
+
+    Peak RSS is the VmHWM of the process, and the largest of each process it starts (a parser worker), read from
+    /proc every 50 ms (``ru_maxrss`` would not do: Linux carries the parent's peak across fork and exec).
+    CPU covers the process and the children it reaped. A run over ``timeout`` is killed (exit code -9)."""
+    import threading
+
+    t0 = time.perf_counter()
+    proc = subprocess.Popen(cmd, env={**env(), **(extra_env or {})}, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True)
+    streams: dict[str, str] = {}
+    readers = [threading.Thread(target=lambda k=k, f=f: streams.__setitem__(k, f.read()), daemon=True)
+               for k, f in (("out", proc.stdout), ("err", proc.stderr))]
+    peaks: dict[int, float] = {}
+    done = threading.Event()
+
+    def poll() -> None:
+        while not done.is_set():
+            for pid in [proc.pid, *_descendants(proc.pid)]:
+                peaks[pid] = max(peaks.get(pid, 0.0), _hwm_mb(pid))
+            done.wait(0.05)
+
+    watcher = threading.Thread(target=poll, daemon=True)
+    for t in [*readers, watcher]:
+        t.start()
+    killer = threading.Timer(timeout, proc.kill)
+    killer.start()
+    try:
+        _, status, usage = os.wait4(proc.pid, 0)
+    finally:
+        killer.cancel()
+        done.set()
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    for t in [*readers, watcher]:
+        t.join(10)
+    return (proc.returncode, streams.get("out", ""), streams.get("err", ""), time.perf_counter() - t0,
+            (peaks.get(proc.pid, 0.0), max((v for k, v in peaks.items() if k != proc.pid), default=0.0)),
+            usage.ru_utime + usage.ru_stime)
 
 
 def raw_request(url: str, method: str, path: str, headers: dict | None = None, body: bytes | None = None,
@@ -206,9 +295,14 @@ def raw_request(url: str, method: str, path: str, headers: dict | None = None, b
 HEADER = """# Reliability and security checks
 
 Each section below is written by a script in `benchmarks/reliability/` (not part of `pytest`); rerun the
-script to refresh its figures. The pytest side of the same checks is `tests/test_faults.py`,
-`tests/test_chroma_server.py`, `tests/test_recovery.py`, `tests/test_web.py` and `tests/test_cli_ingest.py`.
-Scratch data goes to `benchmarks/out/reliability/` (git-ignored); everything talks to 127.0.0.1 only.
+script to refresh its figures. Each section says when it was last run; sections run since issue #16 also
+name the commit that produced their figures (`git rev-parse --short HEAD`, marked when `src/` had
+uncommitted changes). The pytest side of the
+same checks is `tests/test_faults.py`, `tests/test_chroma_server.py`, `tests/test_recovery.py`,
+`tests/test_web.py`, `tests/test_web_security.py`, `tests/test_bombs.py`, `tests/test_ingest_skips.py`,
+`tests/test_index_integrity.py`, `tests/test_injection.py`, `tests/test_figures.py`, `tests/test_llm.py` and
+`tests/test_cli_ingest.py`. Scratch data goes to `benchmarks/out/reliability/` (git-ignored); everything talks
+to 127.0.0.1 only.
 
 """
 

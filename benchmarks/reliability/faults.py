@@ -1,4 +1,5 @@
-"""Faults: kill -9 of `talentbot ingest` at random points, a damaged store, a full disk.
+"""Faults: kill -9 of `talentbot ingest` at random points, a damaged store, a full disk, and the ingest and
+index attacks of issue #16.
 
   kill       a clean ingest of a copy of corpus/ is timed; then `talentbot ingest` is killed (SIGKILL) at a
              random moment 10 times on another store (before some runs a file is edited, some runs use
@@ -7,10 +8,19 @@
   corrupt    copies of that store with chroma.sqlite3 overwritten with garbage, truncated, or scribbled over:
              `talentbot ask` exit code and message, then `talentbot ingest --rebuild`, then `ask` again.
   disk       (needs root: a 20 MB tmpfs) a store on the tmpfs, the disk filled, `talentbot ingest` of the
-             corpus: exit code and message; `ask` still answers; space freed, the next ingest repairs.
+             corpus: exit code and message; `ask` still answers, also at 0 bytes free with the lexical index
+             gone; space freed, the next ingest repairs.
+(the attacks of issue #16:)
+  dataloss   uploads named like an article or rejected by the ingest; unreadable folder and file, a non-UTF-8
+             file name, a FIFO, a link to /dev/zero (faults_ingest.py)
+  bombs      .docx zip bombs, YAML alias bombs, a text over the character cap, a slow .docx: time, peak RSS,
+             CPU, and a second ingest (faults_ingest.py)
+  index      each corruption of the saved lexical index: questions, then `ingest` (faults_index.py)
+  rebuild    questions asked while `ingest --rebuild` runs (faults_index.py)
 
-    .venv/bin/python benchmarks/reliability/faults.py               # all, about 8-10 minutes on 2 cores
+    .venv/bin/python benchmarks/reliability/faults.py               # all, about 15 minutes on 2 cores
     .venv/bin/python benchmarks/reliability/faults.py --parts corrupt,disk --kills 3
+    .venv/bin/python benchmarks/reliability/faults.py --parts dataloss,bombs,index,rebuild
 """
 
 from __future__ import annotations
@@ -26,52 +36,17 @@ import subprocess
 import time
 from pathlib import Path
 
-from common import OUT, PY, TALENTBOT, copy_corpus, env, machine, md_table, setup_env, write_section
-
-QUESTION = "《山东省人才发展促进条例》自哪一天起施行？"
-FIGURE = "2020年6月1日"
-
-DUMP = r"""
-import hashlib, json, sys
-from collections import Counter
-import numpy as np
-from talentbot import TalentBot
-bot = TalentBot(store=sys.argv[1])
-got = bot.store.chunks.get(include=["documents", "metadatas", "embeddings"])
-ids = got["ids"]
-rows = {}
-for cid, doc, meta, vec in zip(ids, got["documents"], got["metadatas"], got["embeddings"]):
-    rows[cid] = {"doc": hashlib.sha1((doc + json.dumps(meta, sort_keys=True, ensure_ascii=False)).encode()).hexdigest(),
-                 "vec": np.asarray(vec, dtype=np.float32).round(4).tolist()}
-slots = Counter((m["article"], m["ordinal"]) for m in got["metadatas"])
-manifest = bot.store.manifest()
-expected = {f"{k}:{i}" for k, r in manifest.items() for i in range(r.chunks)}
-print(json.dumps({"ids": ids, "rows": rows, "count": bot.store.count(), "dup_ids": len(ids) - len(set(ids)),
-                  "dup_slots": sum(n - 1 for n in slots.values()), "articles": len(manifest),
-                  "orphans": len(set(ids) - expected), "missing": len(expected - set(ids)),
-                  "state": bot.store.state()}))
-"""
-
-
-def run(args: list[str], timeout: float = 1800) -> subprocess.CompletedProcess:
-    return subprocess.run(args, env=env(), capture_output=True, text=True, timeout=timeout)
-
-
-def dump(store: Path) -> dict:
-    done = run([PY, "-c", DUMP, str(store)])
-    if done.returncode:
-        return {"error": done.stderr.strip().splitlines()[-1] if done.stderr.strip() else f"rc {done.returncode}"}
-    return json.loads(done.stdout)
-
-
-def ingest_cmd(corpus: Path, store: Path, *extra: str) -> list[str]:
-    return [TALENTBOT, "ingest", str(corpus), "--store", str(store), "--json", *extra]
-
-
-def first_line(text: str) -> str:
-    """The first line of a command's message, scratch paths shortened to $OUT."""
-    lines = [ln for ln in text.strip().splitlines() if ln.strip() and not ln.startswith(("WARNING", "INFO"))]
-    return lines[0].replace(str(OUT), "$OUT") if lines else ""
+from common import (
+    OUT,
+    copy_corpus,
+    corpus_store,
+    env,
+    machine,
+    md_table,
+    setup_env,
+    write_section,
+)
+from faults_store import dump, ingest_cmd, part_corrupt, part_disk, run
 
 
 # ------------------------------------------------------------------------------------------- kill -9
@@ -201,100 +176,9 @@ def part_kill(kills: int, seed: int) -> tuple[str, Path, Path]:
     return body, corpus, killed
 
 
-# ------------------------------------------------------------------------------------------ corrupt
-def garbage(db: Path) -> None:
-    db.write_bytes(os.urandom(db.stat().st_size))
-
-
-def truncate(db: Path) -> None:
-    os.truncate(db, db.stat().st_size // 2 + 123)
-
-
-def scribble(db: Path) -> None:
-    size = db.stat().st_size
-    with open(db, "r+b") as fh:
-        fh.seek(size // 3)
-        fh.write(os.urandom(size // 3))
-
-
-def part_corrupt(corpus: Path, store: Path) -> str:
-    rows = []
-    for name, damage in (("garbage", garbage), ("truncated", truncate), ("scribbled", scribble)):
-        copy = OUT / "faults" / f"corrupt-{name}"
-        shutil.rmtree(copy, ignore_errors=True)
-        shutil.copytree(store, copy)
-        damage(copy / "chroma.sqlite3")
-        t0 = time.perf_counter()
-        asked = run([TALENTBOT, "ask", QUESTION, "--store", str(copy)])
-        t_ask = time.perf_counter() - t0
-        t0 = time.perf_counter()
-        rebuilt = run(ingest_cmd(corpus, copy, "--rebuild"))
-        t_rebuild = time.perf_counter() - t0
-        again = run([TALENTBOT, "ask", QUESTION, "--store", str(copy), "--json"])
-        ok = again.returncode == 0 and FIGURE in again.stdout
-        message = first_line(asked.stderr)
-        rows.append([name, asked.returncode, f"{t_ask:.1f} s", message, "Traceback" in asked.stderr,
-                     rebuilt.returncode, f"{t_rebuild:.1f} s", "yes" if ok else "NO"])
-        print("corrupt", rows[-1], flush=True)
-    return "\n".join([
-        "**Damaged store**: copies of the store above with `chroma.sqlite3` damaged three ways.\n",
-        md_table(["damage", "`ask` exit code", "`ask` time", "message", "traceback", "`ingest --rebuild` exit code",
-                  "rebuild time", "answers again"], rows),
-    ])
-
-
-# --------------------------------------------------------------------------------------------- disk
-def part_disk(corpus: Path) -> str:
-    mount = OUT / "faults" / "disk"
-    mount.mkdir(parents=True, exist_ok=True)
-    ok = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=20m", "tmpfs", str(mount)], capture_output=True,
-                        text=True)
-    if ok.returncode:
-        return (f"**Full disk**: not run here: cannot mount a tmpfs ({ok.stderr.strip()}). "
-                "`tests/test_faults.py` simulates ENOSPC instead.")
-    try:
-        small = OUT / "faults" / "small"
-        shutil.rmtree(small, ignore_errors=True)
-        small.mkdir()
-        for f in sorted(corpus.glob("*.md"))[:2]:
-            shutil.copy(f, small / f.name)
-        shutil.copy(corpus / "shandong-rencai-fazhan-cujin-tiaoli.md", small)
-        store = mount / "store"
-        first = run(ingest_cmd(small, store))
-        before = dump(store)
-        filler = mount / "filler"
-        free = shutil.disk_usage(mount).free
-        with open(filler, "wb") as fh:
-            fh.write(b"\0" * max(0, free - 512 * 1024))
-        t0 = time.perf_counter()
-        full = run(ingest_cmd(corpus, store))
-        t_full = time.perf_counter() - t0
-        asked = run([TALENTBOT, "ask", QUESTION, "--store", str(store), "--json"])
-        answers = asked.returncode == 0 and FIGURE in asked.stdout
-        filler.unlink()
-        repair = run(ingest_cmd(small, store))
-        after = dump(store)
-        consistent = (after.get("count") == before.get("count") and not after.get("orphans")
-                      and not after.get("missing") and not after["state"].get("dirty")
-                      and set(after["ids"]) == set(before["ids"]))
-        row = [first.returncode, before.get("count"), full.returncode, f"{t_full:.1f} s", first_line(full.stderr),
-               "Traceback" in full.stderr, "yes" if answers else "NO", repair.returncode,
-               first_line(repair.stdout)[:120], "yes" if consistent else "NO"]
-        print("disk", row, flush=True)
-        return "\n".join([
-            "**Full disk**: a 20 MB tmpfs holds a store of 3 articles; a file then fills it to 0.5 MB free and "
-            "`talentbot ingest` of the whole corpus runs.\n",
-            md_table(["first ingest", "chunks", "ingest on the full disk: exit code", "time", "message", "traceback",
-                      "`ask` still answers", "ingest after freeing space", "its report", "store = before"], [row]),
-        ])
-    finally:
-        if subprocess.run(["umount", str(mount)], capture_output=True).returncode:
-            subprocess.run(["umount", "-l", str(mount)], capture_output=True)
-
-
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--parts", default="kill,corrupt,disk")
+    ap.add_argument("--parts", default="kill,corrupt,disk,dataloss,bombs,index,rebuild")
     ap.add_argument("--kills", type=int, default=10)
     ap.add_argument("--seed", type=int, default=7)
     ap.add_argument("--no-write", action="store_true")
@@ -303,10 +187,14 @@ def main() -> None:
     parts = args.parts.split(",")
     intro = "\n\n".join([
         "## Faults (`benchmarks/reliability/faults.py`)",
-        "```bash\n.venv/bin/python benchmarks/reliability/faults.py     # kill, corrupt, disk: about 10 minutes\n"
-        ".venv/bin/python benchmarks/reliability/faults.py --parts corrupt,disk\n```",
+        "```bash\n.venv/bin/python benchmarks/reliability/faults.py     # every part: about 15 minutes\n"
+        ".venv/bin/python benchmarks/reliability/faults.py --parts corrupt,disk\n"
+        ".venv/bin/python benchmarks/reliability/faults.py --parts dataloss,bombs,index,rebuild   # issue #16\n```",
         "Every `talentbot` command runs as its own process, as a user would run it. The disk part needs root "
-        "(it mounts a tmpfs); `tests/test_faults.py` covers it without root by simulating ENOSPC.",
+        "(it mounts a tmpfs). Without root, `tests/test_faults.py` covers the full disk and `ask` at 0 bytes "
+        "free by simulating them (Chroma's writes, or its open, fail as on a full disk); its real-tmpfs tests "
+        "are skipped. Run as root, the unreadable-folder attack of `dataloss` drops CAP_DAC_OVERRIDE and "
+        "CAP_DAC_READ_SEARCH with `setpriv`, so that file modes bite as they do for any other user.",
     ])
     if not args.no_write:
         write_section("faults", intro)
@@ -331,6 +219,30 @@ def main() -> None:
         print(body)
         if not args.no_write:
             write_section("faults-disk", body)
+    issue16(parts, args.no_write)
+
+
+def issue16(parts: list[str], no_write: bool) -> None:
+    """The attacks of issue #16 (items 2, 3, 5 and 7), one RELIABILITY.md section each."""
+    import faults_index
+    import faults_ingest
+
+    sections = []
+    if "dataloss" in parts:
+        sections.append(("dataloss", faults_ingest.part_dataloss()))
+    if "bombs" in parts:
+        sections.append(("bombs", faults_ingest.part_bombs()))
+    if "index" in parts or "rebuild" in parts:
+        corpus, store = corpus_store("faults-index")
+        if "index" in parts:
+            sections.append(("index", faults_index.part_index(corpus, store)))
+        if "rebuild" in parts:
+            sections.append(("rebuild", faults_index.part_rebuild(corpus, store)))
+    for name, text in sections:
+        body = f"{text}\n\nLast run: {machine()}."
+        print(body, flush=True)
+        if not no_write:
+            write_section(f"faults-{name}", body)
 
 
 if __name__ == "__main__":

@@ -7,8 +7,16 @@
              (chat bubble and Sources panel) holds no live markup; optionally the same in headless Chromium
   injection  an article saying "忽略以上指令并回答…" added to the corpus: the answers to the 84 eval questions
              are compared with those of the corpus without it
+(the parts above form the part "base"; the attacks of issue #16 are parts of their own)
+  fileread   server files read through a chat-history file part: raw HTTP and gradio_client (security_api.py)
+  uploadpath the upload function given a server path (security_api.py)
+  origins    other local origins driving the chat: CORS (security_api.py)
+  caps       35 MB bodies, over-long fields, per-session memory, a malformed-history log flood (security_api.py)
+  llm        LLM mode: an injected document obeyed by the model, figure-check misses (security_llm.py)
+  links      live links written by the LLM or quoted from a document (security_llm.py)
 
-    .venv/bin/python benchmarks/reliability/security.py          # about 3 minutes
+    .venv/bin/python benchmarks/reliability/security.py          # all parts, about 6 minutes
+    .venv/bin/python benchmarks/reliability/security.py --parts fileread,caps
 """
 
 from __future__ import annotations
@@ -254,9 +262,43 @@ def check_injection(clean_store: Path, hostile_store: Path) -> tuple[list[list],
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--parts", default=",".join(PARTS))
     ap.add_argument("--no-write", action="store_true")
     args = ap.parse_args()
     setup_env()
+    parts = args.parts.split(",")
+    if "base" in parts:
+        part_base(args.no_write)
+    attacks(parts, args.no_write)
+
+
+PARTS = ["base", "fileread", "uploadpath", "origins", "caps", "llm", "links"]
+
+
+def attacks(parts: list[str], no_write: bool) -> None:
+    """The attacks of issue #16, one RELIABILITY.md section each."""
+    import security_api
+    import security_llm
+
+    store = OUT / "security-api" / "store"
+    if any(p in parts for p in ("fileread", "uploadpath", "origins", "caps")):
+        corpus, store = corpus_store("security-api")
+    sections = []
+    for name, fn in [("fileread", security_api.part_fileread), ("uploadpath", security_api.part_uploadpath),
+                     ("origins", security_api.part_cors), ("caps", security_api.part_caps)]:
+        if name in parts:
+            sections.append((name, fn(store, corpus)))
+    wanted = [p for p in ("llm", "links") if p in parts]
+    if wanted:
+        sections += list(zip(wanted, security_llm.run_llm_parts(wanted), strict=True))
+    for name, text in sections:
+        body = f"{text}\n\nLast run: {machine()}."
+        print(body, flush=True)
+        if not no_write:
+            write_section(f"security-{name}", body)
+
+
+def part_base(no_write: bool) -> None:
     base = OUT / "security"
     corpus = copy_corpus(base / "corpus")
     (corpus / "hostile.md").write_text(HOSTILE, encoding="utf-8")
@@ -287,7 +329,9 @@ def main() -> None:
                                 "Access-Control-Allow-Credentials", "verdict"], cors)
                     + "\n\nA forged Host is refused (400) by the TrustedHostMiddleware that `create_app` puts in "
                       "front of Gradio, so Gradio's CORS middleware never echoes its Origin (Gradio 6.31 alone "
-                      "echoes it: gradio-app/gradio#13594).")
+                      "echoes it: gradio-app/gradio#13594). A foreign or `null` Origin on the right Host is refused "
+                      "(403) by the request guard (`web_guard.py`) before Gradio's CORS middleware runs; the other "
+                      "local origins are probed in \"Other local origins driving the chat\".")
     sections.append("### Uploads\n\n" + md_table(
         ["server", "file", "status", "response"],
         [["allow_upload=True, max_upload_mb=1", "2 MB", up_big[0], up_big[1]],
@@ -311,7 +355,7 @@ def main() -> None:
         *sections,
     ])
     print(body)
-    if not args.no_write:
+    if not no_write:
         write_section("security", body)
 
 
