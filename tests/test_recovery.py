@@ -255,3 +255,28 @@ def test_kill_9_mid_rebuild_leaves_a_store_that_answers_and_the_next_ingest_repa
     again = TalentBot(store=store)
     _answered(again, NEW_Q, NEW_FIGURE)
     assert len(_collections(again)) == 3
+
+
+def test_a_read_that_races_a_dropped_collection_reopens_and_retries(tmp_path):
+    """A reader whose collection is deleted under it as another process's --rebuild switches gets Chroma's
+    'Missing metadata segment' error: it reopens the store (following the pointer) and asks again."""
+    folder = tmp_path / "docs"
+    write_article(folder / "a.md", 1)
+    bot = TalentBot(store=tmp_path / "store")
+    bot.ingest([folder])
+    store = bot.store
+    before = store.chunk_ids()
+    real, failures = store.chunks, []
+
+    class Vanishing:  # the collection object as it behaves while its segments are being dropped
+        def __getattr__(self, name):
+            return getattr(real, name)
+
+        def get(self, *args, **kwargs):
+            failures.append(name := "get")
+            raise RuntimeError(f"Missing field: [Missing metadata segment] ({name})")
+
+    store._chunks = Vanishing()
+    assert store.chunk_ids() == before  # answered after one reopen, not a StoreError
+    assert failures == ["get"]
+    assert not isinstance(store.chunks, Vanishing)

@@ -106,8 +106,11 @@ def open_client(settings: Settings):
 
 
 def _collection_gone(e: Exception) -> bool:
+    """A collection dropped under this reader: not found, or (read while it is being deleted, as another
+    process's ``--rebuild`` switches) its segments already gone."""
     text = str(e).lower()
-    return type(e).__name__ == "NotFoundError" or ("collection" in text and "does not exist" in text)
+    return type(e).__name__ == "NotFoundError" or ("collection" in text and "does not exist" in text) \
+        or "missing metadata segment" in text
 
 
 def _system_stopped(e: Exception) -> bool:
