@@ -10,7 +10,7 @@ from pathlib import Path
 
 from .answer import Answer
 from .chain import History, build_chain, final_answer
-from .config import Settings
+from .config import Settings, load_settings
 from .errors import EmptyStoreError, InputError, StoreLockedError, TalentBotError
 from .ingest import IngestReport, Progress, run_ingest
 from .retrieval import Filters, Retriever, TalentRetriever
@@ -31,10 +31,8 @@ class TalentBot:
     """
 
     def __init__(self, settings: Settings | None = None, **overrides) -> None:
-        if settings is None:
-            settings = Settings(**overrides)
-        elif overrides:
-            settings = settings.model_copy(update=overrides)
+        if settings is None or overrides:  # validated: a bad value raises ConfigError naming it
+            settings = load_settings(settings, **overrides)
         self.settings = settings
         self._store: Store | None = None
         self._embedder = None

@@ -24,10 +24,10 @@ JsonOpt = Annotated[bool, typer.Option("--json", help="Print machine-readable JS
 
 
 def _settings(store: Path | None = None, chroma_url: str | None = None, **extra):
-    from .config import Settings
+    from .config import load_settings
 
     overrides = {k: v for k, v in {"store": store, "chroma_url": chroma_url, **extra}.items() if v is not None}
-    return Settings(**overrides)
+    return load_settings(**overrides)  # a bad value: ConfigError, one line, exit 2
 
 
 def _bot(settings):

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from .errors import ConfigError
 
 
 class Settings(BaseSettings):
@@ -131,3 +133,25 @@ class Settings(BaseSettings):
     def model_label(self) -> str:
         """A stable name of the embedding model, used in article hashes."""
         return self.embedding_model or "bundled:all-MiniLM-L6-v2"
+
+
+def load_settings(base: Settings | None = None, **overrides: Any) -> Settings:
+    """Validated settings: the environment (or ``base``) with ``overrides``. A bad value raises
+    :class:`ConfigError` with one line naming the setting and what it accepts."""
+    try:
+        if base is None:
+            return Settings(**overrides)
+        return type(base)(**{**{k: getattr(base, k) for k in type(base).model_fields}, **overrides})
+    except ValidationError as e:
+        raise ConfigError(describe_invalid(e)) from None
+
+
+def describe_invalid(e: ValidationError) -> str:
+    """'TALENTBOT_K=0: Input should be greater than or equal to 1' for the first error of ``e``."""
+    err = e.errors()[0]
+    name = str(err["loc"][0]) if err.get("loc") else "?"
+    shown = "" if name not in Settings.model_fields else f"TALENTBOT_{name.upper()}"
+    value = err.get("input")
+    value = "" if isinstance(value, dict) else f"={value}"
+    more = f" (and {e.error_count() - 1} more)" if e.error_count() > 1 else ""
+    return f"invalid setting {shown or name}{value}: {err['msg']}{more}"
