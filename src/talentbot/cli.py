@@ -78,7 +78,7 @@ def ingest(
 
 @app.command()
 def ask(
-    question: Annotated[str, typer.Argument(help="The question, e.g. 山东省人才发展促进条例自何时起施行？")],
+    question: Annotated[str, typer.Argument(help="The question, e.g. 北京无许可证从事人才市场中介服务，最高罚款多少？")],
     k: Annotated[int | None, typer.Option("--k", help="Passages to retrieve.")] = None,
     region: Annotated[str | None, typer.Option(help="Only articles about this province/city.")] = None,
     source: Annotated[str | None, typer.Option(help="Only articles from this publisher.")] = None,

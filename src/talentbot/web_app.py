@@ -27,7 +27,7 @@ logger = logging.getLogger(__name__)
 # Example questions written for the page, not taken from any eval set.
 EXAMPLES = [
     "北京无许可证从事人才市场中介服务，最高罚款多少？",
-    "《上海市人才流动条例》自何时起施行？",
+    "《上海市人才流动条例》哪天起施行？",
     "山西的开发区用哪些办法吸引人才？",
     "广州知识城对国际人才有哪些便利措施？",
     "When does Beijing's talent market regulation take effect?",
