@@ -120,6 +120,13 @@ def test_a_leading_date_line_is_the_date_and_a_paragraph_line_gives_a_short_titl
     assert "第二段内容。" in a.text
 
 
+def test_an_impossible_date_line_is_text_not_a_date(tmp_path):
+    f = tmp_path / "n.txt"
+    f.write_text("2020-13-45\n\n正文第一句。\n", encoding="utf-8")
+    a = load(f)
+    assert a.date == "" and a.text.startswith("2020-13-45")
+
+
 def test_zero_width_spaces_are_dropped(tmp_path):
     path = tmp_path / "zw.md"
     path.write_text("标题\n\u200b\n第一条\u200b 内容。\n\u200b\n", encoding="utf-8")

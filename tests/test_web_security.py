@@ -133,6 +133,16 @@ def test_history_file_part_over_raw_http_reads_nothing(server, secret, tmp_path,
         assert not copies(needle, start), f"{target} was copied into Gradio's cache"
 
 
+def test_a_function_index_gradio_would_coerce_is_refused(server):
+    """The guard checks the function Gradio will run; an fn_index it would coerce ("0", 0.0, true) could
+    make the two disagree, so it is refused."""
+    fn = fn_index(server.url, "chat")
+    for odd in (str(fn), float(fn), True):
+        r = join(server.url, fn, [Q, [], ALL, ALL, "", "", None], fn_index=odd)
+        assert r.status_code == 400 and "fn_index" in r.json()["detail"], (odd, r.status_code, r.text[:200])
+    assert join(server.url, fn, [Q, [], ALL, ALL, "", "", None]).status_code == 200
+
+
 def test_history_file_part_through_gradio_client_reads_nothing(server, secret, tmp_path, monkeypatch):
     start = time.time()
     c = Client(server.url, verbose=False)
@@ -370,7 +380,8 @@ def test_only_citation_links_are_live():
     md = answer_markdown(Answer(HOSTILE_LINKS, False, [cite(1)]), turn=3)
     assert gfm_links(md) == ["#cite-3-1"] * 4
     assert EVIL in MarkdownIt("commonmark").render(md)  # the URL is still shown, as text
-    for streamed in (md_safe(HOSTILE_LINKS), md_safe(f"https://{EVIL}/x[1]")):
+    for streamed in (md_safe(HOSTILE_LINKS), md_safe(f"https://{EVIL}/x[1]"),
+                     md_safe(f"详见网站www.{EVIL}/x，编号2www.{EVIL}")):  # no word boundary before www
         assert gfm_links(streamed) == []
 
 

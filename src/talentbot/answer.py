@@ -98,7 +98,9 @@ def no_answer(question: str, reason: str | None = None) -> Answer:
 
 def source_phrase(p: Passage, sentence: str, english: bool = False) -> str:
     """'据《title》第X条：' — the document an answer sentence is quoted from, named in the answer itself."""
-    title = str(p.meta.get("title", "")).strip().strip("《》") or str(p.meta.get("file", ""))
+    title = str(p.meta.get("title", "")).strip().strip("《》")
+    if not title or is_injection(title):  # a title addressed to a model is never repeated to the user
+        title = str(p.meta.get("file", ""))
     label = str(p.meta.get("label", ""))
     where = f"《{title}》" + (label if label and not sentence.startswith(label) else "")
     return f"According to {where}: " if english else f"据{where}："
@@ -205,7 +207,8 @@ def extractive_events(question: str, passages: list[Passage], min_coverage: floa
     chosen = pick_sentences(question, passages) if passages else []
     quoted = "".join(s for _, _, s in chosen)
     support = max([c for c, _, _ in chosen] + [passage_support(passages[pi]) for _, pi, _ in chosen]) if chosen else 0.0
-    cited = [f"{passages[pi].meta.get('title', '')}\n{passages[pi].text}" for _, pi, _ in chosen]
+    cited = [f"{passages[pi].meta.get('title', '')} {passages[pi].meta.get('label', '')}\n{passages[pi].text}"
+             for _, pi, _ in chosen]  # a later chunk of 第十二条 does not repeat its label in its text
     if not chosen or support < min_coverage \
             or not all(supports(t, quoted) for t in focus_terms(question)) \
             or missing(named_in_question(question), cited):  # 第十批 asked, 第十一批 written: another thing

@@ -93,7 +93,7 @@ def _load_text(path: Path, data: bytes, limits: Limits) -> Article:
         title = title or web_title
     if not meta.get("date"):
         dated = _DATE_LINE.match(body)  # a file that starts with its date on a line of its own
-        if dated:
+        if dated and 1 <= int(dated.group(2)) <= 12 and 1 <= int(dated.group(3)) <= 31:
             y, mo, d = dated.groups()
             meta["date"] = f"{y}-{int(mo):02d}-{int(d):02d}"
             body = body[dated.end():].lstrip("\n")

@@ -37,15 +37,22 @@ class Retriever:
         self.settings = settings
         self.store = store
         self.embedder = embedder
-        self.index: LexicalIndex | None = None
-        self._rows_article: np.ndarray | None = None  # article key of each index row
-        self._articles: np.ndarray = np.array([])  # the distinct article keys, sorted
-        self._rows_code: np.ndarray = np.array([], dtype=int)  # row -> position in _articles
-        self._manifest: dict[str, ArticleRecord] = {}
+        # One snapshot, replaced whole by refresh(), so a search running meanwhile never mixes an old index
+        # with new row maps: (index, manifest, article key of each row, distinct keys, row -> distinct key).
+        self._view: tuple = (None, {}, np.array([]), np.array([]), np.array([], dtype=int))
         self._profiles: tuple[dict, Profiles] | None = None  # anchors' per-article facts, per manifest
         self._checked = 0.0
         self._lock = threading.Lock()
         self._local = threading.local()
+
+    @property
+    def index(self) -> LexicalIndex | None:
+        """The lexical index of the current snapshot."""
+        return self._view[0]
+
+    @property
+    def _manifest(self) -> dict[str, ArticleRecord]:
+        return self._view[1]
 
     @property
     def timings(self) -> dict[str, float]:
@@ -78,10 +85,9 @@ class Retriever:
             if self.index is not None and self.index.generation == generation and not force:
                 return
             index = self.load_checked(generation) or self.rebuild_index(generation)
-            self._manifest = self.store.manifest()
-            self._rows_article = np.array([i.split(":", 1)[0] for i in index.ids])
-            self._articles, self._rows_code = np.unique(self._rows_article, return_inverse=True)
-            self.index = index
+            rows_article = np.array([i.split(":", 1)[0] for i in index.ids])
+            articles, rows_code = np.unique(rows_article, return_inverse=True)
+            self._view = (index, self.store.manifest(), rows_article, articles, rows_code)
 
     def load_checked(self, generation: int) -> LexicalIndex | None:
         """The saved index when it is sound and belongs to the collection as it is now, else None (logged).
@@ -137,12 +143,13 @@ class Retriever:
         anchors = question_anchors(question)
         if not anchors:
             return Scope()
-        articles_with, rarest = index_lookups(self.index, self._rows_article)
+        index, manifest, rows_article, _, _ = self._view
+        articles_with, rarest = index_lookups(index, rows_article)
         with self._lock:
-            if self._profiles is None or self._profiles[0] is not self._manifest:
-                self._profiles = (self._manifest, profiles(self._manifest))
+            if self._profiles is None or self._profiles[0] is not manifest:
+                self._profiles = (manifest, profiles(manifest))
             known = self._profiles[1]
-        return scope(anchors, self._manifest, articles_with, rarest, known)
+        return scope(anchors, manifest, articles_with, rarest, known)
 
     def search(self, question: str, k: int | None = None, filters: Filters | None = None,
                terms: list[str] | None = None, within: set[str] | None = None) -> list[Passage]:
@@ -193,13 +200,13 @@ class Retriever:
         return passages
 
     def _lexical(self, terms: list[str], keys: list[str] | None, n: int) -> list[tuple[str, float]]:
-        index = self.index
+        index, _, _, articles, rows_code = self._view
         if index is None or not index.ids:
             return []
         scores = index.scores(terms)
         if keys is not None:
-            allowed = np.isin(self._articles, keys)  # per article, then per row through its article
-            scores = np.where(allowed[self._rows_code], scores, 0.0)
+            allowed = np.isin(articles, keys)  # per article, then per row through its article
+            scores = np.where(allowed[rows_code], scores, 0.0)
         n = min(n, len(scores))
         top = np.argpartition(-scores, n - 1)[:n]
         top = top[np.argsort(-scores[top], kind="stable")]

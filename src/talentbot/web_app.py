@@ -94,7 +94,8 @@ def build_app(bot: TalentBot) -> gr.Blocks:
             history = clean_history(history, s.max_history_turns - 1, s.max_message_chars)
             shown = list(shown or [])
             turn = _turn(history, shown, s.max_history_turns)
-            shown = [t for t in shown if t[0] < turn][-(s.max_history_turns - 1):]  # turns cleared or trimmed away
+            keep = s.max_history_turns - 1  # earlier turns' cards; [-0:] would keep them all
+            shown = [t for t in shown if t[0] < turn][-keep:] if keep else []  # turns cleared or trimmed away
             question = bot.check_question(message or "")
             filters = _filters(region, source, date_from, date_to, s.max_filter_chars)
             events = bot.stream(question, history=bot_history(history, HISTORY_MESSAGES, HISTORY_CHARS),

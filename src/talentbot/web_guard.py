@@ -163,8 +163,13 @@ class RequestGuard:
         """The fn id Gradio will run, chosen as Gradio chooses it: ``fn_index`` first, else the API name."""
         if route is None:
             return None
-        if isinstance(data, dict) and isinstance(data.get("fn_index"), int) and route["kind"] != "call/v2":
-            return data["fn_index"]
+        if route["kind"] in ("call", "call/v2"):  # Gradio runs the function the route names, whatever the body says
+            return self.config.api_names.get(route["api"])
+        fn_index = data.get("fn_index") if isinstance(data, dict) else None
+        if fn_index is not None:
+            if type(fn_index) is not int:  # "0", 0.0, true: Gradio would coerce it; refuse rather than guess
+                raise Refused(400, InputError("fn_index must be a whole number"))
+            return fn_index
         return self.config.api_names.get(route["api"]) if route["api"] else None
 
     def _check_files(self, files: list[dict], fn: int | None) -> None:

@@ -20,7 +20,7 @@ logger = logging.getLogger(__name__)
 _MD_LINK = re.compile(r"([\\\[\]])")
 # What GFM autolinkers (Gradio's marked) recognise: scheme://, www. and e-mail addresses.
 _AUTOLINK_SCHEME = re.compile(r"(?i)(?<=[a-z0-9+.\-]):(?=//)")
-_AUTOLINK_WWW = re.compile(r"(?i)\b(www)\.")
+_AUTOLINK_WWW = re.compile(r"(?i)(www)\.")  # no \b: a CJK character or digit may stand right before it
 _CITE_LINK = re.compile(r"\[\[(\d{1,2})\]\]\(#cite-\d+-\d+\)")
 _MD_UNESCAPE = re.compile(r"\\([\\\[\]])")
 
