@@ -10,6 +10,7 @@ gradio_client exactly as the attacks were made; each test asserts the safe outco
 
 from __future__ import annotations
 
+import http.client
 import json
 import logging
 import os
@@ -208,6 +209,23 @@ def upload_server(tmp_path, monkeypatch):
 
 def corpus_files(corpus: Path) -> dict[str, bytes]:
     return {p.name: p.read_bytes() for p in sorted(corpus.iterdir())}
+
+
+def test_an_upload_request_is_capped_in_all(upload_server):
+    """Gradio caps each file; one request may still carry many: the whole body is capped too."""
+    cap = int(upload_server.bot.settings.max_upload_mb * 2**20) * 20 + 2**20
+    host, port = httpx.URL(upload_server.url).host, httpx.URL(upload_server.url).port
+    conn = http.client.HTTPConnection(host, port, timeout=30)  # declares the size, sends only a little
+    conn.putrequest("POST", "/gradio_api/upload")
+    conn.putheader("Content-Type", "multipart/form-data; boundary=b")
+    conn.putheader("Content-Length", str(cap + 1))
+    conn.endheaders(b"x" * 16)
+    r = conn.getresponse()
+    assert r.status == 413 and "larger than" in json.loads(r.read())["detail"]
+    conn.close()
+    r = httpx.post(upload_server.url + "gradio_api/upload", timeout=30,
+                   files={"files": ("ok.md", "# 标题\n\n正文。\n".encode(), "text/markdown")})
+    assert r.status_code == 200, r.text[:200]  # an ordinary upload still goes through
 
 
 def test_upload_refuses_a_server_path(upload_server, tmp_path):

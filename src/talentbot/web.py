@@ -19,7 +19,7 @@ import gradio as gr
 from .bot import TalentBot
 from .errors import ConfigError
 from .web_app import ALL, CSS, EXAMPLES, build_app  # noqa: F401 - re-exported
-from .web_guard import GuardConfig, RequestGuard
+from .web_guard import MAX_FILES_PER_UPLOAD, GuardConfig, RequestGuard
 from .web_render import (  # noqa: F401 - re-exported: the rendering is part of this module's interface
     answer_markdown,
     clean_history,
@@ -80,7 +80,8 @@ def _guard_config(demo: gr.Blocks, bot: TalentBot) -> GuardConfig:
     return GuardConfig(max_body=s.max_request_kb * 1024, allow_upload=s.allow_upload, upload_folder=upload_folder(),
                        max_history_messages=2 * s.max_history_turns,
                        upload_fns={i for i, f in demo.fns.items() if f.api_name == "upload"},
-                       chat_fns=chat_fns, api_names={f.api_name: i for i, f in demo.fns.items() if f.api_name})
+                       chat_fns=chat_fns, api_names={f.api_name: i for i, f in demo.fns.items() if f.api_name},
+                       max_upload_body=int(s.max_upload_mb * 2**20) * MAX_FILES_PER_UPLOAD + 2**20)
 
 
 def create_app(bot: TalentBot):

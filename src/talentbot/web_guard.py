@@ -42,6 +42,10 @@ class GuardConfig:
     upload_fns: set[int] = field(default_factory=set)  # fn ids of the upload function
     chat_fns: dict[int, int] = field(default_factory=dict)  # fn id of a chat event -> index of its history input
     api_names: dict[str, int] = field(default_factory=dict)  # api_name -> fn id
+    max_upload_body: int = 0  # bytes of one upload request (all its files); 0: no cap
+
+
+MAX_FILES_PER_UPLOAD = 20  # files one upload request may carry at the per-file size cap
 
 
 class Refused(Exception):
@@ -100,7 +104,7 @@ class RequestGuard:
             if _UPLOAD_ROUTE.search(path):
                 if not self.config.allow_upload:
                     raise Refused(403, InputError("uploads are switched off (TALENTBOT_ALLOW_UPLOAD)"))
-                await self.app(scope, receive, send)  # Gradio caps each file (max_file_size)
+                await self.app(scope, self._capped(headers, receive), send)  # Gradio caps each file too
                 return
             if scope.get("method") not in _BODY_METHODS:
                 await self.app(scope, receive, send)
@@ -119,6 +123,28 @@ class RequestGuard:
             scope = dict(scope, headers=[(k, v) for k, v in scope["headers"] if k.lower() != b"content-length"]
                          + [(b"content-length", str(len(new_body)).encode())])
         await self.app(scope, self._replay(new_body, receive), send)
+
+    def _capped(self, headers: dict, receive):
+        """``receive`` for an upload: refused up front when Content-Length is over the cap, and cut off (as
+        a client that went away) when a body without one grows past it."""
+        cap = self.config.max_upload_body
+        if not cap:
+            return receive
+        try:
+            if int(headers.get("content-length", "0")) > cap:
+                raise Refused(413, InputError(f"the upload is larger than {cap // 2**20} MB in all; "
+                                              "upload fewer or smaller files at a time"))
+        except ValueError:
+            raise Refused(400, InputError("the request has an invalid Content-Length")) from None
+        size = 0
+
+        async def counted():
+            nonlocal size
+            message = await receive()
+            size += len(message.get("body", b""))
+            return {"type": "http.disconnect"} if size > cap else message
+
+        return counted
 
     async def _read_body(self, headers: dict, receive) -> bytes | None:
         """The whole body, refused as soon as it is known to exceed the cap."""
