@@ -12,17 +12,17 @@ from __future__ import annotations
 import json
 import logging
 import os
-import random
 import shutil
 from pathlib import Path
 
 import numpy as np
 import pytest
 
+from fixtures.corruptions import CORRUPTIONS, corrupt
 from fixtures.docs import write_article
 from talentbot import TalentBot
 from talentbot.lexical import LexicalIndex
-from talentbot.lexical_files import MANIFEST, IndexProblem, check_against_collection, write_manifest
+from talentbot.lexical_files import MANIFEST, IndexProblem, check_against_collection
 
 QUESTION = "星火人才公寓哪一天起接受申请？"
 FIGURE = "2023年3月8日"
@@ -67,57 +67,8 @@ def _folder(store: Path) -> Path:
     return store / "lexical" / "talentbot"
 
 
-# ------------------------------------------------------------------------------------------ corruptions
-def _rewrite_json(path: Path, change) -> None:
-    path.write_text(json.dumps(change(json.loads(path.read_text()))))
-
-
-def _scribble(path: Path) -> None:
-    """Random bytes over everything after the .npy header (the header stays valid)."""
-    size = path.stat().st_size
-    with open(path, "r+b") as fh:
-        head = fh.read(256)
-        start = head.index(b"\n") + 1  # the header ends with a newline
-        fh.seek(start)
-        fh.write(random.Random(7).randbytes(size - start))
-
-
-def _zero_indptr(folder: Path) -> None:
-    path = folder / "indptr.csc.index.npy"
-    arr = np.load(path)
-    np.save(path, np.zeros_like(arr))
-
-
-def _shuffle_ids(folder: Path) -> None:
-    def shuffle(meta):
-        ids = meta["ids"]
-        random.Random(3).shuffle(ids)
-        return {**meta, "ids": ids}
-    _rewrite_json(folder / "ids.json", shuffle)
-
-
-CORRUPTIONS = {
-    "vocabulary []": lambda f: (f / "vocab.index.json").write_text("[]"),
-    "null ids": lambda f: _rewrite_json(f / "ids.json", lambda m: {**m, "ids": None}),
-    "shortened ids": lambda f: _rewrite_json(f / "ids.json", lambda m: {**m, "ids": m["ids"][:-3]}),
-    "garbage params": lambda f: (f / "params.index.json").write_text('{"k1": "lots", "b": -4, "method": "x"}'),
-    "scribbled indices": lambda f: _scribble(f / "indices.csc.index.npy"),
-    "shuffled ids": _shuffle_ids,
-    "zeroed indptr": _zero_indptr,
-    "scribbled data": lambda f: _scribble(f / "data.csc.index.npy"),
-}
-
-
 def _corrupt(store: Path, name: str, restamp: bool) -> None:
-    folder = _folder(store)
-    CORRUPTIONS[name](folder)
-    if restamp:  # as if the checksums had been written after the damage: the other checks must see it
-        try:
-            meta = json.loads((folder / "ids.json").read_text())
-            generation, count = meta["generation"], len(meta["ids"] or [])
-        except (ValueError, KeyError, TypeError):
-            generation, count = 0, 0
-        write_manifest(folder, generation, count)
+    corrupt(_folder(store), name, restamp)
 
 
 def _answers(bot: TalentBot) -> None:

@@ -14,14 +14,16 @@ Used by faults.py (``--parts``).
 from __future__ import annotations
 
 import json
-import random
 import shutil
 import subprocess
+import sys
 import time
 from pathlib import Path
 
-import numpy as np
-from common import OUT, PY, TALENTBOT, env, md_table, run_measured
+from common import OUT, PY, ROOT, TALENTBOT, env, md_table, run_measured
+
+sys.path.insert(0, str(ROOT / "tests"))
+from fixtures.corruptions import CORRUPTIONS, corrupt  # noqa: E402
 
 QUESTIONS = [("《山东省人才发展促进条例》自哪一天起施行？", "2020年6月1日"),
              ("文水经济开发区2023年为盛达威公司兑现了多少人才奖励资金？", "40万元")]
@@ -59,58 +61,6 @@ def ask(store: Path) -> tuple[list[dict], str]:
         return json.loads(done.stdout.strip().splitlines()[-1]), done.stderr
     except (ValueError, IndexError):
         return [{"ok": False, "error": (done.stderr.strip().splitlines() or ["no output"])[-1][:160]}], done.stderr
-
-
-# ----------------------------------------------------------------------------------------- corruptions
-def _rewrite_json(path: Path, change) -> None:
-    path.write_text(json.dumps(change(json.loads(path.read_text()))))
-
-
-def _scribble(path: Path) -> None:
-    """Random bytes over everything after the .npy header (the header stays valid)."""
-    size = path.stat().st_size
-    with open(path, "r+b") as fh:
-        start = fh.read(256).index(b"\n") + 1
-        fh.seek(start)
-        fh.write(random.Random(7).randbytes(size - start))
-
-
-def _zero_indptr(folder: Path) -> None:
-    path = folder / "indptr.csc.index.npy"
-    np.save(path, np.zeros_like(np.load(path)))
-
-
-def _shuffle_ids(folder: Path) -> None:
-    def shuffle(meta):
-        ids = list(meta["ids"])
-        random.Random(3).shuffle(ids)
-        return {**meta, "ids": ids}
-    _rewrite_json(folder / "ids.json", shuffle)
-
-
-CORRUPTIONS = {
-    "vocabulary []": lambda f: (f / "vocab.index.json").write_text("[]"),
-    "null ids": lambda f: _rewrite_json(f / "ids.json", lambda m: {**m, "ids": None}),
-    "shortened ids": lambda f: _rewrite_json(f / "ids.json", lambda m: {**m, "ids": m["ids"][:-3]}),
-    "garbage params": lambda f: (f / "params.index.json").write_text('{"k1": "lots", "b": -4, "method": "x"}'),
-    "scribbled indices": lambda f: _scribble(f / "indices.csc.index.npy"),
-    "shuffled ids": _shuffle_ids,
-    "zeroed indptr": _zero_indptr,
-    "scribbled data": lambda f: _scribble(f / "data.csc.index.npy"),
-}
-
-
-def corrupt(folder: Path, name: str, restamp: bool) -> None:
-    from talentbot.lexical_files import write_manifest
-
-    CORRUPTIONS[name](folder)
-    if restamp:  # as if the checksums had been written after the damage
-        try:
-            meta = json.loads((folder / "ids.json").read_text())
-            generation, count = meta["generation"], len(meta["ids"] or [])
-        except (ValueError, KeyError, TypeError):
-            generation, count = 0, 0
-        write_manifest(folder, generation, count)
 
 
 def outcome(answers: list[dict], stderr: str) -> tuple[str, str, bool]:
