@@ -26,6 +26,7 @@ from gradio_client.client import Endpoint
 from markdown_it import MarkdownIt
 
 from conftest import free_port
+from fixtures.gradio_requests import file_part, fn_index
 from talentbot import TalentBot
 from talentbot.answer import Answer, AnswerEvent, Citation
 from talentbot.web import ALL, answer_markdown, build_app, create_app, launch, md_safe
@@ -62,31 +63,9 @@ def secret(tmp_path) -> bytes:
     return marker
 
 
-def fn_index(url: str, api_name: str) -> int:
-    config = httpx.get(url + "config", timeout=10).json()
-    return next(d["id"] for d in config["dependencies"] if d.get("api_name") == api_name)
-
-
-def file_part(path: str, meta: bool = True) -> dict:
-    """The attack's history message: a Gradio file in place of text."""
-    f = {"path": path, "meta": {"_type": "gradio.FileData"}} if meta else {"path": path}
-    return {"role": "user", "content": [{"type": "file", "file": f}]}
-
-
 def join(url: str, fn: int, data: list, **extra) -> httpx.Response:
     body = {"data": data, "fn_index": fn, "session_hash": uuid.uuid4().hex, "event_data": None, "trigger_id": None}
     return httpx.post(url + "gradio_api/queue/join", json={**body, **extra}, timeout=30)
-
-
-def sse(url: str, session: str, seconds: float = 20) -> str:
-    """Every SSE ``data:`` line of a session until its event completes (bounded in time)."""
-    lines, deadline = [], time.monotonic() + seconds
-    with httpx.stream("GET", url + "gradio_api/queue/data", params={"session_hash": session}, timeout=seconds) as r:
-        for line in r.iter_lines():
-            lines.append(line)
-            if "process_completed" in line or time.monotonic() > deadline:
-                break
-    return "\n".join(lines)
 
 
 def copies(needle: bytes, since: float) -> list[Path]:

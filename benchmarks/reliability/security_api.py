@@ -18,12 +18,17 @@ import json
 import re
 import select
 import socket
+import sys
 import time
 import uuid
 from pathlib import Path
 
 import httpx
-from common import ALL, OUT, Server, md_table, raw_request
+from common import ALL, OUT, ROOT, Server, md_table, raw_request
+
+sys.path.insert(0, str(ROOT / "tests"))
+from fixtures.gradio_requests import file_part, fn_index  # noqa: E402
+from fixtures.gradio_requests import sse as read_sse  # noqa: E402
 
 Q = "文水经济开发区2023年为盛达威公司兑现了多少人才奖励资金？"
 EVIL = "http://evil.example.com"
@@ -33,30 +38,12 @@ def held(ok: bool) -> str:
     return "held" if ok else "**NOT held**"
 
 
-def fn_index(url: str, api_name: str) -> int:
-    config = httpx.get(url + "config", timeout=10).json()
-    return next(d["id"] for d in config["dependencies"] if d.get("api_name") == api_name)
-
-
-def file_part(path: str, meta: bool = True) -> dict:
-    """The attack's history message: a Gradio file in place of text (issue #16, item 1, exact payload)."""
-    f = {"path": path, "meta": {"_type": "gradio.FileData"}} if meta else {"path": path}
-    return {"role": "user", "content": [{"type": "file", "file": f}]}
-
-
 def sse(url: str, session: str, seconds: float = 20) -> str:
-    """The SSE lines of one session until its event completes (bounded in time)."""
-    lines, deadline = [], time.monotonic() + seconds
+    """The SSE lines of one session until its event completes; an HTTP error is recorded, not raised."""
     try:
-        with httpx.stream("GET", url + "gradio_api/queue/data", params={"session_hash": session},
-                          timeout=seconds) as r:
-            for line in r.iter_lines():
-                lines.append(line)
-                if "process_completed" in line or time.monotonic() > deadline:
-                    break
+        return read_sse(url, session, seconds)
     except httpx.HTTPError as e:
-        lines.append(f"({type(e).__name__})")
-    return "\n".join(lines)
+        return f"({type(e).__name__})"
 
 
 def fetch_files(url: str, text: str) -> bytes:
