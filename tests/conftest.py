@@ -51,3 +51,28 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def corpus_dir(corpus_store) -> Path:
+    """The corpus folder the session store was built from (re-ingesting it changes nothing)."""
+    from talentbot import TalentBot
+
+    return Path(TalentBot(store=corpus_store).articles()[0].path).parent
+
+
+@pytest.fixture(scope="module")
+def server(corpus_store, corpus_dir):
+    """One real chat server over the corpus store for the module: default (secure) settings, loopback, a
+    free port, no TALENTBOT_* from the developer's shell. ``server.bot`` is its TalentBot."""
+    from talentbot import TalentBot
+    from talentbot.web import launch
+
+    with pytest.MonkeyPatch.context() as mp:
+        for key in [k for k in os.environ if k.startswith("TALENTBOT_")]:
+            mp.delenv(key)
+        bot = TalentBot(store=corpus_store, corpus=corpus_dir, port=free_port())
+        srv = launch(bot, block=False)
+    srv.bot = bot
+    yield srv
+    srv.close()

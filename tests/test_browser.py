@@ -13,9 +13,7 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import expect, sync_playwright
 
-from conftest import free_port
-from talentbot import TalentBot
-from talentbot.web import EXAMPLES, launch
+from talentbot.web import EXAMPLES
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -27,17 +25,6 @@ PASSAGE = "2023年,开发区为盛达威公司兑现人才奖励配套资金40�
 # The README's picture is refreshed with TALENTBOT_SCREENSHOT=docs/screenshot.png; otherwise it goes to a temp file.
 SCREENSHOT = Path(os.environ.get("TALENTBOT_SCREENSHOT") or tempfile.mkstemp(suffix=".png")[1])
 TIMEOUT = 20_000
-
-
-@pytest.fixture(scope="module")
-def server(corpus_store):
-    with pytest.MonkeyPatch.context() as mp:
-        for key in [k for k in os.environ if k.startswith("TALENTBOT_")]:
-            mp.delenv(key)
-        corpus = Path(TalentBot(store=corpus_store).articles()[0].path).parent
-        srv = launch(TalentBot(store=corpus_store, corpus=corpus, port=free_port()), block=False)
-    yield srv
-    srv.close()
 
 
 @pytest.fixture(scope="module")

@@ -4,7 +4,6 @@ free loopback port asked through gradio_client and raw HTTP (secure defaults tri
 from __future__ import annotations
 
 import http.client
-import os
 import re
 import socket
 import threading
@@ -102,25 +101,6 @@ def titles(panel: str) -> list[str]:
 def port_open(port: int) -> bool:
     with socket.socket() as s:
         return s.connect_ex(("127.0.0.1", port)) == 0
-
-
-@pytest.fixture(scope="module")
-def corpus_dir(corpus_store) -> Path:
-    """The corpus folder the session store was built from (re-ingesting it changes nothing)."""
-    return Path(TalentBot(store=corpus_store).articles()[0].path).parent
-
-
-@pytest.fixture(scope="module")
-def server(corpus_store, corpus_dir):
-    """One real server for the module: default (secure) settings, loopback, a free port."""
-    with pytest.MonkeyPatch.context() as mp:  # no TALENTBOT_* from the developer's shell
-        for key in [k for k in os.environ if k.startswith("TALENTBOT_")]:
-            mp.delenv(key)
-        bot = TalentBot(store=corpus_store, corpus=corpus_dir, port=free_port())
-        srv = launch(bot, block=False)
-    srv.bot = bot
-    yield srv
-    srv.close()
 
 
 @pytest.fixture(scope="module")

@@ -13,7 +13,6 @@ from __future__ import annotations
 import http.client
 import json
 import logging
-import os
 import re
 import time
 import uuid
@@ -37,24 +36,6 @@ EVIL = "evil.example.com"
 
 
 # ----------------------------------------------------------------------------------------------- helpers
-@pytest.fixture(scope="module")
-def corpus_dir(corpus_store) -> Path:
-    return Path(TalentBot(store=corpus_store).articles()[0].path).parent
-
-
-@pytest.fixture(scope="module")
-def server(corpus_store, corpus_dir):
-    """Default (secure) settings, loopback, a free port."""
-    with pytest.MonkeyPatch.context() as mp:
-        for key in [k for k in os.environ if k.startswith("TALENTBOT_")]:
-            mp.delenv(key)
-        bot = TalentBot(store=corpus_store, corpus=corpus_dir, port=free_port())
-        srv = launch(bot, block=False)
-    srv.bot = bot
-    yield srv
-    srv.close()
-
-
 @pytest.fixture
 def secret(tmp_path) -> bytes:
     """A readable server file in the shape of /etc/passwd, with a marker no other file holds."""
