@@ -79,7 +79,7 @@ def build_chain(settings: Settings, retriever: Retriever, llm=None) -> Runnable:
         c: Condensed = inputs["condensed"]
         # a follow-up that names its own place or title ("那河南的呢？") is anchored by it alone
         own = question_anchors(c.question)
-        scope = retriever.scope(c.question if own.places or own.titles else c.standalone)
+        scope = retriever.scope(own if own.places or own.titles else c.standalone)
         if scope.missing:
             retriever.search(c.standalone, inputs.get("k"), within=set())  # records the empty result
             return {**inputs, "passages": [], "missing": scope.missing}

@@ -17,7 +17,7 @@ from langchain_core.documents import Document
 from langchain_core.retrievers import BaseRetriever
 from pydantic import ConfigDict
 
-from .anchors import Profiles, Scope, index_lookups, profiles, question_anchors, scope
+from .anchors import Anchors, Profiles, Scope, index_lookups, profiles, question_anchors, scope
 from .config import Settings
 from .embeddings import Embedder
 from .lexical import GLOSSARY, STOPWORDS, LexicalIndex, query_tokens
@@ -137,10 +137,11 @@ class Retriever:
         return self._manifest
 
     # -------------------------------------------------------------------------------- search
-    def scope(self, question: str) -> Scope:
-        """The articles that match what ``question`` names (places, 《titles》, zones, years): see anchors."""
+    def scope(self, question: str | Anchors) -> Scope:
+        """The articles that match what ``question`` names (places, 《titles》, zones, years): see anchors.
+        Takes the question, or its :class:`Anchors` when the caller has them already."""
         self.refresh()
-        anchors = question_anchors(question)
+        anchors = question if isinstance(question, Anchors) else question_anchors(question)
         if not anchors:
             return Scope()
         index, manifest, rows_article, _, _ = self._view
