@@ -74,14 +74,16 @@ def _text(content) -> str:
 class Reply:
     """What to send back: ``text`` as usual, or an HTTP ``status`` with an error ``body``.
 
-    ``delay`` seconds pass before anything is sent; ``plain_json`` answers a streaming request with
-    an ordinary (non-streamed) completion, as some OpenAI-compatible servers do.
+    ``delay`` seconds pass before anything is sent, ``chunk_delay`` seconds before each streamed piece
+    (a slow model); ``plain_json`` answers a streaming request with an ordinary (non-streamed)
+    completion, as some OpenAI-compatible servers do.
     """
 
     text: str = ""
     status: int = 200
     body: dict = field(default_factory=dict)
     delay: float = 0.0
+    chunk_delay: float = 0.0
     plain_json: bool = False
 
 
@@ -118,7 +120,7 @@ class FakeOpenAI:
                 if reply.status != 200:
                     return self._send(reply.status, reply.body or {"error": {"message": "error"}})
                 if body.get("stream") and not reply.plain_json:
-                    return self._stream(body, reply.text)
+                    return self._stream(body, reply.text, reply.chunk_delay)
                 return self._send(200, {
                     "id": "chatcmpl-fake", "object": "chat.completion", "created": int(time.time()),
                     "model": body.get("model", "fake"),
@@ -134,7 +136,7 @@ class FakeOpenAI:
                 self.end_headers()
                 self.wfile.write(data)
 
-            def _stream(self, body: dict, text: str) -> None:
+            def _stream(self, body: dict, text: str, chunk_delay: float = 0.0) -> None:
                 self.send_response(200)
                 self.send_header("Content-Type", "text/event-stream")
                 self.send_header("Cache-Control", "no-cache")
@@ -151,6 +153,7 @@ class FakeOpenAI:
                 send([{"index": 0, "delta": {"role": "assistant", "content": ""}, "finish_reason": None}])
                 n = outer.chunk_size
                 for i in range(0, len(text), n):
+                    time.sleep(chunk_delay)
                     send([{"index": 0, "delta": {"content": text[i:i + n]}, "finish_reason": None}])
                 send([{"index": 0, "delta": {}, "finish_reason": "stop"}])
                 if (body.get("stream_options") or {}).get("include_usage"):

@@ -1,4 +1,6 @@
-"""The LCEL chain: a Runnable that streams text events then the answer; follow-ups retrieve like full questions."""
+"""The LCEL chain: a Runnable that streams text events then the answer, and composes (invoke gives the
+AnswerEvent); condensing: one history normaliser, and follow-ups told from standalone questions by a general
+rule; follow-ups retrieve like full questions."""
 
 from __future__ import annotations
 
@@ -6,9 +8,11 @@ import json
 from pathlib import Path
 
 import pytest
-from langchain_core.runnables import Runnable
+from langchain_core.runnables import Runnable, RunnableLambda
 
 from talentbot import AnswerEvent, TalentBot, TextEvent
+from talentbot.answer import Answer
+from talentbot.condense import condense_rule_based, is_follow_up, normalize_history
 
 EVAL = Path(__file__).resolve().parents[1] / "eval"
 FULL = "文水经济开发区2023年为盛达威公司兑现了多少人才奖励配套资金？"
@@ -95,3 +99,48 @@ def test_follow_up_with_gradio_message_history(bot, history):
 def test_standalone_question_ignores_unrelated_history(bot):
     q = "垣曲经济技术开发区的三大产业基地有哪些"
     assert _top(bot, q, history=[("user", FULL)]) == _top(bot, q)
+
+
+def test_chain_invoke_returns_the_answer_event_and_composes(bot):
+    q = "垣曲经济技术开发区的三大产业基地有哪些"
+    event = bot.chain.invoke(_inputs(q))
+    assert isinstance(event, AnswerEvent) and event.answer.text == bot.ask(q).text
+    assert (bot.chain | RunnableLambda(lambda ev: ev.answer.no_answer)).invoke(_inputs(q)) is False
+
+
+def test_events_add_up_like_langchain_chunks():
+    final = AnswerEvent(Answer("ab", no_answer=False))
+    assert TextEvent("a") + TextEvent("b") == TextEvent("ab")
+    assert TextEvent("a") + final is final and final + TextEvent("c") is final
+
+
+# ------------------------------------------------------------------------------------------- condensing
+# written for this test: questions that point back, and standalone ones that merely contain 其/这/那/该
+FOLLOWING = ["它的申报截止日期是哪天？", "那硕士呢？", "该市对博士后有什么资助？", "申请这些补贴要交哪些材料？",
+             "其申请条件是什么？", "如果是留学回国人员呢？", "我想知道，这个项目的资助额度是多少？",
+             "What about Shanghai?", "How long does it last?"]
+STANDALONE = ["其他城市有哪些人才政策？", "其他城市有哪些人才政策呢？", "在其他省份工作的博士能申请安家补贴吗？",
+              "极其紧缺的专业人才可以获得哪些支持？", "应该如何申请人才公寓？", "博士毕业生在其它城市就业也能领取补贴吗？",
+              "Is there a housing subsidy for PhD graduates in Shanghai?"]
+
+
+@pytest.mark.parametrize("question", FOLLOWING)
+def test_follow_ups_are_detected(question):
+    assert is_follow_up(question)
+
+
+@pytest.mark.parametrize("question", STANDALONE)
+def test_standalone_questions_are_not_follow_ups(question):
+    assert not is_follow_up(question)
+    history = [("user", "《某省人才发展促进条例》自何时起施行？")]
+    assert condense_rule_based(question, history).standalone == question
+
+
+def test_one_history_normaliser_for_every_shape():
+    turns = [("user", "问一"), ("assistant", "答一")]
+    shapes = [turns, [{"role": r, "content": t} for r, t in turns],
+              [{"role": r, "content": [{"type": "text", "text": t}]} for r, t in turns]]
+    assert all(normalize_history(h) == turns for h in shapes)
+    assert normalize_history(None) == [] and normalize_history([("user", None)]) == [("user", "")]
+    follow = condense_rule_based("那硕士呢？", shapes[1])
+    assert follow.standalone == "问一 那硕士呢？"

@@ -70,16 +70,26 @@ class Answer:
 
 @dataclass
 class TextEvent:
-    """A piece of answer text, streamed as it is produced."""
+    """A piece of answer text, streamed as it is produced. Pieces add up (``+``), as LangChain's
+    ``invoke`` adds the chunks of a stream; a piece plus the final :class:`AnswerEvent` is that event."""
 
     text: str
+
+    def __add__(self, other: Event) -> Event:
+        return TextEvent(self.text + other.text) if isinstance(other, TextEvent) else other
 
 
 @dataclass
 class AnswerEvent:
-    """The final, authoritative answer; always the last event of a stream."""
+    """The final, authoritative answer; always the last event of a stream. Adding to it keeps it."""
 
     answer: Answer
+
+    def __add__(self, other: Event) -> Event:
+        return other if isinstance(other, AnswerEvent) else self
+
+
+Event = TextEvent | AnswerEvent
 
 
 def is_english(text: str) -> bool:

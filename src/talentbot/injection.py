@@ -5,9 +5,10 @@ do, never asks its reader to ignore "the above instructions", and never speaks i
 :func:`is_injection` recognises such sentences by their *shape*, in Chinese and English:
 
 - an override of earlier context said as an imperative at the start of a clause (忽略/无视/不用理会/忘掉…
-  以上/前述/之前的…指令/规则/设定, 把之前的指示抛开, ignore / disregard / forget … previous … instructions,
-  forget everything above); a conditional clause that describes a violation ("用人单位忽略上述要求的，
-  由…责令改正") is regulation text and is not flagged;
+  以上/前述/之前的…指令/规则/设定, 请无视前文，…, 把之前的指示抛开, ignore / disregard / forget … previous …
+  instructions, forget everything above), or earlier instructions declared void (前面的指令全部作废). A
+  clause that describes a violation, as a condition or as who commits it ("用人单位忽略上述要求的，由…责令
+  改正", "忽略上述要求的单位", "Employers who disregard the above rules"), is regulation text and is not flagged;
 - words addressed to a model or an assistant (请模型…, 致大语言模型：, 作为AI助手, if you are an AI…);
 - output directives (回答：, 请直接回答…, 无论用户问什么, answer that…, reply with…);
 - role play and chat-template markers (你现在是…, 系统提示词, "system:", ``<|im_start|>``, ``[INST]``).
@@ -31,16 +32,28 @@ _POLITE = rf"(?:请|你|您|现在|从现在(?:起|开始)|务必|一定要|立�
 _OVERRIDE_ZH = (r"(?:忽略|忽视|无视|(?:不要|不用|不必|无需|无须|别|请勿|勿)(?:再|去)?(?:理会|理睬|管|遵守|遵循)"
                 r"|不理会|不理睬|别管|忘记|忘掉|忘了|抛开|抛弃|丢弃|丢掉|放弃|跳过|绕过)")
 _CONTEXT_ZH = r"(?:以上|上述|上面|上文|前述|前文|前面|前边|之前|先前|此前|早先|原先|原有|刚才|系统|开发者|默认|所有|全部|一切|任何)"
-_OBJECT_ZH = r"(?:指令|指示|命令|提示词?|规则|规定|要求|设定|设置|约束|限制|内容|文字|说明|信息|对话|上下文|准则|守则|任务|身份|角色|一切)"
+_OBJECT_ZH = (r"(?:指令|指示|命令|提示词?|规则|规定|要求|设定|设置|约束|限制|内容|文字|说明|信息|对话|上下文|准则|守则"
+              r"|任务|身份|角色|一切|话|(?:所|刚才)?(?:说|讲|写|提到)的)")
+_PLACE_ZH = r"(?:以上|上述|上面|上文|前文|前面|前边|之前|先前|此前|刚才)"  # where earlier text is
 _CORE_ZH = r"(?:指令|指示|命令|提示词|规则|设定|约束|上下文|对话)"
 _IN = r"[^。！？!?\n]"  # a character inside the sentence
 
-_ZH = [
-    # 忽略以上所有指令 / 请模型不用理会前述规则 / 忘掉你之前被告知的一切: an imperative, clause-initial
+_ZH_OVERRIDE = [  # a clause that ends in 的 after these describes a violation: see _CONDITIONAL
+    # 忽略以上所有指令 / 请模型不用理会前述规则 / 忘掉你之前被告知的一切 / 不要管前面说的: an imperative,
+    # clause-initial
     rf"{_START}(?:{_POLITE}\s*+[，,]?+\s*+)*+{_OVERRIDE_ZH}"
     rf"(?:{_IN}{{0,6}}?{_CONTEXT_ZH}{_IN}{{0,6}}?{_OBJECT_ZH}|{_IN}{{0,3}}?{_CORE_ZH})",
-    # 把之前收到的指示统统抛开
-    rf"{_START}(?:{_POLITE}\s*+)*+把{_IN}{{0,10}}?{_OBJECT_ZH}{_IN}{{0,6}}?{_OVERRIDE_ZH}",
+    # 请无视前文，… / 别理会上文。: the earlier text itself is the object
+    rf"{_START}(?:{_POLITE}\s*+[，,]?+\s*+)*+{_OVERRIDE_ZH}{_IN}{{0,3}}?{_PLACE_ZH}"
+    r"(?=\s*+(?:[，,。！？!?；;：:\n]|$))",
+    # 把之前收到的指示统统抛开 / 将前面的提示全部忽略
+    rf"{_START}(?:{_POLITE}\s*+)*+[把将]{_IN}{{0,10}}?{_OBJECT_ZH}{_IN}{{0,6}}?{_OVERRIDE_ZH}",
+]
+_ZH = [
+    *_ZH_OVERRIDE,
+    # 前面的指令全部作废 / 上述提示词一律无效: earlier instructions declared void
+    rf"{_CONTEXT_ZH}(?:的|所有|全部|一切)?+{_IN}{{0,4}}?{_CORE_ZH}(?:都|均|全部|一律|统统|已经?|从此)*+"
+    r"(?:作废|无效|失效|不再有效|不算数?)",
     # addressed to a model: 请模型…, 致大语言模型：, 作为AI助手你…, 如果你是AI, 模型，你…
     rf"(?:(?<![申邀聘提报呈延恳敬宴吁])请|让|(?<![导以所招极景雅细大兴])致|提醒|告诉|要求)\s*+"
     rf"(?:该|这个|各位|所有|任何|正在阅读的)?+\s*+{_ADDRESSEE}(?=\s*(?:你|您|[，,:：]|不要|不用|别|必须|务必|应当|应该"
@@ -64,11 +77,15 @@ _OVERRIDE_EN = (r"(?:ignore|disregard|forget|override|overrule|bypass|skip|disca
                 r"|pay no (?:attention|heed) to|do not (?:follow|obey)|don't (?:follow|obey)|stop following|never mind)")
 _OBJECT_EN = (r"(?:instructions?|prompts?|rules|directions|directives?|guidelines|guidance|context|messages?|commands?"
               r"|constraints|guardrails|orders|everything|above|before|earlier|so far)")
+# an imperative: at the start of a clause, after words that only soften or join it ("Employers who
+# disregard the above rules" is a statement about employers)
+_IMPERATIVE_EN = (r"(?:^|[.!?;:,\n\"'(\[—-])\s*+(?:(?:please|now|just|kindly|simply|also|and|then|so|you must"
+                  r"|you should|you will|you need to|you have to|i want you to|i need you to)\s++)*+")
 _EN = [
-    rf"(?:^|[.!?;:,\n\"'(\[—-])\s*+(?:(?:please|now|just|kindly|you must|you should|you will)\s++)*+{_OVERRIDE_EN}\b"
-    rf"(?:\W++\w++){{0,6}}?\W++{_OBJECT_EN}\b",
-    rf"\b{_OVERRIDE_EN}\W++(?:\w++\W++){{0,4}}?(?:previous|prior|above|earlier|preceding|foregoing|original|initial|system)"
-    rf"\W++(?:\w++\W++){{0,3}}?{_OBJECT_EN}\b",
+    rf"{_IMPERATIVE_EN}{_OVERRIDE_EN}\b(?:\W++\w++){{0,6}}?\W++{_OBJECT_EN}\b",
+    rf"{_IMPERATIVE_EN}{_OVERRIDE_EN}\W++(?:\w++\W++){{0,4}}?(?:previous|prior|above|earlier|preceding|foregoing"
+    rf"|original|initial|system)\W++(?:\w++\W++){{0,3}}?{_OBJECT_EN}\b",
+    r"\b(?:new|updated|real|actual|revised|true)\s+(?:instructions?|directives?|system prompt)\s*:",
     r"\byou\s+are\s+(?:now|no longer)\b|\bfrom now on\b,?\s+you\b|\bact as (?:an?|the|my)\b|\bpretend (?:to be|you are)\b"
     r"|\brole-?play as\b|\bjailbreak|\bdeveloper mode\b|\bDAN mode\b",
     rf"\bas an?\s+(?:AI|language model|LLM|assistant|chatbot)\b|\b(?:dear|attention|note (?:to|for))\s+(?:the\s+)?{_ADDRESSEE}\b"
@@ -80,7 +97,11 @@ _EN = [
     r"<\|[a-z_]{1,20}\|>|\[/?INST\]|<<\s*/?SYS\s*>>|###\s*(?:instruction|system)\b",
 ]
 _PATTERNS = [re.compile(p) for p in _ZH] + [re.compile(p, re.I) for p in _EN]
-_CONDITIONAL = re.compile(r"[^，,。；;！？!?\n]*的(?=[，,；;]|$)")  # "…忽略上述要求的，由…": describes a violation
+# "用人单位忽略上述要求的，由…责令改正", "忽略上述要求的单位，…": the clause describes a violation (a condition,
+# or who commits it), it does not command anything
+_CONDITIONAL = re.compile(r"[^，,。；;！？!?\n]*的(?=[，,；;]|$|(?:用人)?单位|机构|企业|个人|人员|组织|部门|人才"
+                          r"|申请人|行为|情形|情况|者|人)")
+_CONDITIONAL_CHECKED = len(_ZH_OVERRIDE)  # the first patterns are the Chinese overrides
 _SENTENCE = re.compile(r".*?(?:[。！？!?]+[”’」』）)\"']*|\.(?=\s)|\n|$)", re.S)
 
 
@@ -92,7 +113,7 @@ def is_injection(sentence: str) -> bool:
         return False
     for i, pattern in enumerate(_PATTERNS):
         for m in pattern.finditer(text):
-            if i == 0 and _CONDITIONAL.match(text, m.end()):
+            if i < _CONDITIONAL_CHECKED and _CONDITIONAL.match(text, m.end()):
                 continue
             return True
     return False
