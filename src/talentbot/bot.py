@@ -8,8 +8,9 @@ import threading
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
-from .answer import Answer
-from .chain import History, build_chain, final_answer
+from .answer import Answer, AnswerEvent, Event, TextEvent
+from .chain import build_chain, final_answer
+from .condense import History
 from .config import Settings, load_settings
 from .errors import EmptyStoreError, InputError, StoreLockedError, TalentBotError
 from .ingest import IngestReport, Progress, run_ingest
@@ -179,18 +180,23 @@ class TalentBot:
         return q
 
     def stream(self, question: str, history: History = None, filters: Filters | None = None,
-               k: int | None = None) -> Iterator[object]:
-        """Yield :class:`TextEvent` pieces as the answer is produced, then one :class:`AnswerEvent`."""
+               k: int | None = None) -> Iterator[Event]:
+        """Yield :class:`TextEvent` pieces as the answer is produced, then one :class:`AnswerEvent`.
+        In LLM mode the pieces are streamed only once the answer's figures are checked."""
         q = self.check_question(question)
         if not self.retriever.manifest:  # cached per store generation: no Chroma count on every question
             raise EmptyStoreError("nothing is indexed yet: run `talentbot ingest corpus` first")
-        yield from self.chain.stream({"question": q, "history": history or [], "filters": filters, "k": k})
+        for ev in self.chain.stream({"question": q, "history": history or [], "filters": filters, "k": k}):
+            if not isinstance(ev, (TextEvent, AnswerEvent)):
+                raise TypeError(f"the answer chain yielded a {type(ev).__name__}, not an answer event")
+            yield ev
+            if isinstance(ev, AnswerEvent):
+                return
 
     def ask(self, question: str, history: History = None, filters: Filters | None = None,
             k: int | None = None) -> Answer:
         """Answer ``question`` (with optional chat ``history`` and ``filters``); consumes :meth:`stream`."""
         answer = final_answer(self.stream(question, history, filters, k))
-        assert answer is not None, "the answer stream ended without an AnswerEvent"
+        if answer is None:
+            raise RuntimeError("the answer stream ended without an AnswerEvent")
         return answer
-
-
