@@ -25,9 +25,13 @@ BIN = Path(sys.executable).parent
 QA_FILES = [ROOT / "eval" / "qa_regulations.jsonl", ROOT / "eval" / "qa_shanxi.jsonl"]
 
 
+EXTRA_ENV: dict[str, str] = {}  # settings a comparison run gives every child (run.py bench_models)
+
+
 def bench_env(device: str | None = None) -> dict[str, str]:
-    """The environment of every child process: offline models, default talentbot settings."""
+    """The environment of every child process: offline models, default talentbot settings (plus EXTRA_ENV)."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("TALENTBOT_")}
+    env.update(EXTRA_ENV)
     env.update(HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1", TOKENIZERS_PARALLELISM="false",
                ANONYMIZED_TELEMETRY="False", GRADIO_ANALYTICS_ENABLED="False", PYTHONDONTWRITEBYTECODE="1")
     if device:

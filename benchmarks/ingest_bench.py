@@ -121,7 +121,7 @@ def worker_ingest(a: dict) -> dict:
         fake = SyntheticVectors(dim=dim_of() or 384)
         emb = bot.embedder
 
-        def synthetic_encode(texts):
+        def synthetic_encode(texts, query=False):
             emb.computed += len(texts)
             return fake(list(texts))
 

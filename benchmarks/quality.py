@@ -122,7 +122,7 @@ class PlaceholderVectors:
     def __init__(self, dim: int = 384) -> None:
         self.dim = dim
 
-    def encode(self, texts):
+    def encode(self, texts, query=False):
         import numpy as np
 
         self.computed += len(texts)
@@ -131,7 +131,16 @@ class PlaceholderVectors:
         return out
 
 
-def run(levels: list[str], fresh: bool, placeholder: bool = False) -> dict:
+def fusion_settings(spec: str) -> dict:
+    """``lexical``, ``dense`` or ``rrf:LEXICAL_WEIGHT:DENSE_WEIGHT[:RRF_K]`` as settings overrides."""
+    name, *nums = spec.split(":")
+    if name != "rrf":
+        return {"fusion": name}
+    keys = ("lexical_weight", "dense_weight", "rrf_k")
+    return {"fusion": "rrf", **{k: (int(v) if k == "rrf_k" else float(v)) for k, v in zip(keys, nums, strict=False)}}
+
+
+def run(levels: list[str], fresh: bool, placeholder: bool = False, fusions: list[str] | None = None) -> dict:
     from talentbot import Settings, TalentBot
 
     corpus, store = OUT / "corpus", OUT / "store"
@@ -165,9 +174,17 @@ def run(levels: list[str], fresh: bool, placeholder: bool = False) -> dict:
         ing = bot.ingest([corpus])
         logger.info("level %s: %d news files, ingest %.0f s (%d chunks, %d failed)", level, n,
                     time.perf_counter() - t0, ing.chunks, len(ing.failed))
-        report["levels"][str(level)] = {"news_files": n, "chunks": ing.chunks, "failed": ing.failed,
-                                        "results": evaluate(bot, sets if count >= 0 else
-                                                            {k: v for k, v in sets.items() if k != DEV.stem})}
+        level_sets = sets if count >= 0 else {k: v for k, v in sets.items() if k != DEV.stem}
+        entry = {"news_files": n, "chunks": ing.chunks, "failed": ing.failed,
+                 "results": evaluate(bot, level_sets)}
+        if fusions:  # the same store, answered under each fusion (query-time settings only)
+            entry["fusions"] = {}
+            for spec in fusions:
+                logger.info(" fusion %s", spec)
+                variant = TalentBot(bot.settings.model_copy(update=fusion_settings(spec)))
+                variant._embedder = bot._embedder
+                entry["fusions"][spec] = evaluate(variant, level_sets)
+        report["levels"][str(level)] = entry
         save(report)
     return report
 
@@ -194,6 +211,7 @@ def markdown(report: dict) -> str:
                     lines.append(f"| {level} | {t} | {v['n']} | {fmt(v['hit1'])} | {fmt(v['contains'])} | "
                                  f"{fmt(v['refused'])} | {v['p50_ms']:.0f} |")
         lines.append("")
+    lines += fusion_table(report)
     dev = report["levels"].get("8000", {}).get("results", {}).get(DEV.stem)
     if dev:
         t = dev["types"]
@@ -204,6 +222,26 @@ def markdown(report: dict) -> str:
     return "\n".join(lines)
 
 
+def fusion_table(report: dict) -> list[str]:
+    """One row per set, level and fusion: hit@1, contains, paraphrase contains, refusals."""
+    rows = []
+    for level, data in report["levels"].items():
+        for spec, results in data.get("fusions", {}).items():
+            for name, res in results.items():
+                t = res["types"]
+                para = t.get("paraphrase", {}).get("contains")
+                unans = t.get("unanswerable", {}).get("refused")
+                fmt = lambda x: "–" if x is None else f"{x:.3f}"  # noqa: E731
+                rows.append(f"| {name} | {level} | {spec} | {fmt(t['answerable']['hit1'])} | "
+                            f"{fmt(t['answerable']['contains'])} | {fmt(para)} | {fmt(unans)} | "
+                            f"{fmt(t['answerable']['refused'])} | {t['answerable']['p50_ms']:.0f} |")
+    if not rows:
+        return []
+    return ["### fusion compared", "", "| set | distractors | fusion | hit@1 | contains | paraphrase contains | "
+            "unanswerable refused | answerable refused | p50 ms |", "|---|---|---|---|---|---|---|---|---|",
+            *sorted(rows), ""]
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--levels", default="corpus,0,1000,8000",
@@ -212,9 +250,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--markdown", type=Path, help="also write the tables to this file")
     ap.add_argument("--placeholder-vectors", action="store_true",
                     help="skip the embedding model at ingest (lexical fusion only: answers never read vectors)")
+    ap.add_argument("--fusions", default="",
+                    help="also answer under these fusions, comma-separated: lexical, dense, rrf:LW:DW[:K]")
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stderr)
-    report = run(args.levels.split(","), args.fresh, args.placeholder_vectors)
+    fusions = [f for f in args.fusions.split(",") if f]
+    report = run(args.levels.split(","), args.fresh, args.placeholder_vectors, fusions)
     md = markdown(report)
     sys.stdout.write(md + "\n")
     if args.markdown:

@@ -105,7 +105,7 @@ def write_markdown(res: dict, path: Path) -> None:
                  "src_modified_since_commit") else ""), ""]
 
     # ---------------------------------------------------------------------------------- headline
-    lines += ["## Headline figures against the targets of issue 5", ""]
+    lines += ["## Headline figures against the targets of issues 5 and 11", ""]
     rows = []
     if largest and largest in d["query"]:
         q = d["query"][largest]
@@ -125,6 +125,10 @@ def write_markdown(res: dict, path: Path) -> None:
                          f"{r['ratio'] * 100:.0f}% ({_f(r['cps'])} vs {_f(r['embed_only_cps'])} chunks/s)"
                          + (f"; unreliable: other processes used {r['disturbed']:.0%} of the CPUs" if bad else ""),
                          ">= 80%", "n/a" if bad else _ok(r["ratio"] >= 0.8)])
+    for size, r in d["ingest"].items():
+        if r.get("peak_rss_mb"):
+            rows.append([f"Ingest peak RSS, {_label(size, sizes[size])}", f"{_f(r['peak_rss_mb'], 0)} MB",
+                         "<= 1,536 MB", _ok(r["peak_rss_mb"] <= 1536)])
     for size, r in list(d["reingest"].items())[-1:]:
         cli = f"; {r['cli_s_per_1000']:.2f} s via a fresh CLI process" if r.get("cli_s_per_1000") else ""
         rows.append([f"Re-ingest unchanged, {_label(size, sizes[size])}, {r['articles']:,} articles",
@@ -274,6 +278,30 @@ def write_markdown(res: dict, path: Path) -> None:
                          _f(ev.get("qa_shanxi", {}).get("no_answer_recall"), 3)])
     lines += _table(["Corpus", "Fusion", "hit@1", "hit@k", "answer contains", "hit@1 regulations", "hit@1 shanxi",
                      "no-answer recall (shanxi)"], rows)
+
+    # ---------------------------------------------------------------------------------- models
+    cm = res.get("compare_model")
+    if cm and cm.get("sizes"):
+        default = res["meta"].get("default_model", "the default model")
+        lines += [f"## Embedding models side by side: {default} vs {cm['model']}", "",
+                  "The same corpora, fresh stores, in the same run; default fusion for queries. Chunks/s of the "
+                  "ingest end to end, and of `Embedder.encode` alone (the machine's limit for that model).", ""]
+        rows = []
+        for size, other in cm["sizes"].items():
+            for name, e in ((default, sizes.get(size, {})), (cm["model"], other)):
+                ing, q, ca = e.get("ingest", {}), e.get("query", {}), e.get("cold_ask", {})
+                if "total_s" not in ing:
+                    continue
+                emb = ing.get("embed_only", {}).get("chunks_per_s")
+                cps = ing["chunks"] / ing["total_s"]
+                ev = q.get("eval", {}).get("all", {})
+                rows.append([_label(size, sizes.get(size, e)), name, _f(cps), _f(emb),
+                             f"{cps / emb:.0%}" if emb else "n/a", _f(ing.get("peak_rss_mb"), 0),
+                             _f(ing.get("model_load_s"), 2),
+                             f"{_f(q.get('latency_ms', {}).get('p50'))} / {_f(q.get('latency_ms', {}).get('p95'))}",
+                             _f(ca.get("median_s"), 2), _f(ev.get("hit1"), 3)])
+        lines += _table(["Corpus", "Model", "Ingest chunks/s", "Embed-only chunks/s", "Ingest / limit",
+                         "Ingest peak RSS MB", "Model load s", "Query p50 / p95 ms", "Cold ask s", "hit@1"], rows)
 
     # ---------------------------------------------------------------------------------- naive
     if nv:

@@ -74,7 +74,14 @@ def machine_info() -> dict:
             "logical_cpus": os.cpu_count(), "affinity_cpus": len(os.sched_getaffinity(0)),
             "memory_gb": round(psutil.virtual_memory().total / 2**30, 1), "os": platform.platform(),
             "python": platform.python_version(), "versions": versions, "git_commit": commit,
+            "default_model": _default_model(),
             "src_modified_since_commit": dirty}
+
+
+def _default_model() -> str:
+    from talentbot.config import Settings
+
+    return Settings().model_name
 
 
 def corpus_info(corpus: Path) -> dict:
@@ -146,6 +153,37 @@ def bench_size(size: str, args, results: dict, save) -> None:
     save()
 
 
+def bench_models(args, results: dict, save) -> None:
+    """The default embedding model against ``--compare-model`` on the real-vector sizes: ingest and
+    embedding-only chunks/s, peak RSS, model load, query p50/p95 (default fusion) and cold ``ask``.
+    The default model's figures are those of the main run; only the other model is measured here."""
+    import common
+    import process_bench
+
+    other = args.compare_model
+    entry: dict = {"model": other, "sizes": {}}
+    results["compare_model"] = entry
+    for size, main in results["sizes"].items():
+        if main.get("vectors") != "real":
+            continue
+        corpus = ROOT / main["corpus"]["path"]
+        store = OUT / "stores" / f"store-{size}-{other.replace('/', '_')}"
+        common.EXTRA_ENV.update(TALENTBOT_EMBEDDING_MODEL=other)
+        try:
+            log(f"model {other}, size {size}: ingest, queries, cold ask")
+            ing = run_worker("ingest", {"corpus": str(corpus), "store": str(store), "vectors": "real",
+                                        "reference_max": 600 if args.quick else 5000, "reingest_repeats": 1},
+                             device=args.device)
+            query = run_worker("query", {"store": str(store), "eval": size == "corpus", "rounds": 1},
+                               device=args.device)
+            cold = process_bench.wall_median([str(BIN / "talentbot"), "ask", process_bench.ASK_Q, "--store",
+                                              str(store)], args.cold_repeats, args.device)
+        finally:
+            common.EXTRA_ENV.clear()
+        entry["sizes"][size] = {"ingest": ing, "query": query, "cold_ask": cold}
+        save()
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -159,6 +197,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--device", default=None, help="TALENTBOT_DEVICE for the children (default: cpu)")
     ap.add_argument("--no-serve", action="store_true", help="skip `talentbot serve`")
     ap.add_argument("--no-naive", action="store_true", help="skip the naive LangChain pipeline")
+    ap.add_argument("--compare-model", default="all-MiniLM-L6-v2",
+                    help="embedding model measured beside the default on the real-vector sizes ('' to skip)")
     ap.add_argument("--quiet-wait", type=float, default=60,
                     help="before each measurement wait up to this many seconds for other processes to idle "
                          "(default 60; at most --quiet-budget in all)")
@@ -211,6 +251,8 @@ def main(argv: list[str] | None = None) -> int:
     save()
     for size in sizes:
         bench_size(size, args, results, save)
+    if args.compare_model:
+        bench_models(args, results, save)
     first_store = OUT / "stores" / f"store-{sizes[0]}"
     results["import_profile_ask"] = process_bench.import_profile(["ask", process_bench.ASK_Q, "--store",
                                                                    str(first_store)])

@@ -19,9 +19,13 @@ _TABLE = re.compile(r"\| variable \| default \| what it does \|\n(?:\|.*\|\n)+")
 def table() -> str:
     rows = ["| variable | default | what it does |", "|---|---|---|"]
     for name, field in Settings.model_fields.items():
-        default = field.default
-        shown = "(bundled all-MiniLM-L6-v2)" if name == "embedding_model" and not default else \
-            ("" if default is None else str(default))
+        default = field.get_default(call_default_factory=True)
+        if name == "embedding_model" and not default:
+            shown = "(multilingual-e5-small)"
+        elif field.default_factory is not None:  # a per-user folder: shown as on Linux, under ~
+            shown = str(default).replace(str(Path.home()), "~", 1)
+        else:
+            shown = "" if default is None else str(default)
         rows.append(f"| `TALENTBOT_{name.upper()}` | `{shown}` | {field.description} |")
     return "\n".join(rows) + "\n"
 

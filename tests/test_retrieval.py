@@ -215,7 +215,7 @@ class AngleEmbedder(Embedder):
     def __init__(self) -> None:
         super().__init__("fake-angles")
 
-    def encode(self, texts):
+    def encode(self, texts, query=False):
         out = []
         for t in texts:
             deg = next((a for ch, a in ANGLES.items() if ch in t), 0)

