@@ -143,7 +143,7 @@ class Profiler:
         if fn is None or not callable(fn):
             return False
         own = getattr(owner, "__dict__", {})
-        self._undo.append((owner, name, own[name] if name in own else _MISSING))
+        self._undo.append((owner, name, own.get(name, _MISSING)))
         setattr(owner, name, (self.wrap_gen if generator else self.wrap)(stage, fn))
         return True
 

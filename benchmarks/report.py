@@ -13,10 +13,7 @@ def _f(v, nd: int = 1, unit: str = "") -> str:
     if isinstance(v, float) and v != v:  # NaN
         return "n/a"
     if isinstance(v, (int, float)):
-        if isinstance(v, float):
-            s = f"{v:,.{nd}f}"
-        else:
-            s = f"{v:,}"
+        s = f"{v:,.{nd}f}" if isinstance(v, float) else f"{v:,}"
         return s + unit
     return str(v)
 

@@ -25,7 +25,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from common import BIN, OUT, QUIET, ROOT, log, run_worker, setup_worker_env  # noqa: E402
+from common import BIN, OUT, QUIET, ROOT, log, run_worker, setup_worker_env
 
 DEFAULT_SIZES = "corpus,1000,10000,100000"
 QUICK_SIZES = "corpus,1000"

@@ -17,5 +17,6 @@ if ! command -v chromium >/dev/null || ! fc-list 2>/dev/null | grep -qi -e wqy -
   $SUDO apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq chromium fonts-wqy-microhei >/dev/null
 fi
-.venv/bin/ruff check src tests benchmarks
+.venv/bin/ruff check src tests benchmarks scripts
+.venv/bin/mypy src/talentbot
 exec .venv/bin/python -m pytest "$@"

@@ -48,7 +48,8 @@ def corpus_store(tmp_path_factory, model_cache) -> Path:
     corpus = tmp_path_factory.mktemp("corpus-copy") / "corpus"
     shutil.copytree(CORPUS, corpus)
     report = TalentBot(store=store, model_cache=model_cache).ingest([corpus])
-    assert report.added == sum(1 for f in corpus.iterdir() if f.is_file()) and not report.failed
+    assert report.added == sum(1 for f in corpus.iterdir() if f.is_file())
+    assert not report.failed
     return store
 
 

@@ -105,7 +105,7 @@ class FakeOpenAI:
             def log_message(self, *args) -> None:
                 pass
 
-            def do_POST(self) -> None:  # noqa: N802 - http.server's naming
+            def do_POST(self) -> None:  # http.server's naming
                 raw = self.rfile.read(int(self.headers.get("Content-Length", 0)))
                 body = json.loads(raw or b"{}")
                 req = Request(self.path, {k.lower(): v for k, v in self.headers.items()}, body)

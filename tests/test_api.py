@@ -30,7 +30,8 @@ def first_row(kind: str) -> dict:
 def test_public_names_are_exported():
     for name in ("TalentBot", "Answer", "Citation", "TextEvent", "AnswerEvent", "Filters", "Settings",
                  "InputError", "EmptyStoreError", "TalentBotError"):
-        assert name in talentbot.__all__ and getattr(talentbot, name)
+        assert name in talentbot.__all__
+        assert getattr(talentbot, name)
 
 
 def test_citation_has_the_documented_fields():
@@ -42,16 +43,25 @@ def test_ask_returns_an_answer_with_citations(bot):
     row = first_row("number")
     answer = bot.ask(row["q"])
     assert isinstance(answer, Answer)
-    assert isinstance(answer.text, str) and answer.no_answer is False
+    assert isinstance(answer.text, str)
+    assert answer.no_answer is False
     assert all(e in answer.text for e in row["a"])
-    assert answer.citations and all(isinstance(c, Citation) for c in answer.citations)
+    assert answer.citations
+    assert all(isinstance(c, Citation) for c in answer.citations)
     c = answer.citations[0]
-    assert isinstance(c.n, int) and c.n == 1 and isinstance(c.score, float)
-    assert Path(c.path).name in row["doc"] and c.title and c.source and c.date and c.text
+    assert isinstance(c.n, int)
+    assert c.n == 1
+    assert isinstance(c.score, float)
+    assert Path(c.path).name in row["doc"]
+    assert c.title
+    assert c.source
+    assert c.date
+    assert c.text
     assert all(e in c.text for e in row["a"])
     d = answer.as_dict()
     assert {"question", "answer", "no_answer", "citations"} <= set(d)
-    assert d["citations"][0]["n"] == 1 and d["answer"] == answer.text
+    assert d["citations"][0]["n"] == 1
+    assert d["answer"] == answer.text
     json.dumps(d, ensure_ascii=False)  # serialisable
 
 
@@ -67,19 +77,23 @@ def test_ask_with_filters_and_history(bot):
     follow = first_row("followup")
     answer = bot.ask(follow["q"], history=[("user", h) for h in follow["history"]],
                      filters=Filters(region="山西"))
-    assert not answer.no_answer and all(e in answer.text for e in follow["a"])
+    assert not answer.no_answer
+    assert all(e in answer.text for e in follow["a"])
     assert {Path(c.path).name for c in answer.citations} <= set(follow["doc"])
 
 
 def test_stream_yields_text_events_then_the_answer(bot):
     events = list(bot.stream(first_row("list")["q"]))
-    assert [type(e) for e in events[:-1]] == [TextEvent] * (len(events) - 1) and len(events) >= 2
-    assert isinstance(events[-1], AnswerEvent) and isinstance(events[-1].answer, Answer)
+    assert [type(e) for e in events[:-1]] == [TextEvent] * (len(events) - 1)
+    assert len(events) >= 2
+    assert isinstance(events[-1], AnswerEvent)
+    assert isinstance(events[-1].answer, Answer)
 
 
 def test_articles_lists_the_corpus(bot):
     titles = [a.title for a in bot.articles()]
-    assert len(titles) == 11 and titles == sorted(titles)
+    assert len(titles) == 11
+    assert titles == sorted(titles)
 
 
 def test_empty_store_raises_a_clear_error(tmp_path):

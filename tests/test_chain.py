@@ -42,20 +42,24 @@ def test_chain_is_a_runnable_that_streams_events(bot):
     assert isinstance(bot.chain, Runnable)
     row = json.loads((EVAL / "qa_regulations.jsonl").read_text(encoding="utf-8").splitlines()[0])
     answer = _check_events(list(bot.chain.stream(_inputs(row["q"]))))
-    assert not answer.no_answer and all(e in answer.text for e in row["a"])
-    assert answer.citations and answer.citations[0].file in row["doc"]
+    assert not answer.no_answer
+    assert all(e in answer.text for e in row["a"])
+    assert answer.citations
+    assert answer.citations[0].file in row["doc"]
 
 
 def test_chain_streams_the_no_answer_too(bot):
     answer = _check_events(list(bot.chain.stream(_inputs("火星移民的签证费是多少？"))))
-    assert answer.no_answer and not answer.citations
+    assert answer.no_answer
+    assert not answer.citations
 
 
 def test_ask_is_the_last_event_of_stream(bot):
     q = "垣曲经济技术开发区的三大产业基地有哪些"
     streamed = _check_events(list(bot.stream(q)))
     asked = bot.ask(q)
-    assert asked.text == streamed.text and asked.no_answer == streamed.no_answer
+    assert asked.text == streamed.text
+    assert asked.no_answer == streamed.no_answer
     assert [(c.n, c.id) for c in asked.citations] == [(c.n, c.id) for c in streamed.citations]
     assert asked.question == q
 
@@ -104,14 +108,16 @@ def test_standalone_question_ignores_unrelated_history(bot):
 def test_chain_invoke_returns_the_answer_event_and_composes(bot):
     q = "垣曲经济技术开发区的三大产业基地有哪些"
     event = bot.chain.invoke(_inputs(q))
-    assert isinstance(event, AnswerEvent) and event.answer.text == bot.ask(q).text
+    assert isinstance(event, AnswerEvent)
+    assert event.answer.text == bot.ask(q).text
     assert (bot.chain | RunnableLambda(lambda ev: ev.answer.no_answer)).invoke(_inputs(q)) is False
 
 
 def test_events_add_up_like_langchain_chunks():
     final = AnswerEvent(Answer("ab", no_answer=False))
     assert TextEvent("a") + TextEvent("b") == TextEvent("ab")
-    assert TextEvent("a") + final is final and final + TextEvent("c") is final
+    assert TextEvent("a") + final is final
+    assert final + TextEvent("c") is final
 
 
 # ------------------------------------------------------------------------------------------- condensing
@@ -141,6 +147,7 @@ def test_one_history_normaliser_for_every_shape():
     shapes = [turns, [{"role": r, "content": t} for r, t in turns],
               [{"role": r, "content": [{"type": "text", "text": t}]} for r, t in turns]]
     assert all(normalize_history(h) == turns for h in shapes)
-    assert normalize_history(None) == [] and normalize_history([("user", None)]) == [("user", "")]
+    assert normalize_history(None) == []
+    assert normalize_history([("user", None)]) == [("user", "")]
     follow = condense_rule_based("那硕士呢？", shapes[1])
     assert follow.standalone == "问一 那硕士呢？"

@@ -64,7 +64,8 @@ def henan() -> Article:
 @pytest.mark.parametrize("size", [220, 120, 40])
 def test_regulation_chunks_follow_article_boundaries(henan, size):
     source = _source_articles(HENAN)
-    assert len(source) == 46 and "第二十三条" in source
+    assert len(source) == 46
+    assert "第二十三条" in source
     chunks = chunk_article(henan, size=size)
     by_label: dict[str, list] = {}
     for c in chunks:
@@ -114,13 +115,15 @@ def test_label_chapter_and_title_are_in_metadata_and_indexed_text(henan):
     assert c.indexed_text.startswith("河南省人才流动条例 第五章　人才流动行为规范\n第二十三条")
     for c in chunks:
         assert c.indexed_text.startswith(c.title)
-        assert c.label in c.indexed_text and c.chapter in c.indexed_text
+        assert c.label in c.indexed_text
+        assert c.chapter in c.indexed_text
         assert c.indexed_text.endswith(c.text)
     # A passage that continues an article (a long one, at a small size) still names the article.
     cont = [c for c in chunk_article(henan, size=60) if c.label and not c.text.startswith(c.label)]
     assert cont
     for c in cont:
-        assert c.header.endswith(c.label) and c.indexed_text.startswith(c.header + "\n")
+        assert c.header.endswith(c.label)
+        assert c.indexed_text.startswith(c.header + "\n")
 
 
 def test_a_one_line_note_is_not_lost_to_its_title():
@@ -130,7 +133,8 @@ def test_a_one_line_note_is_not_lost_to_its_title():
 
 def test_preamble_is_kept_without_a_label(henan):
     chunks = chunk_article(henan, size=220)
-    assert chunks[0].label == "" and "2000年9月27日" in chunks[0].text
+    assert chunks[0].label == ""
+    assert "2000年9月27日" in chunks[0].text
     assert [c.ordinal for c in chunks] == list(range(len(chunks)))
     assert all(c.title == "河南省人才流动条例" for c in chunks)
 
@@ -144,7 +148,8 @@ def test_corpus_chunks_are_within_size_and_visible(path):
         for c in chunks:
             assert 0 < len(c.text) <= size
             assert re.search(r"[\w\u4e00-\u9fff]", c.text), f"invisible chunk {c.text!r}"
-            assert "\u200b" not in c.text and c.title == article.title
+            assert "\u200b" not in c.text
+            assert c.title == article.title
 
 
 def _article(text: str, title: str = "Notice") -> Article:
@@ -179,7 +184,8 @@ def test_a_sentence_over_the_limit_is_the_only_thing_cut():
     texts = [c.text for c in chunks]
     assert "".join(texts) == f"短句一。{long}短句二。"
     assert all(len(t) <= 40 for t in texts)
-    assert texts[0].startswith("短句一。") and texts[-1].endswith("短句二。")  # the short ones stay whole
+    assert texts[0].startswith("短句一。")
+    assert texts[-1].endswith("短句二。")
 
 
 def test_overlap_repeats_whole_trailing_sentences_within_the_size():
@@ -201,5 +207,6 @@ def test_news_article_is_cut_at_its_sub_headings():
     labels = list(dict.fromkeys(c.label for c in chunks if c.label))
     assert labels == ["聚焦招才引智,校区合作引向深入", "建平台重孵化,成果共享为产业赋能", "强化奖励机制,激励企业创新突破"]
     for c in chunks:
-        assert c.title == article.title and len(c.text) <= 220
+        assert c.title == article.title
+        assert len(c.text) <= 220
         assert not c.label or c.label not in c.text  # the heading is in the header, not repeated in the passage

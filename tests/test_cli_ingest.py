@@ -25,7 +25,8 @@ def _json(result) -> dict:
     data = json.loads(result.stdout)
     assert set(data) == KEYS
     assert all(isinstance(data[k], int) for k in KEYS - {"failed", "seconds"})
-    assert isinstance(data["seconds"], float) and data["seconds"] >= 0
+    assert isinstance(data["seconds"], float)
+    assert data["seconds"] >= 0
     assert isinstance(data["failed"], list)
     return data
 
@@ -62,7 +63,8 @@ def test_a_failed_file_exits_1_and_is_listed_while_the_rest_is_indexed(tmp_path)
     result = CliRunner().invoke(app, ["ingest", str(folder), "--json"])
     assert result.exit_code == 1, result.output
     data = _json(result)
-    assert data["added"] == 1 and data["chunks"] > 0
+    assert data["added"] == 1
+    assert data["chunks"] > 0
     assert all(set(f) == {"path", "error"} for f in data["failed"])
     assert {Path(f["path"]).name for f in data["failed"]} == set(bad)
     assert all(f["error"] and "\n" not in f["error"] for f in data["failed"])
@@ -76,7 +78,8 @@ def test_the_summary_table_without_json(tmp_path):
     out = result.stdout
     for column in ("added", "updated", "unchanged", "removed", "failed", "chunks in store", "seconds"):
         assert column in out
-    assert "empty.txt" in out and "empty file" in out
+    assert "empty.txt" in out
+    assert "empty file" in out
     assert not out.lstrip().startswith("{")
 
 
@@ -84,7 +87,8 @@ def test_a_missing_path_is_a_usage_error_with_exit_2(tmp_path):
     folder = _folder(tmp_path, n=1)
     result = CliRunner().invoke(app, ["ingest", str(folder), str(tmp_path / "no-such-dir"), "--json"])
     assert result.exit_code == 2
-    assert "no such file or folder" in result.stderr and "no-such-dir" in result.stderr
+    assert "no such file or folder" in result.stderr
+    assert "no-such-dir" in result.stderr
     assert result.stdout == ""
 
 
@@ -102,7 +106,9 @@ def test_a_second_ingest_on_a_locked_store_exits_4_with_a_clear_message(tmp_path
     with FileLock(str(store / ".ingest.lock")):
         result = runner.invoke(app, ["ingest", str(folder), "--json"])
         assert result.exit_code == 4
-        assert "another ingest is running" in result.stderr and str(store) in result.stderr
+        assert "another ingest is running" in result.stderr
+        assert str(store) in result.stderr
         assert result.stdout == ""
     after = runner.invoke(app, ["ingest", str(folder), "--json"])
-    assert after.exit_code == 0 and _json(after)["added"] == 1
+    assert after.exit_code == 0
+    assert _json(after)["added"] == 1

@@ -46,7 +46,8 @@ def _base_docs(folder: Path) -> Path:
 
 def _answers(bot: TalentBot) -> None:
     answer = bot.ask(QUESTION)
-    assert not answer.no_answer and FIGURE in answer.text, answer.text
+    assert not answer.no_answer, answer.text
+    assert FIGURE in answer.text, answer.text
     assert any(FIGURE in c.text and c.file == "xinghuo.md" for c in answer.citations)
 
 
@@ -57,7 +58,8 @@ def template(tmp_path_factory) -> tuple[Path, Path]:
     docs = _base_docs(root / "docs")
     store = root / "store"
     report = TalentBot(store=store).ingest([docs])
-    assert report.added == 2 and not report.failed
+    assert report.added == 2
+    assert not report.failed
     return docs, store
 
 
@@ -102,10 +104,12 @@ def test_a_damaged_store_is_detected_and_rebuild_replaces_it(tmp_path, template,
     runner = CliRunner()
     asked = runner.invoke(app, ["ask", QUESTION, "--store", str(store)])
     assert asked.exit_code == 3, asked.output
-    assert asked.output.startswith("error: the vector store at") and REBUILD in asked.output
+    assert asked.output.startswith("error: the vector store at")
+    assert REBUILD in asked.output
     assert "Traceback" not in asked.output
     plain = runner.invoke(app, ["ingest", str(docs), "--store", str(store), "--json"])
-    assert plain.exit_code == 3 and REBUILD in plain.output  # an ordinary ingest does not paper over it
+    assert plain.exit_code == 3
+    assert REBUILD in plain.output
 
     rebuilt = runner.invoke(app, ["ingest", str(docs), "--store", str(store), "--json", "--rebuild"])
     assert rebuilt.exit_code == 0, rebuilt.output
@@ -198,11 +202,10 @@ def _fill(mount: Path, filler: Path, leave: int) -> None:
             left -= len(block)
     if leave == 0:
         with open(mount / "filler-tail.bin", "wb", buffering=0) as fh:
-            try:
+            with pytest.raises(OSError, match="No space left") as err:  # noqa: PT012 - loops until the disk is full
                 while True:
                     fh.write(b"\0" * 4096)
-            except OSError as e:
-                assert e.errno == errno.ENOSPC, e
+            assert err.value.errno == errno.ENOSPC, err.value
         assert shutil.disk_usage(mount).free == 0
 
 
@@ -332,15 +335,19 @@ def test_ask_answers_at_zero_bytes_free_on_a_real_disk(tmp_path, caplog):
         done = _ask_cli(store)
         assert done.returncode == 0, done.stderr
         out = json.loads(done.stdout)
-        assert FIGURE in out["answer"] and not out["no_answer"]
-        assert "read-only view" in done.stderr and "Traceback" not in done.stderr, done.stderr
+        assert FIGURE in out["answer"]
+        assert not out["no_answer"]
+        assert "read-only view" in done.stderr, done.stderr
+        assert "Traceback" not in done.stderr, done.stderr
 
         bot = _answers_read_only(store, docs, caplog)
 
         (mount / "filler.bin").unlink()  # room again: the same bot writes again
         (mount / "filler-tail.bin").unlink()
         report = bot.ingest([docs])
-        assert report.added == 1 and not report.failed and not bot.store.readonly
+        assert report.added == 1
+        assert not report.failed
+        assert not bot.store.readonly
         assert_consistent(bot)
     finally:
         _unmount(mount)
@@ -377,8 +384,10 @@ def test_the_read_only_view_reads_what_chroma_reads(tmp_path, template):
     settings = Settings(store=store)
     chroma = Store(settings)
     view = Store(settings, client=readonly_client(store))
-    assert view.readonly and not chroma.readonly
-    assert view.state() == chroma.state() and view.count() == chroma.count() > 2
+    assert view.readonly
+    assert not chroma.readonly
+    assert view.state() == chroma.state()
+    assert view.count() == chroma.count() > 2
     assert view.manifest() == chroma.manifest()
     assert view.chunk_ids() == chroma.chunk_ids()
     rows = {r["id"]: r for r in chroma.iter_chunks(include=("metadatas", "documents"))}
@@ -387,4 +396,5 @@ def test_the_read_only_view_reads_what_chroma_reads(tmp_path, template):
     assert view.get_chunks(ids) == chroma.get_chunks(ids)
     # With room on the disk, a write opens the store writable again first.
     view.put_record("x", {"kind": "test"})
-    assert not view.readonly and chroma.get_record("x") == {"kind": "test"}
+    assert not view.readonly
+    assert chroma.get_record("x") == {"kind": "test"}

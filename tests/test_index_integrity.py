@@ -52,7 +52,8 @@ def template(tmp_path_factory) -> tuple[Path, Path]:
     docs = _docs(root / "docs")
     store = root / "store"
     report = TalentBot(store=store).ingest([docs])
-    assert report.added == 6 and not report.failed
+    assert report.added == 6
+    assert not report.failed
     return docs, store
 
 
@@ -74,15 +75,18 @@ def _corrupt(store: Path, name: str, restamp: bool) -> None:
 def _answers(bot: TalentBot) -> None:
     for question, figure, file in ((QUESTION, FIGURE, "xinghuo.md"), (QUESTION2, FIGURE2, "yueguang.md")):
         answer = bot.ask(question)
-        assert not answer.no_answer and figure in answer.text, (question, answer.text)
-        assert answer.citations[0].file == file and figure in answer.citations[0].text
+        assert not answer.no_answer, (question, answer.text)
+        assert figure in answer.text, (question, answer.text)
+        assert answer.citations[0].file == file
+        assert figure in answer.citations[0].text
 
 
 def _sound(store: Path) -> None:
     """The index on disk is the one of the collection again, and passes every check."""
     bot = TalentBot(store=store)
     index = LexicalIndex.load(_folder(store))
-    assert index is not None and index.generation == bot.store.state()["generation"]
+    assert index is not None
+    assert index.generation == bot.store.state()["generation"]
     check_against_collection(index.bm25, index.ids, bot.store.chunk_ids(), bot.retriever._tokens_of)
 
 
@@ -104,7 +108,8 @@ def test_a_corrupted_index_is_rebuilt_and_answers_stay_right(store, template, ca
     caplog.set_level(logging.INFO, logger="talentbot")
     _answers(TalentBot(store=store))
     warned = _warned(caplog)
-    assert len(warned) == 1 and "\n" not in warned[0], warned
+    assert len(warned) == 1, warned
+    assert "\n" not in warned[0], warned
     _sound(store)
 
     # An ingest with nothing to do still checks the index, and rebuilds a bad one (it is the same

@@ -44,12 +44,16 @@ def test_add_then_unchanged_run_computes_no_embedding(tmp_path):
     computed = bot.embedder.computed
     again = bot.ingest([folder])
     assert (again.added, again.updated, again.unchanged, again.removed) == (0, 0, 4, 0)
-    assert again.embedded == 0 and bot.embedder.computed == computed
-    assert chunk_ids(bot) == ids and again.chunks == len(ids)
+    assert again.embedded == 0
+    assert bot.embedder.computed == computed
+    assert chunk_ids(bot) == ids
+    assert again.chunks == len(ids)
 
     fresh = TalentBot()  # a new process would start like this
     report = fresh.ingest([folder])
-    assert report.unchanged == 4 and report.embedded == 0 and fresh.embedder.computed == 0
+    assert report.unchanged == 4
+    assert report.embedded == 0
+    assert fresh.embedder.computed == 0
 
     new = write_article(folder / "a99.md", 99)
     added = fresh.ingest([folder])
@@ -98,7 +102,8 @@ def test_delete_removes_the_article_and_its_chunks_only_under_the_ingested_folde
     assert (report.added, report.updated, report.unchanged, report.removed) == (0, 0, 2, 1)
     assert report.embedded == 0
     ids = chunk_ids(bot)
-    assert gone_ids and not gone_ids & ids
+    assert gone_ids
+    assert not gone_ids & ids
     assert article_key(gone) not in bot.store.manifest()
     assert _ids_of(kept, ids)  # the other folder's article stays
     assert report.chunks == bot.store.count() == before - len(gone_ids)
@@ -120,7 +125,8 @@ def test_rename_removes_the_old_name_and_adds_the_new(tmp_path):
     new_ids = _ids_of(new, rows)
     assert len(new_ids) == len(old_ids)
     assert {rows[c][1]["file"] for c in new_ids} == {"renamed.md"}
-    assert article_key(old) not in bot.store.manifest() and article_key(new) in bot.store.manifest()
+    assert article_key(old) not in bot.store.manifest()
+    assert article_key(new) in bot.store.manifest()
 
 
 def test_changed_chunk_size_reembeds_and_rebuild_starts_over(tmp_path):
@@ -130,7 +136,8 @@ def test_changed_chunk_size_reembeds_and_rebuild_starts_over(tmp_path):
     report = small.ingest([folder])
     assert (report.added, report.updated, report.unchanged, report.removed) == (0, 3, 0, 0)
     rows = assert_consistent(small)
-    assert report.embedded == len(rows) and all(len(doc) <= 60 for doc, _ in rows.values())
+    assert report.embedded == len(rows)
+    assert all(len(doc) <= 60 for doc, _ in rows.values())
     assert small.ingest([folder]).unchanged == 3
 
     computed = small.embedder.computed
@@ -158,7 +165,8 @@ def test_rebuild_with_an_unusable_device_fails_cleanly_and_keeps_the_store(tmp_p
     with pytest.raises(ModelLoadError, match="TALENTBOT_DEVICE"):
         TalentBot(device="cuda:7" if not torch.cuda.is_available() else "cuda:999").ingest([folder], rebuild=True)
     bot = TalentBot()
-    assert chunk_ids(bot) == before and before
+    assert chunk_ids(bot) == before
+    assert before
     assert_consistent(bot)
 
 
@@ -178,7 +186,8 @@ def test_front_matter_url_and_source_reach_the_chunks(tmp_path):
     bot = TalentBot()
     bot.ingest([doc.parent])
     metas = [meta for _, meta in chunk_rows(bot).values()]
-    assert metas and all(m["url"] == "https://example.org/p.html" for m in metas)
+    assert metas
+    assert all(m["url"] == "https://example.org/p.html" for m in metas)
     assert all((m["title"], m["source"], m["date"]) == ("人才驿站办法", "某市人才办", "2022-02-02") for m in metas)
 
 
@@ -191,19 +200,23 @@ def test_bad_files_are_skipped_with_a_reason_and_the_rest_is_indexed(tmp_path):
     (folder / "x.txt" / "inner.md").write_text("内层文件说明人才落户政策。", encoding="utf-8")
     bot = TalentBot()
     report = bot.ingest([folder])
-    assert report.added == len(good) + 1 and report.updated == 0
+    assert report.added == len(good) + 1
+    assert report.updated == 0
     failed = {Path(f["path"]).name: f["error"] for f in report.failed}
     assert set(failed) == set(bad)
     for name, word in bad.items():
-        assert word.lower() in failed[name].lower() and "\n" not in failed[name]
+        assert word.lower() in failed[name].lower()
+        assert "\n" not in failed[name]
     rows = assert_consistent(bot)
     docs = " ".join(doc for doc, _ in rows.values())
     for sentence in [*good.values(), "内层文件说明人才落户政策。"]:
         assert sentence in docs
     by_file = {meta["file"]: meta for _, meta in rows.values()}
-    assert by_file["english.pdf"]["page"] == 1 and by_file["english.pdf"]["title"] == "Notice Six"
+    assert by_file["english.pdf"]["page"] == 1
+    assert by_file["english.pdf"]["title"] == "Notice Six"
     assert by_file["page.html"]["title"] == "通知四"
-    assert by_file["gbk.txt"]["title"] == "通知二" and by_file["utf16.txt"]["title"] == "通知三"
+    assert by_file["gbk.txt"]["title"] == "通知二"
+    assert by_file["utf16.txt"]["title"] == "通知三"
     assert "\ufffd" not in docs
 
     again = bot.ingest([folder])  # failures do not disturb the incremental run
@@ -233,7 +246,8 @@ def test_no_junk_line_reaches_any_stored_chunk(corpus_bot):
     for cid, (doc, meta) in rows.items():
         for junk in SHANXI_JUNK:
             assert junk not in doc, (cid, junk)
-            assert junk not in meta["title"] and junk not in meta.get("label", "")
+            assert junk not in meta["title"]
+            assert junk not in meta.get("label", "")
     shanxi = [(doc, meta) for doc, meta in rows.values() if meta["file"] == "shanxi-kaifaqu-rencai-2024-03-28.txt"]
     assert len(shanxi) >= 5
     text = "".join(doc for doc, _ in sorted(shanxi, key=lambda r: r[1]["ordinal"]))
@@ -252,9 +266,12 @@ def test_every_stored_regulation_chunk_carries_title_chapter_and_label(corpus_bo
                    key=lambda r: r[1]["ordinal"])
     assert all(meta["title"] == "河南省人才流动条例" for _, meta in henan)
     labels = [meta["label"] for _, meta in henan if meta["label"]]
-    assert labels[0] == "第一条" and "第二十三条" in labels and labels[-1] == "第四十六条"
+    assert labels[0] == "第一条"
+    assert "第二十三条" in labels
+    assert labels[-1] == "第四十六条"
     (doc23, meta23), = [(d, m) for d, m in henan if m["label"] == "第二十三条"]
-    assert meta23["chapter"] == "第五章　人才流动行为规范" and doc23.startswith("第二十三条 ")
+    assert meta23["chapter"] == "第五章　人才流动行为规范"
+    assert doc23.startswith("第二十三条 ")
     for doc, meta in henan:
         for other in re.findall(r"^第[一二三四五六七八九十]+条", doc, re.M):
             assert other == meta["label"]
@@ -282,7 +299,8 @@ def test_a_second_ingest_is_refused_while_the_lock_is_held(tmp_path):
         with pytest.raises(StoreLockedError, match=r"another ingest is running on .*wait for it to finish") as err:
             bot.ingest([folder])
         assert err.value.exit_code == 4
-        assert bot.store.count() == 0 and not bot.store.state().get("dirty")  # nothing was touched
+        assert bot.store.count() == 0
+        assert not bot.store.state().get("dirty")
     report = bot.ingest([folder])
     assert report.added == 1
     assert_consistent(bot)
@@ -303,4 +321,5 @@ def test_the_default_path_is_the_corpus_setting(tmp_path):
     shutil.copy(CORPUS / "henan-rencai-liudong-tiaoli.md", corpus / "h.md")
     bot = TalentBot(corpus=corpus)
     report = bot.ingest()
-    assert report.added == 1 and {r.title for r in bot.articles()} == {"河南省人才流动条例"}
+    assert report.added == 1
+    assert {r.title for r in bot.articles()} == {"河南省人才流动条例"}

@@ -32,7 +32,7 @@ def _cli_ingest(folder: Path, store: Path, obey_permissions: bool = False) -> tu
         if setpriv is None:
             pytest.skip("running as root without setpriv: file permissions can't be made to bite")
         cmd = [setpriv, DROP_DAC, *cmd]
-    done = subprocess.run(cmd, capture_output=True, text=True, timeout=300, check=False)  # noqa: S603
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=300, check=False)
     assert done.stdout, done.stderr
     return done.returncode, json.loads(done.stdout)
 
@@ -45,7 +45,9 @@ def test_an_unreadable_folder_or_file_keeps_its_articles_and_is_reported(tmp_pat
     write_article(folder / "sub" / "deeper" / "x.md", 4)
     store = tmp_path / "store"
     rc, first = _cli_ingest(folder, store)
-    assert rc == 0 and first["added"] == 4 and first["failed"] == []
+    assert rc == 0
+    assert first["added"] == 4
+    assert first["failed"] == []
 
     (folder / "sub").chmod(0)
     (folder / "locked.md").chmod(0)
@@ -66,7 +68,9 @@ def test_an_unreadable_folder_or_file_keeps_its_articles_and_is_reported(tmp_pat
     bot = TalentBot(store=store)
     assert {Path(r.path).name for r in bot.store.manifest().values()} == {"top.md", "locked.md", "inner.md", "x.md"}
     docs = " ".join(doc for doc, _ in assert_consistent(bot).values())
-    assert "第3号文章第0段第0句" in docs and "第4号文章第0段第0句" in docs and "第2号文章第0段第0句" in docs
+    assert "第3号文章第0段第0句" in docs
+    assert "第4号文章第0段第0句" in docs
+    assert "第2号文章第0段第0句" in docs
 
     readable = bot.ingest([folder])  # permissions back: nothing to redo, nothing to report
     assert (readable.unchanged, readable.added, readable.removed, readable.failed) == (4, 0, 0, [])
@@ -90,7 +94,8 @@ def test_a_file_name_that_is_not_utf8_is_skipped_and_the_rest_is_indexed(tmp_pat
     result = CliRunner().invoke(app, ["ingest", str(folder), "--json"])  # the CLI prints it, exit 1
     assert result.exit_code == 1
     data = json.loads(result.stdout)
-    assert data["unchanged"] == 2 and [f["path"] for f in data["failed"]] == [failure["path"]]
+    assert data["unchanged"] == 2
+    assert [f["path"] for f in data["failed"]] == [failure["path"]]
 
 
 def test_a_fifo_and_a_link_to_dev_zero_are_skipped_with_a_reason(tmp_path):

@@ -90,7 +90,8 @@ def check_mapping(bot: TalentBot, answer, req: Request) -> None:
     markers = [int(n) for n in dict.fromkeys(MARKER.findall(answer.text))]
     assert [c.n for c in answer.citations] == markers
     for c in answer.citations:
-        assert c.id == passages[c.n - 1].id and c.text == passages[c.n - 1].text
+        assert c.id == passages[c.n - 1].id
+        assert c.text == passages[c.n - 1].text
         assert norm(c.text) in norm(sent[c.n])
 
 
@@ -98,17 +99,23 @@ def check_mapping(bot: TalentBot, answer, req: Request) -> None:
 def test_streamed_llm_answer_maps_citations_to_passages(llm_bot, srv):
     srv.responder = cite(EXPECTED)
     events = list(llm_bot.stream(FULL))
-    assert isinstance(events[-1], AnswerEvent) and all(isinstance(e, TextEvent) for e in events[:-1])
+    assert isinstance(events[-1], AnswerEvent)
+    assert all(isinstance(e, TextEvent) for e in events[:-1])
     answer = events[-1].answer
     # streamed once checked: in whole sentences (the reply came in 3-character chunks), adding up to the answer
-    assert len(events) >= 3 and all(re.search(r"[。！？!?]\n?$|\n$", e.text) for e in events[:-2])
+    assert len(events) >= 3
+    assert all(re.search(r"[。！？!?]\n?$|\n$", e.text) for e in events[:-2])
     assert "".join(e.text for e in events[:-1]) == answer.text
-    assert answer.mode == "llm" and not answer.no_answer and answer.warnings == []
-    assert EXPECTED in answer.text and len(answer.citations) == 2
+    assert answer.mode == "llm"
+    assert not answer.no_answer
+    assert answer.warnings == []
+    assert EXPECTED in answer.text
+    assert len(answer.citations) == 2
     assert EXPECTED in answer.citations[0].text
     (req,) = srv.answer_requests
     check_mapping(llm_bot, answer, req)
-    assert req.body["stream"] is True and req.body["model"] == "fake-model"
+    assert req.body["stream"] is True
+    assert req.body["model"] == "fake-model"
     assert req.headers["authorization"] == f"Bearer {KEY}"
     assert FULL in req.fenced()[2], "the question follows the fenced passages"
 
@@ -126,7 +133,8 @@ def test_ask_returns_the_streams_final_answer(llm_bot, srv):
     srv.responder = cite(EXPECTED)
     streamed = [e for e in llm_bot.stream(FULL)][-1].answer
     asked = llm_bot.ask(FULL)
-    assert asked.text == streamed.text and [c.id for c in asked.citations] == [c.id for c in streamed.citations]
+    assert asked.text == streamed.text
+    assert [c.id for c in asked.citations] == [c.id for c in streamed.citations]
 
 
 # ------------------------------------------------------------------------------------ figure checking
@@ -157,12 +165,15 @@ def test_unsupported_llm_answer_falls_back_to_extractive(llm_bot, plain_bot, srv
     events = list(llm_bot.stream(FULL))
     answer = events[-1].answer
     assert answer.mode == "extractive-fallback"
-    assert len(answer.warnings) == 1 and len(answer.warnings[0]) < 200
+    assert len(answer.warnings) == 1
+    assert len(answer.warnings[0]) < 200
     extractive = plain_bot.ask(FULL)
-    assert answer.text == extractive.text and not answer.no_answer
+    assert answer.text == extractive.text
+    assert not answer.no_answer
     assert [c.id for c in answer.citations] == [c.id for c in extractive.citations]
     if kind == "invented":
-        assert "12345" in answer.warnings[0] and "12345" not in answer.text
+        assert "12345" in answer.warnings[0]
+        assert "12345" not in answer.text
 
 
 # ------------------------------------------------------------------ nothing unverified is ever streamed
@@ -197,11 +208,14 @@ def _assert_only_fallback_seen(events: list, extractive_text: str) -> None:
     """No streamed piece, nor the pieces together, held the invented figure: the extractive answer is all
     that was streamed, and it is the final answer."""
     texts = [e.text for e in events if isinstance(e, TextEvent)]
-    assert isinstance(events[-1], AnswerEvent) and len(texts) == len(events) - 1
-    assert not any(INVENTED in t for t in texts) and INVENTED not in "".join(texts)
+    assert isinstance(events[-1], AnswerEvent)
+    assert len(texts) == len(events) - 1
+    assert not any(INVENTED in t for t in texts)
+    assert INVENTED not in "".join(texts)
     answer = events[-1].answer
     assert "".join(texts) == answer.text == extractive_text
-    assert answer.mode == "extractive-fallback" and INVENTED in answer.warnings[0]
+    assert answer.mode == "extractive-fallback"
+    assert INVENTED in answer.warnings[0]
 
 
 @pytest.mark.parametrize("kind", ["same-sentence", "second-sentence", "unterminated"])
@@ -220,7 +234,8 @@ def test_unsupported_figure_mid_stream_is_never_streamed(llm_bot, plain_bot, srv
 
     monkeypatch.setattr(llm_bot, "stream", recording)
     answer = llm_bot.ask(FULL)
-    assert seen and seen[-1].answer is answer
+    assert seen
+    assert seen[-1].answer is answer
     _assert_only_fallback_seen(seen, extractive)
     assert len(srv.answer_requests) == 2
 
@@ -236,7 +251,8 @@ def test_unsupported_figure_stops_reading_the_model(llm_bot, srv):
     t0 = time.monotonic()
     answer = llm_bot.ask(FULL)
     assert time.monotonic() - t0 < 3
-    assert answer.mode == "extractive-fallback" and INVENTED in answer.warnings[0]
+    assert answer.mode == "extractive-fallback"
+    assert INVENTED in answer.warnings[0]
 
 
 def test_chain_invoke_composes_in_llm_mode(llm_bot, srv):
@@ -258,30 +274,37 @@ def test_chain_invoke_composes_in_llm_mode(llm_bot, srv):
     inputs = {"question": FULL, "history": [], "filters": None, "k": None}
     runs = Runs()
     event = llm_bot.chain.invoke(inputs, config={"callbacks": [runs]})
-    assert isinstance(event, AnswerEvent) and event.answer.mode == "llm" and EXPECTED in event.answer.text
+    assert isinstance(event, AnswerEvent)
+    assert event.answer.mode == "llm"
+    assert EXPECTED in event.answer.text
     # the prompt, the chat model and the parser run inside the chain, where LangChain callbacks see them
     names = runs.names
     assert names.index("ChatPromptTemplate") < names.index("ChatOpenAI") < names.index("verify"), names
     text = (llm_bot.chain | RunnableLambda(lambda ev: ev.answer.text)).invoke(inputs)
-    assert text == event.answer.text and len(srv.answer_requests) == 2
+    assert text == event.answer.text
+    assert len(srv.answer_requests) == 2
 
 
 def test_no_answer_reply_gives_no_answer(llm_bot, srv):
     srv.responder = lambda _req: "NO_ANSWER"
     answer = llm_bot.ask(FULL)
     assert len(srv.answer_requests) == 1, "the passages held an answer, so the model was asked"
-    assert answer.no_answer and answer.citations == [] and "资料中没有找到" in answer.text
+    assert answer.no_answer
+    assert answer.citations == []
+    assert "资料中没有找到" in answer.text
     english = row_for("How much talent reward matching funding did the Wenshui development zone pay to "
                       "Shengdawei (盛达威) in 2023?")
     answer = llm_bot.ask(english["q"])
     assert len(srv.answer_requests) == 2
-    assert answer.no_answer and not CJK.search(answer.text)
+    assert answer.no_answer
+    assert not CJK.search(answer.text)
 
 
 def test_off_corpus_question_never_reaches_the_model(llm_bot, srv):
     srv.responder = cite(EXPECTED)
     answer = llm_bot.ask("火星移民的签证费是多少？")
-    assert answer.no_answer and answer.citations == []
+    assert answer.no_answer
+    assert answer.citations == []
     assert srv.answer_requests == []
 
 
@@ -304,12 +327,17 @@ def test_endpoint_failure_falls_back_without_leaking_the_key(corpus_store, plain
     t0 = time.monotonic()
     answer = bot.ask(FULL)
     assert time.monotonic() - t0 < 10
-    assert srv.answer_requests and srv.answer_requests[0].headers["authorization"] == f"Bearer {KEY}"
-    assert answer.mode == "extractive-fallback" and not answer.no_answer
+    assert srv.answer_requests
+    assert srv.answer_requests[0].headers["authorization"] == f"Bearer {KEY}"
+    assert answer.mode == "extractive-fallback"
+    assert not answer.no_answer
     assert answer.text == plain_bot.ask(FULL).text
-    assert len(answer.warnings) == 1 and says in answer.warnings[0] and len(answer.warnings[0]) < 160
+    assert len(answer.warnings) == 1
+    assert says in answer.warnings[0]
+    assert len(answer.warnings[0]) < 160
     assert KEY not in json.dumps(answer.as_dict(), ensure_ascii=False)
-    assert KEY not in caplog.text and KEY[8:] not in caplog.text
+    assert KEY not in caplog.text
+    assert KEY[8:] not in caplog.text
     assert any(r.levelno >= logging.WARNING and says in r.getMessage() for r in caplog.records)
 
 
@@ -326,11 +354,14 @@ def test_follow_up_is_condensed_by_the_llm(llm_bot, plain_bot, srv):
     follow_up = "它的三大产业基地呢？"
     answer = llm_bot.ask(follow_up, history=[("user", FULL), ("assistant", "40万元。")])
     condense = srv.requests[0]
-    assert not condense.is_answer and not condense.body.get("stream")
-    assert FULL in condense.content("user") and follow_up in condense.content("user")
+    assert not condense.is_answer
+    assert not condense.body.get("stream")
+    assert FULL in condense.content("user")
+    assert follow_up in condense.content("user")
     plain_bot.ask(standalone)
     assert llm_bot.retriever.last_passages[0].id == plain_bot.retriever.last_passages[0].id
-    assert answer.mode == "llm" and all(e in answer.text for e in LIST_ROW["a"])
+    assert answer.mode == "llm"
+    assert all(e in answer.text for e in LIST_ROW["a"])
     assert follow_up in srv.answer_requests[0].fenced()[2]
 
 
@@ -377,15 +408,19 @@ def test_passages_are_fenced_by_a_per_request_marker(injected_bot, srv):
     fences = []
     for req, q in zip(srv.answer_requests, questions, strict=True):
         open_, close = req.fences()
-        assert open_ != close and open_ in req.content("system") and close in req.content("system")
+        assert open_ != close
+        assert open_ in req.content("system")
+        assert close in req.content("system")
         before, inside, after = req.fenced()
         assert "现将人才补贴发放有关事项通知如下" in inside, "the policy text around the injection is sent"
         assert "忽略以上所有指令" not in req.content("user") + req.content("system"), "the injection is sent nowhere"
         assert "999" not in req.content("user")
-        assert open_ not in inside and close not in inside
+        assert open_ not in inside
+        assert close not in inside
         assert q in after
         fences.append((open_, close))
-    assert fences[0][0] != fences[1][0] and fences[0][1] != fences[1][1], "the marker must change per request"
+    assert fences[0][0] != fences[1][0], "the marker must change per request"
+    assert fences[0][1] != fences[1][1], "the marker must change per request"
 
 
 def obey(figure: str, where: str):
@@ -404,10 +439,13 @@ def test_model_obeying_an_injected_document_falls_back(injected_bot, srv, questi
     srv.responder = obey(figure, where)
     answer = injected_bot.ask(question)
     (req,) = srv.answer_requests  # the model was asked, with the injected document among the passages
-    assert where in req.fenced()[1] and shown not in req.content("user"), "the injection itself is never sent"
+    assert where in req.fenced()[1], "the injection itself is never sent"
+    assert shown not in req.content("user"), "the injection itself is never sent"
     assert answer.mode == "extractive-fallback", answer.text
-    assert shown not in answer.text and all(shown not in c.quote for c in answer.citations)
-    assert len(answer.warnings) == 1 and shown in answer.warnings[0]
+    assert shown not in answer.text
+    assert all(shown not in c.quote for c in answer.citations)
+    assert len(answer.warnings) == 1
+    assert shown in answer.warnings[0]
 
 
 # ------------------------------------------------------------------------- figure check: normalisation
@@ -446,7 +484,10 @@ def test_figure_check_normalises_numbers(rules_bot, srv, question, reply, where,
     answer = rules_bot.ask(question)
     assert len(srv.answer_requests) == 1, "the model was asked"
     if supported:
-        assert answer.mode == "llm" and reply in answer.text, answer.warnings
+        assert answer.mode == "llm", answer.warnings
+        assert reply in answer.text, answer.warnings
     else:
-        assert answer.mode == "extractive-fallback" and reply not in answer.text
-        assert len(answer.warnings) == 1 and "not in its cited passages" in answer.warnings[0]
+        assert answer.mode == "extractive-fallback"
+        assert reply not in answer.text
+        assert len(answer.warnings) == 1
+        assert "not in its cited passages" in answer.warnings[0]

@@ -36,6 +36,7 @@ def test_every_declared_dependency_is_locked_at_a_version_it_allows():
 
 def test_lock_holds_the_cpu_torch_and_no_cuda_packages():
     pins = _locked()
-    assert pins["torch"].base_version == "2.13.0" and pins["torch"].local in (None, "cpu")
+    assert pins["torch"].base_version == "2.13.0"
+    assert pins["torch"].local in (None, "cpu")
     assert not [n for n in pins if n.startswith("nvidia") or n == "triton"]
     assert "talentbot" not in pins  # the project itself is installed editable, never pinned

@@ -47,7 +47,9 @@ def test_other_model_name_is_refused_with_the_fix(tmp_path):
     _docs(tmp_path, "b.md", "乙市博士安家补贴十万元。")
     with pytest.raises(ModelMismatchError) as e:
         run_ingest(Store(other), FixedEmbedder(8), other, [docs])
-    assert "model-a" in str(e.value) and "model-b" in str(e.value) and "talentbot ingest --rebuild" in str(e.value)
+    assert "model-a" in str(e.value)
+    assert "model-b" in str(e.value)
+    assert "talentbot ingest --rebuild" in str(e.value)
     assert len(Store(first).manifest()) == 1  # nothing of b.md was written with the other model
     with pytest.raises(ModelMismatchError):  # a question vector of model b against model a's vectors
         Retriever(other.model_copy(update={"fusion": "rrf"}), Store(other), FixedEmbedder(8)).search("补贴")
@@ -94,6 +96,8 @@ def test_cli_switching_between_the_bundled_models(tmp_path):
     switched = cli("ingest", str(docs), *env_store, model="all-MiniLM-L6-v2")
     assert switched.returncode == 2
     lines = [line for line in switched.stderr.splitlines() if line.strip()]
-    assert len(lines) == 1 and "--rebuild" in lines[0] and "multilingual-e5-small" in lines[0], switched.stderr
+    assert len(lines) == 1, switched.stderr
+    assert "--rebuild" in lines[0], switched.stderr
+    assert "multilingual-e5-small" in lines[0], switched.stderr
     assert cli("ingest", str(docs), "--rebuild", *env_store, model="all-MiniLM-L6-v2").returncode == 0
     assert cli("ingest", str(docs), *env_store, model="all-MiniLM-L6-v2").returncode == 0

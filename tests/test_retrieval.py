@@ -49,7 +49,8 @@ def test_hybrid_search_returns_ranked_passages_with_coverage(corpus_store):
     assert len(passages) == bot.settings.k
     assert all(e in passages[0].text for e in row["a"]), passages[0].text
     scores = [p.score for p in passages]
-    assert scores == sorted(scores, reverse=True) and scores[0] > 0
+    assert scores == sorted(scores, reverse=True)
+    assert scores[0] > 0
     assert all(0.0 <= p.coverage <= 1.0 for p in passages)
     assert passages[0].coverage >= bot.settings.min_coverage
     assert all(p.meta.get("file") and p.meta.get("title") and p.meta.get("path") for p in passages)
@@ -111,7 +112,8 @@ def test_bad_date_filter_raises_input_error(bad):
 def test_filter_matching_nothing_gives_no_answer(bot, filters):
     assert bot.retriever.search("人才", filters=filters) == []
     answer = bot.ask("人才公寓有哪些支持方式？", filters=filters)
-    assert answer.no_answer and not answer.citations
+    assert answer.no_answer
+    assert not answer.citations
 
 
 # ------------------------------------------------------------------------------ the persisted lexical index
@@ -147,7 +149,8 @@ def test_lexical_index_rebuilt_when_deleted(small_store):
     shutil.rmtree(store / "lexical")
     bot = TalentBot(store=store)
     passages = bot.retriever.search("人才公寓租金")
-    assert passages and "五折" in passages[0].text
+    assert passages
+    assert "五折" in passages[0].text
     assert _index_meta(store)["generation"] == bot.store.state()["generation"]
 
 
@@ -162,7 +165,8 @@ def test_lexical_index_rebuilt_when_stale_or_unreadable(small_store, damage):
     bot = TalentBot(store=store)
     assert "场租补贴" in bot.retriever.search("青年创业团队场租补贴")[0].text
     meta = _index_meta(store)
-    assert meta["generation"] == bot.store.state()["generation"] and len(meta["ids"]) == bot.store.count()
+    assert meta["generation"] == bot.store.state()["generation"]
+    assert len(meta["ids"]) == bot.store.count()
 
 
 def test_pinyin_table_is_built_on_first_use_saved_and_checked_against_the_generation(small_store):
@@ -173,7 +177,8 @@ def test_pinyin_table_is_built_on_first_use_saved_and_checked_against_the_genera
     top = bot.retriever.search("qingnian chuangye")[0]
     assert "青年创业" in top.text
     saved = json.loads(table.read_text(encoding="utf-8"))
-    assert saved["generation"] == bot.store.state()["generation"] and "青年" in saved["table"]["qingnian"]
+    assert saved["generation"] == bot.store.state()["generation"]
+    assert "青年" in saved["table"]["qingnian"]
     mtime = table.stat().st_mtime_ns
     assert "青年创业" in TalentBot(store=store).retriever.search("qingnian chuangye")[0].text
     assert table.stat().st_mtime_ns == mtime  # a new process reuses the saved table
@@ -197,10 +202,14 @@ def test_new_file_is_retrievable_without_restart(small_store, tmp_path):
     assert writer.store.state()["generation"] == generation + 1
     assert _index_meta(store)["generation"] == generation + 1
     answer = writer.ask(question)
-    assert not answer.no_answer and answer.citations[0].file == "c.md" and "15万元" in answer.text
+    assert not answer.no_answer
+    assert answer.citations[0].file == "c.md"
+    assert "15万元" in answer.text
     time.sleep(1.1)  # the reader checks the store's generation at most once a second
     answer = reader.ask(question)
-    assert not answer.no_answer and answer.citations[0].file == "c.md" and "15万元" in answer.text
+    assert not answer.no_answer
+    assert answer.citations[0].file == "c.md"
+    assert "15万元" in answer.text
     # the old articles are still there
     assert "五折" in reader.ask("甲市人才公寓租金怎么收取？").text
 
@@ -236,7 +245,8 @@ def angle_store(tmp_path) -> Path:
     store = tmp_path / "store"
     settings = Settings(store=store)
     report = run_ingest(Store(settings), AngleEmbedder(), settings, [docs])
-    assert report.added == 4 and report.chunks == 4
+    assert report.added == 4
+    assert report.chunks == 4
     return store
 
 
@@ -269,7 +279,8 @@ def test_talent_retriever_is_a_langchain_retriever(bot):
     retriever = bot.as_retriever(k=2)
     assert isinstance(retriever, BaseRetriever)
     docs = retriever.invoke(row["q"])
-    assert len(docs) == 2 and all(isinstance(d, Document) for d in docs)
+    assert len(docs) == 2
+    assert all(isinstance(d, Document) for d in docs)
     assert all(e in docs[0].page_content for e in row["a"])
     assert docs[0].metadata["file"] in row["doc"]
     assert {"title", "source", "date", "path", "score", "coverage"} <= set(docs[0].metadata)
@@ -281,4 +292,5 @@ def test_talent_retriever_is_a_langchain_retriever(bot):
 
 def test_talent_retriever_applies_filters(bot):
     docs = bot.as_retriever(k=5, filters=Filters(region="河南")).invoke("人才发展促进")
-    assert docs and all("河南" in d.metadata["region"] or "河南" in d.metadata["title"] for d in docs)
+    assert docs
+    assert all("河南" in d.metadata["region"] or "河南" in d.metadata["title"] for d in docs)

@@ -23,13 +23,16 @@ def test_bad_setting_is_one_line_and_exit_code_2(tmp_path, env, args, named):
                           env={**os.environ, **env}, check=False)
     assert done.returncode == 2, done.stderr
     lines = done.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("error: invalid setting") and named in lines[0], done.stderr
+    assert len(lines) == 1, done.stderr
+    assert lines[0].startswith("error: invalid setting"), done.stderr
+    assert named in lines[0], done.stderr
     assert "Traceback" not in done.stderr
 
 
 def test_talentbot_overrides_are_validated(tmp_path):
     bot = TalentBot(store=str(tmp_path / "s"), k=3)
-    assert isinstance(bot.settings.store, Path) and bot.settings.k == 3
+    assert isinstance(bot.settings.store, Path)
+    assert bot.settings.k == 3
     with pytest.raises(ConfigError, match="TALENTBOT_K=0"):
         TalentBot(k=0)
     with pytest.raises(ConfigError, match="TALENTBOT_FUSION"):

@@ -118,9 +118,13 @@ def test_sources_html_escapes_everything_and_highlights_the_quote():
     parsed = _Tags(out)
     assert {t for t, _ in parsed.tags} <= {"div", "br", "mark"}, parsed.tags
     assert all(set(a) <= {"class", "id"} for _, a in parsed.tags), parsed.tags
-    assert "<script" not in out and "<img" not in out and "<svg" not in out and "<a " not in out
+    assert "<script" not in out
+    assert "<img" not in out
+    assert "<svg" not in out
+    assert "<a " not in out
     # the hostile text is still shown, as text
-    assert "<script>alert(1)</script>" in parsed.text and 'onerror="alert(2)"' in parsed.text
+    assert "<script>alert(1)</script>" in parsed.text
+    assert 'onerror="alert(2)"' in parsed.text
     assert "javascript:alert(3)" in parsed.text
     assert ("div", {"class": "tb-cite", "id": "cite-3-1"}) in parsed.tags
     assert "<mark>2023年,开发区兑现奖励资金40万元。</mark>" in out
@@ -132,7 +136,8 @@ def test_sources_html_card_per_citation_and_empty_states():
     out = sources_html(Answer("a[1] b[2]", False, [cite(1), cite(2, title="第二篇")]), turn=7)
     assert re.findall(r"id='(cite-[\d-]+)'", out) == ["cite-7-1", "cite-7-2"]
     assert titles(out) == ["山西开发区人才政策", "第二篇"]
-    assert "tb-cite" not in sources_html(None, 0) and "Cited passages appear here" in sources_html(None, 0)
+    assert "tb-cite" not in sources_html(None, 0)
+    assert "Cited passages appear here" in sources_html(None, 0)
 
 
 def test_md_safe_kills_images_and_raw_html_but_keeps_markdown():
@@ -141,7 +146,8 @@ def test_md_safe_kills_images_and_raw_html_but_keeps_markdown():
     html_out = rendered(md_safe(hostile))
     tags = {t for t, _ in _Tags(html_out).tags}
     assert not tags & {"img", "script", "iframe", "svg"}, html_out
-    assert "<strong>粗体</strong>" in html_out and "<li>一</li>" in html_out
+    assert "<strong>粗体</strong>" in html_out
+    assert "<li>一</li>" in html_out
     assert not re.search(r"<a [^>]*javascript:", html_out)
     assert md_safe("a < b & c > d") == "a &lt; b &amp; c &gt; d"
 
@@ -149,7 +155,9 @@ def test_md_safe_kills_images_and_raw_html_but_keeps_markdown():
 def test_answer_markdown_links_only_real_citations():
     a = Answer("金额为40万元[1]，另见[2]；[9]不存在。", False, [cite(1), cite(2)])
     md = answer_markdown(a, turn=4)
-    assert "[[1]](#cite-4-1)" in md and "[[2]](#cite-4-2)" in md and "[[9]]" not in md
+    assert "[[1]](#cite-4-1)" in md
+    assert "[[2]](#cite-4-2)" in md
+    assert "[[9]]" not in md
     links = [attrs["href"] for tag, attrs in _Tags(rendered(md)).tags if tag == "a"]
     assert links == ["#cite-4-1", "#cite-4-2"]
     # every link has its card
@@ -162,17 +170,23 @@ def test_answer_markdown_escapes_llm_output_and_shows_warnings():
                warnings=["figure <b>99万元</b> is not in the passages"])
     out = rendered(answer_markdown(a, 1))
     assert not {t for t, _ in _Tags(out).tags} & {"img", "script", "iframe", "b"}, out
-    assert "<blockquote>" in out and "99万元" in out
+    assert "<blockquote>" in out
+    assert "99万元" in out
 
 
 def test_no_answer_is_visibly_different():
     na = Answer("资料中没有找到与这个问题相关的内容，无法回答。", True, [])
     ok = Answer("40万元[1]", False, [cite(1)])
     md = answer_markdown(na, 2)
-    assert md.startswith("⚠️") and "未找到答案" in md and "No answer" in md and "#cite" not in md
+    assert md.startswith("⚠️")
+    assert "未找到答案" in md
+    assert "No answer" in md
+    assert "#cite" not in md
     assert "⚠️" not in answer_markdown(ok, 2)
     panel = sources_html(na, 2)
-    assert "tb-none" in panel and "tb-cite" not in panel and "No passage" in panel
+    assert "tb-none" in panel
+    assert "tb-cite" not in panel
+    assert "No passage" in panel
 
 
 def test_sources_panel_keeps_earlier_turns_newest_first():
@@ -180,7 +194,8 @@ def test_sources_panel_keeps_earlier_turns_newest_first():
     two = sources_html(Answer("b[1]", False, [cite(1)]), 2)
     panel = sources_panel([(1, "第一问<script>", one), (2, "那博士呢？", two)])
     assert panel.index("cite-2-1") < panel.index("cite-1-1")
-    assert "第一问&lt;script&gt;" in panel and "<script>" not in panel
+    assert "第一问&lt;script&gt;" in panel
+    assert "<script>" not in panel
     assert sources_panel([]) == sources_html(None, 0)
 
 
@@ -190,9 +205,11 @@ def test_bot_history_undoes_display_markup_and_is_capped():
     assert bot_history(hist, 12, 2000) == [("user", "q<1> [x]"), ("assistant", "40万元[1] https://a.example")]
     many = clean_history([{"role": "user", "content": "问" * 50_000}, {"role": "assistant", "content": "答"}] * 50,
                          20, 4000)
-    assert len(many) == 40 and all(len(m["content"]) <= 4000 for m in many)
+    assert len(many) == 40
+    assert all(len(m["content"]) <= 4000 for m in many)
     capped = bot_history(many, 12, 2000)
-    assert len(capped) <= 12 and all(len(t) <= 2000 for _, t in capped)
+    assert len(capped) <= 12
+    assert all(len(t) <= 2000 for _, t in capped)
 
 
 def test_is_loopback():
@@ -210,8 +227,11 @@ def test_chat_function_streams_then_answers_with_citations(corpus_bot):
     assert len(outs) >= 2  # streamed text first, then the final answer
     history, panel, box, shown = outs[-1]
     assert history[-2] == {"role": "user", "content": Q_WENSHUI}
-    assert "40万元" in history[-1]["content"] and "(#cite-1-1)" in history[-1]["content"]
-    assert PASSAGE in panel and "id='cite-1-1'" in panel and box == ""
+    assert "40万元" in history[-1]["content"]
+    assert "(#cite-1-1)" in history[-1]["content"]
+    assert PASSAGE in panel
+    assert "id='cite-1-1'" in panel
+    assert box == ""
     assert [t for t, _, _ in shown] == [1]
 
 
@@ -221,7 +241,8 @@ def test_page_load_lists_the_articles_and_filter_choices(corpus_bot):
     assert {r[0] for r in rows} >= {"河南省人才流动条例", "山东省人才发展促进条例"}
     assert all(isinstance(r[4], int) and r[4] > 0 for r in rows)  # chunk counts
     region_values = [c[1] if isinstance(c, tuple) else c for c in regions.choices]
-    assert region_values[0] == ALL and "河南" in region_values
+    assert region_values[0] == ALL
+    assert "河南" in region_values
 
 
 # ---------------------------------------------------------------------------------- launch: secure defaults
@@ -247,9 +268,12 @@ def test_server_defaults(server):
     from starlette.routing import Mount
 
     s = server.bot.settings
-    assert s.host == "127.0.0.1" and not s.allow_upload and server.url.startswith("http://127.0.0.1:")
+    assert s.host == "127.0.0.1"
+    assert not s.allow_upload
+    assert server.url.startswith("http://127.0.0.1:")
     blocks = next(r.app.blocks for r in create_app(server.bot).routes if isinstance(r, Mount))
-    assert blocks.share is False and blocks.ssr_mode is False
+    assert blocks.share is False
+    assert blocks.ssr_mode is False
     assert blocks.max_file_size == int(s.max_upload_mb * 2**20)
     assert blocks._queue.default_concurrency_limit > 1
 
@@ -268,7 +292,8 @@ def test_auth_from_env_is_enforced(corpus_store, monkeypatch):
         c = Client(srv.url, auth=("tester", "s3cret-pw"), verbose=False)
         history, panel, _ = ask(c, Q_WENSHUI)
         c.close()
-        assert "40万元" in last_text(history) and PASSAGE in panel
+        assert "40万元" in last_text(history)
+        assert PASSAGE in panel
     finally:
         srv.close()
 
@@ -276,7 +301,8 @@ def test_auth_from_env_is_enforced(corpus_store, monkeypatch):
 # ---------------------------------------------------------------------------- the API, via gradio_client
 def test_api_lists_the_chat_endpoint(client):
     endpoints = client.view_api(print_info=False, return_format="dict")["named_endpoints"]
-    assert "/chat" in endpoints and "/reingest" in endpoints
+    assert "/chat" in endpoints
+    assert "/reingest" in endpoints
     assert [p["parameter_name"] for p in endpoints["/chat"]["parameters"]] == [
         "message", "history", "region", "source", "date_from", "date_to"]
 
@@ -286,9 +312,13 @@ def test_chat_answers_with_the_cited_passage(client):
     answer = last_text(history)
     figure = re.search(r"\d+万元", answer).group(0)
     assert figure == "40万元"
-    assert figure in panel and PASSAGE in panel  # the figure comes from the cited passage
-    assert "[[1]](#cite-1-1)" in answer and "id='cite-1-1'" in panel
-    assert "人民日报客户端山西频道" in panel and "2024-03-28" in panel and "shanxi-kaifaqu-rencai" in panel
+    assert figure in panel
+    assert PASSAGE in panel
+    assert "[[1]](#cite-1-1)" in answer
+    assert "id='cite-1-1'" in panel
+    assert "人民日报客户端山西频道" in panel
+    assert "2024-03-28" in panel
+    assert "shanxi-kaifaqu-rencai" in panel
     assert f"<mark>{PASSAGE}" in panel
     assert box == ""
 
@@ -303,20 +333,24 @@ def test_follow_up_uses_the_history(client):
     history, _, _ = ask(client, "《山东省人才发展促进条例》自哪一天起施行？")
     assert "2020年6月1日" in last_text(history)
     history, panel, _ = ask(client, "那河南省人才流动条例呢？", history)
-    assert len(history) == 4 and [m["role"] for m in history] == ["user", "assistant"] * 2
+    assert len(history) == 4
+    assert [m["role"] for m in history] == ["user", "assistant"] * 2
     assert "2000年12月1日" in last_text(history)
     assert "(#cite-2-1)" in last_text(history)
     # the panel keeps the first turn's passage, so the first answer's [1] still has its card
-    assert "id='cite-2-1'" in panel and "id='cite-1-1'" in panel
+    assert "id='cite-2-1'" in panel
+    assert "id='cite-1-1'" in panel
     assert panel.index("河南省人才流动条例") < panel.index("山东省人才发展促进条例")
 
 
 def test_no_answer_through_the_api(client):
     history, panel, _ = ask(client, "火星上的人才政策是什么？")
-    assert "未找到答案" in last_text(history) and "tb-none" in panel and "tb-cite" not in panel
+    assert "未找到答案" in last_text(history)
+    assert "tb-none" in panel
+    assert "tb-cite" not in panel
 
 
-@pytest.mark.parametrize("question, message", [
+@pytest.mark.parametrize(("question", "message"), [
     ("", "empty"),
     ("   \n\t ", "empty"),
     ("人才\x00政策", "control characters"),
@@ -327,7 +361,8 @@ def test_bad_questions_get_a_clear_error(client, question, message):
     with pytest.raises(AppError) as err:
         ask(client, question)
     assert message in str(err.value)
-    assert "Traceback" not in str(err.value) and "upstream Gradio app" not in str(err.value)
+    assert "Traceback" not in str(err.value)
+    assert "upstream Gradio app" not in str(err.value)
 
 
 def test_bad_date_filter_gets_a_clear_error(client):
@@ -339,24 +374,30 @@ def test_region_filter_restricts_the_sources(client, corpus_store):
     henan = {r.title for r in TalentBot(store=corpus_store).articles() if "河南" in r.region}
     q = "人才流动条例自什么时候起施行？"
     _, everywhere, _ = ask(client, q)
-    assert "上海市人才流动条例" in titles(everywhere) and "河南省人才流动条例" in titles(everywhere)
+    assert "上海市人才流动条例" in titles(everywhere)
+    assert "河南省人才流动条例" in titles(everywhere)
     history, panel, _ = ask(client, q, region="河南")
-    assert titles(panel) and set(titles(panel)) <= henan
-    assert "2000年12月1日" in last_text(history) and "1997" not in last_text(history) + panel
+    assert titles(panel)
+    assert set(titles(panel)) <= henan
+    assert "2000年12月1日" in last_text(history)
+    assert "1997" not in last_text(history) + panel
     history, panel, _ = ask(client, q, region="上海")
-    assert set(titles(panel)) == {"上海市人才流动条例"} and "1997年4月1日" in last_text(history)
+    assert set(titles(panel)) == {"上海市人才流动条例"}
+    assert "1997年4月1日" in last_text(history)
 
 
 def test_source_and_date_filters(client):
     _, panel, _ = ask(client, "人才流动条例自什么时候起施行？", date_from="1997-01-01", date_to="1997-12-31")
-    assert titles(panel) == ["上海市人才流动条例"] * len(titles(panel)) and titles(panel)
+    assert titles(panel) == ["上海市人才流动条例"] * len(titles(panel))
+    assert titles(panel)
     _, panel, _ = ask(client, "开发区为企业兑现了多少人才奖励资金？", source="人民日报客户端山西频道")
     assert set(titles(panel)) == {"“向‘新’而行”山西省开发区多措并举 打造吸引人才“磁场高地”"}
 
 
 def test_filter_matching_no_article_is_a_no_answer(client):
     history, panel, _ = ask(client, Q_WENSHUI, region="火星")
-    assert "未找到答案" in last_text(history) and "tb-cite" not in panel
+    assert "未找到答案" in last_text(history)
+    assert "tb-cite" not in panel
 
 
 def test_queue_answers_others_while_one_answer_is_slow(server, client, monkeypatch):
@@ -384,7 +425,8 @@ def test_queue_answers_others_while_one_answer_is_slow(server, client, monkeypat
 
 def test_reingest_endpoint_returns_a_summary_and_the_table(client):
     summary, table = client.predict(api_name="/reingest")
-    assert re.search(r"\*\*unchanged\*\* 11\b", summary) and "**failed** 0" in summary
+    assert re.search(r"\*\*unchanged\*\* 11\b", summary)
+    assert "**failed** 0" in summary
     assert len(table["data"]) == 11
 
 
@@ -392,10 +434,12 @@ def test_page_and_config_with_example_questions(server):
     import json
 
     status, headers, body = raw_get(server.url, "/")
-    assert status == 200 and "text/html" in headers["content-type"]
+    assert status == 200
+    assert "text/html" in headers["content-type"]
     status, _, body = raw_get(server.url, "/config")
     config = json.dumps(json.loads(body), ensure_ascii=False)
-    assert status == 200 and "talentbot" in config
+    assert status == 200
+    assert "talentbot" in config
     assert all(q in config for q in EXAMPLES)
 
 
@@ -421,7 +465,8 @@ def test_file_route_refuses_system_and_store_files(server, corpus_store, corpus_
         for prefix in ("/gradio_api/file=", "/gradio_api/file/"):
             status, _, body = raw_get(server.url, prefix + p)
             assert 400 <= status < 500, (prefix + p, status)
-            assert b"root:" not in body and b"SQLite format" not in body
+            assert b"root:" not in body
+            assert b"SQLite format" not in body
 
 
 def test_forged_host_gets_no_cors_echo(server):
@@ -432,7 +477,8 @@ def test_forged_host_gets_no_cors_echo(server):
         assert "access-control-allow-origin" not in headers, (path, headers)
         assert status == 400
     status, headers, _ = raw_get(server.url, "/config", {"Host": f"127.0.0.1:{port}", "Origin": "http://evil.example"})
-    assert status == 403 and "access-control-allow-origin" not in headers  # another origin is refused outright
+    assert status == 403
+    assert "access-control-allow-origin" not in headers
 
 
 def test_uploads_are_off_by_default(server):
@@ -461,7 +507,8 @@ def test_uploads_when_switched_on_are_size_limited_and_type_checked(tmp_path, mo
         doc = tmp_path / "测试 政策.md"
         doc.write_text("# 测试人才政策\n\n第一条 本办法自2025年1月1日起施行。\n", encoding="utf-8")
         summary, table = c.predict([handle_file(str(doc))], api_name="/upload")
-        assert "**added** 1" in summary and len(table["data"]) == 1
+        assert "**added** 1" in summary
+        assert len(table["data"]) == 1
         assert [p.name for p in corpus.iterdir()] == ["测试_政策.md"]
         c.close()
     finally:

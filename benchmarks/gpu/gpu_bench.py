@@ -9,6 +9,7 @@ import json
 import os
 import statistics
 import time
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -23,7 +24,7 @@ def main() -> None:
     model = SentenceTransformer(".gpu/model", device="cuda").float()  # weights travel as float16
     torch.cuda.synchronize()
     out["load_s"] = time.perf_counter() - t0
-    texts = json.load(open(".gpu/texts.json"))
+    texts = json.loads(Path(".gpu/texts.json").read_text())
     ref = np.load(".gpu/cpu_fp32.npy")
     big = (texts * 20)[:10000]
 

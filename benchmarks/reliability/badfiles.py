@@ -24,7 +24,7 @@ from pathlib import Path
 from common import OUT, PY, ROOT, TALENTBOT, env, machine, md_table, setup_env, write_section
 
 sys.path.insert(0, str(ROOT / "tests"))
-from fixtures.docs import make_docx, make_pdf, truncated_pdf  # noqa: E402
+from fixtures.docs import make_docx, make_pdf, truncated_pdf
 
 # good files: name -> (question, figure that the cited passage must hold)
 GOOD = {

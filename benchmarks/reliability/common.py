@@ -174,7 +174,7 @@ class Server:
         """User + system CPU time the server process has used so far (plus its reaped children's: the parser
         worker's, with ``children``)."""
         try:
-            fields = open(f"/proc/{self.pid}/stat").read().rsplit(")", 1)[1].split()
+            fields = Path(f"/proc/{self.pid}/stat").read_text().rsplit(")", 1)[1].split()
             ticks = int(fields[11]) + int(fields[12]) + (int(fields[13]) + int(fields[14]) if children else 0)
             return ticks / os.sysconf("SC_CLK_TCK")
         except (OSError, IndexError, ValueError):
@@ -223,7 +223,7 @@ def _descendants(pid: int) -> list[int]:
         p = todo.pop()
         try:
             kids = [int(c) for t in os.listdir(f"/proc/{p}/task")
-                    for c in open(f"/proc/{p}/task/{t}/children").read().split()]
+                    for c in Path(f"/proc/{p}/task/{t}/children").read_text().split()]
         except (OSError, ValueError):
             kids = []
         out += kids

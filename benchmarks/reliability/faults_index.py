@@ -23,7 +23,7 @@ from pathlib import Path
 from common import OUT, PY, ROOT, TALENTBOT, env, md_table, run_measured
 
 sys.path.insert(0, str(ROOT / "tests"))
-from fixtures.corruptions import CORRUPTIONS, corrupt  # noqa: E402
+from fixtures.corruptions import CORRUPTIONS, corrupt
 
 QUESTIONS = [("《山东省人才发展促进条例》自哪一天起施行？", "2020年6月1日"),
              ("文水经济开发区2023年为盛达威公司兑现了多少人才奖励资金？", "40万元")]

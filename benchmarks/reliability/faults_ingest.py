@@ -25,7 +25,7 @@ from pathlib import Path
 from common import OUT, ROOT, TALENTBOT, Server, md_table, run_measured
 
 sys.path.insert(0, str(ROOT / "tests"))
-from fixtures.docs import make_docx, write_article  # noqa: E402
+from fixtures.docs import make_docx, write_article
 
 DROP_DAC = "--bounding-set=-dac_override,-dac_read_search"  # root obeys file modes without these
 

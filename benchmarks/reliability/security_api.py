@@ -27,8 +27,8 @@ import httpx
 from common import ALL, OUT, ROOT, Server, md_table, raw_request
 
 sys.path.insert(0, str(ROOT / "tests"))
-from fixtures.gradio_requests import file_part, fn_index  # noqa: E402
-from fixtures.gradio_requests import sse as read_sse  # noqa: E402
+from fixtures.gradio_requests import file_part, fn_index
+from fixtures.gradio_requests import sse as read_sse
 
 Q = "文水经济开发区2023年为盛达威公司兑现了多少人才奖励资金？"
 EVIL = "http://evil.example.com"

@@ -11,9 +11,15 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 from .normalize import simplified
 from .places import ZONE_WORDS, gazetteer
+
+if TYPE_CHECKING:
+    import numpy as np
+
+    from .lexical import LexicalIndex
 
 _TITLE = re.compile(r"《([^《》]{2,60})》")
 _YEAR = re.compile(r"(?<!\d)((?:19|20)\d{2})\s*年(?!代)")
@@ -146,7 +152,7 @@ class Scope:
     missing: str | None = None
 
 
-def record_places(rec) -> set[str]:
+def record_places(rec: Any) -> set[str]:
     """Division codes of an article record: those stored at ingest, else from its title and source."""
     stored = getattr(rec, "places", None)
     if stored is None:  # a record from before place codes were stored
@@ -226,7 +232,8 @@ def scope(anchors: Anchors, manifest: Mapping[str, object], articles_with: Calla
     return Scope(allowed)
 
 
-def index_lookups(index, rows_article) -> tuple[Callable[[str], set[str]], Callable[[str], str]]:
+def index_lookups(index: LexicalIndex | None,
+                  rows_article: np.ndarray) -> tuple[Callable[[str], set[str]], Callable[[str], str]]:
     """``articles_with`` and ``rarest`` for :func:`scope`, over a lexical index whose row ``i`` belongs to
     article ``rows_article[i]``. A Chinese text is held by a chunk holding all of its character pairs."""
     import numpy as np

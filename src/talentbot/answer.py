@@ -208,7 +208,7 @@ def pick_sentences(question: str, passages: list[Passage], max_sentences: int = 
     return chosen
 
 
-def extractive_events(question: str, passages: list[Passage], min_coverage: float) -> Iterator[object]:
+def extractive_events(question: str, passages: list[Passage], min_coverage: float) -> Iterator[Event]:
     """Stream an extractive answer: text events, then the final :class:`AnswerEvent`.
 
     'Not found' when the best sentence holds under ``min_coverage`` of the question's weighted terms,

@@ -7,6 +7,7 @@ import re
 import threading
 from collections.abc import Iterator, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from .answer import Answer, AnswerEvent, Event, TextEvent
 from .chain import build_chain, final_answer
@@ -17,6 +18,13 @@ from .ingest import IngestReport, Progress, run_ingest
 from .retrieval import Filters, Retriever, TalentRetriever
 from .store import ArticleRecord, Store
 from .store_swap import clear_abandoned, discard, start_staging, switch_to
+
+if TYPE_CHECKING:
+    from langchain_core.runnables import Runnable
+
+    from .embeddings import Embedder
+    from .llm import LLMAnswerer
+    from .store_lease import IngestLease
 
 logger = logging.getLogger(__name__)
 
@@ -31,15 +39,15 @@ class TalentBot:
     settings. Heavy parts (model, store, index) are opened on first use.
     """
 
-    def __init__(self, settings: Settings | None = None, **overrides) -> None:
+    def __init__(self, settings: Settings | None = None, **overrides: Any) -> None:
         if settings is None or overrides:  # validated: a bad value raises ConfigError naming it
             settings = load_settings(settings, **overrides)
         self.settings = settings
         self._store: Store | None = None
-        self._embedder = None
+        self._embedder: Embedder | None = None
         self._retriever: Retriever | None = None
-        self._chain = None
-        self._llm = None
+        self._chain: Runnable | None = None
+        self._llm: LLMAnswerer | None = None
         self._open_lock = threading.RLock()
 
     # ------------------------------------------------------------------------------ components
@@ -51,7 +59,7 @@ class TalentBot:
             return self._store
 
     @property
-    def embedder(self):
+    def embedder(self) -> Embedder:
         with self._open_lock:
             if self._embedder is None:
                 from .embeddings import Embedder
@@ -68,7 +76,7 @@ class TalentBot:
             return self._retriever
 
     @property
-    def llm(self):
+    def llm(self) -> LLMAnswerer | None:
         """The optional LLM answerer, or None in extractive mode."""
         with self._open_lock:
             if self._llm is None and self.settings.llm_base_url:
@@ -78,7 +86,7 @@ class TalentBot:
             return self._llm
 
     @property
-    def chain(self):
+    def chain(self) -> Runnable:
         """The LCEL chain (a LangChain Runnable) behind ``ask`` and ``stream``."""
         with self._open_lock:
             if self._chain is None:
@@ -142,7 +150,7 @@ class TalentBot:
         switch_to(self.store, staging)
         return report
 
-    def _take_lease(self):
+    def _take_lease(self) -> IngestLease:
         """In server mode, the store-wide lease that keeps ingests on other hosts out (see store_lease)."""
         import datetime
 

@@ -19,6 +19,7 @@ composes with other Runnables (``chain | RunnableLambda(lambda ev: ev.answer.tex
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
+from typing import TYPE_CHECKING
 
 from langchain_core.runnables import Runnable, RunnableBranch, RunnableLambda
 
@@ -28,10 +29,13 @@ from .condense import Condensed, History, condense_rule_based, llm_condense
 from .config import Settings
 from .retrieval import Retriever
 
+if TYPE_CHECKING:
+    from .llm import LLMAnswerer
+
 __all__ = ["History", "build_chain", "final_answer"]
 
 
-def build_chain(settings: Settings, retriever: Retriever, llm=None) -> Runnable:
+def build_chain(settings: Settings, retriever: Retriever, llm: LLMAnswerer | None = None) -> Runnable:
     """The chain as a LangChain Runnable over ``retriever``; ``llm`` is an ``LLMAnswerer`` or None."""
 
     def condense(inputs: dict) -> dict:

@@ -9,11 +9,15 @@ import json
 import logging
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
 from .errors import TalentBotError
+
+if TYPE_CHECKING:
+    from .bot import TalentBot
+    from .config import Settings
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="Grounded, cited answers about talent policies (人才政策) from your own documents.")
@@ -23,14 +27,14 @@ ChromaOpt = Annotated[str | None, typer.Option("--chroma-url", help="Use a `chro
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON.")]
 
 
-def _settings(store: Path | None = None, chroma_url: str | None = None, **extra):
+def _settings(store: Path | None = None, chroma_url: str | None = None, **extra: Any) -> Settings:
     from .config import load_settings
 
     overrides = {k: v for k, v in {"store": store, "chroma_url": chroma_url, **extra}.items() if v is not None}
     return load_settings(**overrides)  # a bad value: ConfigError, one line, exit 2
 
 
-def _bot(settings):
+def _bot(settings: Settings) -> TalentBot:
     from .bot import TalentBot
 
     return TalentBot(settings)
@@ -151,5 +155,10 @@ def eval_cmd(
 
 def main() -> None:
     """Console-script entry point."""
-    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+    # The level goes on the handler too: records of a library logger set to DEBUG by its own package (bm25s)
+    # reach the root's handlers whatever the root's level is.
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setLevel(logging.WARNING)
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s",
+                        handlers=[handler])
     app()

@@ -17,9 +17,13 @@ import logging
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from .lexical import query_tokens, words
 from .llm import describe_error
+
+if TYPE_CHECKING:
+    from langchain_core.language_models import BaseChatModel
 
 logger = logging.getLogger(__name__)
 
@@ -105,7 +109,7 @@ def condense_rule_based(question: str, history: History) -> Condensed:
     return Condensed(question, f"{last_user} {question}", terms * 3 + query_tokens(last_user))
 
 
-def llm_condense(model, question: str, history: History, max_chars: int) -> Condensed:
+def llm_condense(model: BaseChatModel, question: str, history: History, max_chars: int) -> Condensed:
     """The LLM's standalone rewrite of ``question`` (``model``: a LangChain chat model, not streamed); the
     rule-based one when there is no history or the endpoint fails."""
     from langchain_core.output_parsers import StrOutputParser

@@ -24,10 +24,14 @@ from collections import defaultdict
 from dataclasses import dataclass
 from importlib import metadata, resources
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from .errors import ModelLoadError
+
+if TYPE_CHECKING:
+    from tokenizers import Tokenizer
 
 logger = logging.getLogger(__name__)
 
@@ -131,7 +135,7 @@ def bert_state_dict(p: Packed) -> dict[str, np.ndarray]:
     return {k: np.ascontiguousarray(v, dtype=np.float32) for k, v in sd.items()}
 
 
-def build_tokenizer(p: Packed):
+def build_tokenizer(p: Packed) -> Tokenizer:
     """A ``tokenizers.Tokenizer`` doing what ``e5.c`` does: per-character map, collapse spaces, metaspace, unigram."""
     from tokenizers import Regex, Tokenizer, decoders, models, normalizers, pre_tokenizers, processors
 

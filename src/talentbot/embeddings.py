@@ -7,12 +7,16 @@ import logging
 import threading
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import platformdirs
 from langchain_core.embeddings import Embeddings
 
 from .errors import ModelLoadError
+
+if TYPE_CHECKING:
+    from sentence_transformers import SentenceTransformer
 
 logger = logging.getLogger(__name__)
 
@@ -32,7 +36,7 @@ def check_device(device: str) -> None:
         raise ModelLoadError(f"unknown device '{device}': use cpu, cuda, cuda:N or mps")
 
 
-_LOADED: dict[tuple[str, str], object] = {}
+_LOADED: dict[tuple[str, str], SentenceTransformer] = {}
 _LOAD_LOCK = threading.Lock()
 
 
@@ -47,10 +51,10 @@ class Embedder(Embeddings):
         self.batch_size = batch_size
         self.bf16 = bf16
         self.computed = 0
-        self._model = None
+        self._model: SentenceTransformer | None = None
 
     @property
-    def model(self):
+    def model(self) -> SentenceTransformer:
         """The loaded SentenceTransformer (loaded on first use, from disk only)."""
         if self._model is None:
             with _LOAD_LOCK:  # one copy per (model, device) in a process: bots and threads share it
@@ -60,7 +64,7 @@ class Embedder(Embeddings):
                 self._model = _LOADED[key]
         return self._model
 
-    def _load(self):
+    def _load(self) -> SentenceTransformer:
         from sentence_transformers import SentenceTransformer
         from transformers.utils import logging as hf_logging
 
@@ -81,12 +85,12 @@ class Embedder(Embeddings):
 
     @property
     def max_seq_length(self) -> int:
-        return int(self.model.max_seq_length)
+        return int(self.model.max_seq_length or 0)
 
     @property
     def dimension(self) -> int:
         """Length of the vectors this model produces."""
-        return int(self.model.get_embedding_dimension())
+        return int(self.model.get_embedding_dimension() or 0)
 
     def encode(self, texts: Sequence[str], query: bool = False) -> np.ndarray:
         """Normalised float32 vectors for ``texts`` (passages, or questions when ``query``), encoded in batches.
@@ -96,7 +100,7 @@ class Embedder(Embeddings):
         model = self.model
         prompt = "query" if query else "passage"
         prompt_name = prompt if prompt in (getattr(model, "prompts", None) or {}) else None
-        ctx = contextlib.nullcontext()
+        ctx: contextlib.AbstractContextManager[Any] = contextlib.nullcontext()
         if self.bf16:
             import torch
 

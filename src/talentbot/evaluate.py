@@ -12,8 +12,12 @@ import statistics
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from .errors import InputError
+
+if TYPE_CHECKING:
+    from .bot import TalentBot
 
 
 @dataclass
@@ -95,7 +99,7 @@ def percentile(values: list[float], q: float) -> float:
     return values[min(len(values) - 1, round(q * (len(values) - 1)))]
 
 
-def run_eval(bot, path: Path, k: int | None = None) -> EvalResult:
+def run_eval(bot: TalentBot, path: Path, k: int | None = None) -> EvalResult:
     """Ask every question of ``path`` and measure retrieval and answers against the expectations."""
     k = k or bot.settings.k
     questions = read_questions(path)
@@ -106,7 +110,7 @@ def run_eval(bot, path: Path, k: int | None = None) -> EvalResult:
     if bot.store.count():  # load the model and the index outside the timings (an empty store fails in ask)
         bot.retriever.search(questions[0]["q"], k)
     for row in questions:
-        history = [h if isinstance(h, dict) else ("user", h) for h in row.get("history", [])]
+        history: list[Any] = [h if isinstance(h, dict) else ("user", h) for h in row.get("history", [])]
         expected = row.get("a", [])
         t0 = time.perf_counter()
         try:

@@ -19,6 +19,7 @@ import re
 import unicodedata
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
+from typing import cast
 
 import cn2an
 
@@ -64,6 +65,8 @@ _NUMBER = re.compile(rf"(?P<ar>\d+(?:\.\d+)?)(?:\s*(?P<sc>[百千万亿]+|(?:tho
 _MARKER = re.compile(r"\[\d{1,2}\]")
 _RANGE = re.compile(rf"\s*[至到～~\-—或]\s*(?:\d+(?:\.\d+)?|[{_CN_ALL}]+)")
 
+_Date = tuple[int | None, int | None, int | None]  # (year, month, day)
+
 
 @dataclass(frozen=True)
 class Figure:
@@ -71,7 +74,7 @@ class Figure:
 
     text: str
     kind: str  # "number" or "date"
-    value: Decimal | tuple[int | None, int | None, int | None] | None  # None: not readable, compared as text
+    value: Decimal | _Date | None  # None: not readable, compared as text
     unit: str | None = None
     bare: Decimal | None = None  # the number before its scale word: 40 of 40万元
 
@@ -169,8 +172,8 @@ def extract(text: str) -> list[Figure]:
             continue  # 统一, 一些, 百姓, 十分: words, not figures
         if len(cn) > 1 and len(cn) != 4 and not re.search(r"[十百千万亿拾佰仟萬億〇零点]", cn):
             continue  # 一一, 三五: not a number (a year, 二〇二〇, has four digits)
-        bare = _cn(cn[:-1]) if len(cn) > 1 and cn[-1] in "万亿萬億" else None
-        out.append(Figure(cn, "number", _cn(cn), unit, bare))
+        cn_bare = _cn(cn[:-1]) if len(cn) > 1 and cn[-1] in "万亿萬億" else None
+        out.append(Figure(cn, "number", _cn(cn), unit, cn_bare))
     return out
 
 
@@ -178,7 +181,9 @@ def _supports(f: Figure, pool: list[Figure], source: str) -> bool:
     if f.value is None:
         return f.text in source
     if f.kind == "date":
-        return any(s.kind == "date" and all(a is None or a == b for a, b in zip(f.value, s.value, strict=True))
+        date = cast(_Date, f.value)
+        return any(s.kind == "date"
+                   and all(a is None or a == b for a, b in zip(date, cast(_Date, s.value), strict=True))
                    for s in pool)
     for s in pool:
         if s.kind == "date":
@@ -197,8 +202,9 @@ def source_figures(sources: list[str]) -> list[Figure]:
         for f in extract(text):
             pool.append(f)
             if f.kind == "date":
+                date = cast(_Date, f.value)
                 pool.extend(Figure(f.text, "number", Decimal(v), u)
-                            for v, u in zip(f.value, ("年", "月", "日"), strict=True) if v is not None)
+                            for v, u in zip(date, ("年", "月", "日"), strict=True) if v is not None)
     return pool
 
 

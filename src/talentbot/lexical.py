@@ -15,6 +15,7 @@ import tempfile
 import threading
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -29,6 +30,9 @@ from .lexical_files import (
     write_manifest,
 )
 from .normalize import simplified
+
+if TYPE_CHECKING:
+    import bm25s
 
 logger = logging.getLogger(__name__)
 
@@ -80,7 +84,7 @@ GLOSSARY: dict[str, list[str]] = {
 }
 
 
-def _tokenizer():
+def _tokenizer() -> Any:
     """jieba-rs (rjieba): jieba's dictionary and algorithm, compiled. It cuts like jieba 0.42 on the whole
     corpus and eval set (except hyphenated runs, split below), 14x faster, and loads in 0.1 s instead of 0.45 s."""
     global _jieba
@@ -132,13 +136,13 @@ def query_tokens(text: str) -> list[str]:
 class LexicalIndex:
     """BM25 over chunk tokens. ``ids[i]`` is the chunk id of row ``i``."""
 
-    def __init__(self, ids: list[str], bm25, generation: int = -1) -> None:
+    def __init__(self, ids: list[str], bm25: bm25s.BM25 | None, generation: int = -1) -> None:
         self.ids = ids
         self.bm25 = bm25
         self.generation = generation
         vocab = bm25.vocab_dict if bm25 is not None else {}
         self.vocab = vocab
-        self._df = None
+        self._df: np.ndarray | None = None
         self._pinyin: dict[str, list[str]] | None = None
         self.folder: Path | None = None  # where it was saved or loaded from
 
@@ -180,7 +184,6 @@ class LexicalIndex:
     def build(cls, ids: Sequence[str], token_lists: Sequence[list[str]], generation: int = -1) -> LexicalIndex:
         import bm25s
 
-        logging.getLogger("bm25s").setLevel(logging.WARNING)
         if not ids:
             return cls([], None, generation)
         bm25 = bm25s.BM25()
@@ -197,6 +200,7 @@ class LexicalIndex:
     def doc_freq(self, token: str) -> int:
         """In how many chunks ``token`` occurs."""
         if self._df is None:
+            assert self.bm25 is not None, "doc_freq of an empty index"  # callers check: idf(), anchors
             mat = self.bm25.scores
             indptr = np.asarray(mat["indptr"])
             self._df = np.diff(indptr)

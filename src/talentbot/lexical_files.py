@@ -14,8 +14,12 @@ import json
 import math
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
+
+if TYPE_CHECKING:
+    import bm25s
 
 MANIFEST = "manifest.json"
 FORMAT = 1
@@ -111,7 +115,7 @@ def check_params(params: Mapping) -> None:
         raise IndexProblem(f"params.index.json has unknown keys {sorted(set(params) - expected)}")
 
 
-def check_structure(bm25, ids: Sequence[str]) -> None:
+def check_structure(bm25: bm25s.BM25, ids: Sequence[str]) -> None:
     """The BM25 matrix is a well-formed CSC matrix of ``len(ids)`` rows with one column per word."""
     vocab = bm25.vocab_dict
     mat = bm25.scores
@@ -151,7 +155,7 @@ def _sample(n: int) -> list[int]:
     return sorted({round(i * (n - 1) / (_SAMPLE_ROWS - 1)) for i in range(_SAMPLE_ROWS)})
 
 
-def check_against_collection(bm25, ids: Sequence[str], collection_ids: Iterable[str],
+def check_against_collection(bm25: bm25s.BM25, ids: Sequence[str], collection_ids: Iterable[str],
                              tokens_of: Callable[[list[str]], Mapping[str, list[str]]]) -> None:
     """The index covers exactly the collection's chunks, and sampled rows hold exactly their tokens."""
     have, want = set(ids), set(collection_ids)

@@ -93,7 +93,7 @@ class _NoAliasLoader(yaml.SafeLoader):
     """A safe YAML loader that refuses aliases (``*name``): without them, the data is never larger than the
     text, so a few hundred bytes can't expand into gigabytes (the 'billion laughs')."""
 
-    def compose_node(self, parent, index):  # noqa: ANN001, ANN201 - PyYAML's signature
+    def compose_node(self, parent: yaml.Node | None, index: Any) -> yaml.Node | None:  # PyYAML's signature
         if self.check_event(yaml.AliasEvent):
             event = self.peek_event()
             raise yaml.composer.ComposerError(None, None, "aliases (*name) are not allowed in front matter",
@@ -106,7 +106,7 @@ def load_yaml(text: str) -> object:
     if len(text) > FRONT_MATTER_MAX:
         raise ParseError(f"YAML front matter is over {FRONT_MATTER_MAX // 1024} KB; keep it to title, source, date, url")
     try:
-        return yaml.load(text, Loader=_NoAliasLoader)  # noqa: S506 - a SafeLoader subclass
+        return yaml.load(text, Loader=_NoAliasLoader)  # a SafeLoader subclass
     except yaml.YAMLError as e:
         raise ParseError(f"bad YAML front matter: {str(e).splitlines()[0]}") from e
     except RecursionError as e:

@@ -16,7 +16,8 @@ from __future__ import annotations
 import logging
 import re
 import secrets
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from typing import Any
 
 from langchain_core.prompts import ChatPromptTemplate
 from langchain_core.runnables import (
@@ -185,7 +186,7 @@ def _unsupported(extractive: Answer, bad: list[str]) -> Answer:
                                 f"({', '.join(bad[:5])}); showing the extractive answer")
 
 
-def _with_extractive(min_coverage: float):
+def _with_extractive(min_coverage: float) -> Callable[[dict], dict]:
     def run(inputs: dict) -> dict:
         answer = None
         for ev in extractive_events(inputs["question"], inputs["passages"], min_coverage):
@@ -208,7 +209,7 @@ class LLMAnswerer:
 
         self.settings = settings
         key = settings.llm_api_key or SecretStr("not-needed")  # local servers (Ollama, vLLM) take any key
-        common = dict(base_url=settings.llm_base_url, api_key=key, model=settings.llm_model,
+        common: dict[str, Any] = dict(base_url=settings.llm_base_url, api_key=key, model=settings.llm_model,
                       timeout=settings.llm_timeout, max_retries=1, temperature=settings.llm_temperature)
         self.model = ChatOpenAI(streaming=True, **common)
         # condensing needs no streaming; also used for servers that ignore "stream": true

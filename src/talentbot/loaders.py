@@ -19,6 +19,7 @@ import stat
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from .decoding import clean_text as _clean_text
 from .decoding import decode
@@ -106,7 +107,8 @@ def _load_html(path: Path, data: bytes, limits: Limits) -> Article:
     import trafilatura
 
     html = decode(data)
-    doc = trafilatura.bare_extraction(html, include_comments=False, with_metadata=True)
+    # a trafilatura Document (as_dict is off), or None
+    doc: Any = trafilatura.bare_extraction(html, include_comments=False, with_metadata=True)
     body = _clean_text((doc.text if doc else "") or "")
     check_chars(len(body), limits)
     meta = ({"title": doc.title or "", "date": doc.date or "", "source": doc.sitename or "", "url": doc.url or ""}
@@ -127,7 +129,7 @@ def _load_pdf(path: Path, data: bytes, limits: Limits) -> Article:
             pages.append((i + 1, _clean_text(page.extract_text() or "")))
             chars += len(pages[-1][1])
             check_chars(chars, limits)  # stop at the page that crosses the cap, not after the last one
-        info = reader.metadata or {}
+        info: dict[str, Any] = reader.metadata or {}
     except (PdfReadError, ValueError, KeyError, TypeError, OSError) as e:
         raise ParseError(f"corrupt or unreadable PDF ({e})") from e
     title = _pdf_title(str(info.get("/Title") or "")) or _first_line(pages[0][1] if pages else "") or path.stem
@@ -254,7 +256,7 @@ def parse(path: Path, data: bytes, limits: Limits | None = None) -> Article:
         raise
     except MemoryError:
         raise
-    except Exception as e:  # noqa: BLE001 - pypdf/python-docx/zlib raise many types on damaged files
+    except Exception as e:  # pypdf/python-docx/zlib raise many types on damaged files
         what = {".pdf": "PDF", ".docx": "Word file"}.get(path.suffix.lower(), "file")
         reason = str(e).splitlines()[0] if str(e) else type(e).__name__
         raise ParseError(f"corrupt or unreadable {what} ({reason})") from e

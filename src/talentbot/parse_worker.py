@@ -13,6 +13,7 @@ bytes; the worker answers one JSON line ``{"article": {...}}`` or ``{"error": re
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import json
 import logging
@@ -24,7 +25,7 @@ import threading
 from collections.abc import Iterable
 from dataclasses import asdict
 from pathlib import Path
-from typing import IO
+from typing import IO, Any, cast
 
 from .limits import Limits, LoadError, ParseError
 from .loaders import Article, parse, read_file
@@ -102,11 +103,13 @@ class _Worker:
         env["PYTHONPATH"] = os.pathsep.join(p for p in (str(Path(__file__).resolve().parents[1]),
                                                         os.environ.get("PYTHONPATH")) if p)
         self.memory_mb = memory_mb
-        self.proc = subprocess.Popen(  # noqa: S603 - our own module, run by our own interpreter
+        self.proc = subprocess.Popen(  # our own module, run by our own interpreter
             [sys.executable, "-P", "-m", "talentbot.parse_worker", str(memory_mb), *preload],
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=env)
+        self.stdin = cast(IO[bytes], self.proc.stdin)  # both pipes exist: PIPE above
+        self.stdout = cast(IO[bytes], self.proc.stdout)
         self.replies: queue.Queue[bytes | None] = queue.Queue()
-        threading.Thread(target=self._read, args=(self.proc.stdout,), daemon=True,
+        threading.Thread(target=self._read, args=(self.stdout,), daemon=True,
                          name="talentbot-parse-reader").start()
         self._ready = False
 
@@ -144,9 +147,9 @@ class _Worker:
             self._ready = True
         header = json.dumps({"name": name, "size": len(data), "limits": asdict(limits)}).encode() + b"\n"
         try:
-            self.proc.stdin.write(header)
-            self.proc.stdin.write(data)
-            self.proc.stdin.flush()
+            self.stdin.write(header)
+            self.stdin.write(data)
+            self.stdin.flush()
         except OSError as e:
             self.stop()
             raise LoadError(f"the parser worker stopped: {e}") from e
@@ -164,16 +167,14 @@ class _Worker:
     def stop(self) -> None:
         if self.proc.poll() is None:
             try:
-                self.proc.stdin.close()
+                self.stdin.close()
                 self.proc.wait(timeout=2)
             except (OSError, subprocess.TimeoutExpired):
                 self.proc.kill()
                 self.proc.wait()
-        for stream in (self.proc.stdin, self.proc.stdout):
-            try:
+        for stream in (self.stdin, self.stdout):
+            with contextlib.suppress(OSError):
                 stream.close()
-            except OSError:
-                pass
 
 
 # ----------------------------------------------------------------------------------- the worker side
@@ -202,8 +203,8 @@ def _serve(memory_mb: int, preload: list[str]) -> None:
         data = inp.read(req["size"])
         try:
             a = parse(Path(req["name"]), data, Limits.from_dict(req["limits"]))
-            reply = {"article": {"title": a.title, "pages": a.pages, "source": a.source, "date": a.date,
-                                 "metadata": a.metadata}}
+            reply: dict[str, Any] = {"article": {"title": a.title, "pages": a.pages, "source": a.source,
+                                                 "date": a.date, "metadata": a.metadata}}
         except LoadError as e:
             reply = {"error": str(e)}
         except MemoryError:

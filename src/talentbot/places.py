@@ -88,11 +88,12 @@ class Gazetteer:
 
     def ancestors(self, code: str) -> list[str]:
         """``code`` and the codes above it, nearest first."""
-        out = []
-        while code and code not in out:
-            out.append(code)
-            p = self.by_code.get(code)
-            code = p.parent if p else None
+        out: list[str] = []
+        cur: str | None = code
+        while cur and cur not in out:
+            out.append(cur)
+            p = self.by_code.get(cur)
+            cur = p.parent if p else None
         return out
 
     def name(self, code: str) -> str:
@@ -116,9 +117,11 @@ class Gazetteer:
                     codes = self.full[form]
                 else:
                     zone = text.startswith(ZONE_WORDS, j) or text.startswith("经济", j)
-                    if not zone:
+                    if zone:
+                        codes = self._codes(form, zone)
+                    else:
                         cuts = _cuts(text) if cuts is None else cuts
-                    codes = self._codes(form, zone) if zone or (i in cuts and j in cuts) else frozenset()
+                        codes = self._codes(form, zone) if i in cuts and j in cuts else frozenset()
                 if codes:
                     out.append((i, form, codes))
                     pos = j

@@ -190,7 +190,7 @@ class Retriever:
         for weight, ranking in ((s.lexical_weight, lex), (s.dense_weight, dense)):
             for rank, (cid, _) in enumerate(ranking):
                 fused[cid] = fused.get(cid, 0.0) + weight / (s.rrf_k + rank + 1)
-        best = sorted(fused, key=fused.get, reverse=True)[:k]
+        best = sorted(fused, key=fused.__getitem__, reverse=True)[:k]
         timings["fusion"] = t() - t0
         t0 = t()
         rows = self.store.get_chunks(best) if best else {}
@@ -241,10 +241,10 @@ class Retriever:
         weights: dict[frozenset[str], float] = {}
         for t in terms:
             if t in renderings:
-                alts = renderings[t]
+                found = renderings[t]
                 # no rendering: as much as a Chinese term the corpus lacks ('?' never occurs in a passage)
-                w = max((index.idf(a) for a in alts), default=index.idf(f"?{t}"))
-                key = alts or frozenset({f"?{t}"})
+                w = max((index.idf(a) for a in found), default=index.idf(f"?{t}"))
+                key = found or frozenset({f"?{t}"})
             elif t in rendered or (t.isascii() and t not in index.vocab):
                 continue  # counted through its English word, or unknown but not content (digits, 'a')
             else:
@@ -254,6 +254,7 @@ class Retriever:
 
     def _idf(self, term: str) -> float:
         index = self.index
+        assert index is not None, "refresh() loads the index first"
         if term not in index.vocab:
             pairs = [f"#{term[i:i + 2]}" for i in range(len(term) - 1)]
             if pairs and all(p in index.vocab for p in pairs):

@@ -21,6 +21,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Iterator, Sequence
+from typing import Any
 
 from .config import Settings
 from .errors import StoreCorruptError, StoreError, TalentBotError
@@ -57,10 +58,10 @@ class Store(StoreRecords):
     except :meth:`reset`, so that ``ingest --rebuild`` can replace it.
     """
 
-    def __init__(self, settings: Settings, client=None, name: str | None = None) -> None:
+    def __init__(self, settings: Settings, client: Any = None, name: str | None = None) -> None:
         self.settings = settings
         self.damage: StoreCorruptError | None = None
-        self._client = None
+        self._client: Any = None  # a chromadb client, or the read-only view (store_readonly)
         self._stale = False  # the embedded Chroma was restarted after a failure: reconnect before use
         self._fixed_name = name  # a staging store of a rebuild (store_swap); else the pointer decides
         self.name = name or settings.collection  # the chunk collection in use
@@ -77,17 +78,17 @@ class Store(StoreRecords):
             logger.info("%s", e)
 
     @property
-    def client(self):
+    def client(self) -> Any:
         self._usable()
         return self._client
 
     @property
-    def chunks(self):
+    def chunks(self) -> Any:
         self._usable()
         return self._chunks
 
     @property
-    def articles(self):
+    def articles(self) -> Any:
         self._usable()
         return self._articles
 
@@ -158,7 +159,7 @@ class Store(StoreRecords):
                 name, metadata={"hnsw:space": "cosine"}, embedding_function=None)
             self._articles = self._client.get_or_create_collection(
                 f"{name}_articles", metadata={"hnsw:space": "cosine"}, embedding_function=None)
-        except Exception as e:  # noqa: BLE001 - chromadb surfaces sqlite/HNSW damage as bare errors
+        except Exception as e:  # chromadb surfaces sqlite/HNSW damage as bare errors
             # a damaged file, a full disk or a lost server: failure() tells them apart
             raise self.failure(e, "opening its collections") from e
         self.name = name
@@ -180,7 +181,7 @@ class Store(StoreRecords):
                 self._drop_collections()
                 self._open()
                 return
-            except Exception as e:  # noqa: BLE001 - decide below whether the store is damaged
+            except Exception as e:  # decide below whether the store is damaged
                 problem = None if self.settings.chroma_url else integrity_problem(self.settings.store, True)
                 if self.settings.chroma_url or (problem is None and not isinstance(e, StoreCorruptError)):
                     if isinstance(e, TalentBotError):
@@ -205,13 +206,14 @@ class Store(StoreRecords):
                 if "not" not in str(e).lower() and "does not exist" not in str(e).lower():
                     raise
                 logger.debug("no collection %s to delete: %s", name, e)
-            except Exception as e:  # noqa: BLE001 - NotFoundError type moved between chromadb versions
+            except Exception as e:  # NotFoundError type moved between chromadb versions
                 if "not" not in str(e).lower():
                     raise
 
     # ------------------------------------------------------------------------------------- chunks
     @_guarded("writing passages", write=True)
-    def write_chunks(self, ids: Sequence[str], vectors, texts: Sequence[str], metas: Sequence[dict]) -> None:
+    def write_chunks(self, ids: Sequence[str], vectors: Any, texts: Sequence[str],
+                     metas: Sequence[dict]) -> None:
         """Upsert chunks in batches below Chroma's limit."""
         step = max(1, min(self.client.get_max_batch_size(), 1000))
         for i in range(0, len(ids), step):
@@ -255,7 +257,7 @@ class Store(StoreRecords):
         return {cid: (doc, meta) for cid, doc, meta in zip(got["ids"], got["documents"], got["metadatas"], strict=True)}
 
     @_guarded("searching passages")
-    def query(self, vector, n: int, keys: Sequence[str] | None = None) -> list[tuple[str, float]]:
+    def query(self, vector: Any, n: int, keys: Sequence[str] | None = None) -> list[tuple[str, float]]:
         """Nearest chunks to ``vector`` as (id, cosine similarity), restricted to article ``keys``."""
         if self.readonly:  # the HNSW files are Chroma's: the read-only view has no vector search
             if not self._warned_dense:

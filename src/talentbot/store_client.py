@@ -7,6 +7,7 @@ read-only view (:mod:`talentbot.store_readonly`), so that questions are still an
 from __future__ import annotations
 
 import re
+from typing import Any
 from urllib.parse import urlparse
 
 from .config import Settings
@@ -60,7 +61,7 @@ def _server_target(settings: Settings) -> tuple[str, int, bool]:
     return url.hostname, port, ssl
 
 
-def open_client(settings: Settings):
+def open_client(settings: Settings) -> Any:
     """A Chroma client for the settings: HttpClient when ``chroma_url`` is set, else PersistentClient
     (or, when the disk is full and Chroma cannot open the store, a read-only view of it)."""
     import chromadb
@@ -71,7 +72,7 @@ def open_client(settings: Settings):
         host, port, ssl = _server_target(settings)
         try:
             return chromadb.HttpClient(host=host, port=port, ssl=ssl, settings=chroma_settings)
-        except Exception as e:  # noqa: BLE001 - chromadb raises bare Exceptions/ValueErrors for connection errors
+        except Exception as e:  # chromadb raises bare Exceptions/ValueErrors for connection errors
             raise StoreError(
                 f"cannot reach the Chroma server at {_server_label(settings)}: {_first_line(e)}. Start it with "
                 "`chroma run --path DIR --host 127.0.0.1 --port 8000`, or fix TALENTBOT_CHROMA_URL / --chroma-url"
@@ -87,7 +88,7 @@ def open_client(settings: Settings):
     try:
         with _OPEN_LOCK:  # chromadb creates its per-path System without a lock
             return chromadb.PersistentClient(path=str(folder), settings=chroma_settings)
-    except Exception as e:  # noqa: BLE001 - chromadb surfaces sqlite damage as bare/internal errors
+    except Exception as e:  # chromadb surfaces sqlite damage as bare/internal errors
         _release_embedded(str(folder))  # else the failed System stays cached for this path
         left = low_disk(folder)
         if left:

@@ -87,7 +87,7 @@ def _disk_full_error(folder: Path, action: str, detail: str, left: str) -> Store
 
 def _segment_dirs(folder: Path) -> list[Path]:
     """Chroma's vector-segment folders in ``folder``: UUID-named, holding only HNSW files."""
-    out = []
+    out: list[Path] = []
     try:
         entries = list(folder.iterdir())
     except OSError:

@@ -112,7 +112,8 @@ class ReadOnlyCollection:
             out["documents"] = [metas.get(r, {}).get(DOCUMENT_KEY) for r, _ in rows]
         return out
 
-    def _rows(self, con: sqlite3.Connection, ids, where, limit, offset) -> list[tuple[int, str]]:
+    def _rows(self, con: sqlite3.Connection, ids: Sequence[str] | None, where: dict[str, Any] | None,
+              limit: int | None, offset: int | None) -> list[tuple[int, str]]:
         seg = self._segment
         if ids is not None:
             rows: list[tuple[int, str]] = []
@@ -121,7 +122,8 @@ class ReadOnlyCollection:
                 rows += con.execute(f"SELECT id, embedding_id FROM embeddings WHERE segment_id = ? AND embedding_id "
                                     f"IN ({','.join('?' * len(part))}) ORDER BY id", (seg, *part)).fetchall()
             return rows
-        sql, args = "SELECT e.id, e.embedding_id FROM embeddings e", [seg]
+        sql = "SELECT e.id, e.embedding_id FROM embeddings e"
+        args: list[str | int] = [seg]
         if where:
             if len(where) != 1 or not isinstance(next(iter(where.values())), str):
                 raise NotImplementedError(f"the read-only view filters on one text field only, not {where}")

@@ -9,8 +9,9 @@ from __future__ import annotations
 import functools
 import json
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 from .errors import ModelMismatchError, TalentBotError
 from .store_client import REBUILD_HINT, _collection_gone, _first_line, _system_stopped
@@ -22,6 +23,8 @@ logger = logging.getLogger("talentbot.store")
 
 STATE_ID = "__state__"
 _ONE = [1.0]  # manifest records carry a 1-d placeholder vector: Chroma requires one
+
+_F = TypeVar("_F", bound=Callable[..., Any])
 
 
 @dataclass
@@ -43,19 +46,19 @@ class ArticleRecord:
         return self.path.replace("\\", "/").rsplit("/", 1)[-1]
 
 
-def _guarded(action: str, write: bool = False):
+def _guarded(action: str, write: bool = False) -> Callable[[_F], _F]:
     """Turn Chroma/HTTP failures of a Store method into a StoreError saying what to do. A store open
     read-only (full disk) tries to open writable again before a ``write``, and every few seconds."""
-    def decorate(fn):
+    def decorate(fn: _F) -> _F:
         @functools.wraps(fn)
-        def wrapper(self: Store, *args, **kwargs):
+        def wrapper(self: Store, *args: Any, **kwargs: Any) -> Any:
             try:
                 if self._stale or (self.readonly and (write or self._retry_due())):
                     self._reconnect()
                 return fn(self, *args, **kwargs)
             except TalentBotError:
                 raise
-            except Exception as e:  # noqa: BLE001 - chromadb, httpx and sqlite errors have no common base
+            except Exception as e:  # chromadb, httpx and sqlite errors have no common base
                 if not (_collection_gone(e) or _system_stopped(e)):
                     raise self.failure(e, action) from e
                 first = e
@@ -70,14 +73,24 @@ def _guarded(action: str, write: bool = False):
                 return fn(self, *args, **kwargs)
             except TalentBotError:
                 raise
-            except Exception as e:  # noqa: BLE001 - as above
+            except Exception as e:  # as above
                 raise self.failure(e, action) from e
-        return wrapper
+        return cast(_F, wrapper)
     return decorate
 
 
 class StoreRecords:
     """State, bookkeeping and article records (a part of :class:`talentbot.store.Store`)."""
+
+    if TYPE_CHECKING:  # provided by Store
+        _base: int
+
+        @property
+        def where(self) -> str: ...
+        @property
+        def chunks(self) -> Any: ...
+        @property
+        def articles(self) -> Any: ...
 
     # ------------------------------------------------------------------------------- state record
     @_guarded("reading its state")
@@ -142,7 +155,7 @@ class StoreRecords:
     @_guarded("reading the article list")
     def manifest(self) -> dict[str, ArticleRecord]:
         got = self.articles.get(where={"kind": "article"}, include=["metadatas"])
-        out = {}
+        out: dict[str, ArticleRecord] = {}
         for meta in got["metadatas"]:
             rec = ArticleRecord(**{k: meta.get(k, "") for k in ArticleRecord.__dataclass_fields__})
             if "places" not in meta:  # recorded before place codes were: anchors fall back on the title

@@ -41,7 +41,7 @@ def pointer_name(settings: Settings) -> str:
     return f"{settings.collection}_active"
 
 
-def read_pointer(client, settings: Settings) -> dict[str, Any]:
+def read_pointer(client: Any, settings: Settings) -> dict[str, Any]:
     """``{"active": name, "pending": [...]}``; ``{}`` when the store has none (never rebuilt aside)."""
     try:
         col = client.get_collection(pointer_name(settings), embedding_function=None)
@@ -75,7 +75,7 @@ def _write_pointer(store: Store, active: str, pending: list[str]) -> None:
                    metadatas=[{"kind": "active", "active": active, "pending": json.dumps(pending)}])
     except TalentBotError:
         raise
-    except Exception as e:  # noqa: BLE001 - chromadb, httpx and sqlite errors have no common base
+    except Exception as e:  # chromadb, httpx and sqlite errors have no common base
         raise store.failure(e, "switching collections") from e
 
 

@@ -8,11 +8,10 @@ and no links but the [n] citations in answers (:mod:`talentbot.web_render`).
 
 from __future__ import annotations
 
-import importlib.util
 import ipaddress
 import logging
 import os
-import sys
+from typing import TYPE_CHECKING, Any
 
 import gradio as gr
 
@@ -28,6 +27,12 @@ from .web_render import (  # noqa: F401 - re-exported: the rendering is part of 
     sources_panel,
 )
 from .web_upload import upload_folder
+
+if TYPE_CHECKING:
+    import threading
+
+    import fastapi
+    import uvicorn
 
 logger = logging.getLogger(__name__)
 
@@ -57,19 +62,16 @@ def _auth(bot: TalentBot) -> tuple[str, str] | None:
     return auth
 
 
-def _trim_gradio_overheads() -> None:
-    """Drop two per-request costs of Gradio 6.31 that a chat server doesn't need (found by profiling the
-    server under load: RELIABILITY.md, "load"):
-
-    - after every event its queue rebuilds an analytics summary with pandas over up to 10,000 past events,
-      so each answer gets dearer the longer the server runs: rebuild it every 200 events instead
-      (``GRADIO_ANALYTICS_CACHE_FREQUENCY``; a value set by the user wins);
-    - every call tries ``import matplotlib``, and when it is not installed each try searches ``sys.path``
-      again: record it as missing once (``None`` in ``sys.modules``), unless it is installed.
+def _trim_gradio_overheads(demo: gr.Blocks) -> None:
+    """Drop a per-request cost of Gradio 6.31 that a chat server doesn't need (found by profiling the server
+    under load: RELIABILITY.md, "load"): after every event its queue rebuilds an analytics summary with pandas
+    over up to 10,000 past events, so each answer gets dearer the longer the server runs. Rebuild it every
+    200 events instead, on this app's queue only (a ``GRADIO_ANALYTICS_CACHE_FREQUENCY`` set by the user wins;
+    nothing process-wide is changed).
     """
-    os.environ.setdefault("GRADIO_ANALYTICS_CACHE_FREQUENCY", "200")
-    if "matplotlib" not in sys.modules and importlib.util.find_spec("matplotlib") is None:
-        sys.modules["matplotlib"] = None  # type: ignore[assignment]
+    queue: Any = getattr(demo, "_queue", None)
+    if "GRADIO_ANALYTICS_CACHE_FREQUENCY" not in os.environ and hasattr(queue, "ANAYLTICS_CACHE_FREQUENCY"):
+        queue.ANAYLTICS_CACHE_FREQUENCY = 200  # sic: Gradio's spelling
 
 
 def _guard_config(demo: gr.Blocks, bot: TalentBot) -> GuardConfig:
@@ -84,7 +86,7 @@ def _guard_config(demo: gr.Blocks, bot: TalentBot) -> GuardConfig:
                        max_upload_body=int(s.max_upload_mb * 2**20) * MAX_FILES_PER_UPLOAD + 2**20)
 
 
-def create_app(bot: TalentBot):
+def create_app(bot: TalentBot) -> fastapi.FastAPI:
     """The ASGI app: the Gradio UI mounted in a FastAPI app that checks every request before Gradio does.
 
     Outermost first: untrusted Host headers are refused (so a forged Host never gets its Origin echoed);
@@ -97,9 +99,9 @@ def create_app(bot: TalentBot):
 
     s = bot.settings
     auth = _auth(bot)
-    _trim_gradio_overheads()
     bot.store.count()  # fail early, with the store's own message, if it cannot be opened
     demo = build_app(bot).queue(default_concurrency_limit=s.concurrency, max_size=s.max_queue)
+    _trim_gradio_overheads(demo)
     demo.state_session_capacity = s.max_sessions  # sessions whose state is kept; read when Gradio's app is made
     outer = fastapi.FastAPI(docs_url=None, redoc_url=None, openapi_url=None)
     outer.add_middleware(CORSMiddleware, allow_origins=[])  # its presence switches Gradio's CORS layer off
@@ -118,7 +120,7 @@ def create_app(bot: TalentBot):
 class Server:
     """A running chat server (``launch(bot, block=False)``); ``close()`` stops it."""
 
-    def __init__(self, server, thread) -> None:
+    def __init__(self, server: uvicorn.Server, thread: threading.Thread) -> None:
         self._server, self._thread = server, thread
         cfg = server.config
         host = {"0.0.0.0": "127.0.0.1", "::": "[::1]"}.get(cfg.host, cfg.host)

@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import html
 import logging
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import gradio as gr
 
@@ -81,7 +83,8 @@ def build_app(bot: TalentBot) -> gr.Blocks:
     s = bot.settings
 
     def chat(message: str, history: list, region: str | None = None, source: str | None = None,
-             date_from: str | None = None, date_to: str | None = None, shown: list | None = None):
+             date_from: str | None = None, date_to: str | None = None,
+             shown: list | None = None) -> Iterator[tuple[Any, Any, str, Any]]:
         """Answer ``message`` given the chat ``history``; streams (history, sources panel, textbox, shown).
 
         The history comes from the client: only its text messages are kept, capped and re-escaped, and only
@@ -123,7 +126,7 @@ def build_app(bot: TalentBot) -> gr.Blocks:
         sources = sorted({r.source for r in recs if r.source})
         return [ALL, *regions], [ALL, *sources]
 
-    def ingest_corpus(progress) -> IngestReport:
+    def ingest_corpus(progress: gr.Progress) -> IngestReport:
         def report(done: int, total: int, name: str) -> None:
             progress((done, max(total, 1)), desc=f"indexing {name}")
 
@@ -132,18 +135,22 @@ def build_app(bot: TalentBot) -> gr.Blocks:
         except TalentBotError as e:
             raise gr.Error(html.escape(str(e))) from None
 
-    def summary_of(r: IngestReport, skip: set[int] = frozenset()) -> str:
+    def summary_of(r: IngestReport, skip: set[int] | frozenset[int] = frozenset()) -> str:
         failed = "".join(f"\n- {md_safe(Path(f['path']).name)}: {md_safe(f['error'])}" for f in r.failed
                          if id(f) not in skip)
         return (f"**added** {r.added} · **updated** {r.updated} · **unchanged** {r.unchanged} · "
                 f"**removed** {r.removed} · **failed** {len(r.failed)} · **chunks** {r.chunks} · "
                 f"{r.seconds:.1f} s{failed}")
 
-    def reingest(progress=gr.Progress()):  # noqa: B008 - Gradio injects progress through the default
+    def reingest(
+        progress: gr.Progress = gr.Progress(),  # noqa: B008 - Gradio injects progress through the default
+    ) -> tuple[str, list[list]]:
         """Re-index the corpus folder; returns (summary markdown, article table)."""
         return summary_of(ingest_corpus(progress)), article_rows()
 
-    def upload(files: list | None, progress=gr.Progress()):  # noqa: B008 - as above
+    def upload(
+        files: list | None, progress: gr.Progress = gr.Progress(),  # noqa: B008 - as above
+    ) -> tuple[str, list[list]]:
         """Save real uploads into the corpus under free names (never replacing an article), re-index, and take
         out again the ones the ingest rejected; returns (summary markdown, article table)."""
         try:
@@ -210,7 +217,7 @@ def build_app(bot: TalentBot) -> gr.Blocks:
         chatbot.clear(lambda: (sources_html(None, 0), []), None, [sources, shown], api_visibility="private")
         reingest_btn.click(reingest, None, [summary, table], api_name="reingest", concurrency_limit=1)
 
-        def on_load():
+        def on_load() -> tuple[list[list], gr.Dropdown, gr.Dropdown]:
             r, src = choices()
             return article_rows(), gr.Dropdown(choices=r, value=ALL), gr.Dropdown(choices=src, value=ALL)
 

@@ -19,10 +19,14 @@ import logging
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 from .errors import InputError
 from .web_render import message_text
+
+if TYPE_CHECKING:
+    from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 logger = logging.getLogger(__name__)
 
@@ -83,11 +87,11 @@ def _own_origin(origin: str, host: str) -> bool:
 class RequestGuard:
     """ASGI middleware applying the checks above; see the module docstring."""
 
-    def __init__(self, app, config: GuardConfig) -> None:
+    def __init__(self, app: ASGIApp, config: GuardConfig) -> None:
         self.app = app
         self.config = config
 
-    async def __call__(self, scope, receive, send) -> None:
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] not in ("http", "websocket"):
             await self.app(scope, receive, send)
             return
@@ -124,7 +128,7 @@ class RequestGuard:
                          + [(b"content-length", str(len(new_body)).encode())])
         await self.app(scope, self._replay(new_body, receive), send)
 
-    def _capped(self, headers: dict, receive):
+    def _capped(self, headers: dict, receive: Receive) -> Receive:
         """``receive`` for an upload: refused up front when Content-Length is over the cap, and cut off (as
         a client that went away) when a body without one grows past it."""
         cap = self.config.max_upload_body
@@ -138,7 +142,7 @@ class RequestGuard:
             raise Refused(400, InputError("the request has an invalid Content-Length")) from None
         size = 0
 
-        async def counted():
+        async def counted() -> Message:
             nonlocal size
             message = await receive()
             size += len(message.get("body", b""))
@@ -146,7 +150,7 @@ class RequestGuard:
 
         return counted
 
-    async def _read_body(self, headers: dict, receive) -> bytes | None:
+    async def _read_body(self, headers: dict, receive: Receive) -> bytes | None:
         """The whole body, refused as soon as it is known to exceed the cap."""
         limit = self.config.max_body
         too_big = Refused(413, InputError(f"the request is larger than {limit // 1024} KB; "
@@ -180,9 +184,10 @@ class RequestGuard:
         fn = self._target(data, route)
         if files:
             self._check_files(files, fn)
-        if fn in self.config.chat_fns and isinstance(data, dict):
-            if self._clean_history(data, self.config.chat_fns[fn], v2=bool(route and route["kind"] == "call/v2")):
-                return json.dumps(data, ensure_ascii=False).encode()
+        if (fn in self.config.chat_fns and isinstance(data, dict)
+                and self._clean_history(data, self.config.chat_fns[fn],
+                                        v2=bool(route and route["kind"] == "call/v2"))):
+            return json.dumps(data, ensure_ascii=False).encode()
         return body
 
     def _target(self, data: object, route: re.Match | None) -> int | None:
@@ -242,10 +247,10 @@ class RequestGuard:
         return True
 
     @staticmethod
-    def _replay(body: bytes, receive):
+    def _replay(body: bytes, receive: Receive) -> Receive:
         sent = False
 
-        async def replay():
+        async def replay() -> Message:
             nonlocal sent
             if not sent:
                 sent = True
@@ -255,7 +260,7 @@ class RequestGuard:
         return replay
 
     @staticmethod
-    async def _refuse(scope, receive, send, error: Refused) -> None:
+    async def _refuse(scope: Scope, receive: Receive, send: Send, error: Refused) -> None:
         if scope["type"] == "websocket":
             await send({"type": "websocket.close", "code": 1008})
             return

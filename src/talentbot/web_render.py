@@ -11,6 +11,7 @@ from __future__ import annotations
 import html
 import logging
 import re
+from typing import Any
 
 from .answer import Answer
 
@@ -97,7 +98,7 @@ def message_text(message: object) -> str | None:
     if isinstance(content, str):
         return content
     if isinstance(content, list):
-        parts = [c.get("text") for c in content if isinstance(c, dict) and c.get("type") == "text"]
+        parts: list[Any] = [c.get("text") for c in content if isinstance(c, dict) and c.get("type") == "text"]
         if parts and all(isinstance(p, str) for p in parts):
             return " ".join(parts)
     return None
