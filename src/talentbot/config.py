@@ -83,10 +83,11 @@ class Settings(BaseSettings):
     k: int = Field(4, ge=1, le=50, description="Passages returned per question.")
     candidates: int = Field(40, ge=1, le=500, description="Candidates fetched from each retriever before fusion.")
     fusion: Literal["rrf", "lexical", "dense"] = Field(
-        "lexical", description="How dense and lexical rankings are combined (chosen by `talentbot eval`)."
+        "rrf", description="How dense and lexical rankings are combined (chosen by benchmarks/quality.py, see "
+        "docs/retrieval.md)."
     )
     lexical_weight: float = Field(1.0, ge=0, description="Weight of the lexical ranking in fusion.")
-    dense_weight: float = Field(0.1, ge=0, description="Weight of the dense ranking in fusion.")
+    dense_weight: float = Field(0.3, ge=0, description="Weight of the dense ranking in fusion.")
     rrf_k: int = Field(5, ge=1, description="Rank constant of reciprocal-rank fusion.")
     min_coverage: float = Field(
         0.3,
