@@ -9,22 +9,13 @@ from pathlib import Path
 import pytest
 
 import talentbot
+from fixtures.helpers import corpus_files, first_row
 from talentbot import Answer, AnswerEvent, Citation, EmptyStoreError, Filters, TalentBot, TextEvent
-
-EVAL = Path(__file__).resolve().parents[1] / "eval"
 
 
 @pytest.fixture(scope="module")
 def bot(corpus_store) -> TalentBot:
     return TalentBot(store=corpus_store, k=3)
-
-
-def first_row(kind: str) -> dict:
-    for line in (EVAL / "qa_shanxi.jsonl").read_text(encoding="utf-8").splitlines():
-        row = json.loads(line)
-        if row.get("type") == kind:
-            return row
-    raise KeyError(kind)
 
 
 def test_public_names_are_exported():
@@ -91,8 +82,10 @@ def test_stream_yields_text_events_then_the_answer(bot):
 
 
 def test_articles_lists_the_corpus(bot):
-    titles = [a.title for a in bot.articles()]
-    assert len(titles) == 11
+    articles = bot.articles()
+    titles = [a.title for a in articles]
+    assert {Path(a.path).name for a in articles} == {p.name for p in corpus_files()}  # one per file of corpus/
+    assert len(titles) == len(corpus_files())
     assert titles == sorted(titles)
 
 

@@ -171,7 +171,9 @@ def test_the_worker_never_sees_the_settings_or_the_api_key(tmp_path, monkeypatch
 
 
 # ---------------------------------------------------------------------- through ingest, twice
-def test_bombs_fail_with_reasons_the_rest_is_indexed_and_they_are_not_parsed_again(tmp_path, monkeypatch):
+@pytest.mark.slow  # parses the slow file to its time limit three times
+def test_bombs_fail_with_reasons_the_rest_is_indexed_and_they_are_not_parsed_again(tmp_path, monkeypatch,
+                                                                                  fake_embedder):
     folder = tmp_path / "docs"
     write_article(folder / "good.md", 1)
     _docx_with(folder / "bomb.docx", zeros_mb=32)

@@ -4,18 +4,15 @@ rule; follow-ups retrieve like full questions."""
 
 from __future__ import annotations
 
-import json
-from pathlib import Path
-
 import pytest
 from langchain_core.runnables import Runnable, RunnableLambda
 
+from fixtures.helpers import eval_rows, row_for
 from talentbot import AnswerEvent, TalentBot, TextEvent
 from talentbot.answer import Answer
 from talentbot.condense import condense_rule_based, is_follow_up, normalize_history
 
-EVAL = Path(__file__).resolve().parents[1] / "eval"
-FULL = "文水经济开发区2023年为盛达威公司兑现了多少人才奖励配套资金？"
+FULL = "文水经济开发区2023年为盛达威公司兑现了多少人才奖励配套资金？"  # written for these tests
 FOLLOW_UPS = ["它是哪家企业？", "它给了多少奖励？"]
 
 
@@ -40,7 +37,7 @@ def _check_events(events: list) -> object:
 
 def test_chain_is_a_runnable_that_streams_events(bot):
     assert isinstance(bot.chain, Runnable)
-    row = json.loads((EVAL / "qa_regulations.jsonl").read_text(encoding="utf-8").splitlines()[0])
+    row = eval_rows("qa_regulations.jsonl")[0]
     answer = _check_events(list(bot.chain.stream(_inputs(row["q"]))))
     assert not answer.no_answer
     assert all(e in answer.text for e in row["a"])
@@ -55,7 +52,7 @@ def test_chain_streams_the_no_answer_too(bot):
 
 
 def test_ask_is_the_last_event_of_stream(bot):
-    q = "垣曲经济技术开发区的三大产业基地有哪些"
+    q = row_for("垣曲经济技术开发区的三大产业基地有哪些")["q"]
     streamed = _check_events(list(bot.stream(q)))
     asked = bot.ask(q)
     assert asked.text == streamed.text
@@ -101,12 +98,12 @@ def test_follow_up_with_gradio_message_history(bot, history):
 
 
 def test_standalone_question_ignores_unrelated_history(bot):
-    q = "垣曲经济技术开发区的三大产业基地有哪些"
+    q = row_for("垣曲经济技术开发区的三大产业基地有哪些")["q"]
     assert _top(bot, q, history=[("user", FULL)]) == _top(bot, q)
 
 
 def test_chain_invoke_returns_the_answer_event_and_composes(bot):
-    q = "垣曲经济技术开发区的三大产业基地有哪些"
+    q = row_for("垣曲经济技术开发区的三大产业基地有哪些")["q"]
     event = bot.chain.invoke(_inputs(q))
     assert isinstance(event, AnswerEvent)
     assert event.answer.text == bot.ask(q).text

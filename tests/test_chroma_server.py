@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from conftest import CORPUS, free_port
+from fixtures.helpers import CORPUS, free_port, row_for
 from talentbot import TalentBot
 from talentbot.cli import app
 from talentbot.errors import ConfigError, StoreError, StoreLockedError
@@ -28,7 +28,8 @@ from talentbot.store_lease import LEASE_ID, IngestLease
 CHROMA = Path(sys.executable).with_name("chroma")
 FILES = ["shanghai-rencai-liudong-tiaoli.md", "beijing-rencai-shichang-guanli-tiaoli.md",
          "shanxi-kaifaqu-rencai-2024-03-28.txt"]
-Q_SHANGHAI = "《上海市人才流动条例》自哪一天起施行？"
+Q_SHANGHAI = "《上海市人才流动条例》自哪一天起施行？"  # written for these tests; its answer is the eval row's
+SHANGHAI_DATE = row_for("When did the Shanghai Regulations on Talent Mobility")["a"][0]
 Q_ADDED = "长风人才驿站哪一天起开放？"
 ADDED = "\n第三十一条 长风人才驿站自2025年7月15日起开放，为来京求职的人才提供免费短期住宿。\n"
 
@@ -91,6 +92,7 @@ def _cites(answer, figure: str, file: str) -> None:
 
 
 @pytest.mark.slow
+@pytest.mark.model
 def test_ingest_ask_reingest_and_a_second_app_through_a_chroma_server(tmp_path, chroma_server):
     docs = _corpus(tmp_path)
     local = tmp_path / "app1"
@@ -102,7 +104,7 @@ def test_ingest_ask_reingest_and_a_second_app_through_a_chroma_server(tmp_path, 
     assert not (local / "chroma.sqlite3").exists()  # the vectors live on the server, not in the local folder
     assert (tmp_path / "chroma-data" / "chroma.sqlite3").exists()
 
-    _cites(bot.ask(Q_SHANGHAI), "1997年4月1日", FILES[0])
+    _cites(bot.ask(Q_SHANGHAI), SHANGHAI_DATE, FILES[0])
 
     again = bot.ingest([docs])
     assert (again.added, again.updated, again.unchanged, again.embedded) == (0, 0, 3, 0)
@@ -118,7 +120,7 @@ def test_ingest_ask_reingest_and_a_second_app_through_a_chroma_server(tmp_path, 
     # A second app process's view: another local folder, no lexical index yet, the same server.
     other = tmp_path / "app2"
     second = TalentBot(store=other, chroma_url=chroma_server.url)
-    _cites(second.ask(Q_SHANGHAI), "1997年4月1日", FILES[0])
+    _cites(second.ask(Q_SHANGHAI), SHANGHAI_DATE, FILES[0])
     _cites(second.ask(Q_ADDED), "2025年7月15日", FILES[1])
     saved = json.loads((other / "lexical" / "talentbot" / "ids.json").read_text())
     assert len(saved["ids"]) == second.store.count() == edited.chunks  # rebuilt from the collection
@@ -138,6 +140,7 @@ def test_ingest_ask_reingest_and_a_second_app_through_a_chroma_server(tmp_path, 
 
 
 @pytest.mark.slow
+@pytest.mark.model
 def test_cli_chroma_url_flag(tmp_path, chroma_server):
     docs = tmp_path / "docs"
     docs.mkdir()
@@ -151,8 +154,8 @@ def test_cli_chroma_url_flag(tmp_path, chroma_server):
     asked = runner.invoke(app, ["ask", Q_SHANGHAI, *url, "--store", str(tmp_path / "elsewhere"), "--json"])
     assert asked.exit_code == 0, asked.output
     answer = json.loads(asked.stdout)
-    assert "1997年4月1日" in answer["answer"]
-    assert any("1997年4月1日" in c["text"] for c in answer["citations"])
+    assert SHANGHAI_DATE in answer["answer"]
+    assert any(SHANGHAI_DATE in c["text"] for c in answer["citations"])
 
     unchanged = runner.invoke(app, ["ingest", str(docs), *url, "--json"])
     assert json.loads(unchanged.stdout)["unchanged"] == 1
@@ -187,19 +190,21 @@ def test_an_unreachable_server_is_a_clear_store_error(tmp_path):
 
 
 @pytest.mark.slow
+@pytest.mark.model
 def test_a_server_that_goes_away_mid_session_gives_a_store_error(tmp_path, chroma_server):
     docs = tmp_path / "docs"
     docs.mkdir()
     shutil.copy(CORPUS / FILES[0], docs / FILES[0])
     bot = TalentBot(store=tmp_path / "app", chroma_url=chroma_server.url)
     bot.ingest([docs])
-    _cites(bot.ask(Q_SHANGHAI), "1997年4月1日", FILES[0])
+    _cites(bot.ask(Q_SHANGHAI), SHANGHAI_DATE, FILES[0])
     chroma_server.stop()
     with pytest.raises(StoreError, match=r"Chroma server at http://127\.0\.0\.1:\d+.*chroma run"):
         bot.ask(Q_SHANGHAI)
 
 
 @pytest.mark.slow
+@pytest.mark.model
 def test_ingests_from_two_app_hosts_take_turns_through_the_server_lease(tmp_path, chroma_server):
     docs = _corpus(tmp_path)
     a = TalentBot(store=tmp_path / "host-a", chroma_url=chroma_server.url)
@@ -226,6 +231,7 @@ def test_ingests_from_two_app_hosts_take_turns_through_the_server_lease(tmp_path
 
 
 @pytest.mark.slow
+@pytest.mark.model
 def test_two_hosts_taking_the_lease_at_once_get_exactly_one_winner_who_renews_it(tmp_path, chroma_server):
     a = TalentBot(store=tmp_path / "host-a", chroma_url=chroma_server.url)
     b = TalentBot(store=tmp_path / "host-b", chroma_url=chroma_server.url)

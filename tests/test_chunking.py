@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import CORPUS
+from fixtures.helpers import CORPUS
 from talentbot.chunking import chunk_article, split_sentences
 from talentbot.loaders import Article, load
 

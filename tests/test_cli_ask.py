@@ -9,18 +9,10 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
+from fixtures.helpers import row_for
 from talentbot.cli import app
 
-EVAL = Path(__file__).resolve().parents[1] / "eval"
 CITATION_KEYS = {"n", "title", "source", "date", "path", "text"}
-
-
-def row_for(q_part: str) -> dict:
-    for name in ("qa_regulations.jsonl", "qa_shanxi.jsonl"):
-        for line in (EVAL / name).read_text(encoding="utf-8").splitlines():
-            if line.strip() and q_part in json.loads(line)["q"]:
-                return json.loads(line)
-    raise KeyError(q_part)
 
 
 def ask(*args: str):
@@ -87,8 +79,8 @@ def test_ask_region_filter(corpus_store):
     (["😀😀😀"], "emoji"),
     (["人才补贴", "--from", "yesterday"], "YYYY"),
 ], ids=["empty", "blank", "emoji", "bad-date"])
-def test_ask_bad_input_exits_2_with_a_message(corpus_store, args, says):
-    result = ask(*args, "--store", str(corpus_store), "--json")
+def test_ask_bad_input_exits_2_with_a_message(tmp_path, args, says):
+    result = ask(*args, "--store", str(tmp_path / "empty"), "--json")  # refused before the store is opened
     assert result.exit_code == 2
     assert says in result.output
     assert "Traceback" not in result.output
@@ -97,6 +89,6 @@ def test_ask_bad_input_exits_2_with_a_message(corpus_store, args, says):
 
 def test_ask_on_an_empty_store(tmp_path):
     result = ask("人才公寓有哪些支持方式？", "--store", str(tmp_path / "empty"), "--json")
-    assert result.exit_code != 0
+    assert result.exit_code == 3  # EmptyStoreError, a StoreError (errors.py)
     assert "ingest" in result.output
     assert "Traceback" not in result.output

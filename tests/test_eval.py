@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
+from fixtures.helpers import EVAL, eval_rows
 from talentbot.cli import app
 
-EVAL = Path(__file__).resolve().parents[1] / "eval"
 SETS = ["qa_regulations.jsonl", "qa_shanxi.jsonl"]
 
 # Floors a little under the current figures (README), so that a regression fails CI.
@@ -25,10 +25,6 @@ CEILINGS = {
 KEYS = {"n", "answerable", "unanswerable", "hit1", "hitk", "mrr", "answer_contains", "doc_cited",
         "no_answer_precision", "no_answer_recall", "false_no_answer", "latency_p50_ms", "latency_p95_ms", "k",
         "rows"}
-
-
-def rows_of(name: str) -> list[dict]:
-    return [json.loads(line) for line in (EVAL / name).read_text(encoding="utf-8").splitlines() if line.strip()]
 
 
 @pytest.fixture(scope="module")
@@ -46,7 +42,7 @@ def reports(corpus_store) -> dict[str, dict]:
 def test_eval_json_report(reports, name):
     report = reports[name]
     assert set(report) >= KEYS
-    questions = rows_of(name)
+    questions = eval_rows(name)
     assert report["n"] == len(questions) == len(report["rows"])
     assert report["unanswerable"] == sum(not q["a"] for q in questions)
     assert report["answerable"] + report["unanswerable"] == report["n"]
@@ -77,7 +73,7 @@ def test_eval_figures_stay_above_floors(reports, name):
 @pytest.fixture
 def small_set(tmp_path) -> Path:
     """Six questions of the Shanxi set: four answerable, two not."""
-    rows = rows_of(SETS[1])
+    rows = eval_rows(SETS[1])
     picked = [r for r in rows if r["a"] and not r.get("history")][:4] + [r for r in rows if not r["a"]][:2]
     path = tmp_path / "small.jsonl"
     path.write_text("\n".join(json.dumps(r, ensure_ascii=False) for r in picked) + "\n", encoding="utf-8")
@@ -107,30 +103,32 @@ def test_eval_table_output(corpus_store, small_set):
     ('{"a": ["40万元"]}', "'q'"),
     ('{"q": "问题？", "a": "40万元"}', "'a'"),
 ], ids=["broken-json", "not-object", "no-q", "a-not-list"])
-def test_malformed_line_is_named(corpus_store, tmp_path, bad_line, says):
+def test_malformed_line_is_named(tmp_path, bad_line, says):
     qa = tmp_path / "qa.jsonl"
-    good = json.dumps(rows_of(SETS[0])[0], ensure_ascii=False)
+    good = json.dumps(eval_rows(SETS[0])[0], ensure_ascii=False)
     qa.write_text("\n".join([good, "", good, bad_line, good]) + "\n", encoding="utf-8")
-    result = CliRunner().invoke(app, ["eval", str(qa), "--store", str(corpus_store), "--json"])
+    store = tmp_path / "empty"  # the set is read, and refused, before the store is opened
+    result = CliRunner().invoke(app, ["eval", str(qa), "--store", str(store), "--json"])
     assert result.exit_code == 2, result.output
     assert f"{qa}:4" in result.output
     assert says in result.output
     assert "Traceback" not in result.output
 
 
-def test_missing_or_empty_question_set(corpus_store, tmp_path):
-    result = CliRunner().invoke(app, ["eval", str(tmp_path / "nope.jsonl"), "--store", str(corpus_store)])
+def test_missing_or_empty_question_set(tmp_path):
+    store = tmp_path / "empty"
+    result = CliRunner().invoke(app, ["eval", str(tmp_path / "nope.jsonl"), "--store", str(store)])
     assert result.exit_code == 2
     assert "nope.jsonl" in result.output
     empty = tmp_path / "empty.jsonl"
     empty.write_text("\n\n", encoding="utf-8")
-    result = CliRunner().invoke(app, ["eval", str(empty), "--store", str(corpus_store)])
+    result = CliRunner().invoke(app, ["eval", str(empty), "--store", str(store)])
     assert result.exit_code == 2
     assert "no questions" in result.output
 
 
 def test_eval_on_an_empty_store_fails_clearly(tmp_path):
     result = CliRunner().invoke(app, ["eval", str(EVAL / SETS[1]), "--store", str(tmp_path / "empty")])
-    assert result.exit_code != 0
+    assert result.exit_code == 3  # EmptyStoreError, a StoreError (errors.py)
     assert "ingest" in result.output
     assert "Traceback" not in result.output

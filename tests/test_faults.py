@@ -3,8 +3,9 @@
 A damaged store is detected on first use with a message naming `talentbot ingest --rebuild`, and the
 rebuild works even when Chroma cannot open the file at all (only Chroma's own files are removed).
 A full disk during ingest fails with a StoreError about disk space, the previous store still answers,
-and the next ingest, once there is room, repairs it. The disk is a real 20 MB tmpfs when this process
-may mount one (root, as in CI); the simulated variant makes Chroma's writes raise ENOSPC.
+and the next ingest, once there is room, repairs it. Two variants: "simulated" makes Chroma's writes raise
+ENOSPC, everywhere; "tmpfs" is a real 20 MB tmpfs and is collected only where this process may mount one
+(root, as in CI), so that it never skips and never quietly runs the simulation under its name.
 At 0 bytes free Chroma cannot even open the store; questions are then answered through a read-only view.
 """
 
@@ -23,6 +24,7 @@ import pytest
 from typer.testing import CliRunner
 
 from fixtures.docs import write_article
+from fixtures.fake_embedder import use_fake_embedder
 from fixtures.storecheck import assert_consistent
 from talentbot import TalentBot
 from talentbot.cli import app
@@ -53,11 +55,14 @@ def _answers(bot: TalentBot) -> None:
 
 @pytest.fixture(scope="module")
 def template(tmp_path_factory) -> tuple[Path, Path]:
-    """(docs folder, ingested store) built once; tests damage copies of the store."""
+    """(docs folder, ingested store) built once with FakeEmbedder vectors; tests damage copies of the store
+    (and take the fake_embedder fixture, to ask with the same vectors)."""
     root = tmp_path_factory.mktemp("faults")
     docs = _base_docs(root / "docs")
     store = root / "store"
-    report = TalentBot(store=store).ingest([docs])
+    with pytest.MonkeyPatch.context() as mp:
+        use_fake_embedder(mp)
+        report = TalentBot(store=store).ingest([docs])
     assert report.added == 2
     assert not report.failed
     return docs, store
@@ -88,7 +93,7 @@ DAMAGE = {"garbage": _garbage, "truncated": _truncated, "emptied": _emptied, "sc
 
 
 @pytest.mark.parametrize("damage", list(DAMAGE))
-def test_a_damaged_store_is_detected_and_rebuild_replaces_it(tmp_path, template, damage):
+def test_a_damaged_store_is_detected_and_rebuild_replaces_it(tmp_path, template, fake_embedder, damage):
     docs, original = template
     store = tmp_path / "store"
     shutil.copytree(original, store)
@@ -121,7 +126,7 @@ def test_a_damaged_store_is_detected_and_rebuild_replaces_it(tmp_path, template,
     assert (foreign / "keep.me").exists()
 
 
-def test_the_same_bot_object_can_rebuild_after_the_error(tmp_path, template):
+def test_the_same_bot_object_can_rebuild_after_the_error(tmp_path, template, fake_embedder):
     docs, original = template
     store = tmp_path / "store"
     shutil.copytree(original, store)
@@ -135,7 +140,7 @@ def test_the_same_bot_object_can_rebuild_after_the_error(tmp_path, template):
     _answers(bot)
 
 
-def test_the_web_app_refuses_to_start_on_a_damaged_store(tmp_path, template):
+def test_the_web_app_refuses_to_start_on_a_damaged_store(tmp_path, template, fake_embedder):
     from talentbot.web import create_app
 
     store = tmp_path / "store"
@@ -145,7 +150,7 @@ def test_the_web_app_refuses_to_start_on_a_damaged_store(tmp_path, template):
         create_app(TalentBot(store=store))
 
 
-def test_a_rebuild_does_not_reuse_the_lexical_index_of_the_store_it_replaced(tmp_path, template):
+def test_a_rebuild_does_not_reuse_the_lexical_index_of_the_store_it_replaced(tmp_path, template, fake_embedder):
     """The generation restarts with a new store; a saved index of the old one must not pass for it."""
     docs, original = template
     store = tmp_path / "store"
@@ -162,14 +167,14 @@ def test_a_rebuild_does_not_reuse_the_lexical_index_of_the_store_it_replaced(tmp
 
 
 # --------------------------------------------------------------------------------------- full disk
+CAN_MOUNT = os.geteuid() == 0 and shutil.which("mount") is not None  # a real full disk needs a tmpfs
+DISKS = ["tmpfs", "simulated"] if CAN_MOUNT else ["simulated"]
+
+
 def _mount_tmpfs(folder: Path, size: str = "20m") -> None:
-    """Mount a real tmpfs on ``folder``. Not being root skips the test (with that reason); a root that
-    cannot mount fails it: the real-disk variant never quietly turns into the simulation."""
+    """Mount a real tmpfs on ``folder``; a process that may mount and still cannot fails the test."""
     folder.mkdir(parents=True, exist_ok=True)
-    if os.geteuid() != 0:
-        pytest.skip("a real full disk needs a tmpfs, and mounting one needs root (the simulated variant runs)")
-    if shutil.which("mount") is None:
-        pytest.fail("mount(8) is missing: cannot make the real full disk this test needs")
+    assert CAN_MOUNT, "only tests collected where CAN_MOUNT holds mount a tmpfs"
     done = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(folder)],
                           capture_output=True, text=True)
     if done.returncode != 0:
@@ -209,10 +214,10 @@ def _fill(mount: Path, filler: Path, leave: int) -> None:
         assert shutil.disk_usage(mount).free == 0
 
 
-@pytest.fixture(params=["tmpfs", "simulated"])
+@pytest.fixture(params=DISKS)
 def disk(request, tmp_path, monkeypatch):
     """(kind, folder for the store, fill(), free_up()): a real 20 MB tmpfs, or a disk whose writes raise
-    ENOSPC on demand. The tmpfs case is skipped (not simulated) where mounting is not allowed."""
+    ENOSPC on demand. The tmpfs case exists only where mounting is allowed (DISKS)."""
     mount = tmp_path / "disk"
     if request.param == "tmpfs":
         _mount_tmpfs(mount)
@@ -258,7 +263,7 @@ def disk(request, tmp_path, monkeypatch):
 
 
 @pytest.mark.slow
-def test_a_full_disk_fails_the_ingest_cleanly_and_the_previous_store_still_answers(tmp_path, disk):
+def test_a_full_disk_fails_the_ingest_cleanly_and_the_previous_store_still_answers(tmp_path, disk, fake_embedder):
     kind, mount, fill, free_up = disk
     docs = _base_docs(tmp_path / "docs")
     store = mount / "store"
@@ -322,6 +327,9 @@ def _answers_read_only(store: Path, docs: Path, caplog) -> TalentBot:
 
 
 @pytest.mark.slow
+@pytest.mark.model
+@pytest.mark.skipif(not CAN_MOUNT, reason="a real disk at 0 bytes free needs a tmpfs, and mounting one needs root; "
+                    "test_ask_answers_when_chroma_cannot_open_a_full_disk_simulated covers the rest")
 def test_ask_answers_at_zero_bytes_free_on_a_real_disk(tmp_path, caplog):
     mount = tmp_path / "disk"
     _mount_tmpfs(mount)
@@ -353,7 +361,7 @@ def test_ask_answers_at_zero_bytes_free_on_a_real_disk(tmp_path, caplog):
         _unmount(mount)
 
 
-def test_ask_answers_when_chroma_cannot_open_a_full_disk_simulated(tmp_path, template, monkeypatch, caplog):
+def test_ask_answers_when_chroma_cannot_open_a_full_disk_simulated(tmp_path, template, fake_embedder, monkeypatch, caplog):
     """Chroma's open fails as it does on a full disk (SQLite code 13), and the disk reports no space."""
     import chromadb
 
@@ -373,7 +381,7 @@ def test_ask_answers_when_chroma_cannot_open_a_full_disk_simulated(tmp_path, tem
     _answers_read_only(store, tmp_path / "docs", caplog)
 
 
-def test_the_read_only_view_reads_what_chroma_reads(tmp_path, template):
+def test_the_read_only_view_reads_what_chroma_reads(tmp_path, template, fake_embedder):
     """Every read the store makes gives the same through the read-only view as through Chroma."""
     from talentbot.config import Settings
     from talentbot.store import Store

@@ -4,7 +4,7 @@ Each corruption of issue #16 (item 5) is applied to a real saved index: once as 
 (the checksum manifest written at save no longer matches), and once with the manifest re-stamped to
 match the corrupted files, so that the shape checks and the comparison with the collection must catch it
 on their own. Either way a question answerable before is answered correctly, and `ingest` neither
-crashes nor leaves the bad index in place.
+crashes nor leaves the bad index in place. Vectors come from FakeEmbedder: the index under test is lexical.
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ import pytest
 
 from fixtures.corruptions import CORRUPTIONS, corrupt
 from fixtures.docs import write_article
+from fixtures.fake_embedder import use_fake_embedder
 from talentbot import TalentBot
 from talentbot.lexical import LexicalIndex
 from talentbot.lexical_files import MANIFEST, IndexProblem, check_against_collection
@@ -45,8 +46,16 @@ def _docs(folder: Path) -> Path:
     return folder
 
 
+@pytest.fixture(scope="module", autouse=True)
+def _fake_vectors():
+    """Every TalentBot of this module embeds with FakeEmbedder (the module-scoped template too)."""
+    with pytest.MonkeyPatch.context() as mp:
+        use_fake_embedder(mp)
+        yield
+
+
 @pytest.fixture(scope="module")
-def template(tmp_path_factory) -> tuple[Path, Path]:
+def template(tmp_path_factory, _fake_vectors) -> tuple[Path, Path]:
     """(docs, ingested store) built once; each test corrupts a copy of the store."""
     root = tmp_path_factory.mktemp("integrity")
     docs = _docs(root / "docs")

@@ -1,4 +1,7 @@
-"""Incremental ingest through ``TalentBot.ingest`` into a real Chroma store with the real bundled model."""
+"""Incremental ingest through ``TalentBot.ingest`` into a real Chroma store.
+
+The bookkeeping tests embed with FakeEmbedder (the ``fake_embedder`` fixture): what they check does not depend
+on the vectors. The tests of the real corpus and of loading the model use the real model (marked ``model``)."""
 
 from __future__ import annotations
 
@@ -9,11 +12,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 from filelock import FileLock
 
-from conftest import CORPUS
 from fixtures.docs import article_text, make_bad_files, make_good_files, make_pdf, write_article
+from fixtures.helpers import CORPUS
 from fixtures.storecheck import assert_consistent, chunk_ids, chunk_rows
 from talentbot import InputError, ModelLoadError, StoreLockedError, TalentBot
 from talentbot.ingest import article_key
@@ -32,7 +34,7 @@ def _ids_of(path: Path, rows_or_ids) -> set[str]:
 
 
 # -------------------------------------------------------------------------------- incremental runs
-def test_add_then_unchanged_run_computes_no_embedding(tmp_path):
+def test_add_then_unchanged_run_computes_no_embedding(tmp_path, fake_embedder):
     folder = _folder(tmp_path)
     bot = TalentBot()
     first = bot.ingest([folder])
@@ -64,7 +66,7 @@ def test_add_then_unchanged_run_computes_no_embedding(tmp_path):
     assert_consistent(fresh)
 
 
-def test_edit_replaces_the_article_and_leaves_no_stale_chunk(tmp_path):
+def test_edit_replaces_the_article_and_leaves_no_stale_chunk(tmp_path, fake_embedder):
     folder = _folder(tmp_path, n=3, paragraphs=6)
     bot = TalentBot()
     bot.ingest([folder])
@@ -86,7 +88,7 @@ def test_edit_replaces_the_article_and_leaves_no_stale_chunk(tmp_path):
     assert {meta["title"] for cid, (_, meta) in rows.items() if cid in new_ids} == {"人才政策简讯0修订"}
 
 
-def test_delete_removes_the_article_and_its_chunks_only_under_the_ingested_folder(tmp_path):
+def test_delete_removes_the_article_and_its_chunks_only_under_the_ingested_folder(tmp_path, fake_embedder):
     folder = _folder(tmp_path, n=3)
     other = tmp_path / "other"
     kept = write_article(other / "b00.md", 50)
@@ -110,7 +112,7 @@ def test_delete_removes_the_article_and_its_chunks_only_under_the_ingested_folde
     assert_consistent(bot)
 
 
-def test_rename_removes_the_old_name_and_adds_the_new(tmp_path):
+def test_rename_removes_the_old_name_and_adds_the_new(tmp_path, fake_embedder):
     folder = _folder(tmp_path, n=3)
     bot = TalentBot()
     bot.ingest([folder])
@@ -129,7 +131,7 @@ def test_rename_removes_the_old_name_and_adds_the_new(tmp_path):
     assert article_key(new) in bot.store.manifest()
 
 
-def test_changed_chunk_size_reembeds_and_rebuild_starts_over(tmp_path):
+def test_changed_chunk_size_reembeds_and_rebuild_starts_over(tmp_path, fake_embedder):
     folder = _folder(tmp_path, n=3)
     TalentBot().ingest([folder])
     small = TalentBot(chunk_size=60)
@@ -147,7 +149,7 @@ def test_changed_chunk_size_reembeds_and_rebuild_starts_over(tmp_path):
     assert set(assert_consistent(small)) == set(rows)
 
 
-def test_rebuild_drops_articles_that_are_not_ingested_again(tmp_path):
+def test_rebuild_drops_articles_that_are_not_ingested_again(tmp_path, fake_embedder):
     folder = _folder(tmp_path, n=2)
     stray = write_article(tmp_path / "stray" / "s.md", 70)
     bot = TalentBot()
@@ -158,7 +160,10 @@ def test_rebuild_drops_articles_that_are_not_ingested_again(tmp_path):
     assert_consistent(bot)
 
 
+@pytest.mark.model
 def test_rebuild_with_an_unusable_device_fails_cleanly_and_keeps_the_store(tmp_path):
+    import torch
+
     folder = _folder(tmp_path, n=2)
     TalentBot().ingest([folder])
     before = chunk_ids(TalentBot())
@@ -170,7 +175,7 @@ def test_rebuild_with_an_unusable_device_fails_cleanly_and_keeps_the_store(tmp_p
     assert_consistent(bot)
 
 
-def test_a_file_named_twice_is_ingested_once(tmp_path):
+def test_a_file_named_twice_is_ingested_once(tmp_path, fake_embedder):
     folder = _folder(tmp_path, n=2)
     bot = TalentBot()
     report = bot.ingest([folder, folder / "a00.md", folder / "a00.md"])
@@ -178,7 +183,7 @@ def test_a_file_named_twice_is_ingested_once(tmp_path):
     assert_consistent(bot)
 
 
-def test_front_matter_url_and_source_reach_the_chunks(tmp_path):
+def test_front_matter_url_and_source_reach_the_chunks(tmp_path, fake_embedder):
     doc = tmp_path / "docs" / "p.md"
     doc.parent.mkdir()
     doc.write_text("---\ntitle: 人才驿站办法\nsource: 某市人才办\ndate: 2022-02-02\nurl: https://example.org/p.html\n---\n"
@@ -192,7 +197,7 @@ def test_front_matter_url_and_source_reach_the_chunks(tmp_path):
 
 
 # ------------------------------------------------------------------------------- formats, bad files
-def test_bad_files_are_skipped_with_a_reason_and_the_rest_is_indexed(tmp_path):
+def test_bad_files_are_skipped_with_a_reason_and_the_rest_is_indexed(tmp_path, fake_embedder):
     folder = tmp_path / "mixed"
     good = make_good_files(folder)
     bad = make_bad_files(folder)
@@ -224,7 +229,7 @@ def test_bad_files_are_skipped_with_a_reason_and_the_rest_is_indexed(tmp_path):
     assert len(again.failed) == len(bad)
 
 
-def test_pdf_page_numbers_reach_the_stored_chunks(tmp_path):
+def test_pdf_page_numbers_reach_the_stored_chunks(tmp_path, fake_embedder):
     folder = tmp_path / "pdf"
     folder.mkdir()
     make_pdf(folder / "rules.pdf", [["Housing Rules", "Article 1. Talents rent at half price."],
@@ -290,7 +295,7 @@ def test_every_stored_regulation_chunk_carries_title_chapter_and_label(corpus_bo
 
 
 # ------------------------------------------------------------------------------------- the lock
-def test_a_second_ingest_is_refused_while_the_lock_is_held(tmp_path):
+def test_a_second_ingest_is_refused_while_the_lock_is_held(tmp_path, fake_embedder):
     folder = _folder(tmp_path, n=1)
     store = Path(os.environ["TALENTBOT_STORE"])
     store.mkdir(parents=True)
@@ -306,7 +311,7 @@ def test_a_second_ingest_is_refused_while_the_lock_is_held(tmp_path):
     assert_consistent(bot)
 
 
-def test_a_missing_path_is_an_input_error_and_nothing_is_indexed(tmp_path):
+def test_a_missing_path_is_an_input_error_and_nothing_is_indexed(tmp_path, fake_embedder):
     folder = _folder(tmp_path, n=1)
     bot = TalentBot()
     with pytest.raises(InputError, match="no such file or folder: .*nope") as err:
@@ -315,7 +320,7 @@ def test_a_missing_path_is_an_input_error_and_nothing_is_indexed(tmp_path):
     assert bot.store.count() == 0
 
 
-def test_the_default_path_is_the_corpus_setting(tmp_path):
+def test_the_default_path_is_the_corpus_setting(tmp_path, fake_embedder):
     corpus = tmp_path / "corpus"
     corpus.mkdir()
     shutil.copy(CORPUS / "henan-rencai-liudong-tiaoli.md", corpus / "h.md")

@@ -37,6 +37,8 @@ def _cli_ingest(folder: Path, store: Path, obey_permissions: bool = False) -> tu
     return done.returncode, json.loads(done.stdout)
 
 
+@pytest.mark.slow  # two `talentbot ingest` processes with the real model
+@pytest.mark.model
 def test_an_unreadable_folder_or_file_keeps_its_articles_and_is_reported(tmp_path):
     folder = tmp_path / "docs"
     write_article(folder / "top.md", 1)
@@ -76,7 +78,7 @@ def test_an_unreadable_folder_or_file_keeps_its_articles_and_is_reported(tmp_pat
     assert (readable.unchanged, readable.added, readable.removed, readable.failed) == (4, 0, 0, [])
 
 
-def test_a_file_name_that_is_not_utf8_is_skipped_and_the_rest_is_indexed(tmp_path):
+def test_a_file_name_that_is_not_utf8_is_skipped_and_the_rest_is_indexed(tmp_path, fake_embedder):
     folder = tmp_path / "docs"
     write_article(folder / "a.md", 1)
     with open(os.path.join(os.fsencode(folder), b"latin1-\xe9.md"), "wb") as f:
@@ -98,7 +100,7 @@ def test_a_file_name_that_is_not_utf8_is_skipped_and_the_rest_is_indexed(tmp_pat
     assert [f["path"] for f in data["failed"]] == [failure["path"]]
 
 
-def test_a_fifo_and_a_link_to_dev_zero_are_skipped_with_a_reason(tmp_path):
+def test_a_fifo_and_a_link_to_dev_zero_are_skipped_with_a_reason(tmp_path, fake_embedder):
     folder = tmp_path / "docs"
     write_article(folder / "a.md", 1)
     os.mkfifo(folder / "pipe.md")  # no writer ever comes: a blocking open() would hang the ingest

@@ -6,15 +6,13 @@ not copied from the detector's patterns."""
 from __future__ import annotations
 
 import time
-from pathlib import Path
 
 import pytest
 
+from fixtures.helpers import CORPUS
 from talentbot.answer import answer_sentences
 from talentbot.chunking import split_sentences
 from talentbot.injection import is_injection, sentences, strip_injections
-
-CORPUS = Path(__file__).resolve().parents[1] / "corpus"
 
 INJECTIONS = [
     # Chinese, many wordings

@@ -12,26 +12,17 @@ import logging
 import re
 import secrets
 import time
-from pathlib import Path
 
 import pytest
 
 from fake_openai import FakeOpenAI, Reply, Request
+from fixtures.helpers import row_for
 from talentbot import AnswerEvent, TalentBot, TextEvent
 
-EVAL = Path(__file__).resolve().parents[1] / "eval"
 KEY = "sk-test-" + secrets.token_hex(12)
 FULL = "文水经济开发区2023年为盛达威公司兑现了多少人才奖励配套资金？"
 MARKER = re.compile(r"\[(\d+)\]")
 CJK = re.compile(r"[\u4e00-\u9fff]")
-
-
-def row_for(q: str) -> dict:
-    for name in ("qa_shanxi.jsonl", "qa_regulations.jsonl"):
-        for line in (EVAL / name).read_text(encoding="utf-8").splitlines():
-            if line.strip() and json.loads(line)["q"] == q:
-                return json.loads(line)
-    raise KeyError(q)
 
 
 EXPECTED = row_for("文水的开发区给盛达威发了多少人才奖金？")["a"][0]  # the figure FULL asks for

@@ -9,7 +9,6 @@ from pathlib import Path
 
 import pytest
 
-from conftest import CORPUS
 from fixtures.docs import (
     ZH_TEXT,
     ZH_TEXT_ASTRAL,
@@ -20,6 +19,7 @@ from fixtures.docs import (
     make_pdf,
     truncated_pdf,
 )
+from fixtures.helpers import CORPUS
 from talentbot.chunking import chunk_article
 from talentbot.loaders import LoadError, discover, display_path, load
 

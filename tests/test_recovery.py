@@ -10,13 +10,15 @@ import subprocess
 import sys
 import threading
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
 
 from fixtures.docs import write_article
-from fixtures.storecheck import assert_consistent
+from fixtures.storecheck import assert_consistent, chunk_rows
 from talentbot import TalentBot
+from talentbot.ingest import article_key
 
 # The child ingests the even-numbered articles, then copies edited versions of some of them over the
 # originals and ingests the whole folder (updates and additions). Store.write_chunks is wrapped only to
@@ -78,24 +80,45 @@ def _kill_mid_ingest(store, folder, after_writes: int, pause: float, log) -> Non
     assert "done" not in lines
 
 
+def _killed_state(store) -> tuple[dict, dict, set[str]]:
+    """What the kill left, read before anything repairs it: (state record, chunk rows, keys of the articles
+    whose chunks disagree with their manifest record: missing, extra, another hash or a gap)."""
+    killed = TalentBot(store=store)
+    manifest = killed.store.manifest()
+    rows = chunk_rows(killed)
+    stored: dict[str, list[tuple[int, str]]] = {}
+    for _, meta in rows.values():
+        stored.setdefault(meta["article"], []).append((int(meta["ordinal"]), meta["hash"]))
+    broken = {key for key in set(stored) | set(manifest)
+              if key not in manifest or sorted(stored.get(key, [])) != [(i, manifest[key].hash)
+                                                                       for i in range(manifest[key].chunks)]}
+    return killed.store.state(), rows, broken
+
+
 @pytest.mark.slow
+@pytest.mark.model
 @pytest.mark.parametrize(("after_writes", "pause"), [(3, 1.0), (1, 0.0)], ids=["between-writes", "during-writes"])
 def test_kill_9_mid_ingest_is_repaired_by_the_next_ingest(tmp_path, after_writes, pause):
     folder = _make_folder(tmp_path)
     store = tmp_path / "killed-store"
     with open(tmp_path / "child.log", "w") as log:
         _kill_mid_ingest(store, folder, after_writes, pause, log)
-    # Written in order a00 (update), a01 (new), a03 (new)...: with the pause, the kill came after a03's
-    # chunks were written and before its manifest record. Its file goes away before the next run, so
-    # only the repair can find those chunks.
+    state, killed_rows, broken = _killed_state(store)
+    assert state.get("dirty") is True, "the kill interrupted an ingest, and the store records it"
+    phase2 = [cid for cid, (doc, meta) in killed_rows.items() if "改" in doc or int(Path(meta["file"]).stem[1:]) % 2]
+    assert phase2, "the kill came after the second ingest had written chunks"
+    second = {article_key(folder / f"a{i:02d}.md") for i in range(N) if i % 2 or i % 4 == 0}  # new or edited
+    assert broken <= second, "only what the second ingest was writing can disagree with its records"
+    if pause:  # the kill came in the pause after a batch's chunks were written, before their records
+        assert broken, "chunks without their records were left"
+    # a03, new in the second ingest, goes away before the next run: whatever of it reached Chroma must go
     (folder / "a03.md").unlink()
 
     recovered = TalentBot(store=store)
     report = recovered.ingest([folder])
     assert not report.failed
     assert report.added + report.updated > 0  # the kill left work undone
-    if pause:
-        assert report.repaired >= 1
+    assert report.repaired == len(broken)
     rows = assert_consistent(recovered)
 
     clean = TalentBot(store=tmp_path / "clean-store")
@@ -157,6 +180,7 @@ def _collections(bot) -> set[str]:
 
 
 @pytest.mark.slow
+@pytest.mark.model
 def test_questions_are_answered_from_the_old_store_while_a_rebuild_runs(tmp_path):
     old, new = _two_corpora(tmp_path)
     store = tmp_path / "store"
@@ -222,6 +246,7 @@ print("done", flush=True)
 
 
 @pytest.mark.slow
+@pytest.mark.model
 def test_kill_9_mid_rebuild_leaves_a_store_that_answers_and_the_next_ingest_repairs(tmp_path):
     old, new = _two_corpora(tmp_path)
     store = tmp_path / "store"
@@ -259,7 +284,7 @@ def test_kill_9_mid_rebuild_leaves_a_store_that_answers_and_the_next_ingest_repa
     assert len(_collections(again)) == 3
 
 
-def test_a_read_that_races_a_dropped_collection_reopens_and_retries(tmp_path):
+def test_a_read_that_races_a_dropped_collection_reopens_and_retries(tmp_path, fake_embedder):
     """A reader whose collection is deleted under it as another process's --rebuild switches gets Chroma's
     'Missing metadata segment' error: it reopens the store (following the pointer) and asks again."""
     folder = tmp_path / "docs"

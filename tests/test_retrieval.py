@@ -1,30 +1,26 @@
-"""Retrieval: hybrid search, filters, the persisted lexical index, fusion arithmetic, the LangChain retriever."""
+"""Retrieval: hybrid search, filters, the persisted lexical index, fusion arithmetic, the LangChain retriever.
+
+The fusion arithmetic runs on FakeEmbedder vectors in an in-memory Chroma (fast tier); the rest uses the real
+model (marked ``model``)."""
 
 from __future__ import annotations
 
 import json
-import math
 import shutil
 import time
 from pathlib import Path
 
-import numpy as np
 import pytest
 from langchain_core.documents import Document
 from langchain_core.retrievers import BaseRetriever
 from langchain_core.runnables import RunnableLambda
 
+from fixtures.fake_embedder import FakeEmbedder
+from fixtures.helpers import eval_rows
 from talentbot import Filters, InputError, Settings, TalentBot
-from talentbot.embeddings import Embedder
 from talentbot.ingest import run_ingest
 from talentbot.retrieval import Retriever
 from talentbot.store import Store
-
-EVAL = Path(__file__).resolve().parents[1] / "eval"
-
-
-def eval_rows(name: str) -> list[dict]:
-    return [json.loads(line) for line in (EVAL / name).read_text(encoding="utf-8").splitlines() if line.strip()]
 
 
 def write_article(folder: Path, name: str, title: str, body: str, date: str = "2024-01-01",
@@ -118,8 +114,9 @@ def test_filter_matching_nothing_gives_no_answer(bot, filters):
 
 # ------------------------------------------------------------------------------ the persisted lexical index
 @pytest.fixture
-def small_store(tmp_path) -> tuple[Path, Path]:
-    """A store holding two small articles (ingested with the real model); returns (store, docs folder)."""
+def small_store(tmp_path, fake_embedder) -> tuple[Path, Path]:
+    """A store holding two small articles (every TalentBot of the test embeds with FakeEmbedder); returns
+    (store, docs folder)."""
     docs = tmp_path / "docs"
     write_article(docs, "a.md", "甲市人才公寓管理办法",
                   "第一条 甲市为引进人才提供人才公寓。第二条 人才公寓租金按市场价格的五折收取。")
@@ -215,27 +212,17 @@ def test_new_file_is_retrievable_without_restart(small_store, tmp_path):
 
 
 # ------------------------------------------------------------------------ fusion arithmetic (fake embedder)
-ANGLES = {"甲": 60, "乙": 40, "丙": 20, "丁": 0}
+ANGLES = {"甲": 60, "乙": 40, "丙": 20, "丁": 0}  # a text naming 甲/乙/丙/丁 points at that angle, others at 0
 
 
-class AngleEmbedder(Embedder):
-    """Deterministic vectors: a text naming 甲/乙/丙/丁 points at that angle; anything else at 0 degrees."""
-
-    def __init__(self) -> None:
-        super().__init__("fake-angles")
-
-    def encode(self, texts, query=False):
-        out = []
-        for t in texts:
-            deg = next((a for ch, a in ANGLES.items() if ch in t), 0)
-            out.append([math.cos(math.radians(deg)), math.sin(math.radians(deg)), 0.0, 0.0])
-        self.computed += len(texts)
-        return np.asarray(out, dtype=np.float32)
+def angle_embedder() -> FakeEmbedder:
+    return FakeEmbedder(dim=4, angles=ANGLES)
 
 
 @pytest.fixture
-def angle_store(tmp_path) -> Path:
-    """Four one-chunk articles: 苹果 occurs 3x in 甲, 1x in 乙, never in 丙/丁; dense order is 丁 丙 乙 甲."""
+def angle_store(tmp_path, ephemeral_client) -> tuple[Path, object]:
+    """Four one-chunk articles in an in-memory Chroma (the lexical index beside it under tmp_path): 苹果
+    occurs 3x in 甲, 1x in 乙, never in 丙/丁; dense order is 丁 丙 乙 甲. Returns (store folder, client)."""
     docs = tmp_path / "docs"
     filler = "本办法自发布之日起施行。"
     write_article(docs, "jia.md", "甲号文件", "苹果种植补贴。苹果收购补贴。苹果加工补贴。" + filler)
@@ -244,15 +231,17 @@ def angle_store(tmp_path) -> Path:
     write_article(docs, "ding.md", "丁号文件", "小麦种植补贴。蔬菜收购补贴。茶叶加工补贴。" + filler)
     store = tmp_path / "store"
     settings = Settings(store=store)
-    report = run_ingest(Store(settings), AngleEmbedder(), settings, [docs])
+    report = run_ingest(Store(settings, client=ephemeral_client), angle_embedder(), settings, [docs])
     assert report.added == 4
     assert report.chunks == 4
-    return store
+    assert not (store / "chroma.sqlite3").exists()  # the vectors are in memory
+    return store, ephemeral_client
 
 
-def _search(store: Path, query: str = "苹果", **settings) -> list[tuple[str, float]]:
+def _search(angle_store: tuple[Path, object], query: str = "苹果", **settings) -> list[tuple[str, float]]:
+    store, client = angle_store
     s = Settings(store=store, k=4, candidates=10, **settings)
-    passages = Retriever(s, Store(s), AngleEmbedder()).search(query)
+    passages = Retriever(s, Store(s, client=client), angle_embedder()).search(query)
     return [(p.meta["file"], p.score) for p in passages]
 
 

@@ -12,6 +12,7 @@ import pytest
 from talentbot import ConfigError, TalentBot
 
 
+@pytest.mark.slow  # a fresh interpreter per case
 @pytest.mark.parametrize(("env", "args", "named"), [
     ({"TALENTBOT_K": "0"}, ["ask", "人才公寓有哪些支持方式？"], "TALENTBOT_K=0"),
     ({"TALENTBOT_FUSION": "bogus"}, ["ask", "人才公寓有哪些支持方式？"], "'rrf', 'lexical' or 'dense'"),

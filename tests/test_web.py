@@ -16,7 +16,7 @@ from gradio_client import Client, handle_file
 from gradio_client.exceptions import AppError, AuthenticationError
 from markdown_it import MarkdownIt
 
-from conftest import free_port
+from fixtures.helpers import WENSHUI, WENSHUI_Q, corpus_files, evidence_through, free_port, row_for
 from talentbot import TalentBot
 from talentbot.answer import Answer, Citation
 from talentbot.errors import ConfigError
@@ -34,8 +34,12 @@ from talentbot.web import (
 )
 from talentbot.web_render import bot_history, clean_history
 
-Q_WENSHUI = "文水经济开发区2023年为盛达威公司兑现了多少人才奖励资金？"
-PASSAGE = "2023年,开发区为盛达威公司兑现人才奖励配套资金40万元"  # the cited sentence, as in the corpus
+Q_WENSHUI = WENSHUI_Q
+FIGURE = WENSHUI["a"][0]  # what Q_WENSHUI asks for (eval/qa_shanxi.jsonl)
+PASSAGE = evidence_through(WENSHUI)  # the cited sentence, as in the corpus, up to the figure
+SHANDONG = row_for("《山东省人才发展促进条例》自哪一天起施行？")
+HENAN = row_for("《河南省人才流动条例》自何时起施行？")
+SHANGHAI = row_for("When did the Shanghai Regulations on Talent Mobility")
 HOSTILE = '<script>alert(1)</script><img src=x onerror="alert(2)"><a href="javascript:alert(3)">x</a>'
 
 
@@ -227,7 +231,7 @@ def test_chat_function_streams_then_answers_with_citations(corpus_bot):
     assert len(outs) >= 2  # streamed text first, then the final answer
     history, panel, box, shown = outs[-1]
     assert history[-2] == {"role": "user", "content": Q_WENSHUI}
-    assert "40万元" in history[-1]["content"]
+    assert FIGURE in history[-1]["content"]
     assert "(#cite-1-1)" in history[-1]["content"]
     assert PASSAGE in panel
     assert "id='cite-1-1'" in panel
@@ -237,7 +241,7 @@ def test_chat_function_streams_then_answers_with_citations(corpus_bot):
 
 def test_page_load_lists_the_articles_and_filter_choices(corpus_bot):
     rows, regions, sources = _fn(build_app(corpus_bot), "on_load")()
-    assert len(rows) == 11
+    assert len(rows) == len(corpus_files())  # one row per document of corpus/
     assert {r[0] for r in rows} >= {"河南省人才流动条例", "山东省人才发展促进条例"}
     assert all(isinstance(r[4], int) and r[4] > 0 for r in rows)  # chunk counts
     region_values = [c[1] if isinstance(c, tuple) else c for c in regions.choices]
@@ -257,11 +261,22 @@ def test_non_loopback_bind_without_auth_is_refused(corpus_store, monkeypatch, ho
     assert not port_open(port)
 
 
-def test_non_loopback_bind_with_auth_builds(corpus_store, monkeypatch):
+def test_non_loopback_bind_with_auth_builds_an_app_that_asks_for_the_password(tmp_path, monkeypatch):
+    """With auth set, a non-loopback bind builds (no ConfigError), and the app it builds lets nobody in
+    without the password: requested here in-process (nothing is bound), under any Host, as a remote user would."""
+    from fastapi.testclient import TestClient
+
     monkeypatch.setenv("TALENTBOT_HOST", "0.0.0.0")
     monkeypatch.setenv("TALENTBOT_AUTH_USER", "admin")
     monkeypatch.setenv("TALENTBOT_AUTH_PASSWORD", "correct horse")
-    create_app(TalentBot(store=corpus_store))  # no ConfigError; not bound, so nothing is exposed
+    app = create_app(TalentBot(store=tmp_path / "store"))
+    with TestClient(app, base_url="http://192.0.2.7:7860") as remote:
+        for path in ("/config", "/gradio_api/info"):
+            assert remote.get(path).status_code == 401, path
+        assert remote.post("/login", data={"username": "admin", "password": "wrong"}).status_code == 400
+        assert remote.get("/config").status_code == 401
+        assert remote.post("/login", data={"username": "admin", "password": "correct horse"}).status_code == 200
+        assert remote.get("/config").status_code == 200
 
 
 def test_server_defaults(server):
@@ -292,7 +307,7 @@ def test_auth_from_env_is_enforced(corpus_store, monkeypatch):
         c = Client(srv.url, auth=("tester", "s3cret-pw"), verbose=False)
         history, panel, _ = ask(c, Q_WENSHUI)
         c.close()
-        assert "40万元" in last_text(history)
+        assert FIGURE in last_text(history)
         assert PASSAGE in panel
     finally:
         srv.close()
@@ -311,7 +326,7 @@ def test_chat_answers_with_the_cited_passage(client):
     history, panel, box = ask(client, Q_WENSHUI)
     answer = last_text(history)
     figure = re.search(r"\d+万元", answer).group(0)
-    assert figure == "40万元"
+    assert figure == FIGURE
     assert figure in panel
     assert PASSAGE in panel
     assert "[[1]](#cite-1-1)" in answer
@@ -326,16 +341,16 @@ def test_chat_answers_with_the_cited_passage(client):
 def test_chat_streams_partial_answers(client):
     parts = list(client.submit(Q_WENSHUI, [], ALL, ALL, "", "", api_name="/chat"))
     assert len(parts) >= 2
-    assert "40万元" in last_text(parts[0][0])
+    assert FIGURE in last_text(parts[0][0])
 
 
 def test_follow_up_uses_the_history(client):
-    history, _, _ = ask(client, "《山东省人才发展促进条例》自哪一天起施行？")
-    assert "2020年6月1日" in last_text(history)
-    history, panel, _ = ask(client, "那河南省人才流动条例呢？", history)
+    history, _, _ = ask(client, SHANDONG["q"])
+    assert all(e in last_text(history) for e in SHANDONG["a"])
+    history, panel, _ = ask(client, "那河南省人才流动条例呢？", history)  # the follow-up HENAN asks in full
     assert len(history) == 4
     assert [m["role"] for m in history] == ["user", "assistant"] * 2
-    assert "2000年12月1日" in last_text(history)
+    assert all(e in last_text(history) for e in HENAN["a"])
     assert "(#cite-2-1)" in last_text(history)
     # the panel keeps the first turn's passage, so the first answer's [1] still has its card
     assert "id='cite-2-1'" in panel
@@ -379,11 +394,11 @@ def test_region_filter_restricts_the_sources(client, corpus_store):
     history, panel, _ = ask(client, q, region="河南")
     assert titles(panel)
     assert set(titles(panel)) <= henan
-    assert "2000年12月1日" in last_text(history)
-    assert "1997" not in last_text(history) + panel
+    assert HENAN["a"][0] in last_text(history)
+    assert SHANGHAI["a"][0] not in last_text(history) + panel
     history, panel, _ = ask(client, q, region="上海")
     assert set(titles(panel)) == {"上海市人才流动条例"}
-    assert "1997年4月1日" in last_text(history)
+    assert SHANGHAI["a"][0] in last_text(history)
 
 
 def test_source_and_date_filters(client):
@@ -425,9 +440,10 @@ def test_queue_answers_others_while_one_answer_is_slow(server, client, monkeypat
 
 def test_reingest_endpoint_returns_a_summary_and_the_table(client):
     summary, table = client.predict(api_name="/reingest")
-    assert re.search(r"\*\*unchanged\*\* 11\b", summary)
+    n = len(corpus_files())  # every document of corpus/, unchanged
+    assert re.search(rf"\*\*unchanged\*\* {n}\b", summary)
     assert "**failed** 0" in summary
-    assert len(table["data"]) == 11
+    assert len(table["data"]) == n
 
 
 def test_page_and_config_with_example_questions(server):
@@ -488,6 +504,8 @@ def test_uploads_are_off_by_default(server):
     assert r.status_code == 403
 
 
+@pytest.mark.slow  # a server of its own, ingesting with the real model
+@pytest.mark.model
 def test_uploads_when_switched_on_are_size_limited_and_type_checked(tmp_path, monkeypatch):
     import httpx
 

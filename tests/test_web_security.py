@@ -24,14 +24,14 @@ from gradio_client import Client, handle_file
 from gradio_client.client import Endpoint
 from markdown_it import MarkdownIt
 
-from conftest import free_port
 from fixtures.gradio_requests import file_part, fn_index
+from fixtures.helpers import WENSHUI, WENSHUI_Q, free_port
 from talentbot import TalentBot
 from talentbot.answer import Answer, AnswerEvent, Citation
 from talentbot.web import ALL, answer_markdown, build_app, create_app, launch, md_safe
 from talentbot.web_upload import upload_folder
 
-Q = "文水经济开发区2023年为盛达威公司兑现了多少人才奖励资金？"
+Q = WENSHUI_Q
 EVIL = "evil.example.com"
 
 
@@ -125,8 +125,8 @@ def test_history_file_part_through_gradio_client_reads_nothing(server, secret, t
                 assert not copies(needle, start)
         monkeypatch.undo()
         history, _, _ = c.predict(Q, [], ALL, ALL, "", "", api_name="/chat")  # and the chat still works
-        assert "40万元" in history[-1]["content"][0]["text"] if isinstance(history[-1]["content"], list) \
-            else "40万元" in history[-1]["content"]
+        content = history[-1]["content"]
+        assert WENSHUI["a"][0] in (content[0]["text"] if isinstance(content, list) else content)
     finally:
         c.close()
 
@@ -156,7 +156,7 @@ def test_gradio_checks_that_a_file_was_uploaded(corpus_store, secret, tmp_path):
 
 # ------------------------------------------------------------------- 1 and 2. the upload function, switched on
 @pytest.fixture
-def upload_server(tmp_path, monkeypatch):
+def upload_server(tmp_path, monkeypatch):  # its tests are marked slow and model
     monkeypatch.setenv("GRADIO_TEMP_DIR", str(tmp_path / "gradio"))  # uploads land in this test's temp dir
     corpus = tmp_path / "corpus"
     corpus.mkdir()
@@ -173,6 +173,8 @@ def corpus_files(corpus: Path) -> dict[str, bytes]:
     return {p.name: p.read_bytes() for p in sorted(corpus.iterdir())}
 
 
+@pytest.mark.slow  # a server of its own, ingesting with the real model
+@pytest.mark.model
 def test_an_upload_request_is_capped_in_all(upload_server):
     """Gradio caps each file; one request may still carry many: the whole body is capped too."""
     cap = int(upload_server.bot.settings.max_upload_mb * 2**20) * 20 + 2**20
@@ -191,6 +193,8 @@ def test_an_upload_request_is_capped_in_all(upload_server):
     assert r.status_code == 200, r.text[:200]  # an ordinary upload still goes through
 
 
+@pytest.mark.slow  # a server of its own, ingesting with the real model
+@pytest.mark.model
 def test_upload_refuses_a_server_path(upload_server, tmp_path):
     target = tmp_path / "server-only.md"
     target.write_text("# 服务器上的文件\n\n第一条 这个文件不应进入语料库。\n", encoding="utf-8")
@@ -211,6 +215,8 @@ def test_upload_refuses_a_server_path(upload_server, tmp_path):
     assert corpus_files(upload_server.corpus) == before
 
 
+@pytest.mark.slow  # a server of its own, ingesting with the real model
+@pytest.mark.model
 def test_upload_with_an_existing_name_keeps_both(upload_server, tmp_path):
     new = tmp_path / "up" / "a.md"
     new.parent.mkdir()
@@ -232,6 +238,8 @@ def test_upload_with_an_existing_name_keeps_both(upload_server, tmp_path):
     assert "31万元" in answer.text + "".join(c.text for c in answer.citations)
 
 
+@pytest.mark.slow  # a server of its own, ingesting with the real model
+@pytest.mark.model
 def test_upload_the_ingest_rejects_is_removed_from_the_corpus(upload_server, tmp_path):
     bad = tmp_path / "up" / "broken.docx"
     bad.parent.mkdir()
@@ -251,6 +259,8 @@ def test_upload_the_ingest_rejects_is_removed_from_the_corpus(upload_server, tmp
     assert again.unchanged == 1
 
 
+@pytest.mark.slow  # a server of its own, ingesting with the real model
+@pytest.mark.model
 def test_history_file_part_is_refused_with_uploads_on(upload_server, secret, tmp_path):
     """With uploads on, the client may upload its file, but chat history still takes text only."""
     c = Client(upload_server.url, verbose=False)
