@@ -117,8 +117,11 @@ def _onnx(model, texts: list[str], batch: int, repeats: int, v32: np.ndarray, cp
                              token_type_ids=token_type_ids).last_hidden_state
 
     tok, names = model.tokenizer, ["input_ids", "attention_mask", "token_type_ids"]
+    prompt = (getattr(model, "prompts", None) or {}).get("passage", "")  # e5: "passage: ", as Embedder.encode
     folder = Path(tempfile.mkdtemp(prefix="talentbot-onnx-"))
-    example = tok(texts[:2], padding=True, truncation=True, max_length=model.max_seq_length, return_tensors="pt")
+    example = dict(tok([prompt + t for t in texts[:2]], padding=True, truncation=True,
+                       max_length=model.max_seq_length, return_tensors="pt"))
+    example.setdefault("token_type_ids", torch.zeros_like(example["input_ids"]))  # e5's tokenizer has none
     torch.onnx.export(Encoder(model[0].auto_model.eval()), tuple(example[k] for k in names), str(folder / "f32.onnx"),
                       input_names=names, output_names=["hidden"], opset_version=17, dynamo=False,
                       dynamic_axes={k: {0: "batch", 1: "seq"} for k in [*names, "hidden"]})
@@ -134,8 +137,9 @@ def _onnx(model, texts: list[str], batch: int, repeats: int, v32: np.ndarray, cp
             vecs = np.zeros((len(items), v32.shape[1]), dtype=np.float32)
             for i in range(0, len(items), batch):
                 idx = order[i:i + batch]
-                b = tok([items[j] for j in idx], padding=True, truncation=True, max_length=model.max_seq_length,
-                        return_tensors="np")
+                b = dict(tok([prompt + items[j] for j in idx], padding=True, truncation=True,
+                             max_length=model.max_seq_length, return_tensors="np"))
+                b.setdefault("token_type_ids", np.zeros_like(b["input_ids"]))
                 hidden = sess.run(None, {k: b[k].astype(np.int64) for k in names})[0]
                 mask = b["attention_mask"][..., None].astype(np.float32)
                 v = (hidden * mask).sum(axis=1) / mask.sum(axis=1)
