@@ -19,6 +19,11 @@ BUNDLED_ALIASES = {"e5": "multilingual-e5-small", "multilingual-e5-small": "mult
 DEFAULT_MODEL = "multilingual-e5-small"
 
 
+def default_model_cache() -> Path:
+    """The per-user folder where bundled models are converted (~/.cache/talentbot on Linux)."""
+    return Path(platformdirs.user_cache_dir("talentbot"))
+
+
 class Settings(BaseSettings):
     """Every tunable of talentbot. Build one at the entry point and pass it down."""
 
@@ -68,7 +73,7 @@ class Settings(BaseSettings):
         "empty means the default, multilingual-e5-small.",
     )
     model_cache: Path = Field(
-        default_factory=lambda: Path(platformdirs.user_cache_dir("talentbot")),
+        default_factory=default_model_cache,
         description="Folder where bundled models are converted to sentence-transformers folders (once).",
     )
     device: str = Field("cpu", description="Torch device for embeddings: cpu, cuda, cuda:0 …")

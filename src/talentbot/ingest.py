@@ -138,8 +138,7 @@ def run_ingest(store: Store, embedder: Embedder, settings: Settings, paths: Sequ
     if store.state().get("dirty"):
         report.repaired = repair(store)
         logger.warning("repaired an interrupted ingest: %d article(s) will be re-indexed", report.repaired)
-    store.check_model(settings.model_label)
-    store.record_model(settings.model_label)
+    store.claim_model(settings.model_label)
     store.set_state(dirty=True)
     manifest = store.manifest()
     blocked: list[tuple[Path, str]] = []  # folders that could not be listed: their articles are kept
@@ -232,9 +231,7 @@ def _flush(store: Store, embedder: Embedder, pending: list, report: IngestReport
         return
     metas = pool.submit(lambda: [_chunk_meta(rec, c, article) for rec, article, chunks, _ in pending for c in chunks])
     vectors = embedder.encode([c.indexed_text for _, _, chunks, _ in pending for c in chunks])
-    label = store.state().get("embedding_model", "")
-    store.check_model(label, vectors.shape[1])  # same name, other vector length (a local folder replaced)
-    store.record_model(label, vectors.shape[1])
+    store.claim_model(dim=vectors.shape[1])  # same name, other vector length (a local folder replaced)
     store.write_chunks([f"{rec.key}:{c.ordinal}" for rec, _, chunks, _ in pending for c in chunks], vectors,
                        [c.text for _, _, chunks, _ in pending for c in chunks], metas.result())
     for rec, _, chunks, is_update in pending:

@@ -118,9 +118,12 @@ class StoreRecords:
         raise ModelMismatchError(f"the vector store at {self.where} {problem}; vectors of two models are never "
                                  f"mixed: {REBUILD_HINT}, or set TALENTBOT_EMBEDDING_MODEL back to the store's model")
 
-    def record_model(self, label: str, dim: int | None = None) -> None:
-        """Remember which model (and vector length) made the store's vectors (after :meth:`check_model`)."""
+    def claim_model(self, label: str | None = None, dim: int | None = None) -> None:
+        """:meth:`check_model`, then remember the model (and vector length) if the store does not record it yet;
+        one read of the state. ``label`` None: the model the store records (a later batch of the same ingest)."""
         state = self.state()
+        label = state.get("embedding_model", "") if label is None else label
+        self.check_model(label, dim, state)
         if state.get("embedding_model") != label or (dim is not None and state.get("embedding_dim") != dim):
             self.set_state(embedding_model=label, **({"embedding_dim": dim} if dim is not None else {}))
 
