@@ -70,10 +70,11 @@ def _matches(rec, f: Filters) -> bool:
         ok &= f.source in rec.source
     if f.region:
         ok &= f.region in rec.region or f.region in rec.title
+    date = rec.effective or rec.date  # a regulation is dated by when it takes effect
     if f.date_from:
-        ok &= bool(rec.date) and rec.date >= f.date_from
+        ok &= bool(date) and date >= f.date_from
     if f.date_to:
-        ok &= bool(rec.date) and rec.date[: len(f.date_to)] <= f.date_to
+        ok &= bool(date) and date[: len(f.date_to)] <= f.date_to
     return ok
 
 

@@ -118,15 +118,20 @@ def serve(
     port: Annotated[int | None, typer.Option(help="Port (default 7860).")] = None,
     store: StoreOpt = None, chroma_url: ChromaOpt = None,
 ) -> None:
-    """Start the browser chat (Gradio)."""
+    """Start the browser chat (Gradio). Its URL is printed once it accepts requests; a port in use exits 1,
+    an address that cannot be bound 2, each with a one-line error."""
     try:
         settings = _settings(store, chroma_url, host=host, port=port)
         from .web import launch
 
-        typer.echo(f"talentbot chat on http://{settings.host}:{settings.port}  (Ctrl+C to stop)", err=True)
-        launch(_bot(settings))
+        def ready(url: str) -> None:
+            typer.echo(f"talentbot chat on {url}  (Ctrl+C to stop)", err=True)
+
+        launch(_bot(settings), on_ready=ready)
     except TalentBotError as e:
         raise _fail(e) from None
+    except KeyboardInterrupt:  # Ctrl+C while starting, or the signal passed on after a clean shutdown
+        raise typer.Exit(0) from None
 
 
 @app.command("eval")

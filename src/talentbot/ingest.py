@@ -29,7 +29,8 @@ from .lexical import tokenize
 from .limits import Limits, LoadError, ParseError
 from .loaders import Article, discover, display_path
 from .parse_worker import Parser
-from .places import gazetteer
+from .policy_dates import policy_dates, valid_iso
+from .regions import article_regions
 from .store import ArticleRecord, Store
 
 logger = logging.getLogger(__name__)
@@ -68,16 +69,7 @@ def article_key(path: Path) -> str:
     return hashlib.sha1(os.fsencode(resolved)).hexdigest()[:16]  # a name that is not UTF-8 still has a key
 
 
-def regions_of(*texts: str) -> str:
-    """Provinces and cities named in the title/source (with the province of a city), comma-joined short
-    names ('广东,深圳'), from the administrative-division table (:mod:`talentbot.places`)."""
-    g = gazetteer()
-    codes = [a for t in texts if t for _, _, cs in g.find(t) for c in sorted(cs) for a in reversed(g.ancestors(c))]
-    names = [g.by_code[c].short or g.by_code[c].name for c in dict.fromkeys(codes) if g.by_code[c].level < 2]
-    return ",".join(dict.fromkeys(names))
-
-
-CHUNKER_VERSION = "v5"  # bump when loaders/chunking/tokens change for unchanged files: forces a re-index
+CHUNKER_VERSION = "v6"  # bump when loaders/chunking/tokens change for unchanged files: forces a re-index
 
 
 def content_hash(article: Article, settings: Settings) -> str:
@@ -96,6 +88,8 @@ def _chunk_meta(rec: ArticleRecord, chunk: Chunk, article: Article) -> dict:
             "source": rec.source, "date": rec.date, "path": rec.path, "file": rec.file, "region": rec.region,
             "chapter": chunk.chapter, "label": chunk.label,
             "tokens": " ".join(tokenize(chunk.indexed_text))}
+    if rec.effective:  # cited with the passage (answer.citation_for)
+        meta["effective"] = rec.effective
     if chunk.page is not None:
         meta["page"] = chunk.page
     for extra in ("original_source", "url"):  # front-matter/page metadata worth citing
@@ -184,10 +178,7 @@ def _ingest_files(store: Store, embedder: Embedder, settings: Settings, files: l
             report.unchanged += 1
             continue
         chunks = chunk_article(article, settings.chunk_size, settings.chunk_overlap)
-        rec = ArticleRecord(key=key, path=str(path.resolve()), title=article.title, source=article.source,
-                            date=article.date, hash=digest, chunks=len(chunks),
-                            region=article.metadata.get("region") or regions_of(article.title, article.source),
-                            places=",".join(place_codes(article.title, article.source, article.text)))
+        rec = article_record(key, path, article, digest, len(chunks))
         pending.append((rec, article, chunks, old is not None))
         pending_chunks += len(chunks)
         if pending_chunks >= FLUSH_CHUNKS:
@@ -195,6 +186,20 @@ def _ingest_files(store: Store, embedder: Embedder, settings: Settings, files: l
             pending, pending_chunks = [], 0
     _flush(store, embedder, pending, report, pool)
     return seen
+
+
+def article_record(key: str, path: Path, article: Article, digest: str, chunks: int) -> ArticleRecord:
+    """The manifest record of an article: its regions (:func:`talentbot.regions.article_regions`) and the dates
+    it states of itself (:func:`talentbot.policy_dates.policy_dates`; an ``effective`` date in the front
+    matter wins)."""
+    region, codes = article_regions(article.title, article.source, article.text, article.metadata.get("region", ""))
+    dates = policy_dates(article.text, issued=article.date)
+    return ArticleRecord(key=key, path=str(path.resolve()), title=article.title, source=article.source,
+                         date=article.date, hash=digest, chunks=chunks, region=region, region_codes=codes,
+                         places=",".join(place_codes(article.title, article.source, article.text)),
+                         effective=valid_iso(article.metadata.get("effective", "")) or dates.effective,
+                         adopted=dates.adopted, amended=",".join(dates.amended), expires=dates.expires,
+                         repeals="；".join(dates.repeals))
 
 
 def _load(path: Path, key: str, parser: Parser, failures: FailureLog, manifest: dict[str, ArticleRecord],

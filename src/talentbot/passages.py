@@ -5,12 +5,18 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from .errors import InputError
+from .regions import region_matches
 from .store import ArticleRecord
 
 
 @dataclass(frozen=True)
 class Filters:
-    """Restrict retrieval to some articles. Empty fields match everything."""
+    """Restrict retrieval to some articles. Empty fields match everything.
+
+    ``region`` matches an article about that place or a place inside it (广东: the Guangzhou and Shenzhen
+    regulations too; 广州: never a Shenzhen one), by the article's region codes (:mod:`talentbot.regions`).
+    The dates compare with the date the article takes effect when it states one, else with its own date.
+    """
 
     file: str | None = None
     source: str | None = None
@@ -29,11 +35,12 @@ class Filters:
             return False
         if self.source and self.source not in rec.source:
             return False
-        if self.region and self.region not in rec.region and self.region not in rec.title:
+        if self.region and not region_matches(self.region, rec.region, rec.region_codes):
             return False
-        if self.date_from and (not rec.date or rec.date < self.date_from):
+        date = rec.effective or rec.date
+        if self.date_from and (not date or date < self.date_from):
             return False
-        return not (self.date_to and (not rec.date or rec.date[: len(self.date_to)] > self.date_to))
+        return not (self.date_to and (not date or date[: len(self.date_to)] > self.date_to))
 
     @property
     def active(self) -> bool:

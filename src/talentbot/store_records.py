@@ -40,6 +40,12 @@ class ArticleRecord:
     chunks: int
     region: str = ""
     places: str | None = None  # division codes it names and those above them (anchors.place_codes); None: unknown
+    region_codes: str = ""  # codes of the regions it is about and those above them (regions.article_regions)
+    effective: str = ""  # the dates it states of itself (policy_dates): when it takes effect, ISO
+    adopted: str = ""
+    amended: str = ""  # comma-joined, oldest first
+    expires: str = ""
+    repeals: str = ""  # titles of the documents it repeals, '；'-joined
 
     @property
     def file(self) -> str:

@@ -11,12 +11,13 @@ from __future__ import annotations
 import ipaddress
 import logging
 import os
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import gradio as gr
 
 from .bot import TalentBot
-from .errors import ConfigError
+from .errors import ConfigError, TalentBotError
 from .web_app import ALL, CSS, EXAMPLES, build_app  # noqa: F401 - re-exported
 from .web_guard import MAX_FILES_PER_UPLOAD, GuardConfig, RequestGuard
 from .web_render import (  # noqa: F401 - re-exported: the rendering is part of this module's interface
@@ -29,6 +30,7 @@ from .web_render import (  # noqa: F401 - re-exported: the rendering is part of 
 from .web_upload import upload_folder
 
 if TYPE_CHECKING:
+    import socket
     import threading
 
     import fastapi
@@ -120,12 +122,9 @@ def create_app(bot: TalentBot) -> fastapi.FastAPI:
 class Server:
     """A running chat server (``launch(bot, block=False)``); ``close()`` stops it."""
 
-    def __init__(self, server: uvicorn.Server, thread: threading.Thread) -> None:
+    def __init__(self, server: uvicorn.Server, thread: threading.Thread, url: str) -> None:
         self._server, self._thread = server, thread
-        cfg = server.config
-        host = {"0.0.0.0": "127.0.0.1", "::": "[::1]"}.get(cfg.host, cfg.host)
-        host = f"[{host}]" if ":" in host and not host.startswith("[") else host
-        self.url = f"http://{host}:{cfg.port}/"
+        self.url = url
 
     def close(self) -> None:
         """Stop serving; open streams (browser tabs, client heartbeats) get a short grace period."""
@@ -136,25 +135,98 @@ class Server:
             self._thread.join(timeout=5)
 
 
-def launch(bot: TalentBot, block: bool = True) -> Server | None:
-    """Serve the chat on the configured host and port; ``block=False`` returns a :class:`Server` once up."""
+def bind(host: str, port: int) -> socket.socket:
+    """A listening socket on ``host``:``port``, or a one-line error: :class:`TalentBotError` (exit 1) when the
+    port is taken, :class:`ConfigError` (exit 2) when the address is not one of this machine's, or the port
+    is not ours to take."""
+    import errno
+    import socket
+
+    where = f"{host}:{port}"
+    try:
+        infos = socket.getaddrinfo(host or None, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    except (socket.gaierror, UnicodeError) as e:
+        raise ConfigError(f"cannot serve on {where}: the host '{host}' is not an address ({_reason(e)}); "
+                          "set --host / TALENTBOT_HOST to an address of this machine, e.g. 127.0.0.1") from None
+    family, kind, proto, _, address = next((i for i in infos if i[0] == socket.AF_INET), infos[0])  # localhost: IPv4
+    sock = socket.socket(family, kind, proto)
+    try:
+        if os.name != "nt":  # as uvicorn does: a restart may bind while old connections linger in TIME_WAIT
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind(address)
+        sock.listen(2048)
+    except OSError as e:
+        sock.close()
+        if e.errno == errno.EADDRINUSE:
+            raise TalentBotError(f"cannot serve on {where}: the port is in use by another program; stop it, or "
+                                 "pick another port with --port / TALENTBOT_PORT") from None
+        if e.errno in (errno.EACCES, errno.EPERM):
+            raise ConfigError(f"cannot serve on {where}: not allowed to bind this port ({_reason(e)}); pick a "
+                              "port above 1023 with --port / TALENTBOT_PORT") from None
+        raise ConfigError(f"cannot serve on {where}: {_reason(e)}; set --host / TALENTBOT_HOST to an address "
+                          "of this machine, e.g. 127.0.0.1") from None
+    return sock
+
+
+def _reason(e: BaseException) -> str:
+    return (getattr(e, "strerror", None) or str(e) or type(e).__name__).splitlines()[0]
+
+
+def _url(sock: socket.socket) -> str:
+    """The address a browser on this machine opens for a socket bound to ``sock``'s address."""
+    host, port = sock.getsockname()[:2]
+    host = {"0.0.0.0": "127.0.0.1", "::": "::1"}.get(host, host)
+    return f"http://[{host}]:{port}/" if ":" in host else f"http://{host}:{port}/"
+
+
+def launch(bot: TalentBot, block: bool = True, on_ready: Callable[[str], None] | None = None) -> Server | None:
+    """Serve the chat on the configured host and port. The port is bound first, so a port in use or a bad
+    address fails at once with a one-line error (:func:`bind`). ``on_ready(url)`` is called once the server
+    accepts requests, never before. ``block=False`` returns a :class:`Server` once up."""
     import threading
     import time
 
     import uvicorn
 
-    app = create_app(bot)
     s = bot.settings
-    server = uvicorn.Server(uvicorn.Config(app, host=s.host, port=s.port, log_level="warning",
-                                           timeout_graceful_shutdown=2))
-    if block:
-        server.run()
-        return None
-    thread = threading.Thread(target=server.run, daemon=True, name="talentbot-web")
-    thread.start()
-    deadline = time.monotonic() + 30
+    _auth(bot)  # before binding: a refused bind leaves no port open
+    sock = bind(s.host, s.port)
+    try:
+        app = create_app(bot)
+        server = uvicorn.Server(uvicorn.Config(app, host=s.host, port=sock.getsockname()[1], log_level="warning",
+                                               timeout_graceful_shutdown=2))
+        url = _url(sock)
+        if block:
+            watcher = threading.Thread(target=_announce, args=(server, url, on_ready), daemon=True,
+                                       name="talentbot-ready")
+            watcher.start()
+            try:
+                server.run(sockets=[sock])
+            finally:
+                server.should_exit = True  # the watcher stops waiting
+            return None
+        thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True, name="talentbot-web")
+        thread.start()
+        deadline = time.monotonic() + 30
+        while not server.started:
+            if not thread.is_alive() or time.monotonic() > deadline:
+                raise ConfigError(f"the chat server could not start on {s.host}:{s.port} (see the log above)")
+            time.sleep(0.05)
+        if on_ready:
+            on_ready(url)
+        return Server(server, thread, url)
+    except BaseException:
+        sock.close()
+        raise
+
+
+def _announce(server: uvicorn.Server, url: str, on_ready: Callable[[str], None] | None) -> None:
+    """Call ``on_ready(url)`` once ``server`` has started; give up when it stops first."""
+    import time
+
     while not server.started:
-        if not thread.is_alive() or time.monotonic() > deadline:
-            raise ConfigError(f"the chat server could not start on {s.host}:{s.port} (port in use?)")
-        time.sleep(0.05)
-    return Server(server, thread)
+        if server.should_exit:
+            return
+        time.sleep(0.02)
+    if on_ready:
+        on_ready(url)

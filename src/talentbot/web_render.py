@@ -72,7 +72,9 @@ def sources_html(answer: Answer | None, turn: int) -> str:
             if eq and eq in text:
                 text = text.replace(eq, f"<mark>{eq}</mark>", 1)
         where = " · ".join(html.escape(x) for x in (c.file, c.label, f"第{c.page}页" if c.page else "") if x)
-        meta = " · ".join(html.escape(x) for x in (c.source, c.date) if x)
+        effective = getattr(c, "effective", "") or ""  # when the cited policy takes effect, where known
+        meta = " · ".join(html.escape(x) for x in (c.source, c.date, f"施行 effective {effective}" if effective else "")
+                          if x)
         cards.append(f"<div class='tb-cite' id='cite-{turn}-{c.n}'><div class='tb-head'>[{c.n}] "
                      f"{html.escape(c.title)}</div><div class='tb-meta'>{meta}<br>{where}</div>"
                      f"<div class='tb-text'>{text}</div></div>")
