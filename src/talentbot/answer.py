@@ -11,9 +11,10 @@ import re
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 
-from .figures import missing, named_in_question
+from .evidence import focus_terms, other_degree, supports
+from .figures import asked_units, missing, named_in_question, states_unit
 from .injection import is_injection, strip_injections
-from .lexical import tokenize, words
+from .lexical import tokenize
 from .retrieval import Passage, coverage
 
 NO_ANSWER_ZH = "资料中没有找到与这个问题相关的内容，无法回答。"
@@ -25,9 +26,6 @@ _ASKS_NUMBER = re.compile(r"多少|几|何时|哪一天|哪天|什么时候|日�
                           re.I)
 _HAS_NUMBER = re.compile(r"\d|[一二三四五六七八九十百千万两]+(?:日|天|个月|年|倍|名|元|人|项|%)")
 _ASKS_LIST = re.compile(r"哪些|哪几|包括|包含|有什么|分别|what are|which .*(?:are|were)|list", re.I)
-_QUANTITY_WORD = re.compile(r"^(多少|几\w*)$")
-_FOCUS_SKIP = {"有", "是", "的", "了", "给予", "为", "在", "得", "到", "可以", "能", "应当", "共", "一共",
-               "位", "名", "个", "家", "所", "项", "种", "条", "次", "年", "人", "元", "天", "日"}
 _COMPARE = re.compile(r"哪一部|哪一个|哪个|较短|较长|更晚|更早|更长|更短|earlier|later|which", re.I)
 
 
@@ -47,6 +45,7 @@ class Citation:
     page: int | None = None
     quote: str = ""
     id: str = ""
+    effective: str = ""  # the date the document takes effect (…起施行), when it states one
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -132,27 +131,8 @@ def citation_for(n: int, p: Passage, quote: str = "") -> Citation:
     m = p.meta
     return Citation(n=n, title=m.get("title", ""), source=m.get("source", ""), date=m.get("date", ""),
                     path=m.get("path", ""), text=p.text, score=round(float(p.score), 4), file=m.get("file", ""),
-                    label=m.get("label", ""), page=m.get("page"), quote=quote, id=p.id)
-
-
-def focus_terms(question: str) -> list[str]:
-    """The thing a quantity question asks about: '发放多少生活补贴' -> ['生活补贴'], '几年减半' -> ['减半']."""
-    ws = [w for w in words(question) if re.search(r"\w", w)]
-    out = []
-    for i, w in enumerate(ws):
-        if not _QUANTITY_WORD.match(w):
-            continue
-        for j in (i + 1, i + 2, i - 1, i - 2):
-            if 0 <= j < len(ws) and ws[j] not in _FOCUS_SKIP and not _QUANTITY_WORD.match(ws[j]) \
-                    and re.search(r"[\u4e00-\u9fff]", ws[j]):
-                out.append(ws[j])
-                break
-    return out
-
-
-def supports(term: str, text: str) -> bool:
-    """``term`` occurs in ``text``, or at least half of its characters do (补贴 ~ 补助贴息)."""
-    return term in text or sum(c in text for c in term) * 2 >= len(term)
+                    label=m.get("label", ""), page=m.get("page"), quote=quote, id=p.id,
+                    effective=m.get("effective", ""))
 
 
 def passage_support(p: Passage) -> float:
@@ -169,6 +149,7 @@ def pick_sentences(question: str, passages: list[Passage], max_sentences: int = 
     groups = passages[0].groups if passages else []
     wants_number = bool(_ASKS_NUMBER.search(question))
     wants_list = bool(_ASKS_LIST.search(question))
+    units = asked_units(question) - {"number"}
     scored: list[tuple[float, float, int, str]] = []
     for pi, p in enumerate(passages):
         header_text = " ".join(str(p.meta.get(k, "")) for k in ("title", "chapter", "label"))
@@ -185,6 +166,8 @@ def pick_sentences(question: str, passages: list[Passage], max_sentences: int = 
             score = cov + 0.3 * p_coverage + 0.15 / (1 + pi)
             if wants_number and _HAS_NUMBER.search(s):
                 score += 0.15
+            if units and all(states_unit(s, u) for u in units):
+                score += 0.15  # the figure in the unit asked for: 多少元 -> 1000元
             if wants_list and (s.count("、") >= 2 or "——" in s):
                 score += 0.15
             if wants_number and not _HAS_NUMBER.search(s) and si + 1 < len(sents) \
@@ -212,15 +195,20 @@ def extractive_events(question: str, passages: list[Passage], min_coverage: floa
     """Stream an extractive answer: text events, then the final :class:`AnswerEvent`.
 
     'Not found' when the best sentence holds under ``min_coverage`` of the question's weighted terms,
-    or when a quantity question's subject ('多少生活补贴') is absent from the chosen sentences.
+    when a quantity question's subject ('多少交通补助') is absent from the chosen sentences, or when they
+    state no figure in the unit asked for ('多少岁' needs an age, '何时' a date, any 多少 some figure), or
+    when they are about another degree level than the one asked for (硕士 asked, 本科生 quoted).
     """
     chosen = pick_sentences(question, passages) if passages else []
     quoted = "".join(s for _, _, s in chosen)
     support = max([c for c, _, _ in chosen] + [passage_support(passages[pi]) for _, pi, _ in chosen]) if chosen else 0.0
     cited = [f"{passages[pi].meta.get('title', '')} {passages[pi].meta.get('label', '')}\n{passages[pi].text}"
              for _, pi, _ in chosen]  # a later chunk of 第十二条 does not repeat its label in its text
+    titles = "".join(str(passages[pi].meta.get("title", "")) for _, pi, _ in chosen)
     if not chosen or support < min_coverage \
-            or not all(supports(t, quoted) for t in focus_terms(question)) \
+            or not all(supports(t, quoted, strict) for t, strict in focus_terms(question)) \
+            or not all(states_unit(quoted, u) for u in asked_units(question)) \
+            or other_degree(question, quoted + titles) \
             or missing(named_in_question(question), cited):  # 第十批 asked, 第十一批 written: another thing
         answer = no_answer(question)
         yield TextEvent(answer.text)

@@ -236,3 +236,45 @@ def named_in_question(question: str) -> list[Figure]:
                          and not (f.unit == "年" and 1900 <= f.value <= 2100)):
             out.append(f)
     return out
+
+
+_ASKS_QUANTITY = re.compile(r"(?<!第)(?:多少|几(?![乎何]))")
+_ASKS_DATE = re.compile(r"哪一?天|何时|什么时[候间]|哪一?年|几月几[日号]|日期|when\b|what date|which year", re.I)
+_APPROX = re.compile(r"(?<=[\d十百千万亿])[多余来](?=[个名人位元年月日天岁倍%])")  # 600多名, 1.4万余名
+_MEASURES = {"年", "月", "日", "工作日", "小时", "周", "岁", "元", "%", "倍", "人"}
+_ASIDE = re.compile(r"[（(][^（）()]{1,4}[）)]")  # 65（含）岁: an aside between a figure and its unit
+
+
+def asked_units(question: str) -> set[str]:
+    """The units a question asks its figure in: '多少岁' -> {'岁'}, '几个月' -> {'月'}, '多少钱' -> {'元'},
+    '何时' -> {'date'}; 'number' for any 多少/几 (some figure). Counters (个, 项, 套) are left out: a text may count the same things with another."""
+    text = plain(question)
+    units = {"date"} if _ASKS_DATE.search(text) else set()
+    for m in _ASKS_QUANTITY.finditer(text):
+        if text[max(0, m.start() - 1):m.start()] == "哪":
+            continue  # 哪几类: a list, not a count
+        units.add("number")
+        u = _UNIT.match(text, m.end())
+        if u and len(_first_word(text[m.end():m.end() + 8])) > len(u.group(0)):
+            continue  # 多少人才奖金: the word is 人才, not the unit 人
+        unit = "元" if text.startswith("钱", m.end()) else _unit_at(text, m.end())
+        if unit in _MEASURES:
+            units.add("日" if unit == "工作日" else unit)
+    return units
+
+
+def _first_word(text: str) -> str:
+    from .lexical import words  # jieba, loaded on first use
+
+    return next(iter(words(text)), "")
+
+
+def states_unit(text: str, unit: str) -> bool:
+    """``text`` states a figure in ``unit`` ('date': a date, or a year, month or day)."""
+    figures = extract(_APPROX.sub("", _ASIDE.sub("", text)))
+    if unit == "date":
+        return any(f.kind == "date" or f.unit in ("年", "月", "日") for f in figures)
+    if unit == "number":
+        return bool(figures)
+    return any(f.unit == unit or (f.unit == "工作日" and unit == "日") or (f.kind == "date" and unit == "年")
+               for f in figures)

@@ -1,0 +1,109 @@
+"""What an extractive answer must hold before it is shown: the figure in the unit the question asks for,
+and the thing a quantity question counts. Questions and passages here are written for these tests."""
+
+from __future__ import annotations
+
+import pytest
+
+from talentbot.answer import AnswerEvent, extractive_events
+from talentbot.evidence import degrees, focus_terms, other_degree, supports
+from talentbot.figures import asked_units, states_unit
+from talentbot.lexical import tokenize
+from talentbot.passages import Passage, TermGroup, coverage
+
+
+def _answer(question: str, text: str):
+    groups = [TermGroup(1.0, frozenset({t})) for t in dict.fromkeys(tokenize(question))]
+    p = Passage(id="a:0", text=text, meta={"file": "a.md", "title": "某区人才办法"}, score=1.0, groups=groups)
+    p.coverage = coverage(groups, set(tokenize(text)))
+    events = list(extractive_events(question, [p], min_coverage=0.3))
+    assert isinstance(events[-1], AnswerEvent)
+    return events[-1].answer
+
+
+@pytest.mark.parametrize(("question", "units"), [
+    ("申请人年龄不得超过多少岁？", {"number", "岁"}),
+    ("试用期最长几个月？", {"number", "月"}),
+    ("这笔奖励一共多少钱？", {"number", "元"}),
+    ("审批要几个工作日？", {"number", "日"}),
+    ("这项办法何时起施行？", {"date"}),
+    ("企业能领多少人才津贴？", {"number"}),  # 人才 is a word, not the unit 人
+    ("哪几类人员可以申请？", set()),  # a list, not a count
+    ("第几条规定了罚款？", set()),  # an ordinal
+])
+def test_units_a_question_asks_for(question, units):
+    assert asked_units(question) == units
+
+
+@pytest.mark.parametrize(("text", "unit", "states"), [
+    ("申请人年龄在45（含）岁以下。", "岁", True),  # an aside between figure and unit
+    ("今年共招募800余名志愿者。", "人", True),  # 800余名
+    ("首批录用1.2万多名。", "人", True),
+    ("对符合条件的人员给予一次性奖励。", "number", False),
+    ("对符合条件的人员给予一次性奖励3万元。", "元", True),
+    ("对符合条件的人员给予一次性奖励3万元。", "岁", False),
+    ("本办法自2025年3月1日起施行。", "date", True),
+    ("本办法自印发之日起施行。", "date", False),
+])
+def test_a_text_states_a_figure_in_a_unit(text, unit, states):
+    assert states_unit(text, unit) is states
+
+
+def test_the_thing_counted_is_the_focus_and_must_be_written():
+    assert focus_terms("对引进的硕士每月发放多少交通补助？")[0][1] is True  # after 多少: strict
+    assert [t for t, _ in focus_terms("这笔奖励一共多少钱？")] == ["奖励"]  # 钱 is the unit, checked as 元
+    terms = focus_terms("新入职教师的交通补助标准是多少？")
+    assert terms
+    assert terms[0][1] is True
+    assert terms[0][0] in "交通补助"
+    verb = focus_terms("贷款额度能上浮多少？")
+    assert verb
+    assert verb[0][1] is False
+    assert supports("补贴", "给予住房补助贴息")
+    assert not supports("补贴", "给予住房补助贴息", strict=True)
+
+
+def test_a_passage_on_the_topic_without_the_figure_asked_is_no_answer():
+    q = "高新区对引进的博士后每月发放多少生活补助？"
+    assert _answer(q, "高新区对引进的博士后给予科研启动经费和人才公寓等支持。").no_answer
+    assert _answer(q, "高新区对引进的博士后给予安家补贴20万元。").no_answer  # another thing is counted
+    got = _answer(q, "高新区对引进的博士后每月发放生活补助5000元。")
+    assert not got.no_answer
+    assert "5000元" in got.text
+
+
+def test_an_age_question_needs_an_age():
+    q = "高新区招聘青年人才的年龄上限是多少岁？"
+    assert _answer(q, "高新区今年面向社会招聘青年人才300名。").no_answer  # a count, not an age
+    got = _answer(q, "高新区招聘的青年人才年龄一般在35（含）岁以下。")
+    assert not got.no_answer
+    assert "35" in got.text
+
+
+def test_a_date_question_needs_a_date():
+    q = "高新区人才办法从什么时候开始施行？"
+    assert _answer(q, "高新区人才办法施行后，申请人可以在线提交材料。").no_answer
+    got = _answer(q, "高新区人才办法自2025年7月1日起施行。")
+    assert not got.no_answer
+    assert "2025年7月1日" in got.text
+
+
+@pytest.mark.parametrize(("text", "levels"), [
+    ("对博士研究生、硕士研究生和本科生分别给予补贴。", {"博士", "硕士", "本科"}),
+    ("博士后进站给予资助。", set()),  # a post, not a degree
+    ("取得学士学位的毕业生。", {"本科"}),
+    ("大专以上学历。", {"专科"}),
+])
+def test_degree_levels_named(text, levels):
+    assert degrees(text) == levels
+
+
+def test_another_degree_level_is_another_group():
+    assert other_degree("引进的硕士能领多少安家费？", "对引进的本科生给予安家费3万元。")
+    assert not other_degree("引进的硕士能领多少安家费？", "对引进的硕士研究生给予安家费5万元。")
+    assert not other_degree("引进的硕士能领多少安家费？", "对引进的研究生给予安家费5万元。")  # either kind
+    assert not other_degree("引进的研究生能领多少安家费？", "对引进的博士给予安家费8万元。")
+    assert not other_degree("引进人才能领多少安家费？", "对引进的本科生给予安家费3万元。")  # none asked
+    q = "区里对新引进的硕士每人发放多少生活补贴？"
+    assert _answer(q, "区里对新引进的本科生每人发放生活补贴2000元。").no_answer
+    assert not _answer(q, "区里对新引进的硕士每人发放生活补贴3000元。").no_answer
