@@ -34,7 +34,7 @@ SHARED = ROOT.parent / "shared"
 NEWS = SHARED / "distractors" / "news.jsonl"
 DEV = SHARED / "eval" / "qa_news_dev.jsonl"
 OUT = Path(os.environ.get("TALENTBOT_QUALITY_OUT", ROOT / "benchmarks" / "out" / "quality"))
-TYPES = ["number", "fact", "list", "paraphrase", "multi-doc", "followup", "unanswerable"]
+TYPES = ["number", "fact", "list", "paraphrase", "multi-doc", "comparison", "followup", "unanswerable"]
 
 logger = logging.getLogger("quality")
 
