@@ -30,6 +30,8 @@ def _answer(question: str, text: str):
     ("企业能领多少人才津贴？", {"number"}),  # 人才 is a word, not the unit 人
     ("哪几类人员可以申请？", set()),  # a list, not a count
     ("第几条规定了罚款？", set()),  # an ordinal
+    ("固定资产投资的奖励比例是多少？", {"number", "%"}),  # the measure named before 多少
+    ("报名者的年龄上限是多少？", {"number", "岁"}),
 ])
 def test_units_a_question_asks_for(question, units):
     assert asked_units(question) == units
@@ -44,6 +46,9 @@ def test_units_a_question_asks_for(question, units):
     ("对符合条件的人员给予一次性奖励3万元。", "岁", False),
     ("本办法自2025年3月1日起施行。", "date", True),
     ("本办法自印发之日起施行。", "date", False),
+    ("按实际投资额的5%给予奖励。", "%", True),
+    ("报名人数与录取人数之比约为1∶20。", "%", True),
+    ("按实际投资额给予一次性奖励10万元。", "%", False),
 ])
 def test_a_text_states_a_figure_in_a_unit(text, unit, states):
     assert states_unit(text, unit) is states
@@ -52,10 +57,10 @@ def test_a_text_states_a_figure_in_a_unit(text, unit, states):
 def test_the_thing_counted_is_the_focus_and_must_be_written():
     assert focus_terms("对引进的硕士每月发放多少交通补助？")[0][1] is True  # after 多少: strict
     assert [t for t, _ in focus_terms("这笔奖励一共多少钱？")] == ["奖励"]  # 钱 is the unit, checked as 元
-    terms = focus_terms("新入职教师的交通补助标准是多少？")
-    assert terms
-    assert terms[0][1] is True
-    assert terms[0][0] in "交通补助"
+    measured = focus_terms("新入职教师的交通补助标准是多少？")
+    assert measured
+    assert measured[0][0] in "交通补助"
+    assert measured[0][1] is False  # a noun before its measure: loosely (a text may word it otherwise)
     verb = focus_terms("贷款额度能上浮多少？")
     assert verb
     assert verb[0][1] is False

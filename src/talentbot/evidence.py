@@ -20,8 +20,8 @@ _CLAUSE = re.compile(r"[，,、；;？?！!。]")
 
 def focus_terms(question: str) -> list[tuple[str, bool]]:
     """What a quantity question asks about, as (term, strict) pairs. The word after 多少/几 is the thing
-    counted and must occur as written ('多少交通补助' -> 交通); with none, the word before: a noun named with
-    its measure ('津贴标准是多少' -> 津贴) must occur too, a verb ('提高多少') loosely."""
+    counted and must occur as written ('多少交通补助' -> 交通); with none, the word before, loosely (a verb,
+    '提高多少', or a noun named with its measure, '津贴标准是多少', which a text may word otherwise)."""
     out = []
     for clause in _CLAUSE.split(question):
         ws = [w for w in words(clause) if re.search(r"\w", w)]
@@ -42,12 +42,9 @@ def _focus_at(ws: list[str], i: int) -> list[tuple[str, bool]]:
     after = [ws[j] for j in (i + 1, i + 2) if j < len(ws) and _content(ws[j])]
     if after:
         return [(after[0], True)]
-    measured = False
-    for j in range(i - 1, max(-1, i - 4), -1):
-        if ws[j] in _MEASURE_NOUNS:
-            measured = True
-        elif ws[j] not in _FOCUS_SKIP and re.search(r"[\u4e00-\u9fff]", ws[j]):
-            return [(ws[j], measured)] if _content(ws[j]) else []  # 交多少: a verb of one character
+    for j in range(i - 1, max(-1, i - 4), -1):  # past 是, 标准, 比例: the kind of figure asked for
+        if ws[j] not in _FOCUS_SKIP and re.search(r"[\u4e00-\u9fff]", ws[j]):
+            return [(ws[j], False)] if _content(ws[j]) else []  # 交多少: a verb of one character
     return []
 
 

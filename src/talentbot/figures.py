@@ -241,19 +241,24 @@ def named_in_question(question: str) -> list[Figure]:
 _ASKS_QUANTITY = re.compile(r"(?<!第)(?:多少|几(?![乎何]))")
 _ASKS_DATE = re.compile(r"哪一?天|何时|什么时[候间]|哪一?年|几月几[日号]|日期|when\b|what date|which year", re.I)
 _APPROX = re.compile(r"(?<=[\d十百千万亿])[多余来](?=[个名人位元年月日天岁倍%])")  # 600多名, 1.4万余名
+_MEASURE_WORDS = [(re.compile(p), u) for p, u in (  # 比例是多少: a share; 年龄是多少: an age
+    (r"比例|比重|占比|百分比", "%"), (r"年龄|岁数", "岁"), (r"人数", "人"), (r"金额|资金|费用|钱数", "元"))]
+_SHARE = re.compile(r"分之|[∶:]\s*\d|[一二三四五六七八九\d]成")  # 三分之一, 1∶22, 七成: shares without %
 _MEASURES = {"年", "月", "日", "工作日", "小时", "周", "岁", "元", "%", "倍", "人"}
 _ASIDE = re.compile(r"[（(][^（）()]{1,4}[）)]")  # 65（含）岁: an aside between a figure and its unit
 
 
 def asked_units(question: str) -> set[str]:
     """The units a question asks its figure in: '多少岁' -> {'岁'}, '几个月' -> {'月'}, '多少钱' -> {'元'},
-    '何时' -> {'date'}; 'number' for any 多少/几 (some figure). Counters (个, 项, 套) are left out: a text may count the same things with another."""
+    '何时' -> {'date'}, '比例是多少' -> {'%'}, '年龄是多少' -> {'岁'}; 'number' for any 多少/几 (some figure).
+    Counters (个, 项, 套) are left out: a text may count the same things with another."""
     text = plain(question)
     units = {"date"} if _ASKS_DATE.search(text) else set()
     for m in _ASKS_QUANTITY.finditer(text):
         if text[max(0, m.start() - 1):m.start()] == "哪":
             continue  # 哪几类: a list, not a count
         units.add("number")
+        units.update(u for pattern, u in _MEASURE_WORDS if pattern.search(text, max(0, m.start() - 6), m.start()))
         u = _UNIT.match(text, m.end())
         if u and len(_first_word(text[m.end():m.end() + 8])) > len(u.group(0)):
             continue  # 多少人才奖金: the word is 人才, not the unit 人
@@ -276,5 +281,7 @@ def states_unit(text: str, unit: str) -> bool:
         return any(f.kind == "date" or f.unit in ("年", "月", "日") for f in figures)
     if unit == "number":
         return bool(figures)
+    if unit == "%" and _SHARE.search(text):
+        return True
     return any(f.unit == unit or (f.unit == "工作日" and unit == "日") or (f.kind == "date" and unit == "年")
                for f in figures)
