@@ -55,15 +55,20 @@ def test_a_text_states_a_figure_in_a_unit(text, unit, states):
 
 
 def test_the_thing_counted_is_the_focus_and_must_be_written():
-    assert focus_terms("对引进的硕士每月发放多少交通补助？")[0][1] is True  # after 多少: strict
-    assert [t for t, _ in focus_terms("这笔奖励一共多少钱？")] == ["奖励"]  # 钱 is the unit, checked as 元
+    counted = focus_terms("今年招了多少名乡村振兴协理员？")  # past the counter 名: the phrase counted
+    assert len(counted) == 1
+    assert counted[0].strict
+    assert "协理员" in counted[0].words
+    assert counted[0].held_by("共招募协理员120名。")  # one word of the phrase, as written, will do
+    assert not counted[0].held_by("共招募志愿者120名。")
+    assert focus_terms("这笔奖励一共多少钱？") == []  # the unit (元) says what is counted
     measured = focus_terms("新入职教师的交通补助标准是多少？")
     assert measured
-    assert measured[0][0] in "交通补助"
-    assert measured[0][1] is False  # a noun before its measure: loosely (a text may word it otherwise)
+    assert set(measured[0].words) <= {"交通", "补助", "交通补助"}
+    assert not measured[0].strict  # a noun before its measure: loosely (a text may word it otherwise)
     verb = focus_terms("贷款额度能上浮多少？")
     assert verb
-    assert verb[0][1] is False
+    assert not verb[0].strict
     assert supports("补贴", "给予住房补助贴息")
     assert not supports("补贴", "给予住房补助贴息", strict=True)
 

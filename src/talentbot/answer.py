@@ -11,7 +11,7 @@ import re
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 
-from .evidence import focus_terms, other_degree, supports
+from .evidence import focus_terms, other_degree
 from .figures import asked_units, missing, named_in_question, states_unit
 from .injection import is_injection, strip_injections
 from .lexical import tokenize
@@ -206,7 +206,7 @@ def extractive_events(question: str, passages: list[Passage], min_coverage: floa
              for _, pi, _ in chosen]  # a later chunk of 第十二条 does not repeat its label in its text
     titles = "".join(str(passages[pi].meta.get("title", "")) for _, pi, _ in chosen)
     if not chosen or support < min_coverage \
-            or not all(supports(t, quoted, strict) for t, strict in focus_terms(question)) \
+            or not all(f.held_by(quoted) for f in focus_terms(question)) \
             or not all(states_unit(quoted, u) for u in asked_units(question)) \
             or other_degree(question, quoted + titles) \
             or missing(named_in_question(question), cited):  # 第十批 asked, 第十一批 written: another thing

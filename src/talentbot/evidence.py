@@ -5,7 +5,9 @@ quantity question counts, and the degree level it asks about. (The unit of the f
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 
+from .figures import asked_units
 from .lexical import words
 
 _QUANTITY_WORD = re.compile(r"^(多少|几\w*)$")
@@ -18,17 +20,29 @@ _FOCUS_SKIP = _MEASURE_NOUNS | {
 _CLAUSE = re.compile(r"[，,、；;？?！!。]")
 
 
-def focus_terms(question: str) -> list[tuple[str, bool]]:
-    """What a quantity question asks about, as (term, strict) pairs. The word after 多少/几 is the thing
-    counted and must occur as written ('多少交通补助' -> 交通); with none, the word before, loosely (a verb,
-    '提高多少', or a noun named with its measure, '津贴标准是多少', which a text may word otherwise)."""
+@dataclass(frozen=True)
+class Focus:
+    """What a quantity question counts: one of ``words`` must be in the quote (``strict``: as written)."""
+
+    words: tuple[str, ...]
+    strict: bool
+
+    def held_by(self, text: str) -> bool:
+        return any(supports(w, text, self.strict) for w in self.words)
+
+
+def focus_terms(question: str) -> list[Focus]:
+    """What a quantity question asks about. The words right after 多少/几 (past a counter) name the thing
+    counted, and one of them must occur as written ('多少名西部计划志愿者': 志愿者 will do); with none, the
+    word before, loosely: a verb ('提高多少') or a noun named with its measure ('津贴标准是多少'), which a
+    text may word otherwise; and not at all when the unit asked for says what is counted ('拿到多少钱')."""
     out = []
+    unit_asked = bool(asked_units(question) - {"number"})
     for clause in _CLAUSE.split(question):
         ws = [w for w in words(clause) if re.search(r"\w", w)]
         for i, w in enumerate(ws):
             if _QUANTITY_WORD.match(w) and not (i and ws[i - 1].startswith("哪")):  # 哪几类: a list
-                out += _focus_at(ws, i)
-
+                out += _focus_at(ws, i, unit_asked)
     return out
 
 
@@ -38,13 +52,19 @@ def _content(w: str) -> bool:
         and bool(re.search(r"[\u4e00-\u9fff]", w))
 
 
-def _focus_at(ws: list[str], i: int) -> list[tuple[str, bool]]:
-    after = [ws[j] for j in (i + 1, i + 2) if j < len(ws) and _content(ws[j])]
-    if after:
-        return [(after[0], True)]
+def _focus_at(ws: list[str], i: int, unit_asked: bool) -> list[Focus]:
+    j = i + 2 if i + 1 < len(ws) and ws[i + 1] in _FOCUS_SKIP else i + 1  # 多少名: past the counter
+    phrase = []
+    while j < len(ws) and _content(ws[j]):
+        phrase.append(ws[j])
+        j += 1
+    if phrase:
+        return [Focus(tuple(phrase), True)]
+    if unit_asked:
+        return []
     for j in range(i - 1, max(-1, i - 4), -1):  # past 是, 标准, 比例: the kind of figure asked for
         if ws[j] not in _FOCUS_SKIP and re.search(r"[\u4e00-\u9fff]", ws[j]):
-            return [(ws[j], False)] if _content(ws[j]) else []  # 交多少: a verb of one character
+            return [Focus((ws[j],), False)] if _content(ws[j]) else []  # 交多少: a verb of one character
     return []
 
 
@@ -56,8 +76,6 @@ def supports(term: str, text: str, strict: bool = False) -> bool:
     if strict:
         parts = [w for w in words(term) if len(w) >= 2]
         return len(parts) > 1 and all(w in text for w in parts)
-    if __import__("os").environ.get("TB_LAX2") and len(term) == 2:
-        return False
     return sum(c in text for c in term) * 2 >= len(term)
 
 
