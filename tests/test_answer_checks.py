@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from talentbot.answer import AnswerEvent, extractive_events
-from talentbot.evidence import degrees, focus_terms, other_degree, supports
+from talentbot.evidence import dated_event, dates_event, degrees, focus_terms, other_degree, supports
 from talentbot.figures import asked_units, states_unit
 from talentbot.lexical import tokenize
 from talentbot.passages import Passage, TermGroup, coverage
@@ -117,3 +117,34 @@ def test_another_degree_level_is_another_group():
     q = "区里对新引进的硕士每人发放多少生活补贴？"
     assert _answer(q, "区里对新引进的本科生每人发放生活补贴2000元。").no_answer
     assert not _answer(q, "区里对新引进的硕士每人发放生活补贴3000元。").no_answer
+
+
+def test_a_rate_needs_its_per_unit():
+    q = "园区人才公寓的租金是每平方米多少元？"
+    assert _answer(q, "园区人才公寓共300套，总投资2亿元。").no_answer  # yuan, but not per square metre
+    got = _answer(q, "园区人才公寓的租金为每平方米20元。")
+    assert not got.no_answer
+    assert "20元" in got.text
+
+
+def test_a_discount_question_needs_a_discount():
+    assert asked_units("人才购买安居房可以打几折？") == {"number", "折"}
+    assert states_unit("人才购买安居房可按市场价8折购买。", "折")
+    assert not states_unit("人才购买安居房可获补贴8万元。", "折")
+
+
+@pytest.mark.parametrize(("question", "event"), [
+    ("这份通知正式施行的日期是哪一天？", "施行"),
+    ("新办法自何时起实施？", "实施"),
+    ("这项补贴发放多少钱？", None),
+])
+def test_the_event_a_date_question_dates(question, event):
+    assert dated_event(question) == event
+
+
+def test_a_date_must_be_the_date_of_the_event_asked():
+    assert not dates_event(["本通知施行后12个月内可按月提取。", "8月3日，市住建局发布了征求意见稿。"], "施行")
+    assert dates_event(["本通知自2025年9月1日起施行。"], "施行")
+    assert dates_event(["本办法自2025年9月1日起实施。"], "施行")  # 施行 ~ 实施
+    q = "市里的租房提取通知正式施行的日期是哪一天？"
+    assert _answer(q, "8月3日，市住建局发布租房提取通知征求意见稿。本通知施行后12个月内可按月提取。").no_answer

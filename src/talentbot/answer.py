@@ -11,7 +11,7 @@ import re
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 
-from .evidence import focus_terms, other_degree
+from .evidence import dated_event, dates_event, focus_terms, other_degree
 from .figures import asked_units, missing, named_in_question, states_unit
 from .injection import is_injection, strip_injections
 from .lexical import tokenize
@@ -209,6 +209,7 @@ def extractive_events(question: str, passages: list[Passage], min_coverage: floa
             or not all(f.held_by(quoted) for f in focus_terms(question)) \
             or not all(states_unit(quoted, u) for u in asked_units(question)) \
             or other_degree(question, quoted + titles) \
+            or not dates_event([s for _, _, s in chosen], dated_event(question)) \
             or missing(named_in_question(question), cited):  # 第十批 asked, 第十一批 written: another thing
         answer = no_answer(question)
         yield TextEvent(answer.text)

@@ -7,7 +7,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from .figures import asked_units
+from .figures import asked_units, extract, is_date, is_unit
 from .lexical import words
 
 _QUANTITY_WORD = re.compile(r"^(多少|几\w*)$")
@@ -43,6 +43,18 @@ def focus_terms(question: str) -> list[Focus]:
         for i, w in enumerate(ws):
             if _QUANTITY_WORD.match(w) and not (i and ws[i - 1].startswith("哪")):  # 哪几类: a list
                 out += _focus_at(ws, i, unit_asked)
+                out += _per(ws)
+    return out
+
+
+def _per(ws: list[str]) -> list[Focus]:
+    """'每平方米多少元': a rate, per 平方米, which the quote must state too."""
+    out = []
+    for i, w in enumerate(ws):
+        unit = w[1:] if w.startswith("每") and len(w) > 1 else ws[i + 1] if w == "每" and i + 1 < len(ws) else ""
+        unit = unit.removeprefix("个")
+        if unit and is_unit(unit):
+            out.append(Focus((unit,), True))
     return out
 
 
@@ -98,3 +110,24 @@ def other_degree(question: str, quoted: str) -> bool:
     return not any(d in named or (d == "研究生" and named & either) or (d in either and "研究生" in named)
                    for d in asked)
 
+
+
+_DATE_WORD = re.compile(r"^(?:何时|什么时候|哪一天|哪天|日期|哪一年|哪年)$")
+_DATE_SKIP = {"起", "开始", "正式", "的", "是", "自", "从", "于", "在"}
+
+
+def dated_event(question: str) -> str | None:
+    """What a date question asks the date of: '自何时起施行' -> 施行, '正式施行的日期是哪一天' -> 施行."""
+    ws = [w for w in words(question) if re.search(r"\w", w)]
+    for i, w in enumerate(ws):
+        if _DATE_WORD.match(w):
+            for j in [*range(i + 1, min(len(ws), i + 3)), *range(i - 1, max(-1, i - 4), -1)]:
+                if ws[j] not in _DATE_SKIP and not _DATE_WORD.match(ws[j]):
+                    return ws[j] if _content(ws[j]) else None
+    return None
+
+
+def dates_event(quoted: list[str], event: str | None) -> bool:
+    """One quoted sentence states a date and (loosely) the event it dates (施行 ~ 实施); true when the
+    question dates no event."""
+    return event is None or any(supports(event, s) and any(is_date(f) for f in extract(s)) for s in quoted)

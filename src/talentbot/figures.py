@@ -31,7 +31,7 @@ _UNITS = [  # (pattern, normalised unit), longest first
     (r"个?工作日|working days?", "工作日"), (r"个?月|months?", "月"), (r"周?岁|years? old", "岁"),
     (r"个?小时|hours?", "小时"), (r"周年|年度|年|years?", "年"), (r"日|天|days?", "日"), (r"周|星期|weeks?", "周"),
     (r"(?:万|亿|千)?元|yuan|RMB|CNY", "元"), (r"%|‰|percent|per cent", "%"), (r"倍|times", "倍"),
-    (r"(?:万)?(?:人次|人|名|位)|people|persons?|talents?", "人"),
+    (r"(?:万)?(?:人次|人|名|位)|people|persons?|talents?", "人"), (r"折", "折"),
     (r"个|项|次|家|所|批|级|类|种|条|款|章|节|期|届|轮|户|套|亩|平方米|公里|大", None),
 ]
 _UNIT = re.compile(r"[ \t-]{0,2}(" + "|".join(f"(?:{p})" for p, _ in _UNITS) + ")", re.I)
@@ -244,7 +244,7 @@ _APPROX = re.compile(r"(?<=[\d十百千万亿])[多余来](?=[个名人位元年
 _MEASURE_WORDS = [(re.compile(p), u) for p, u in (  # 比例是多少: a share; 年龄是多少: an age
     (r"比例|比重|占比|百分比", "%"), (r"年龄|岁数", "岁"), (r"人数", "人"), (r"金额|资金|费用|钱数", "元"))]
 _SHARE = re.compile(r"分之|[∶:]\s*\d|[一二三四五六七八九\d]成")  # 三分之一, 1∶22, 七成: shares without %
-_MEASURES = {"年", "月", "日", "工作日", "小时", "周", "岁", "元", "%", "倍", "人"}
+_MEASURES = {"年", "月", "日", "工作日", "小时", "周", "岁", "元", "%", "倍", "人", "折"}
 _ASIDE = re.compile(r"[（(][^（）()]{1,4}[）)]")  # 65（含）岁: an aside between a figure and its unit
 
 
@@ -278,10 +278,20 @@ def states_unit(text: str, unit: str) -> bool:
     """``text`` states a figure in ``unit`` ('date': a date, or a year, month or day)."""
     figures = extract(_APPROX.sub("", _ASIDE.sub("", text)))
     if unit == "date":
-        return any(f.kind == "date" or f.unit in ("年", "月", "日") for f in figures)
+        return any(is_date(f) for f in figures)
     if unit == "number":
         return bool(figures)
     if unit == "%" and _SHARE.search(text):
         return True
     return any(f.unit == unit or (f.unit == "工作日" and unit == "日") or (f.kind == "date" and unit == "年")
                for f in figures)
+
+
+def is_date(f: Figure) -> bool:
+    """``f`` is a date or a year (2023年), not a duration (12个月)."""
+    return f.kind == "date" or (f.unit == "年" and isinstance(f.value, Decimal) and 1900 <= f.value <= 2100)
+
+
+def is_unit(word: str) -> bool:
+    """``word`` is a unit a figure is counted in (月, 平方米, 人, 套…)."""
+    return bool(_UNIT.fullmatch(word))
