@@ -20,7 +20,8 @@ from pydantic import ConfigDict
 from .anchors import Anchors, Profiles, Scope, index_lookups, profiles, question_anchors, scope
 from .config import Settings
 from .embeddings import Embedder
-from .lexical import GLOSSARY, STOPWORDS, LexicalIndex, query_tokens
+from .english import renderings as english_renderings
+from .lexical import LexicalIndex, query_tokens
 from .lexical_files import IndexProblem, check_against_collection
 from .passages import Filters, Passage, TermGroup, coverage
 from .store import ArticleRecord, Store
@@ -217,26 +218,22 @@ class Retriever:
         return [(index.ids[i], float(scores[i])) for i in top if scores[i] > 0]
 
     def expand(self, terms: list[str]) -> list[str]:
-        """Add the Chinese words that English-spelled names stand for (pinyin: 'Hefei' -> 合肥)."""
+        """Add the Chinese words English words stand for (:mod:`talentbot.english`: dictionary renderings,
+        pinyin names 'Hefei' -> 合肥)."""
         index = self.index
         if index is None or not index.ids:
             return terms
-        extra = [w for t in dict.fromkeys(terms) if t.isascii() and t.isalpha() and len(t) >= 4
-                 and t not in index.vocab for w in index.pinyin_words(t)]
+        extra = [w for found in english_renderings(terms, index).values() for w in sorted(found)]
         return terms + extra * 2
 
     def term_groups(self, terms: list[str]) -> list[TermGroup]:
         """Weigh the question's terms for coverage: IDF per Chinese term (repeats add up); an English
-        word counts once through its Chinese renderings (glossary, pinyin), or, with none, as content
-        the Chinese passages cannot show."""
+        word counts once through its Chinese renderings, or, with none, as content the Chinese passages
+        cannot show."""
         index = self.index
         if index is None or not index.ids:
             return []
-        renderings: dict[str, frozenset[str]] = {}
-        for t in dict.fromkeys(terms):
-            if t.isascii() and t not in index.vocab and t.isalpha() and len(t) >= 3:
-                alts = [a for a in GLOSSARY.get(t, []) if a not in STOPWORDS] + index.pinyin_words(t)
-                renderings[t] = frozenset(a for a in alts if a in index.vocab or not a.isascii())
+        renderings = english_renderings(terms, index)
         rendered = set().union(*renderings.values()) if renderings else set()
         weights: dict[frozenset[str], float] = {}
         for t in terms:
