@@ -148,3 +148,12 @@ def test_a_date_must_be_the_date_of_the_event_asked():
     assert dates_event(["本办法自2025年9月1日起实施。"], "施行")  # 施行 ~ 实施
     q = "市里的租房提取通知正式施行的日期是哪一天？"
     assert _answer(q, "8月3日，市住建局发布租房提取通知征求意见稿。本通知施行后12个月内可按月提取。").no_answer
+
+
+def test_a_requirement_of_some_kind_needs_that_kind():
+    assert [f.words for f in focus_terms("报名者有什么学历要求？")] == [("学历",)]
+    assert [f.words for f in focus_terms("有哪些年龄方面的要求？")] == [("年龄",)]
+    assert focus_terms("需要满足什么条件？") == []  # no kind named
+    q = "人才公寓的申请人有什么学历要求？"
+    assert _answer(q, "人才公寓面向在区内工作的人才，申请人需在区内缴纳社保。").no_answer
+    assert not _answer(q, "人才公寓的申请人应具有全日制本科以上学历。").no_answer

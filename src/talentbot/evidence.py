@@ -17,6 +17,7 @@ _FOCUS_SKIP = _MEASURE_NOUNS | {
     "哪", "什么", "有", "是", "的", "了", "给予", "为", "在", "得", "到", "可以", "能", "应当",
     "共", "一共", "共有", "总共", "累计", "合计", "大约", "约",
     "位", "名", "个", "家", "所", "项", "种", "条", "次", "年", "人", "元", "天", "日", "个月", "小时", "周岁"}
+_REQUIREMENT = re.compile(r"(?:什么|哪些|何种)([\u4e00-\u9fff]{2,4}?)(?:方面的)?(?:要求|条件|限制)")  # 学历要求
 _CLAUSE = re.compile(r"[，,、；;？?！!。]")
 
 
@@ -35,10 +36,13 @@ def focus_terms(question: str) -> list[Focus]:
     """What a quantity question asks about. The words right after 多少/几 (past a counter) name the thing
     counted, and one of them must occur as written ('多少名西部计划志愿者': 志愿者 will do); with none, the
     word before, loosely: a verb ('提高多少') or a noun named with its measure ('津贴标准是多少'), which a
-    text may word otherwise; and not at all when the unit asked for says what is counted ('拿到多少钱')."""
+    text may word otherwise; and not at all when the unit asked for says what is counted ('拿到多少钱').
+    A requirement of some kind ('有什么学历要求') needs that kind (学历) written."""
     out = []
     unit_asked = bool(asked_units(question) - {"number"})
     for clause in _CLAUSE.split(question):
+        out += [Focus((m.group(1),), True) for m in _REQUIREMENT.finditer(clause)
+                if m.group(1) not in _FOCUS_SKIP - _MEASURE_NOUNS]
         ws = [w for w in words(clause) if re.search(r"\w", w)]
         for i, w in enumerate(ws):
             if _QUANTITY_WORD.match(w) and not (i and ws[i - 1].startswith("哪")):  # 哪几类: a list
