@@ -157,3 +157,20 @@ def test_a_requirement_of_some_kind_needs_that_kind():
     q = "人才公寓的申请人有什么学历要求？"
     assert _answer(q, "人才公寓面向在区内工作的人才，申请人需在区内缴纳社保。").no_answer
     assert not _answer(q, "人才公寓的申请人应具有全日制本科以上学历。").no_answer
+
+
+def test_a_change_to_a_figure_is_worded_freely():
+    assert [f.words for f in focus_terms("贷款额度从多少涨到了多少？")] == []  # 涨到/提高至/调整为 alike
+    q = "公积金贷款的最高额度从多少涨到了多少？"
+    got = _answer(q, "公积金贷款的最高额度从50万元提高至60万元。")
+    assert not got.no_answer
+    assert "60万元" in got.text
+
+
+def test_a_how_long_question_needs_a_duration():
+    assert asked_units("援派干部要在当地工作多长时间？") == {"duration"}
+    assert states_unit("援派干部将开始为期三年的工作。", "duration")
+    assert not states_unit("援派干部于2023年7月18日抵达。", "duration")  # a date is not a duration
+    q = "援派干部要在当地工作多久？"
+    assert _answer(q, "援派干部于2023年7月18日抵达当地开始工作。").no_answer
+    assert not _answer(q, "援派干部将在当地开始为期三年的工作。").no_answer

@@ -18,6 +18,7 @@ _FOCUS_SKIP = _MEASURE_NOUNS | {
     "共", "一共", "共有", "总共", "累计", "合计", "大约", "约",
     "位", "名", "个", "家", "所", "项", "种", "条", "次", "年", "人", "元", "天", "日", "个月", "小时", "周岁"}
 _REQUIREMENT = re.compile(r"(?:什么|哪些|何种)([\u4e00-\u9fff]{2,4}?)(?:方面的)?(?:要求|条件|限制)")  # 学历要求
+_VERB_END = re.compile(r"[到至为成过]$")  # 涨到, 提高至, 调整为: a verb with its result, not a thing counted
 _CLAUSE = re.compile(r"[，,、；;？?！!。]")
 
 
@@ -71,7 +72,7 @@ def _content(w: str) -> bool:
 def _focus_at(ws: list[str], i: int, unit_asked: bool) -> list[Focus]:
     j = i + 2 if i + 1 < len(ws) and ws[i + 1] in _FOCUS_SKIP else i + 1  # 多少名: past the counter
     phrase = []
-    while j < len(ws) and _content(ws[j]):
+    while j < len(ws) and _content(ws[j]) and not _VERB_END.search(ws[j]):
         phrase.append(ws[j])
         j += 1
     if phrase:
@@ -80,7 +81,9 @@ def _focus_at(ws: list[str], i: int, unit_asked: bool) -> list[Focus]:
         return []
     for j in range(i - 1, max(-1, i - 4), -1):  # past 是, 标准, 比例: the kind of figure asked for
         if ws[j] not in _FOCUS_SKIP and re.search(r"[\u4e00-\u9fff]", ws[j]):
-            return [Focus((ws[j],), False)] if _content(ws[j]) else []  # 交多少: a verb of one character
+            if not _content(ws[j]) or _VERB_END.search(ws[j]):
+                return []  # 交多少: a verb of one character; 涨到多少: the target of a change, worded freely
+            return [Focus((ws[j],), False)]
     return []
 
 

@@ -241,6 +241,8 @@ def named_in_question(question: str) -> list[Figure]:
 _ASKS_QUANTITY = re.compile(r"(?<!第)(?:多少|几(?![乎何]))")
 _ASKS_DATE = re.compile(r"哪一?天|何时|什么时[候间]|哪一?年|几月几[日号]|日期|when\b|what date|which year", re.I)
 _APPROX = re.compile(r"(?<=[\d十百千万亿])[多余来](?=[个名人位元年月日天岁倍%])")  # 600多名, 1.4万余名
+_ASKS_DURATION = re.compile(r"多长时间|多久|多长|how long", re.I)
+_DURATIONS = {"年", "月", "日", "工作日", "周", "小时"}
 _MEASURE_WORDS = [(re.compile(p), u) for p, u in (  # 比例是多少: a share; 年龄是多少: an age
     (r"比例|比重|占比|百分比", "%"), (r"年龄|岁数", "岁"), (r"人数", "人"), (r"金额|资金|费用|钱数", "元"))]
 _SHARE = re.compile(r"分之|[∶:]\s*\d|[一二三四五六七八九\d]成")  # 三分之一, 1∶22, 七成: shares without %
@@ -250,10 +252,12 @@ _ASIDE = re.compile(r"[（(][^（）()]{1,4}[）)]")  # 65（含）岁: an aside
 
 def asked_units(question: str) -> set[str]:
     """The units a question asks its figure in: '多少岁' -> {'岁'}, '几个月' -> {'月'}, '多少钱' -> {'元'},
-    '何时' -> {'date'}, '比例是多少' -> {'%'}, '年龄是多少' -> {'岁'}; 'number' for any 多少/几 (some figure).
+    '何时' -> {'date'}, '多久' -> {'duration'}, '比例是多少' -> {'%'}, '年龄是多少' -> {'岁'}; 'number' for any 多少/几 (some figure).
     Counters (个, 项, 套) are left out: a text may count the same things with another."""
     text = plain(question)
     units = {"date"} if _ASKS_DATE.search(text) else set()
+    if _ASKS_DURATION.search(text):
+        units.add("duration")
     for m in _ASKS_QUANTITY.finditer(text):
         if text[max(0, m.start() - 1):m.start()] == "哪":
             continue  # 哪几类: a list, not a count
@@ -281,6 +285,8 @@ def states_unit(text: str, unit: str) -> bool:
         return any(is_date(f) for f in figures)
     if unit == "number":
         return bool(figures)
+    if unit == "duration":
+        return any(f.unit in _DURATIONS and not is_date(f) for f in figures)
     if unit == "%" and _SHARE.search(text):
         return True
     return any(f.unit == unit or (f.unit == "工作日" and unit == "日") or (f.kind == "date" and unit == "年")
