@@ -4,8 +4,9 @@ Question sets: ``eval/*.jsonl`` (the project's own) and, when present, ``../shar
 (150 questions over real news from ``../shared/distractors/news.jsonl``). The corpus is ``corpus/`` plus the
 news articles the dev questions cite, then 1,000 and then all 8,000 news articles as distractors (line i of
 news.jsonl written as ``news-{i:05d}.txt``: the date, a blank line, the text); level ``corpus`` is corpus/
-alone, as the README's eval/ figures are measured. Each level is one incremental
-ingest into the same cached store, so a re-run only re-reads what changed.
+alone, as the README's eval/ figures are measured. Each level keeps its own corpus folder and store
+(``OUT/levels/<level>/``), so a re-run after a change to answering only re-reads what changed and answers
+again; a change to chunking re-indexes.
 
 Reports, per set, level and question type: hit@1, answer contains, refused, p50 latency; and the issue-10
 targets (dev set with all distractors: contains >= 0.85, unanswerable refused >= 0.90, answerable refused
@@ -143,13 +144,8 @@ def fusion_settings(spec: str) -> dict:
 def run(levels: list[str], fresh: bool, placeholder: bool = False, fusions: list[str] | None = None) -> dict:
     from talentbot import Settings, TalentBot
 
-    corpus, store = OUT / "corpus", OUT / "store"
     if fresh:
         shutil.rmtree(OUT, ignore_errors=True)
-    corpus.mkdir(parents=True, exist_ok=True)
-    for f in (ROOT / "corpus").iterdir():
-        if f.is_file():
-            shutil.copy2(f, corpus / f.name)
     news = news_lines()
     needed = dev_docs()
     sets = question_sets()
@@ -164,6 +160,11 @@ def run(levels: list[str], fresh: bool, placeholder: bool = False, fusions: list
         wanted = [] if count < 0 else sorted(set(needed) | set(others[:max(0, count - len(needed))]))
         if count >= len(news):
             wanted = list(range(len(news)))
+        corpus, store = OUT / "levels" / str(level) / "corpus", OUT / "levels" / str(level) / "store"
+        corpus.mkdir(parents=True, exist_ok=True)
+        for f in (ROOT / "corpus").iterdir():
+            if f.is_file():
+                shutil.copy2(f, corpus / f.name)
         n = write_news(corpus, news, wanted)
         bot = TalentBot(Settings(store=store, corpus=corpus))
         if placeholder:
@@ -175,7 +176,7 @@ def run(levels: list[str], fresh: bool, placeholder: bool = False, fusions: list
         logger.info("level %s: %d news files, ingest %.0f s (%d chunks, %d failed)", level, n,
                     time.perf_counter() - t0, ing.chunks, len(ing.failed))
         level_sets = sets if count >= 0 else {k: v for k, v in sets.items() if k != DEV.stem}
-        entry = {"news_files": n, "chunks": ing.chunks, "failed": ing.failed,
+        entry = {"news_files": n, "chunks": ing.chunks, "failed": ing.failed, "commit": commit(),
                  "results": evaluate(bot, level_sets)}
         if fusions:  # the same store, answered under each fusion (query-time settings only)
             entry["fusions"] = {}
@@ -189,13 +190,54 @@ def run(levels: list[str], fresh: bool, placeholder: bool = False, fusions: list
     return report
 
 
+def commit() -> str:
+    """The checked-out commit (with '+' when the tree has changes), stamped on each level's figures."""
+    import subprocess
+
+    def git(*args: str) -> str:
+        return subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True).stdout.strip()
+
+    return git("rev-parse", "--short", "HEAD") + ("+" if git("status", "--porcelain", "--untracked-files=no") else "")
+
+
 def save(report: dict) -> None:
+    """Write results.json; levels measured by an earlier run and not by this one are kept (with their commit)."""
     OUT.mkdir(parents=True, exist_ok=True)
-    (OUT / "results.json").write_text(json.dumps(report, ensure_ascii=False, indent=1), encoding="utf-8")
+    path = OUT / "results.json"
+    try:
+        earlier = json.loads(path.read_text(encoding="utf-8")).get("levels", {})
+    except (OSError, ValueError):
+        earlier = {}
+    levels = {**earlier, **report["levels"]}
+    merged = {**report, "levels": {k: levels[k] for k in sorted(levels, key=lambda x: -1 if x == "corpus" else int(x))}}
+    path.write_text(json.dumps(merged, ensure_ascii=False, indent=1), encoding="utf-8")
+
+
+HEADLINE = {"qa_regulations": "regulations", "qa_shanxi": "Shanxi article", "qa_structure": "lists and comparisons",
+            "qa_news_dev": "news dev"}
+
+
+def headline(report: dict) -> list[str]:
+    """The README's table: per set and level, hit@1, contains, paraphrase contains, refusals, p50."""
+    fmt = lambda x: "–" if x is None else f"{x:.3f}"  # noqa: E731
+    lines = ["| question set | distractors | hit@1 | answer contains | paraphrase contains | answerable refused "
+             "| unanswerable refused | p50 ms |", "|---|---|---|---|---|---|---|---|"]
+    for name in report["sets"]:
+        for level, data in report["levels"].items():
+            res = data["results"].get(name)
+            if not res:
+                continue
+            t, n = res["types"], res["summary"]["n"]
+            lines.append(f"| {HEADLINE.get(name, name)} ({n} q) | {level} | {fmt(t['answerable']['hit1'])} | "
+                         f"{fmt(t['answerable']['contains'])} | {fmt(t.get('paraphrase', {}).get('contains'))} | "
+                         f"{fmt(t['answerable']['refused'])} | {fmt(t.get('unanswerable', {}).get('refused'))} | "
+                         f"{t['answerable']['p50_ms']:.0f} |")
+    stamps = ", ".join(f"{level} at {data.get('commit', '?')}" for level, data in report["levels"].items())
+    return [*lines, "", f"Measured: {stamps}.", ""]
 
 
 def markdown(report: dict) -> str:
-    lines = []
+    lines = ["### headline", "", *headline(report)]
     for name in report["sets"]:
         lines += [f"### {name}", "", "| distractors | type | n | hit@1 | contains | refused | p50 ms |",
                   "|---|---|---|---|---|---|---|"]
@@ -250,13 +292,15 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--markdown", type=Path, help="also write the tables to this file")
     ap.add_argument("--placeholder-vectors", action="store_true",
                     help="skip the embedding model at ingest (lexical fusion only: answers never read vectors)")
+    ap.add_argument("--report-only", action="store_true", help="print the tables of the saved results.json")
     ap.add_argument("--fusions", default="",
                     help="also answer under these fusions, comma-separated: lexical, dense, rrf:LW:DW[:K]")
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stderr)
     fusions = [f for f in args.fusions.split(",") if f]
-    report = run(args.levels.split(","), args.fresh, args.placeholder_vectors, fusions)
-    md = markdown(report)
+    if not args.report_only:
+        run(args.levels.split(","), args.fresh, args.placeholder_vectors, fusions)
+    md = markdown(json.loads((OUT / "results.json").read_text(encoding="utf-8")))
     sys.stdout.write(md + "\n")
     if args.markdown:
         args.markdown.write_text(md + "\n", encoding="utf-8")
