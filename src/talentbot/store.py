@@ -11,8 +11,9 @@ On a full disk an embedded store is opened through a read-only view (:mod:`talen
 questions are answered, writes fail with the full-disk error.
 
 Failures of Chroma surface as :class:`StoreError` with a message saying what to do: an unreachable
-server, a full disk, or a damaged embedded store (:class:`StoreCorruptError`, naming
-``talentbot ingest --rebuild``). A damaged embedded store can still be rebuilt: :meth:`Store.reset`
+server, a full disk, a read-only or forbidden folder, or a damaged embedded store (:class:`StoreCorruptError`,
+naming ``talentbot ingest --rebuild``); :mod:`talentbot.store_errors` tells them apart by their types. An
+error that is no failure of the store (a bug) is raised as it is. A damaged embedded store can still be rebuilt: :meth:`Store.reset`
 then removes the files Chroma owns in the store folder and starts afresh.
 """
 
@@ -25,14 +26,15 @@ from typing import Any
 
 from .config import Settings
 from .errors import StoreCorruptError, StoreError, TalentBotError
-from .store_client import (  # noqa: F401 - re-exported: tests and tools import them from here
+from .store_client import _server_label, _server_target, open_client  # noqa: F401 - _server_target: re-exported
+from .store_errors import (
     REBUILD_HINT,
-    _collection_gone,
-    _first_line,
-    _server_label,
-    _server_target,
-    _system_stopped,
-    open_client,
+    Failure,
+    chroma_errors,
+    classify,
+    first_line,
+    local_error,
+    server_error,
 )
 from .store_files import (  # noqa: F401 - re-exported: tests and tools import them from here
     _OPEN_LOCK,
@@ -124,32 +126,28 @@ class Store(StoreRecords):
         else:
             logger.warning("the vector store %s is writable again", self.where)
 
-    def failure(self, e: Exception, action: str) -> StoreError:
-        """The user-facing error for a failed Chroma call made while ``action``.
+    def failure(self, e: BaseException, action: str, kind: Failure | None = None) -> StoreError:
+        """The user-facing error for a failed Chroma call made while ``action`` (``kind``: what
+        :func:`~talentbot.store_errors.classify` made of ``e``; one it does not know counts as another failure).
 
         An embedded Chroma is restarted after a failure: once a write has failed (a full disk),
         its connection pool can be left without free connections and the next write would wait
         forever. The next use of any Store on this folder opens a fresh one.
         """
-        detail = _first_line(e)
+        detail = first_line(e)
+        kind = kind or classify(e) or Failure.OTHER
         s = self.settings
-        if not s.chroma_url:
-            _release_embedded(str(s.store))
-            self._stale = True
         if s.chroma_url:
-            lost = any(w in f"{type(e).__name__} {detail}".lower()
-                       for w in ("connect", "timeout", "timed out", "refused", "unreachable", "remoteprotocol"))
-            if lost:
-                return StoreError(f"lost the Chroma server at {self.where} while {action} ({detail}); check that "
-                                  "`chroma run` is up, then try again")
-            return StoreError(f"the Chroma server at {self.where} failed while {action}: {detail}")
+            return server_error(kind, self.where, action, detail)
+        _release_embedded(str(s.store))
+        self._stale = True
         left = low_disk(s.store)
-        if left or "disk is full" in detail or "No space left" in detail:
+        if left or kind is Failure.NO_SPACE:
             return _disk_full_error(s.store, action, detail, left or "no space left")
         problem = integrity_problem(s.store, thorough=True)
         if problem:
             return StoreCorruptError(f"the vector store at {s.store} is damaged ({problem}); {REBUILD_HINT}")
-        return StoreError(f"the vector store at {s.store} failed while {action}: {detail}")
+        return local_error(kind, s.store, action, detail)
 
     def _open(self) -> None:
         try:
@@ -159,9 +157,11 @@ class Store(StoreRecords):
                 name, metadata={"hnsw:space": "cosine"}, embedding_function=None)
             self._articles = self._client.get_or_create_collection(
                 f"{name}_articles", metadata={"hnsw:space": "cosine"}, embedding_function=None)
-        except Exception as e:  # chromadb surfaces sqlite/HNSW damage as bare errors
-            # a damaged file, a full disk or a lost server: failure() tells them apart
-            raise self.failure(e, "opening its collections") from e
+        except chroma_errors() as e:  # a damaged file, a full disk or a lost server: failure() tells them apart
+            kind = classify(e)
+            if kind is None:
+                raise
+            raise self.failure(e, "opening its collections", kind) from e
         self.name = name
         self._base = int(self._articles.id.hex[:8], 16) << 20
 
@@ -181,12 +181,16 @@ class Store(StoreRecords):
                 self._drop_collections()
                 self._open()
                 return
-            except Exception as e:  # decide below whether the store is damaged
+            except chroma_errors() + (StoreError,) as e:  # decide below whether the store is damaged
+                kind = None if isinstance(e, StoreError) else classify(e)
+                if kind is None and not isinstance(e, StoreError):
+                    raise
                 problem = None if self.settings.chroma_url else integrity_problem(self.settings.store, True)
-                if self.settings.chroma_url or (problem is None and not isinstance(e, StoreCorruptError)):
+                damaged = problem is not None or kind is Failure.DAMAGED or isinstance(e, StoreCorruptError)
+                if self.settings.chroma_url or not damaged:
                     if isinstance(e, TalentBotError):
                         raise
-                    raise self.failure(e, "dropping the store") from e
+                    raise self.failure(e, "dropping the store", kind) from e
                 logger.warning("cannot drop the collections of %s (%s)", self.settings.store, problem or e)
         try:
             wipe_embedded(self.settings.store)
@@ -202,13 +206,10 @@ class Store(StoreRecords):
         for name in (self.name, f"{self.name}_articles"):
             try:
                 self._client.delete_collection(name)
-            except (ValueError, KeyError) as e:  # chromadb raises NotFoundError(ValueError) when absent
-                if "not" not in str(e).lower() and "does not exist" not in str(e).lower():
+            except chroma_errors() as e:
+                if classify(e) is not Failure.GONE:
                     raise
                 logger.debug("no collection %s to delete: %s", name, e)
-            except Exception as e:  # NotFoundError type moved between chromadb versions
-                if "not" not in str(e).lower():
-                    raise
 
     # ------------------------------------------------------------------------------------- chunks
     @_guarded("writing passages", write=True)
@@ -252,7 +253,18 @@ class Store(StoreRecords):
         return self.chunks.get(include=include, limit=limit, offset=offset)
 
     @_guarded("reading passages")
+    def chunk_vectors(self, ids: Sequence[str]) -> dict[str, tuple[str, dict, Any]]:
+        """(text, metadata, vector) of those of the chunks ``ids`` that exist (ingest reuses unchanged vectors)."""
+        if not ids:
+            return {}
+        got = self.chunks.get(ids=list(ids), include=["documents", "metadatas", "embeddings"])
+        return {cid: (doc, meta, vec) for cid, doc, meta, vec
+                in zip(got["ids"], got["documents"], got["metadatas"], got["embeddings"], strict=True)}
+
+    @_guarded("reading passages")
     def get_chunks(self, ids: Sequence[str]) -> dict[str, tuple[str, dict]]:
+        if not ids:  # Chroma refuses an empty list of ids
+            return {}
         got = self.chunks.get(ids=list(ids), include=["documents", "metadatas"])
         return {cid: (doc, meta) for cid, doc, meta in zip(got["ids"], got["documents"], got["metadatas"], strict=True)}
 

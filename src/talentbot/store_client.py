@@ -1,4 +1,4 @@
-"""Opening a Chroma client for a talentbot store, and telling Chroma's failures apart.
+"""Opening a Chroma client for a talentbot store (its failures are told apart in :mod:`talentbot.store_errors`).
 
 An embedded store on a full disk cannot be opened by Chroma (its open writes); it is then opened through a
 read-only view (:mod:`talentbot.store_readonly`), so that questions are still answered.
@@ -6,12 +6,21 @@ read-only view (:mod:`talentbot.store_readonly`), so that questions are still an
 
 from __future__ import annotations
 
-import re
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
 from .config import Settings
 from .errors import ConfigError, StoreCorruptError, StoreError
+from .store_errors import (
+    REBUILD_HINT,
+    Failure,
+    chroma_errors,
+    classify,
+    first_line,
+    local_error,
+    server_error,
+)
 from .store_files import (
     _OPEN_LOCK,
     SQLITE_FILE,
@@ -21,13 +30,6 @@ from .store_files import (
     low_disk,
 )
 from .store_readonly import readonly_client
-
-REBUILD_HINT = "run `talentbot ingest --rebuild` to index the documents again into a fresh store"
-
-
-def _first_line(e: BaseException) -> str:
-    text = re.sub(r"\s*\(trace ID: [0-9a-f]+\)", "", str(e)).strip()
-    return text.splitlines()[0].rstrip(".") if text else type(e).__name__
 
 
 def _server_label(settings: Settings) -> str:
@@ -72,11 +74,11 @@ def open_client(settings: Settings) -> Any:
         host, port, ssl = _server_target(settings)
         try:
             return chromadb.HttpClient(host=host, port=port, ssl=ssl, settings=chroma_settings)
-        except Exception as e:  # chromadb raises bare Exceptions/ValueErrors for connection errors
-            raise StoreError(
-                f"cannot reach the Chroma server at {_server_label(settings)}: {_first_line(e)}. Start it with "
-                "`chroma run --path DIR --host 127.0.0.1 --port 8000`, or fix TALENTBOT_CHROMA_URL / --chroma-url"
-            ) from e
+        except chroma_errors() as e:  # a ValueError raised while handling httpx's ConnectError, or a ChromaError
+            kind = classify(e)
+            if kind is None:
+                raise
+            raise server_error(kind, _server_label(settings), None, first_line(e)) from e
     folder = settings.store
     try:
         folder.mkdir(parents=True, exist_ok=True)
@@ -88,32 +90,30 @@ def open_client(settings: Settings) -> Any:
     try:
         with _OPEN_LOCK:  # chromadb creates its per-path System without a lock
             return chromadb.PersistentClient(path=str(folder), settings=chroma_settings)
-    except Exception as e:  # chromadb surfaces sqlite damage as bare/internal errors
+    except chroma_errors() as e:  # an InternalError naming the SQLite or OS error (see store_errors)
+        kind = classify(e)
         _release_embedded(str(folder))  # else the failed System stays cached for this path
+        if kind is None:
+            raise
         left = low_disk(folder)
-        if left:
+        if left or kind is Failure.NO_SPACE:  # answer from a read-only view of it, if there is one
             view = readonly_client(folder)
-            if view is None:
-                raise _disk_full_error(folder, "opening it", _first_line(e), left) from e
-            view.reason = left
-            return view
-        problem = integrity_problem(folder, thorough=True)
-        if problem:
-            raise StoreCorruptError(f"the vector store at {folder} is damaged ({problem}); {REBUILD_HINT}") from e
-        if (folder / SQLITE_FILE).exists():
-            raise StoreCorruptError(f"the vector store at {folder} cannot be opened ({_first_line(e)}); "
-                                    f"if it is damaged, {REBUILD_HINT}") from e
-        raise StoreError(f"cannot open the vector store at {folder}: {_first_line(e)}") from e
+            if view is not None:
+                view.reason = left or "no space left"
+                return view
+        raise _open_error(folder, kind, first_line(e), left) from e
 
 
-def _collection_gone(e: Exception) -> bool:
-    """A collection dropped under this reader: not found, or (read while it is being deleted, as another
-    process's ``--rebuild`` switches) its segments already gone."""
-    text = str(e).lower()
-    return type(e).__name__ == "NotFoundError" or ("collection" in text and "does not exist" in text) \
-        or "missing metadata segment" in text
-
-
-def _system_stopped(e: Exception) -> bool:
-    """The embedded Chroma this client used was stopped (see :func:`_release_embedded`)."""
-    return isinstance(e, AttributeError) and "bindings" in str(e)
+def _open_error(folder: Path, kind: Failure, detail: str, left: str | None) -> StoreError:
+    """The error for an embedded store that Chroma cannot open."""
+    if left or kind is Failure.NO_SPACE:
+        return _disk_full_error(folder, "opening it", detail, left or "no space left")
+    problem = integrity_problem(folder, thorough=True)
+    if problem:
+        return StoreCorruptError(f"the vector store at {folder} is damaged ({problem}); {REBUILD_HINT}")
+    if kind in (Failure.READ_ONLY, Failure.DENIED):
+        return local_error(kind, folder, "opening it", detail)
+    if (folder / SQLITE_FILE).exists():
+        return StoreCorruptError(f"the vector store at {folder} cannot be opened ({detail}); "
+                                 f"if it is damaged, {REBUILD_HINT}")
+    return StoreError(f"cannot open the vector store at {folder}: {detail}")

@@ -15,6 +15,7 @@ import threading
 from pathlib import Path
 
 from .errors import StoreError
+from .store_errors import BUSY_CODES
 
 logger = logging.getLogger(__name__)
 
@@ -57,11 +58,10 @@ def integrity_problem(folder: Path, thorough: bool = False) -> str | None:
         finally:
             con.close()
     except sqlite3.DatabaseError as e:
-        text = str(e)
-        if "locked" in text or "busy" in text:
-            logger.info("cannot check %s now (%s)", db, text)
+        if (getattr(e, "sqlite_errorcode", 0) & 0xFF) in BUSY_CODES:  # another process is writing
+            logger.info("cannot check %s now (%s)", db, e)
             return None
-        return f"{db}: {text}"
+        return f"{db}: {e}"
     if rows and rows[0][0] != "ok":
         return f"{db} fails SQLite's integrity check: {str(rows[0][0]).splitlines()[-1].strip()}"
     return None
@@ -118,7 +118,7 @@ def _release_embedded(path: str) -> None:
     if system is not None:
         try:
             system.stop()
-        except Exception as e:  # noqa: BLE001 - a System whose start failed has nothing to stop
+        except AttributeError as e:  # chromadb 1.5.9: a System whose start failed has no bindings to `del`
             logger.debug("stopping the Chroma system of %s: %s", path, e)
 
 

@@ -69,13 +69,17 @@ class ReadOnlyClient:
                 "SELECT c.id, s.id FROM collections c JOIN segments s ON s.collection = c.id AND s.scope = 'METADATA' "
                 "WHERE c.name = ?", (name,)).fetchone()
         if row is None:
-            raise ValueError(f"Collection [{name}] does not exist")
+            from chromadb.errors import NotFoundError  # as Chroma says it
+
+            raise NotFoundError(f"Collection [{name}] does not exist")
         return ReadOnlyCollection(self, name, row[0], row[1])
 
     def get_or_create_collection(self, name: str, **kwargs: Any) -> ReadOnlyCollection:
+        from chromadb.errors import NotFoundError
+
         try:
             return self.get_collection(name)
-        except ValueError:
+        except NotFoundError:
             raise _no_space(f"create the collection {name}") from None
 
     def delete_collection(self, name: str) -> None:

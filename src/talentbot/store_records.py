@@ -13,8 +13,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeVar, cast
 
-from .errors import ModelMismatchError, TalentBotError
-from .store_client import REBUILD_HINT, _collection_gone, _first_line, _system_stopped
+from .errors import ModelMismatchError
+from .store_errors import REBUILD_HINT, Failure, chroma_errors, classify, untyped_http
 
 if TYPE_CHECKING:
     from .store import Store
@@ -53,36 +53,42 @@ class ArticleRecord:
 
 
 def _guarded(action: str, write: bool = False) -> Callable[[_F], _F]:
-    """Turn Chroma/HTTP failures of a Store method into a StoreError saying what to do. A store open
-    read-only (full disk) tries to open writable again before a ``write``, and every few seconds."""
+    """Turn Chroma/HTTP failures of a Store method into a StoreError saying what to do (see
+    :mod:`talentbot.store_errors`). A store open read-only (full disk) tries to open writable again before
+    a ``write``, and every few seconds. A collection dropped under this reader (another process rebuilt the
+    store) or an embedded Chroma this process restarted after a failure: reopen, and try once more."""
     def decorate(fn: _F) -> _F:
         @functools.wraps(fn)
         def wrapper(self: Store, *args: Any, **kwargs: Any) -> Any:
-            try:
-                if self._stale or (self.readonly and (write or self._retry_due())):
-                    self._reconnect()
-                return fn(self, *args, **kwargs)
-            except TalentBotError:
-                raise
-            except Exception as e:  # chromadb, httpx and sqlite errors have no common base
-                if not (_collection_gone(e) or _system_stopped(e)):
-                    raise self.failure(e, action) from e
-                first = e
-            # Another process rebuilt the store (dropped and re-created the collections), or this
-            # process restarted its embedded Chroma after a failure: reopen, and try once more.
-            logger.info("reopening %s (%s)", self.where, _first_line(first))
-            try:
-                if _system_stopped(first):
+            for attempt in (1, 2):
+                try:
+                    if attempt == 1 and (self._stale or (self.readonly and (write or self._retry_due()))):
+                        self._reconnect()
+                    return fn(self, *args, **kwargs)
+                except chroma_errors() as e:
+                    kind = _failed(self, e, action, retry=attempt == 1)
+                except Exception as e:  # only chromadb's bare Exception for an HTTP error (untyped_http) is kept
+                    if not untyped_http(e):
+                        raise
+                    kind = _failed(self, e, action, retry=False)
+                logger.info("reopening %s (%s)", self.where, kind.value)
+                if kind is Failure.STOPPED:
                     self._reconnect()
                 else:
                     self._open()
-                return fn(self, *args, **kwargs)
-            except TalentBotError:
-                raise
-            except Exception as e:  # as above
-                raise self.failure(e, action) from e
+            raise AssertionError("unreachable: the second attempt returns or raises")
         return cast(_F, wrapper)
     return decorate
+
+
+def _failed(store: Store, e: BaseException, action: str, retry: bool) -> Failure:
+    """Raise the error for ``e`` (itself when it is no store failure), unless it is worth a reopen and a retry."""
+    kind = classify(e)
+    if kind is None:
+        raise e
+    if retry and kind in (Failure.GONE, Failure.STOPPED):
+        return kind
+    raise store.failure(e, action, kind) from e
 
 
 class StoreRecords:

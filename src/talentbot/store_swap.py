@@ -25,7 +25,8 @@ from typing import TYPE_CHECKING, Any
 
 from .config import Settings
 from .errors import TalentBotError
-from .store_client import _collection_gone, _first_line
+from .store_errors import Failure, chroma_errors, classify, first_line
+from .store_records import _guarded
 
 if TYPE_CHECKING:
     from .store import Store
@@ -45,8 +46,8 @@ def read_pointer(client: Any, settings: Settings) -> dict[str, Any]:
     """``{"active": name, "pending": [...]}``; ``{}`` when the store has none (never rebuilt aside)."""
     try:
         col = client.get_collection(pointer_name(settings), embedding_function=None)
-    except Exception as e:
-        if _collection_gone(e):
+    except chroma_errors() as e:
+        if classify(e) is Failure.GONE:
             return {}
         raise
     got = col.get(ids=[POINTER_ID], include=["metadatas"])
@@ -67,16 +68,12 @@ def read_pointer(client: Any, settings: Settings) -> dict[str, Any]:
     return {"active": active, "pending": pending}
 
 
+@_guarded("switching collections", write=True)
 def _write_pointer(store: Store, active: str, pending: list[str]) -> None:
-    try:
-        col = store.client.get_or_create_collection(pointer_name(store.settings), metadata={"hnsw:space": "cosine"},
-                                                    embedding_function=None)
-        col.upsert(ids=[POINTER_ID], embeddings=[[1.0]], documents=[""],
-                   metadatas=[{"kind": "active", "active": active, "pending": json.dumps(pending)}])
-    except TalentBotError:
-        raise
-    except Exception as e:  # chromadb, httpx and sqlite errors have no common base
-        raise store.failure(e, "switching collections") from e
+    col = store.client.get_or_create_collection(pointer_name(store.settings), metadata={"hnsw:space": "cosine"},
+                                                embedding_function=None)
+    col.upsert(ids=[POINTER_ID], embeddings=[[1.0]], documents=[""],
+               metadatas=[{"kind": "active", "active": active, "pending": json.dumps(pending)}])
 
 
 def _drop(store: Store, name: str) -> bool:
@@ -84,9 +81,12 @@ def _drop(store: Store, name: str) -> bool:
     for col in (name, f"{name}_articles"):
         try:
             store.client.delete_collection(col)
-        except Exception as e:  # noqa: BLE001 - as above
-            if not _collection_gone(e):
-                logger.warning("could not drop the old collection %s: %s", col, _first_line(e))
+        except chroma_errors() as e:
+            kind = classify(e)
+            if kind is None:
+                raise
+            if kind is not Failure.GONE:
+                logger.warning("could not drop the old collection %s: %s", col, first_line(e))
                 return False
     shutil.rmtree(store.settings.store / "lexical" / name, ignore_errors=True)
     return True
