@@ -5,6 +5,10 @@ cd "$(dirname "$0")/.."
 PY=${PYTHON:-python3}
 [ -x .venv/bin/python ] || "$PY" -m venv .venv
 .venv/bin/python -m pip install -q --upgrade pip
-.venv/bin/python -m pip install -q -c requirements.lock "torch==2.13.0" -e .
+# [ocr]: scanned PDFs and images of notices (rapidocr-onnxruntime, CPU, models in the wheel).
+.venv/bin/python -m pip install -q -c requirements.lock "torch==2.13.0" -e ".[ocr]"
+if ! .venv/bin/python -c "import rapidocr_onnxruntime" 2>/dev/null; then
+  echo "warning: OCR cannot load (OpenCV needs libGL): sudo apt-get install libgl1 libglib2.0-0" >&2
+fi
 .venv/bin/talentbot ingest corpus
 exec .venv/bin/talentbot serve "$@"

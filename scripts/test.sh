@@ -7,7 +7,7 @@ PY=${PYTHON:-python3}
 .venv/bin/python -m pip install -q --upgrade pip
 # torch==2.13.0 (CPU wheel) is pinned in pyproject.toml; installing it first keeps pip off CUDA builds.
 # requirements.lock (scripts/lock.sh) pins every other package to the versions tested and audited.
-.venv/bin/python -m pip install -q -c requirements.lock "torch==2.13.0" -e ".[test,bench]"
+.venv/bin/python -m pip install -q -c requirements.lock "torch==2.13.0" -e ".[test,bench,ocr]"
 if .venv/bin/python -m pip list 2>/dev/null | grep -i '^nvidia'; then
   echo "error: CUDA packages were installed; torch must be the CPU wheel" >&2; exit 1
 fi
@@ -16,6 +16,12 @@ if ! command -v chromium >/dev/null || ! fc-list 2>/dev/null | grep -qi -e wqy -
   SUDO=""; [ "$(id -u)" = 0 ] || SUDO=sudo
   $SUDO apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq chromium fonts-wqy-microhei >/dev/null
+fi
+# The OCR engine's OpenCV needs libGL and GLib (the OCR tests render Chinese with fonts-wqy-microhei).
+if ! .venv/bin/python -c "import rapidocr_onnxruntime" 2>/dev/null; then
+  SUDO=""; [ "$(id -u)" = 0 ] || SUDO=sudo
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq libgl1 libglib2.0-0 >/dev/null
 fi
 .venv/bin/ruff check src tests benchmarks scripts
 .venv/bin/mypy src/talentbot

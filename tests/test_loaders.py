@@ -228,7 +228,7 @@ def test_docx_without_title_uses_first_paragraph(tmp_path):
         ("empty.txt", lambda p: p.write_bytes(b""), "empty"),
         ("blank.md", lambda p: p.write_text(" \n\t\n", encoding="utf-8"), "no text"),
         ("binary.txt", lambda p: p.write_bytes(bytes(range(256)) * 4), "binary"),
-        ("photo.jpg", lambda p: p.write_bytes(b"\xff\xd8\xff\xe0" + bytes(100)), "unsupported"),
+        ("photo.jpg", lambda p: p.write_bytes(b"\xff\xd8\xff\xe0" + bytes(100)), "image"),  # damaged
         ("README", lambda p: p.write_text("hello", encoding="utf-8"), "unsupported"),
         ("garbage.pdf", lambda p: p.write_bytes(b"%PDF-1.4\n" + bytes(range(256))), "PDF"),
         ("notpdf.pdf", lambda p: p.write_bytes(b"hello, I am not a PDF"), "PDF"),

@@ -3,7 +3,8 @@
 A regulation is cut at 第X章 / 第X条 boundaries; every chunk carries its chapter and article label.
 A news article is cut at its sub-headings. Inside a unit, sentences (ending in 。！？；!?) are packed
 up to ``size`` characters; a single sentence longer than that is the only thing ever cut mid-way
-(at a comma or colon where it has one).
+(at a comma or colon where it has one). A table row (:func:`talentbot.tables.is_row`) is a chunk of its own,
+whole whatever its length, so that a row is never split from its headers.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import re
 from dataclasses import dataclass
 
 from .loaders import Article
+from .tables import is_row
 
 _NUM = "一二三四五六七八九十百千零〇两"
 CHAPTER = re.compile(rf"^第[{_NUM}\d]+[章编]\s*\S*")
@@ -58,7 +60,7 @@ def _is_heading(line: str) -> bool:
 
 
 def _units(article: Article) -> list[tuple[int | None, str, str, list[str]]]:
-    """Group paragraphs into (page, chapter, label, paragraphs) units."""
+    """Group paragraphs into (page, chapter, label, paragraphs) units; a table row is a unit of its own."""
     units: list[tuple[int | None, str, str, list[str]]] = []
     chapter, label = "", ""
     is_regulation = any(ARTICLE.match(ln.strip()) for _, t in article.pages for ln in t.split("\n"))
@@ -74,6 +76,11 @@ def _units(article: Article) -> list[tuple[int | None, str, str, list[str]]]:
                 units.append((page, chapter, label, current))
                 continue
             if is_regulation and SECTION.match(line):
+                continue
+            if is_row(line):  # its own unit; the text after it goes on under the same label
+                units.append((page, chapter, label, [line]))
+                current = []
+                units.append((page, chapter, label, current))
                 continue
             m = ARTICLE.match(line) if is_regulation else None
             if m:
@@ -157,7 +164,8 @@ def chunk_article(article: Article, size: int = 180, overlap: int = 0) -> list[C
     """Cut an article into ordered chunks of at most ``size`` characters of text."""
     chunks: list[Chunk] = []
     for page, chapter, label, paragraphs in _units(article):
-        for text in _pack(paragraphs, size, overlap, break_paragraphs=not ARTICLE.match(label)):
+        row = len(paragraphs) == 1 and is_row(paragraphs[0])
+        for text in paragraphs if row else _pack(paragraphs, size, overlap, break_paragraphs=not ARTICLE.match(label)):
             chunks.append(Chunk(text=text, ordinal=len(chunks), title=article.title, chapter=chapter,
                                 label=label, page=page))
     return chunks

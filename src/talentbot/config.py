@@ -64,6 +64,21 @@ class Settings(BaseSettings):
     parse_memory_mb: int = Field(
         1024, ge=128, description="Memory (address space, MB) the parser worker process may use."
     )
+    max_sheet_rows: int = Field(
+        20_000, ge=1, description="Most rows an .xlsx or .csv file may hold (all sheets together); a larger one is "
+        "skipped with a reason."
+    )
+    ocr_max_pages: int = Field(
+        50, ge=1, description="Most scanned pages of one PDF read by OCR; later pages are left out with a warning."
+    )
+    ocr_timeout: float = Field(
+        600.0, gt=0, description="Seconds OCR may spend on one file; the pages not reached by then are left out "
+        "with a warning."
+    )
+    ocr_memory_mb: int = Field(
+        3072, ge=512, description="Memory (address space, MB) the parser worker may use once it runs OCR (the "
+        "engine and its models need more than parsing)."
+    )
 
     # --- embeddings --------------------------------------------------------------------------------
     embedding_model: str = Field(
@@ -138,6 +153,16 @@ class Settings(BaseSettings):
     max_sessions: int = Field(
         200, ge=10, description="Browser sessions whose state the web UI keeps in memory (up to ~1.6 MB each with "
         "the largest history accepted); the oldest are dropped."
+    )
+
+    # --- programs (OpenAI-compatible API, MCP, Dify knowledge API) -----------------------------------
+    api_key: SecretStr | None = Field(
+        None, description="Bearer key the OpenAI-compatible API, MCP and Dify endpoints require "
+        "(`Authorization: Bearer <key>`); required to serve beyond loopback, and checked on loopback too once set."
+    )
+    public_url: str | None = Field(
+        None, description="Address clients reach `serve` at (e.g. https://talentbot.example.org), used in citation "
+        "links to /doc pages; empty: the address each request was sent to."
     )
 
     @property

@@ -1,5 +1,5 @@
 """Caps on what one file may cost to parse: bytes, characters, zip size/entries/ratio, YAML aliases,
-time and memory. Checked before (or while) a parser runs, so a small bomb is refused cheaply.
+spreadsheet rows, time and memory, and OCR pages, time and memory. Checked before (or while) a parser runs, so a small bomb is refused cheaply.
 
 A breach raises :class:`ParseError`: the file's own content is at fault, so the same bytes under the
 same limits fail the same way, and ingest does not parse them again until the file changes.
@@ -42,6 +42,10 @@ class Limits:
     max_zip_ratio: float = 100.0
     timeout_s: float = 60.0
     memory_mb: int = 1024
+    max_sheet_rows: int = 20_000
+    ocr_max_pages: int = 50
+    ocr_timeout_s: float = 600.0
+    ocr_memory_mb: int = 3072
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Limits:
@@ -49,7 +53,9 @@ class Limits:
         return cls(max_bytes=int(settings.max_file_mb * MB), max_chars=settings.max_file_chars,
                    max_unpacked_bytes=int(settings.max_unpacked_mb * MB), max_zip_entries=settings.max_zip_entries,
                    max_zip_ratio=settings.max_zip_ratio, timeout_s=settings.parse_timeout,
-                   memory_mb=settings.parse_memory_mb)
+                   memory_mb=settings.parse_memory_mb, max_sheet_rows=settings.max_sheet_rows,
+                   ocr_max_pages=settings.ocr_max_pages, ocr_timeout_s=settings.ocr_timeout,
+                   ocr_memory_mb=settings.ocr_memory_mb)
 
     def fingerprint(self) -> str:
         """A stable text of every limit: a failure remembered under other limits is tried again."""

@@ -1,8 +1,10 @@
 """Loading stage: files on disk -> cleaned :class:`Article` objects.
 
-Supports .txt/.md (optional YAML front matter), .html/.htm (trafilatura), .pdf (pypdf, page numbers
-kept) and .docx (python-docx). Text files may be UTF-8 (with or without BOM), UTF-16 with BOM or
-GB18030/GBK or Big5. Web-page junk (breadcrumbs, image names, share widgets) is dropped from news text.
+Supports .txt/.md (optional YAML front matter) here, and through their own modules .html/.htm/.mhtml
+(:mod:`~talentbot.htmlpage`), .pdf (:mod:`~talentbot.pdfs`: page numbers, tables, OCR of scanned pages),
+.docx (:mod:`~talentbot.word`), .xlsx/.csv (:mod:`~talentbot.sheets`) and .png/.jpg (:mod:`~talentbot.ocr`).
+Table rows carry their headers (:mod:`~talentbot.tables`). Text files may be UTF-8 (with or without BOM),
+UTF-16 with BOM or GB18030/GBK or Big5. Web-page junk (:mod:`~talentbot.webtext`) is dropped from news text.
 
 :func:`read_file` refuses what is not a regular, readable file with a UTF-8 name (never blocking on a
 FIFO or a device); :func:`parse` turns the bytes into an article under :class:`~talentbot.limits.Limits`.
@@ -11,19 +13,19 @@ FIFO or a device); :func:`parse` turns the bytes into an article under :class:`~
 from __future__ import annotations
 
 import datetime as dt
-import io
+import importlib
 import logging
 import os
 import re
 import stat
-from collections.abc import Iterable, Iterator
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import cast
 
+from .article import Article, first_line, make_article
 from .decoding import clean_text as _clean_text
 from .decoding import decode
-from .limits import MB, Limits, LoadError, ParseError, check_chars, check_zip, load_yaml
+from .limits import MB, Limits, LoadError, ParseError, check_chars, load_yaml
 from .webtext import clean_web_text, looks_like_web_page
 
 __all__ = ["SUPPORTED", "Article", "LoadError", "ParseError", "clean_web_text", "decode", "discover",
@@ -31,23 +33,8 @@ __all__ = ["SUPPORTED", "Article", "LoadError", "ParseError", "clean_web_text", 
 
 logger = logging.getLogger(__name__)
 
-SUPPORTED = {".txt", ".md", ".markdown", ".html", ".htm", ".pdf", ".docx"}
-
-
-@dataclass
-class Article:
-    """One cleaned document. ``pages`` holds (page number or None, text) pairs."""
-
-    path: Path
-    title: str
-    pages: list[tuple[int | None, str]]
-    source: str = ""
-    date: str = ""
-    metadata: dict[str, str] = field(default_factory=dict)
-
-    @property
-    def text(self) -> str:
-        return "\n\n".join(t for _, t in self.pages)
+SUPPORTED = {".txt", ".md", ".markdown", ".html", ".htm", ".mhtml", ".mht", ".pdf", ".docx", ".xlsx", ".csv",
+             ".png", ".jpg", ".jpeg"}
 
 
 def display_path(path: Path | str) -> str:
@@ -100,72 +87,7 @@ def _load_text(path: Path, data: bytes, limits: Limits) -> Article:
             body = body[dated.end():].lstrip("\n")
     if not title:
         title = _lead_title(body) or path.stem
-    return _article(path, title, [(None, body)], meta, "no text found")
-
-
-def _load_html(path: Path, data: bytes, limits: Limits) -> Article:
-    import trafilatura
-
-    html = decode(data)
-    # a trafilatura Document (as_dict is off), or None
-    doc: Any = trafilatura.bare_extraction(html, include_comments=False, with_metadata=True)
-    body = _clean_text((doc.text if doc else "") or "")
-    check_chars(len(body), limits)
-    meta = ({"title": doc.title or "", "date": doc.date or "", "source": doc.sitename or "", "url": doc.url or ""}
-            if doc else {})
-    return _article(path, meta.pop("title", "") or path.stem, [(None, body)], meta,
-                    "no text found (the page has no main text, only navigation or scripts)")
-
-
-def _load_pdf(path: Path, data: bytes, limits: Limits) -> Article:
-    from pypdf import PdfReader
-    from pypdf.errors import PdfReadError
-
-    pages: list[tuple[int | None, str]] = []
-    chars = 0
-    try:
-        reader = PdfReader(io.BytesIO(data))
-        for i, page in enumerate(reader.pages):
-            pages.append((i + 1, _clean_text(page.extract_text() or "")))
-            chars += len(pages[-1][1])
-            check_chars(chars, limits)  # stop at the page that crosses the cap, not after the last one
-        info: dict[str, Any] = reader.metadata or {}
-    except (PdfReadError, ValueError, KeyError, TypeError, OSError) as e:
-        raise ParseError(f"corrupt or unreadable PDF ({e})") from e
-    title = _pdf_title(str(info.get("/Title") or "")) or _first_line(pages[0][1] if pages else "") or path.stem
-    return _article(path, title, pages, {}, "no text found (a scanned PDF without a text layer?)")
-
-
-_PLACEHOLDER_TITLE = re.compile(r"^(untitled\S*|untitled document|document\d*|\(anonymous\)|microsoft word - .*|"
-                                r".*\.(docx?|pdf|txt|wps))$", re.I)
-
-
-def _pdf_title(title: str) -> str:
-    """The PDF's /Title, unless it is a generator's placeholder ('untitled', 'Microsoft Word - a.doc')."""
-    title = title.strip()
-    return "" if _PLACEHOLDER_TITLE.match(title) else title
-
-
-def _load_docx(path: Path, data: bytes, limits: Limits) -> Article:
-    import zipfile
-
-    import docx
-
-    check_zip(data, limits, "Word file")
-    try:
-        d = docx.Document(io.BytesIO(data))
-    except (zipfile.BadZipFile, KeyError, ValueError) as e:
-        raise ParseError(f"corrupt or unreadable Word file ({e})") from e
-    body = _clean_text("\n\n".join(p.text for p in d.paragraphs))
-    check_chars(len(body), limits)
-    props = d.core_properties
-    meta = {"date": props.created.date().isoformat() if props.created else "", "source": props.author or ""}
-    return _article(path, props.title or _first_line(body) or path.stem, [(None, body)], meta,
-                    "no text found (the Word file has no paragraphs of text)")
-
-
-def _first_line(text: str) -> str:
-    return next((ln.strip() for ln in text.split("\n") if ln.strip()), "")[:80]
+    return make_article(path, title, [(None, body)], meta, "no text found")
 
 
 _DATE_LINE = re.compile(r"\A\s*(\d{4})[-年/.](\d{1,2})[-月/.](\d{1,2})日?[ \t]*(?:\n|\Z)")
@@ -175,7 +97,7 @@ _SENTENCE_END = re.compile(r"[。！？!?]")
 def _lead_title(text: str, longest: int = 50) -> str:
     """A title for an untitled text: its first line, or when that line is a whole paragraph, its first
     sentence, cut to ``longest`` characters (the line itself stays in the body)."""
-    line = _first_line(text)
+    line = first_line(text)
     if len(line) <= longest:
         return line
     end = _SENTENCE_END.search(line)
@@ -183,24 +105,24 @@ def _lead_title(text: str, longest: int = 50) -> str:
     return lead if len(lead) <= longest else lead[: longest - 1] + "…"
 
 
-def _article(path: Path, title: str, pages: list[tuple[int | None, str]], meta: dict[str, str],
-             empty: str) -> Article:
-    pages = [(n, t) for n, t in pages if t.strip()]
-    if not pages:
-        raise ParseError(empty)
-    meta = {k: v for k, v in meta.items() if v}
-    return Article(
-        path=path,
-        title=title.strip(),
-        pages=pages,
-        source=meta.pop("source", ""),
-        date=meta.pop("date", ""),
-        metadata=meta,
-    )
+def _lazy(module: str, name: str) -> Loader:
+    """A loader in another module, imported when first used (``import talentbot`` stays light)."""
+    def load(path: Path, data: bytes, limits: Limits) -> Article:
+        return cast(Loader, getattr(importlib.import_module(f"talentbot.{module}"), name))(path, data, limits)
+    return load
 
 
-_LOADERS = {".txt": _load_text, ".md": _load_text, ".markdown": _load_text, ".html": _load_html,
-            ".htm": _load_html, ".pdf": _load_pdf, ".docx": _load_docx}
+Loader = Callable[[Path, bytes, Limits], Article]
+_LOADERS: dict[str, Loader] = {
+    ".txt": _load_text, ".md": _load_text, ".markdown": _load_text,
+    ".html": _lazy("htmlpage", "load_html"), ".htm": _lazy("htmlpage", "load_html"),
+    ".mhtml": _lazy("htmlpage", "load_mhtml"), ".mht": _lazy("htmlpage", "load_mhtml"),
+    ".pdf": _lazy("pdfs", "load_pdf"), ".docx": _lazy("word", "load_docx"),
+    ".xlsx": _lazy("sheets", "load_xlsx"), ".csv": _lazy("sheets", "load_csv"),
+    ".png": _lazy("ocr", "load_image"), ".jpg": _lazy("ocr", "load_image"), ".jpeg": _lazy("ocr", "load_image"),
+}
+_WHAT = {".pdf": "PDF", ".docx": "Word file", ".xlsx": "Excel file", ".csv": "CSV file", ".mhtml": "MHTML page",
+         ".mht": "MHTML page", ".png": "image", ".jpg": "image", ".jpeg": "image"}
 _KINDS = ((stat.S_ISFIFO, "a named pipe (FIFO)"), (stat.S_ISCHR, "a character device"),
           (stat.S_ISBLK, "a block device"), (stat.S_ISSOCK, "a socket"), (stat.S_ISDIR, "a folder"))
 
@@ -257,7 +179,7 @@ def parse(path: Path, data: bytes, limits: Limits | None = None) -> Article:
     except MemoryError:
         raise
     except Exception as e:  # pypdf/python-docx/zlib raise many types on damaged files
-        what = {".pdf": "PDF", ".docx": "Word file"}.get(path.suffix.lower(), "file")
+        what = _WHAT.get(path.suffix.lower(), "file")
         reason = str(e).splitlines()[0] if str(e) else type(e).__name__
         raise ParseError(f"corrupt or unreadable {what} ({reason})") from e
 

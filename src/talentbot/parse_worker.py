@@ -1,6 +1,8 @@
-"""Parsing under a time and memory limit: PDF, Word and HTML files are parsed in a worker process.
+"""Parsing under a time and memory limit: PDF, Word, Excel, HTML/MHTML and image files are parsed in a
+worker process.
 
-Those formats run third-party parsers (pypdf, python-docx/lxml, trafilatura) whose cost a small hostile
+Those formats run third-party parsers (pypdf, pdfplumber, python-docx/lxml, openpyxl, trafilatura, the OCR
+engine) whose cost a small hostile
 file can blow up. :class:`Parser` sends each such file's bytes to one long-lived worker
 (``python -m talentbot.parse_worker``) whose address space is capped (``RLIMIT_AS``), and waits at most
 ``Limits.timeout_s``: a worker that runs over is killed and a fresh one starts for the next file. The same
@@ -8,7 +10,11 @@ works from the CLI and from a server thread (no signals, no fork). Text formats 
 their cost is linear in the capped size and their YAML can't expand (see :mod:`talentbot.limits`).
 
 Protocol (binary pipes): the parent writes a JSON header line ``{"name", "size", "limits"}`` then ``size``
-bytes; the worker answers one JSON line ``{"article": {...}}`` or ``{"error": reason}``.
+bytes; the worker answers one JSON line ``{"article": {...}, "notes": [...]}`` or ``{"error": reason}``
+(``"retry": true`` when the file is not at fault, e.g. OCR is not installed), after any number of
+``{"progress": [done, total]}`` lines while it OCRs pages. Once OCR has started, the file may take
+``Limits.ocr_timeout_s`` more seconds (the worker stops reading pages by then; this side kills it past that
+plus ``Limits.timeout_s``), and the worker's memory cap rises to ``Limits.ocr_memory_mb``.
 """
 
 from __future__ import annotations
@@ -22,31 +28,39 @@ import queue
 import subprocess
 import sys
 import threading
-from collections.abc import Iterable
+import time
+from collections.abc import Callable, Iterable
 from dataclasses import asdict
 from pathlib import Path
 from typing import IO, Any, cast
 
 from .limits import Limits, LoadError, ParseError
 from .loaders import Article, parse, read_file
+from .ocr import PROGRESS, OcrMissing
 
 logger = logging.getLogger(__name__)
 
-WORKER_SUFFIXES = frozenset({".pdf", ".docx", ".html", ".htm"})
-_PARSER_MODULES = {".pdf": "pypdf", ".docx": "docx", ".html": "trafilatura", ".htm": "trafilatura"}
+WORKER_SUFFIXES = frozenset({".pdf", ".docx", ".xlsx", ".html", ".htm", ".mhtml", ".mht", ".png", ".jpg", ".jpeg"})
+_PARSER_MODULES = {".pdf": ("pypdf", "pdfplumber"), ".docx": ("docx",), ".xlsx": ("openpyxl",),
+                   ".html": ("trafilatura",), ".htm": ("trafilatura",), ".mhtml": ("trafilatura",),
+                   ".mht": ("trafilatura",), ".png": ("PIL.Image",), ".jpg": ("PIL.Image",), ".jpeg": ("PIL.Image",)}
+_PRELOADABLE = frozenset(m for mods in _PARSER_MODULES.values() for m in mods)
+PageProgress = Callable[[Path, int, int], None]
 START_TIMEOUT = 60.0  # seconds for a worker to start (interpreter + imports), outside the per-file limit
 
 
 class Parser:
-    """Loads files for one ingest run: text in-process, PDF/Word/HTML in a capped worker process.
+    """Loads files for one ingest run: text in-process, PDF/Word/Excel/HTML/images in a capped worker process.
 
     Use as a context manager (or call :meth:`close`). Given the files to come, the worker starts at once and
     imports their parsers while this process reads the text files; else it starts on first need.
+    ``on_page(path, done, total)`` is called before each page the worker OCRs (progress of a long file).
     """
 
-    def __init__(self, limits: Limits, files: Iterable[Path] = ()) -> None:
+    def __init__(self, limits: Limits, files: Iterable[Path] = (), on_page: PageProgress | None = None) -> None:
         self.limits = limits
-        self._preload = sorted({_PARSER_MODULES[s] for p in files if (s := p.suffix.lower()) in _PARSER_MODULES})
+        self.on_page = on_page
+        self._preload = sorted({m for p in files for m in _PARSER_MODULES.get(p.suffix.lower(), ())})
         self._worker: _Worker | None = None
         self.started = 0  # worker processes started (tests and benchmarks read it)
         if self._preload:
@@ -72,7 +86,15 @@ class Parser:
         if path.suffix.lower() not in WORKER_SUFFIXES:
             return parse(path, data, self.limits)
         worker = self._worker if self._worker is not None and self._worker.alive() else self._start()
-        return _article(path, worker.request(path.name, data, self.limits))
+        article = _article(path, worker.request(path.name, data, self.limits, lambda d, t: self._page(path, d, t)))
+        for note in article.notes:
+            logger.warning("%s: %s", path.name, note)
+        return article
+
+    def _page(self, path: Path, done: int, total: int) -> None:
+        logger.info("%s: OCR page %d of %d", path.name, done + 1, total)
+        if self.on_page is not None:
+            self.on_page(path, done, total)
 
     def close(self) -> None:
         """Stop the worker, if one runs."""
@@ -90,7 +112,7 @@ class Parser:
 def _article(path: Path, reply: dict) -> Article:
     a = reply["article"]
     return Article(path=path, title=a["title"], pages=[(n, t) for n, t in a["pages"]], source=a["source"],
-                   date=a["date"], metadata=dict(a["metadata"]))
+                   date=a["date"], metadata=dict(a["metadata"]), notes=list(reply.get("notes", [])))
 
 
 class _Worker:
@@ -135,7 +157,7 @@ class _Worker:
                              f"{self.memory_mb} MB of memory (TALENTBOT_PARSE_MEMORY_MB)")
         return json.loads(line)
 
-    def request(self, name: str, data: bytes, limits: Limits) -> dict:
+    def request(self, name: str, data: bytes, limits: Limits, progress: Callable[[int, int], None]) -> dict:
         if not self._ready:
             try:
                 ready = self._reply(START_TIMEOUT)
@@ -154,14 +176,23 @@ class _Worker:
             self.stop()
             raise LoadError(f"the parser worker stopped: {e}") from e
         reply = self._reply(limits.timeout_s)
+        ocr_deadline = None
+        while reply is not None and "progress" in reply:  # OCR under way: its own time cap from here on
+            if ocr_deadline is None:
+                ocr_deadline = time.monotonic() + limits.ocr_timeout_s + limits.timeout_s
+            progress(*reply["progress"])
+            reply = self._reply(max(0.0, ocr_deadline - time.monotonic()))
         if reply is None:
             self.stop()
+            if ocr_deadline is not None:
+                raise ParseError(f"OCR took longer than {limits.ocr_timeout_s:g} s; raise TALENTBOT_OCR_TIMEOUT "
+                                 "to allow more")
             raise ParseError(f"parsing took longer than {limits.timeout_s:g} s (a decompression bomb or a "
                              "pathological file?); raise TALENTBOT_PARSE_TIMEOUT to allow more")
         if "error" in reply:
             if reply.get("restart"):  # the worker exits after this answer: wait for it, start afresh next time
                 self.stop()
-            raise ParseError(reply["error"])
+            raise (LoadError if reply.get("retry") else ParseError)(reply["error"])
         return reply
 
     def stop(self) -> None:
@@ -194,17 +225,26 @@ def _serve(memory_mb: int, preload: list[str]) -> None:
     os.dup2(2, 1)  # anything a parser prints goes where stderr goes, never into the answers
     logging.disable(logging.CRITICAL)  # parsers' warnings about damaged files: the reply carries the reason
     for name in preload:
-        if name in _PARSER_MODULES.values():
-            importlib.import_module(name)
+        if name in _PRELOADABLE:
+            with contextlib.suppress(ImportError):  # an optional parser: the file's reply says what is missing
+                importlib.import_module(name)
     out.write(b'{"ready": true}\n')
     out.flush()
+
+    def report(done: int, total: int) -> None:
+        out.write(json.dumps({"progress": [done, total]}).encode() + b"\n")
+        out.flush()
+
+    PROGRESS.set(report)
     while header := inp.readline():
         req = json.loads(header)
         data = inp.read(req["size"])
         try:
             a = parse(Path(req["name"]), data, Limits.from_dict(req["limits"]))
             reply: dict[str, Any] = {"article": {"title": a.title, "pages": a.pages, "source": a.source,
-                                                 "date": a.date, "metadata": a.metadata}}
+                                                 "date": a.date, "metadata": a.metadata}, "notes": a.notes}
+        except OcrMissing as e:
+            reply = {"error": str(e), "retry": True}
         except LoadError as e:
             reply = {"error": str(e)}
         except MemoryError:
