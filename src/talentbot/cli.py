@@ -1,4 +1,4 @@
-"""`talentbot ingest | ask | serve | eval`: a thin adapter over :class:`TalentBot`.
+"""`talentbot ingest | ask | serve | mcp | eval`: a thin adapter over :class:`TalentBot`.
 
 Imports stay lazy so that `talentbot --help` does not load torch, chromadb or gradio.
 """
@@ -125,12 +125,27 @@ def serve(
         from .web import launch
 
         def ready(url: str) -> None:
-            typer.echo(f"talentbot chat on {url}  (Ctrl+C to stop)", err=True)
+            typer.echo(f"talentbot chat on {url}  (Ctrl+C to stop); OpenAI API {url}v1, MCP {url}mcp, "
+                       f"Dify {url}retrieval", err=True)
 
         launch(_bot(settings), on_ready=ready)
     except TalentBotError as e:
         raise _fail(e) from None
     except KeyboardInterrupt:  # Ctrl+C while starting, or the signal passed on after a clean shutdown
+        raise typer.Exit(0) from None
+
+
+@app.command()
+def mcp(store: StoreOpt = None, chroma_url: ChromaOpt = None) -> None:
+    """Serve the MCP tools (search_policies, ask) and the article list over stdio, for Claude Desktop, Cursor
+    and other MCP clients. `talentbot serve` also serves them over Streamable HTTP at /mcp."""
+    try:
+        from .mcp_server import run_stdio
+
+        run_stdio(_bot(_settings(store, chroma_url)))
+    except TalentBotError as e:
+        raise _fail(e) from None
+    except KeyboardInterrupt:
         raise typer.Exit(0) from None
 
 

@@ -4,6 +4,11 @@ Secure defaults: loopback bind, no share link, auth required off loopback, SSR o
 trusted Host headers only, requests from other origins refused, request bodies and chat fields capped,
 client file paths refused (:mod:`talentbot.web_guard`), every passage and answer HTML-escaped, no images
 and no links but the [n] citations in answers (:mod:`talentbot.web_render`).
+
+The same server carries the program endpoints: the OpenAI-compatible API (``/v1``, :mod:`talentbot.api_openai`),
+MCP over Streamable HTTP (``/mcp``, :mod:`talentbot.mcp_server`), Dify's External Knowledge API
+(``/retrieval``, :mod:`talentbot.api_dify`) and the pages their citations link to (``/doc/{id}``,
+:mod:`talentbot.doc_page`). Off loopback they require ``TALENTBOT_API_KEY``.
 """
 
 from __future__ import annotations
@@ -11,11 +16,12 @@ from __future__ import annotations
 import ipaddress
 import logging
 import os
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from typing import TYPE_CHECKING, Any
 
 import gradio as gr
 
+from .api_shared import Gate, api_key
 from .bot import TalentBot
 from .errors import ConfigError, TalentBotError
 from .web_app import ALL, CSS, EXAMPLES, build_app  # noqa: F401 - re-exported
@@ -64,6 +70,14 @@ def _auth(bot: TalentBot) -> tuple[str, str] | None:
     return auth
 
 
+def _check_api_key(bot: TalentBot) -> None:
+    """Refuse to serve beyond loopback without an API key: the API, MCP and Dify endpoints would be open."""
+    s = bot.settings
+    if not is_loopback(s.host) and api_key(s) is None:
+        raise ConfigError(f"binding {s.host} exposes the API, MCP and Dify endpoints beyond this machine: set "
+                          "TALENTBOT_API_KEY (clients send it as 'Authorization: Bearer <key>'), or bind 127.0.0.1")
+
+
 def _trim_gradio_overheads(demo: gr.Blocks) -> None:
     """Drop a per-request cost of Gradio 6.31 that a chat server doesn't need (found by profiling the server
     under load: RELIABILITY.md, "load"): after every event its queue rebuilds an analytics summary with pandas
@@ -77,15 +91,17 @@ def _trim_gradio_overheads(demo: gr.Blocks) -> None:
 
 
 def _guard_config(demo: gr.Blocks, bot: TalentBot) -> GuardConfig:
-    """What the request guard needs: the caps, and which functions take files or a chat history."""
+    """What the request guard needs: the caps, which functions take files or a chat history, the API key."""
     s = bot.settings
+    key = api_key(s)
     chat_fns = {i: next(n for n, b in enumerate(f.inputs) if isinstance(b, gr.Chatbot))
                 for i, f in demo.fns.items() if f.name == "chat"}
     return GuardConfig(max_body=s.max_request_kb * 1024, allow_upload=s.allow_upload, upload_folder=upload_folder(),
                        max_history_messages=2 * s.max_history_turns,
                        upload_fns={i for i, f in demo.fns.items() if f.api_name == "upload"},
                        chat_fns=chat_fns, api_names={f.api_name: i for i, f in demo.fns.items() if f.api_name},
-                       max_upload_body=int(s.max_upload_mb * 2**20) * MAX_FILES_PER_UPLOAD + 2**20)
+                       max_upload_body=int(s.max_upload_mb * 2**20) * MAX_FILES_PER_UPLOAD + 2**20,
+                       api_key=key, api_locked=key is None and not is_loopback(s.host))
 
 
 def create_app(bot: TalentBot) -> fastapi.FastAPI:
@@ -94,10 +110,19 @@ def create_app(bot: TalentBot) -> fastapi.FastAPI:
     Outermost first: untrusted Host headers are refused (so a forged Host never gets its Origin echoed);
     then the request guard (:mod:`talentbot.web_guard`: foreign origins, body size, file paths, chat
     history); then a CORS layer that allows no other origin (Gradio's own would allow any localhost page).
+    The program endpoints (API, MCP, Dify, /doc) are routes of the outer app, so the same layers check them;
+    their answers share one :class:`Gate` of the chat's size (TALENTBOT_CONCURRENCY, TALENTBOT_MAX_QUEUE).
     """
+    import contextlib
+
     import fastapi
     from starlette.middleware.cors import CORSMiddleware
     from starlette.middleware.trustedhost import TrustedHostMiddleware
+
+    from .api_dify import dify_router
+    from .api_openai import openai_router
+    from .doc_page import doc_router
+    from .mcp_server import build_mcp, http_routes
 
     s = bot.settings
     auth = _auth(bot)
@@ -105,7 +130,19 @@ def create_app(bot: TalentBot) -> fastapi.FastAPI:
     demo = build_app(bot).queue(default_concurrency_limit=s.concurrency, max_size=s.max_queue)
     _trim_gradio_overheads(demo)
     demo.state_session_capacity = s.max_sessions  # sessions whose state is kept; read when Gradio's app is made
-    outer = fastapi.FastAPI(docs_url=None, redoc_url=None, openapi_url=None)
+    gate = Gate(s.concurrency, s.max_queue)
+    mcp = build_mcp(bot, gate)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(_: fastapi.FastAPI) -> AsyncIterator[None]:
+        async with mcp.session_manager.run():
+            yield
+
+    outer = fastapi.FastAPI(docs_url=None, redoc_url=None, openapi_url=None, lifespan=lifespan)
+    outer.include_router(openai_router(bot, gate))
+    outer.include_router(dify_router(bot, gate))
+    outer.include_router(doc_router(bot))
+    outer.router.routes.extend(http_routes(mcp, s.max_request_kb * 1024))  # before Gradio's catch-all mount
     outer.add_middleware(CORSMiddleware, allow_origins=[])  # its presence switches Gradio's CORS layer off
     outer.add_middleware(RequestGuard, config=_guard_config(demo, bot))
     outer.add_middleware(TrustedHostMiddleware, allowed_hosts=_trusted_hosts(s.host))
@@ -190,8 +227,9 @@ def launch(bot: TalentBot, block: bool = True, on_ready: Callable[[str], None] |
 
     s = bot.settings
     _auth(bot)  # before binding: a refused bind leaves no port open
-    sock = bind(s.host, s.port)
+    sock = bind(s.host, s.port)  # an address that cannot be bound is said first
     try:
+        _check_api_key(bot)  # the socket is closed below when refused
         app = create_app(bot)
         server = uvicorn.Server(uvicorn.Config(app, host=s.host, port=sock.getsockname()[1], log_level="warning",
                                                timeout_graceful_shutdown=2))

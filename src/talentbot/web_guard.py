@@ -7,9 +7,12 @@ It refuses, before Gradio sees them:
 - request bodies over the size cap (read in chunks, so a huge body is never held);
 - a file reference (any object with a ``path``) anywhere in a request, except real uploads (files inside
   Gradio's upload folder) sent to the upload function: a client-supplied path never reaches the filesystem;
-- chat histories that are not text messages; long ones are trimmed to the turns the chat keeps.
+- chat histories that are not text messages; long ones are trimmed to the turns the chat keeps;
+- on the program endpoints (``/v1/``, ``/mcp``, ``/retrieval``): requests without the API key when one is set
+  (or, off loopback, any request when none is), foreign origins unless the key was sent, and bodies over the cap.
 
-Every refusal is one JSON response ``{"detail": message}`` and one log line, however many parts were bad.
+Every refusal is one JSON response ``{"detail": message}`` (on the program endpoints, in their own error
+shape: OpenAI's, Dify's) and one log line, however many parts were bad.
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
+from .api_shared import bearer_ok, refusal_body
 from .errors import InputError
 from .web_render import message_text
 
@@ -33,6 +37,7 @@ logger = logging.getLogger(__name__)
 _UPLOAD_ROUTE = re.compile(r"/gradio_api/upload(_progress)?/?$")
 _DATA_ROUTE = re.compile(r"/gradio_api/(?:queue/join|(?P<kind>run|api|call/v2|call)/(?P<api>[^/]+))/?$")
 _BODY_METHODS = {"POST", "PUT", "PATCH", "DELETE"}
+_API_ROUTE = re.compile(r"^/(?:v1/|mcp/?$|retrieval/?$)")
 
 
 @dataclass
@@ -47,6 +52,8 @@ class GuardConfig:
     chat_fns: dict[int, int] = field(default_factory=dict)  # fn id of a chat event -> index of its history input
     api_names: dict[str, int] = field(default_factory=dict)  # api_name -> fn id
     max_upload_body: int = 0  # bytes of one upload request (all its files); 0: no cap
+    api_key: str | None = None  # the bearer key the program endpoints require; None: none
+    api_locked: bool = False  # off loopback without a key: the program endpoints refuse every request
 
 
 MAX_FILES_PER_UPLOAD = 20  # files one upload request may carry at the per-file size cap
@@ -97,6 +104,9 @@ class RequestGuard:
             return
         headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope.get("headers", [])}
         path = re.sub(r"/+", "/", scope.get("path", ""))
+        if scope["type"] == "http" and _API_ROUTE.match(path):
+            await self._api(scope, receive, send, headers, path)
+            return
         try:
             origin = headers.get("origin")
             if origin is not None and not _own_origin(origin, headers.get("host", "")):
@@ -127,6 +137,36 @@ class RequestGuard:
             scope = dict(scope, headers=[(k, v) for k, v in scope["headers"] if k.lower() != b"content-length"]
                          + [(b"content-length", str(len(new_body)).encode())])
         await self.app(scope, self._replay(new_body, receive), send)
+
+    async def _api(self, scope: Scope, receive: Receive, send: Send, headers: dict, path: str) -> None:
+        """The program endpoints: API key, origin (a request that carries the key may come from any page)
+        and body size; their bodies are theirs to validate."""
+        key = self.config.api_key
+        try:
+            if self.config.api_locked:
+                raise Refused(401, InputError("this server is reachable beyond loopback: set TALENTBOT_API_KEY "
+                                              "to use the API, MCP and Dify endpoints"))
+            if not bearer_ok(headers.get("authorization"), key):
+                raise Refused(401, InputError("a valid API key is required: send 'Authorization: Bearer <key>' "
+                                              "with the key set in TALENTBOT_API_KEY"))
+            origin = headers.get("origin")
+            if key is None and origin is not None and not _own_origin(origin, headers.get("host", "")):
+                raise Refused(403, InputError(f"requests from another web page ({origin[:100]}) are refused "
+                                              "unless they carry the API key (TALENTBOT_API_KEY)"))
+            if scope.get("method") not in _BODY_METHODS:
+                await self.app(scope, receive, send)
+                return
+            body = await self._read_body(headers, receive)
+        except Refused as e:
+            logger.warning("refused %s %s from %s: %s", scope.get("method"), path[:200],
+                           (scope.get("client") or ("?",))[0], e)
+            from starlette.responses import JSONResponse
+
+            await JSONResponse(refusal_body(path, e.status, str(e), headers.get("authorization")), e.status,
+                               {"WWW-Authenticate": "Bearer"} if e.status == 401 else None)(scope, receive, send)
+            return
+        if body is not None:
+            await self.app(scope, self._replay(body, receive), send)
 
     def _capped(self, headers: dict, receive: Receive) -> Receive:
         """``receive`` for an upload: refused up front when Content-Length is over the cap, and cut off (as
@@ -267,3 +307,4 @@ class RequestGuard:
         from starlette.responses import JSONResponse
 
         await JSONResponse({"detail": str(error)}, error.status)(scope, receive, send)
+
