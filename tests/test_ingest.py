@@ -328,3 +328,29 @@ def test_the_default_path_is_the_corpus_setting(tmp_path, fake_embedder):
     report = bot.ingest()
     assert report.added == 1
     assert {r.title for r in bot.articles()} == {"河南省人才流动条例"}
+
+
+def test_a_reindex_of_unchanged_text_reuses_the_stored_vectors(tmp_path, fake_embedder, monkeypatch):
+    """A new loader or chunker version re-indexes every file; passages whose indexed text is unchanged keep
+    their vectors instead of being embedded again, and an edited one is embedded."""
+    import talentbot.ingest as ingest_mod
+
+    folder = _folder(tmp_path, n=3)
+    bot = TalentBot()
+    bot.ingest([folder])
+    before = bot.store.chunk_vectors(sorted(chunk_ids(bot)))
+    monkeypatch.setattr(ingest_mod, "CHUNKER_VERSION", ingest_mod.CHUNKER_VERSION + "-test")
+    computed = bot.embedder.computed
+    report = bot.ingest([folder])
+    assert (report.added, report.updated, report.unchanged) == (0, 3, 0)
+    assert bot.embedder.computed == computed  # nothing embedded again
+    after = bot.store.chunk_vectors(sorted(chunk_ids(bot)))
+    assert set(after) == set(before)
+    assert all(np.allclose(after[cid][2], before[cid][2]) for cid in before)
+
+    write_article(folder / "a01.md", 1, variant="修订")
+    monkeypatch.setattr(ingest_mod, "CHUNKER_VERSION", ingest_mod.CHUNKER_VERSION + "-again")
+    report = bot.ingest([folder])
+    edited = _ids_of(folder / "a01.md", chunk_ids(bot))
+    assert bot.embedder.computed - computed == len(edited) > 0  # only the edited article's passages
+    assert_consistent(bot)

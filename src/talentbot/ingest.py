@@ -19,6 +19,9 @@ from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import Executor, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
+
+import numpy as np
 
 from .anchors import place_codes
 from .chunking import Chunk, chunk_article
@@ -69,7 +72,7 @@ def article_key(path: Path) -> str:
     return hashlib.sha1(os.fsencode(resolved)).hexdigest()[:16]  # a name that is not UTF-8 still has a key
 
 
-CHUNKER_VERSION = "v6"  # bump when loaders/chunking/tokens change for unchanged files: forces a re-index
+CHUNKER_VERSION = "v7"  # bump when loaders/chunking/tokens change for unchanged files: forces a re-index
 
 
 def content_hash(article: Article, settings: Settings) -> str:
@@ -92,7 +95,7 @@ def _chunk_meta(rec: ArticleRecord, chunk: Chunk, article: Article) -> dict:
         meta["effective"] = rec.effective
     if chunk.page is not None:
         meta["page"] = chunk.page
-    for extra in ("original_source", "url"):  # front-matter/page metadata worth citing
+    for extra in ("original_source", "url", "ocr", "ocr_pages"):  # metadata worth citing (ocr: read by OCR)
         if article.metadata.get(extra):
             meta[extra] = article.metadata[extra]
     return meta
@@ -235,10 +238,22 @@ def _flush(store: Store, embedder: Embedder, pending: list, report: IngestReport
     if not pending:
         return
     metas = pool.submit(lambda: [_chunk_meta(rec, c, article) for rec, article, chunks, _ in pending for c in chunks])
-    vectors = embedder.encode([c.indexed_text for _, _, chunks, _ in pending for c in chunks])
-    store.claim_model(dim=vectors.shape[1])  # same name, other vector length (a local folder replaced)
-    store.write_chunks([f"{rec.key}:{c.ordinal}" for rec, _, chunks, _ in pending for c in chunks], vectors,
-                       [c.text for _, _, chunks, _ in pending for c in chunks], metas.result())
+    ids = [f"{rec.key}:{c.ordinal}" for rec, _, chunks, _ in pending for c in chunks]
+    texts = [c.indexed_text for _, _, chunks, _ in pending for c in chunks]
+    kept = _unchanged_vectors(store, pending)
+    todo = [i for i, cid in enumerate(ids) if cid not in kept]
+    fresh = embedder.encode([texts[i] for i in todo]) if todo else np.zeros((0, 0), dtype=np.float32)
+    dim = fresh.shape[1] if todo else len(next(iter(kept.values())))
+    vectors = np.empty((len(ids), dim), dtype=np.float32)
+    for row, i in enumerate(todo):
+        vectors[i] = fresh[row]
+    for i, cid in enumerate(ids):
+        if cid in kept:
+            vectors[i] = kept[cid]
+    if kept:
+        logger.info("re-indexed %d unchanged passages with their stored vectors", len(kept))
+    store.claim_model(dim=dim)  # same name, other vector length (a local folder replaced)
+    store.write_chunks(ids, vectors, [c.text for _, _, chunks, _ in pending for c in chunks], metas.result())
     for rec, _, chunks, is_update in pending:
         if is_update:
             store.trim_chunks(rec.key, len(chunks))
@@ -246,6 +261,22 @@ def _flush(store: Store, embedder: Embedder, pending: list, report: IngestReport
         else:
             report.added += 1
         store.put_article(rec)
+
+
+def _unchanged_vectors(store: Store, pending: list) -> dict[str, Any]:
+    """Vectors of re-indexed articles' chunks whose indexed text is the one stored (a re-index after a change
+    to loading or chunking embeds only what changed). The store's embedding model is this ingest's (claimed
+    at its start), so a stored vector is the one the model would compute."""
+    ids = [f"{rec.key}:{c.ordinal}" for rec, _, chunks, is_update in pending if is_update for c in chunks]
+    wanted = {f"{rec.key}:{c.ordinal}": c.indexed_text for rec, _, chunks, is_update in pending if is_update
+              for c in chunks}
+    kept = {}
+    for cid, (doc, meta, vector) in store.chunk_vectors(ids).items():
+        old = Chunk(text=doc, ordinal=int(meta.get("ordinal", 0)), title=str(meta.get("title", "")),
+                    chapter=str(meta.get("chapter", "")), label=str(meta.get("label", "")))
+        if vector is not None and old.indexed_text == wanted[cid]:
+            kept[cid] = vector
+    return kept
 
 
 def _remove_missing(store: Store, manifest: dict[str, ArticleRecord], seen: set[str],
