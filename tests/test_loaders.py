@@ -322,6 +322,7 @@ ONE_PARAGRAPH = ("来源：某市人才工作局 时间：2024年5月6日，某�
     ONE_PARAGRAPH + "本科毕业生可申请人才公寓，租住满三年且符合条件的，可按优惠价格购买；新政自发布之日起施行，"
                     "具体申报流程可在人才网查询。",  # long: over the length of any title
     "发布时间：2024-05-06 来源：某市人才工作局\n" + ONE_PARAGRAPH[20:],  # a byline line, then one paragraph
+    "2024-05-06\n\n原标题：某市青年人才新政发布" + ONE_PARAGRAPH[20:] * 3,  # the body goes on after 原标题： on its line
 ])
 def test_a_one_paragraph_page_keeps_its_paragraph_as_the_body(tmp_path, text):
     path = tmp_path / "news.txt"

@@ -54,6 +54,10 @@ def _is_tail(line: str) -> bool:
 
 
 def _furniture(line: str) -> bool:
+    """Page furniture on a line of its own. A long line is text, whatever it opens with: a news body often
+    follows '原标题：…' on the same line."""
+    if len(line) > TITLE_MAX:
+        return False
     return bool(_BREADCRUMB.match(line) or _IMAGE_LINE.match(line) or _WIDGET.match(line)
                 or _COUNTER.match(line) or _LINK_LINE.match(line))
 
