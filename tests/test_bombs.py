@@ -224,3 +224,10 @@ def test_bombs_fail_with_reasons_the_rest_is_indexed_and_they_are_not_parsed_aga
     other = TalentBot(parse_timeout=1.5).ingest([folder])  # other limits: what failed under the old ones is tried
     assert sorted(parsed) == ["bomb.docx", "good.md", "laughs.md", "slow.docx"]
     assert "took longer than 1.5 s" in {Path(f["path"]).name: f["error"] for f in other.failed}["slow.docx"]
+
+    parsed.clear()
+    import talentbot.ingest as ingest_mod
+
+    monkeypatch.setattr(ingest_mod, "CHUNKER_VERSION", ingest_mod.CHUNKER_VERSION + "-next")
+    TalentBot(parse_timeout=1.5).ingest([folder])  # new loaders: what failed under the old ones is tried again
+    assert {"bomb.docx", "slow.docx"} <= set(parsed)

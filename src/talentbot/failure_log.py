@@ -25,9 +25,10 @@ FAILURES_ID = "__failed_files__"
 class FailureLog:
     """The remembered parse failures of one store, read at the start of an ingest and saved at the end."""
 
-    def __init__(self, store: Store, limits: Limits) -> None:
+    def __init__(self, store: Store, limits: Limits, loader_version: str = "") -> None:
+        """``loader_version``: a file that failed under other loaders is parsed again (they may read it now)."""
         self.store = store
-        self.fingerprint = limits.fingerprint()
+        self.fingerprint = f"{limits.fingerprint()}|{loader_version}" if loader_version else limits.fingerprint()
         rec = store.get_record(FAILURES_ID)
         try:
             self.entries: dict[str, dict] = json.loads(rec["json"]) if rec else {}
@@ -37,7 +38,7 @@ class FailureLog:
         self._dirty = False
 
     def known(self, key: str, st: os.stat_result | None) -> str | None:
-        """The reason a file failed, if it failed before as it is now (same size, mtime and limits)."""
+        """The reason a file failed, if it failed before as it is now (same size, mtime, limits and loaders)."""
         e = self.entries.get(key)
         if e is None or st is None:
             return None

@@ -141,7 +141,7 @@ def run_ingest(store: Store, embedder: Embedder, settings: Settings, paths: Sequ
     blocked: list[tuple[Path, str]] = []  # folders that could not be listed: their articles are kept
     files = list(discover(paths, blocked))
     limits = Limits.from_settings(settings)
-    failures = FailureLog(store, limits)
+    failures = FailureLog(store, limits, CHUNKER_VERSION)
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="talentbot-tokenize") as pool, Parser(limits, files) as parser:
         seen = _ingest_files(store, embedder, settings, files, manifest, report, pool, progress, parser, failures)
     blocked_dirs = [d for d, _ in blocked]
