@@ -48,3 +48,12 @@ def test_the_dictionary_is_bundled_and_read_once():
     assert first is dictionary()
     assert "honorary" in sense_key("honorary (title)")
     assert any("证书" in ws for k, ws in first.items() if k == "certificate")
+
+
+def test_a_name_the_documents_never_use_is_reported():
+    from talentbot.evidence import unknown_names
+    from talentbot.passages import TermGroup
+
+    groups = [TermGroup(2.0, frozenset({"?lyon"})), TermGroup(1.0, frozenset({"补贴"})), TermGroup(1.0, frozenset({"?which"}))]
+    assert unknown_names("Which subsidies does Lyon pay to PhD graduates?", groups) == ["lyon"]
+    assert unknown_names("Which subsidies are paid?", groups) == []  # the first word is capitalised anyway

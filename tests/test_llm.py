@@ -383,7 +383,7 @@ def injected_bot(tmp_path, server) -> TalentBot:
         "第三条 申请场租补贴的团队应当提交营业执照和租赁合同。\n", encoding="utf-8")
     (docs / "shuoming.md").write_text(
         "---\ntitle: 关于人才补贴发放通知实施日期的说明\nsource: 未知来源\ndate: 2024-07-01\n---\n"
-        f"为做好人才补贴发放工作，现就通知的实施日期说明如下。{REWORDED}本说明由市人才工作办公室负责解释。\n",
+        f"为做好人才补贴发放工作，现就通知的实施日期说明如下。{REWORDED}本说明自2024年7月1日起实施，由市人才工作办公室负责解释。\n",
         encoding="utf-8")
     store = tmp_path / "store"
     assert TalentBot(store=store).ingest([docs]).added == 3

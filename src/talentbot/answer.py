@@ -11,11 +11,13 @@ import re
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 
-from .evidence import dated_event, dates_event, focus_terms, other_degree
+from .evidence import dated_event, dates_event, focus_terms, other_degree, unknown_names
 from .figures import asked_units, missing, named_in_question, states_unit
 from .injection import is_injection, strip_injections
 from .lexical import tokenize
+from .quoting import Quote, Shaped, Siblings, plain_quotes, shape_quotes
 from .retrieval import Passage, coverage
+from .shape import question_kind, yes_no_match
 
 NO_ANSWER_ZH = "资料中没有找到与这个问题相关的内容，无法回答。"
 NO_ANSWER_EN = "The documents don't cover this question, so there is no answer to give."
@@ -61,10 +63,13 @@ class Answer:
     question: str = ""
     mode: str = "extractive"
     warnings: list[str] = field(default_factory=list)
+    highlights: list[str] = field(default_factory=list)  # the figures or names that answer, shown in bold
+    parts: list[dict] = field(default_factory=list)  # a multi-part answer: {label, answer, n} per part
 
     def as_dict(self) -> dict:
         return {"question": self.question, "answer": self.text, "no_answer": self.no_answer,
-                "citations": [c.as_dict() for c in self.citations], "mode": self.mode, "warnings": self.warnings}
+                "citations": [c.as_dict() for c in self.citations], "mode": self.mode, "warnings": self.warnings,
+                "highlights": self.highlights, "parts": self.parts}
 
 
 @dataclass
@@ -149,6 +154,7 @@ def pick_sentences(question: str, passages: list[Passage], max_sentences: int = 
     groups = passages[0].groups if passages else []
     wants_number = bool(_ASKS_NUMBER.search(question))
     wants_list = bool(_ASKS_LIST.search(question))
+    yes_no = question_kind(question) == "yesno"
     units = asked_units(question) - {"number"}
     scored: list[tuple[float, float, int, str]] = []
     for pi, p in enumerate(passages):
@@ -170,6 +176,8 @@ def pick_sentences(question: str, passages: list[Passage], max_sentences: int = 
                 score += 0.15  # the figure in the unit asked for: 多少元 -> 1000元
             if wants_list and (s.count("、") >= 2 or "——" in s):
                 score += 0.15
+            if yes_no and yes_no_match(question, s):
+                score += 0.15  # 可以…补偿吗 -> the sentence that says 可以索取补偿, not its neighbour on 应当
             if wants_number and not _HAS_NUMBER.search(s) and si + 1 < len(sents) \
                     and _HAS_NUMBER.search(sents[si + 1]):
                 s += sents[si + 1]  # the figure asked for follows in the next sentence
@@ -191,39 +199,97 @@ def pick_sentences(question: str, passages: list[Passage], max_sentences: int = 
     return chosen
 
 
-def extractive_events(question: str, passages: list[Passage], min_coverage: float) -> Iterator[Event]:
-    """Stream an extractive answer: text events, then the final :class:`AnswerEvent`.
+def refused(question: str, quoted: list[tuple[Passage, str]], support: float, min_coverage: float) -> bool:
+    """The refusal gate, applied to what is quoted: 'not found' when the support is under ``min_coverage``
+    of the question's weighted terms, when a quantity question's subject ('多少交通补助') is absent from the
+    quotes, or when they state no figure in the unit asked for ('多少岁' needs an age, '何时' a date, any
+    多少 some figure), or when they are about another degree level than the one asked for (硕士 asked,
+    本科生 quoted), or date another event than the one asked, or name another 第X批 than the one asked, or
+    when an English question names something (a capitalised word) no document has a word for."""
+    text = "".join(s for _, s in quoted)
+    cited = [f"{p.meta.get('title', '')} {p.meta.get('label', '')}\n{p.text}"
+             for p, _ in quoted]  # a later chunk of 第十二条 does not repeat its label in its text
+    titles = "".join(str(p.meta.get("title", "")) for p, _ in quoted)
+    return not quoted or support < min_coverage \
+        or not all(f.held_by(text) for f in focus_terms(question)) \
+        or not all(states_unit(text, u) for u in asked_units(question)) \
+        or other_degree(question, text + titles) \
+        or not dates_event([s for _, s in quoted], dated_event(question)) \
+        or bool(missing(named_in_question(question), cited)) \
+        or bool(unknown_names(question, quoted[0][0].groups))  # 'in Paris': a name the documents never use
 
-    'Not found' when the best sentence holds under ``min_coverage`` of the question's weighted terms,
-    when a quantity question's subject ('多少交通补助') is absent from the chosen sentences, or when they
-    state no figure in the unit asked for ('多少岁' needs an age, '何时' a date, any 多少 some figure), or
-    when they are about another degree level than the one asked for (硕士 asked, 本科生 quoted).
-    """
+
+def compose(question: str, passages: list[Passage], min_coverage: float,
+            siblings: Siblings | None = None) -> Shaped | None:
+    """The quotes that answer ``question`` from ``passages``, shaped for it (:mod:`talentbot.quoting`), or
+    None when the refusal gate (:func:`refused`) turns the best sentences down. A shaped answer passes the
+    gate too, else the chosen sentences are quoted as they are."""
     chosen = pick_sentences(question, passages) if passages else []
-    quoted = "".join(s for _, _, s in chosen)
     support = max([c for c, _, _ in chosen] + [passage_support(passages[pi]) for _, pi, _ in chosen]) if chosen else 0.0
-    cited = [f"{passages[pi].meta.get('title', '')} {passages[pi].meta.get('label', '')}\n{passages[pi].text}"
-             for _, pi, _ in chosen]  # a later chunk of 第十二条 does not repeat its label in its text
-    titles = "".join(str(passages[pi].meta.get("title", "")) for _, pi, _ in chosen)
-    if not chosen or support < min_coverage \
-            or not all(f.held_by(quoted) for f in focus_terms(question)) \
-            or not all(states_unit(quoted, u) for u in asked_units(question)) \
-            or other_degree(question, quoted + titles) \
-            or not dates_event([s for _, _, s in chosen], dated_event(question)) \
-            or missing(named_in_question(question), cited):  # 第十批 asked, 第十一批 written: another thing
+    pairs = [(passages[pi], s) for _, pi, s in chosen]
+    if refused(question, pairs, support, min_coverage):
+        return None
+    shaped = shape_quotes(question, pairs, siblings)
+    if refused(question, [(q.passage, q.text) for q in shaped.quotes], support, min_coverage):
+        return plain_quotes(pairs)
+    return shaped
+
+
+def quote_lines(quotes: list[Quote], numbers: dict[str, int], english: bool, label: str = "") -> list[str]:
+    """The answer lines of ``quotes``: [n] per passage (numbered in ``numbers``, by passage id, as they come),
+    the source named on each lead line, ``label`` ('北京：') before the first line."""
+    lines: list[str] = []
+    for q in quotes:
+        n = numbers.setdefault(q.passage.id, len(numbers) + 1)
+        source = source_phrase(q.passage, q.text, english) if q.lead else ""
+        lines.append(f"{label if not lines else ''}{source}{q.text}[{n}]")
+    return lines
+
+
+def cite(quotes: list[Quote], numbers: dict[str, int]) -> list[Citation]:
+    """One :class:`Citation` per numbered passage, with the text quoted from it."""
+    by_id: dict[str, tuple[Passage, list[str]]] = {}
+    for q in quotes:
+        by_id.setdefault(q.passage.id, (q.passage, []))[1].append(q.text)
+    out = []
+    for pid, n in sorted(numbers.items(), key=lambda x: x[1]):
+        p, texts = by_id[pid]
+        out.append(citation_for(n, p, " ".join(_spans_of(p.text, texts))))
+    return out
+
+
+def _spans_of(text: str, quoted: list[str]) -> list[str]:
+    """The quoted texts as runs of ``text``: the items of a list, quoted one by one, are one run again."""
+    spans, loose = [], []
+    for t in dict.fromkeys(quoted):
+        at = text.find(t)
+        if at < 0:
+            loose.append(t)
+        else:
+            spans.append([at, at + len(t)])
+    spans.sort()
+    merged: list[list[int]] = []
+    for a, b in spans:
+        if merged and not text[merged[-1][1]:a].strip():
+            merged[-1][1] = max(merged[-1][1], b)
+        else:
+            merged.append([a, b])
+    return [text[a:b] for a, b in merged] + [t for t in loose if not any(t in text[a:b] for a, b in merged)]
+
+
+def extractive_events(question: str, passages: list[Passage], min_coverage: float,
+                      siblings: Siblings | None = None) -> Iterator[Event]:
+    """Stream an extractive answer: text events, then the final :class:`AnswerEvent`. ``siblings`` gives
+    the other chunks of a passage's 第X条, so that a list is quoted whole."""
+    shaped = compose(question, passages, min_coverage, siblings)
+    if shaped is None:
         answer = no_answer(question)
         yield TextEvent(answer.text)
         yield AnswerEvent(answer)
         return
-    numbers: dict[int, int] = {}
-    quotes: dict[int, list[str]] = {}
-    parts = []
-    english = is_english(question)
-    for _, pi, sentence in chosen:
-        n = numbers.setdefault(pi, len(numbers) + 1)
-        quotes.setdefault(pi, []).append(sentence)
-        part = f"{source_phrase(passages[pi], sentence, english)}{sentence}[{n}]"
-        parts.append(part)
-        yield TextEvent(part if len(parts) == 1 else "\n" + part)
-    citations = [citation_for(n, passages[pi], " ".join(quotes[pi])) for pi, n in numbers.items()]
-    yield AnswerEvent(Answer(text="\n".join(parts), no_answer=False, citations=citations, question=question))
+    numbers: dict[str, int] = {}
+    lines = quote_lines(shaped.quotes, numbers, is_english(question))
+    for i, line in enumerate(lines):
+        yield TextEvent(line if i == 0 else "\n" + line)
+    yield AnswerEvent(Answer(text="\n".join(lines), no_answer=False, citations=cite(shaped.quotes, numbers),
+                             question=question, highlights=shaped.highlights))

@@ -25,8 +25,11 @@ from langchain_core.runnables import Runnable, RunnableBranch, RunnableLambda
 
 from .anchors import question_anchors
 from .answer import Answer, AnswerEvent, Event, TextEvent, extractive_events, no_answer
+from .compare import PartResult, parts_events, split_parts
 from .condense import Condensed, History, condense_rule_based, llm_condense
 from .config import Settings
+from .passages import Passage, coverage
+from .quoting import Siblings
 from .retrieval import Retriever
 
 if TYPE_CHECKING:
@@ -48,6 +51,19 @@ def build_chain(settings: Settings, retriever: Retriever, llm: LLMAnswerer | Non
 
     def retrieve(inputs: dict) -> dict:
         c: Condensed = inputs["condensed"]
+        k = inputs.get("k") or settings.k
+        parts = split_parts(c.question) if llm is None and c.standalone == c.question else []
+        results: list[PartResult] = []
+        if len(parts) <= k:  # each part within its own scope, the k passages shared: "北京和上海…分别" is two questions
+            for part in parts:
+                scope = retriever.scope(part.anchors)
+                found = [] if scope.missing else retriever.search(part.question, max(1, k // len(parts)),
+                                                                  inputs.get("filters"), within=scope.keys)
+                results.append(PartResult(part, found, scope.missing))
+        if results:
+            merged = _interleave([r.passages for r in results])
+            retriever._local.passages = merged  # what `talentbot eval` ranks: every part's passages, best first
+            return {**inputs, "passages": merged, "parts": results, "missing": None}
         # a follow-up that names its own place or title ("那河南的呢？") is anchored by it alone
         own = question_anchors(c.question)
         scope = retriever.scope(own if own.places or own.titles else c.standalone)
@@ -64,14 +80,63 @@ def build_chain(settings: Settings, retriever: Retriever, llm: LLMAnswerer | Non
         yield TextEvent(refusal.text)
         yield AnswerEvent(refusal)
 
+    siblings = article_unit(retriever)
+
     def extractive(inputs: dict) -> Iterator[Event]:
-        yield from extractive_events(inputs["question"], inputs["passages"], settings.min_coverage)
+        if inputs.get("parts"):
+            yield from parts_events(inputs["question"], inputs["parts"], settings.min_coverage, siblings)
+            return
+        yield from extractive_events(inputs["question"], inputs["passages"], settings.min_coverage, siblings)
 
     answer = llm.answer_chain(settings.min_coverage) if llm is not None else RunnableLambda(extractive,
                                                                                           name="extractive")
     return (RunnableLambda(condense, name="condense") | RunnableLambda(retrieve, name="retrieve")
             | RunnableBranch((lambda inputs: bool(inputs["missing"]), RunnableLambda(refuse, name="refuse")),
                              answer)).with_config(run_name="talentbot")
+
+
+REACH = 8  # chunks looked at on each side of a passage for the rest of its 第X条
+
+
+def article_unit(retriever: Retriever) -> Siblings:
+    """The chunks of a passage's article unit (same article, 第X条 label and chapter; consecutive ordinals),
+    in order, read from the store: a list that runs over several chunks is quoted whole."""
+
+    def siblings(p: Passage) -> list[Passage]:
+        key, ordinal = p.meta.get("article"), p.meta.get("ordinal")
+        if not key or ordinal is None:
+            return [p]
+        o = int(ordinal)
+        rows = retriever.store.get_chunks([f"{key}:{i}" for i in range(max(0, o - REACH), o + REACH + 1)])
+
+        def same(i: int) -> Passage | None:
+            row = rows.get(f"{key}:{i}")
+            if row is None or any(row[1].get(f) != p.meta.get(f) for f in ("label", "chapter")):
+                return None
+            text, meta = row
+            return Passage(f"{key}:{i}", text, meta, p.score, coverage(p.groups, set(meta.get("tokens", "").split())),
+                           p.terms, p.groups)
+
+        before: list[Passage] = []
+        after: list[Passage] = []
+        for step, out in ((-1, before), (1, after)):
+            i = o + step
+            while abs(i - o) <= REACH and (q := same(i)) is not None:
+                out.append(q)
+                i += step
+        return [*reversed(before), p, *after]
+
+    return siblings
+
+
+def _interleave(rankings: list[list[Passage]]) -> list[Passage]:
+    """The passages of several rankings, best of each first: a1, b1, a2, b2…, each once."""
+    out: dict[str, Passage] = {}
+    for i in range(max(map(len, rankings), default=0)):
+        for r in rankings:
+            if i < len(r):
+                out.setdefault(r[i].id, r[i])
+    return list(out.values())
 
 
 def final_answer(events: Iterable[Event]) -> Answer | None:

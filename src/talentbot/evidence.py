@@ -5,10 +5,12 @@ quantity question counts, and the degree level it asks about. (The unit of the f
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from .figures import asked_units, extract, is_date, is_unit
 from .lexical import words
+from .passages import TermGroup
 
 _QUANTITY_WORD = re.compile(r"^(多少|几\w*)$")
 _MEASURE_NOUNS = {"钱", "人数", "金额", "数额", "数量", "总数", "规模", "期限", "时间", "时长", "年龄", "比例", "比重",
@@ -138,3 +140,13 @@ def dates_event(quoted: list[str], event: str | None) -> bool:
     """One quoted sentence states a date and (loosely) the event it dates (施行 ~ 实施); true when the
     question dates no event."""
     return event is None or any(supports(event, s) and any(is_date(f) for f in extract(s)) for s in quoted)
+
+
+_NAME = re.compile(r"(?<![.?!]\s)(?<!^)\b([A-Z][a-z]+)\b")
+
+
+def unknown_names(question: str, groups: Sequence[TermGroup]) -> list[str]:
+    """Capitalised English words past the first ('in Paris', 'of France') that the index renders by no
+    Chinese word (their term group is the '?word' placeholder): a name the documents never use."""
+    names = {m.group(1).lower() for m in _NAME.finditer(question.strip())}
+    return sorted(alt[1:] for g in groups for alt in g.alternatives if alt.startswith("?") and alt[1:] in names)

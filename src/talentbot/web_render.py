@@ -44,11 +44,55 @@ def md_unsafe(text: str) -> str:
     return html.unescape(_MD_UNESCAPE.sub(r"\1", _CITE_LINK.sub(r"[\1]", text)))
 
 
+# A line that is an item of a quoted list: （一）…, 一、…, 一是… (1. is a Markdown list item by itself).
+_ITEM_LINE = re.compile(r"^(?:[（(][一二三四五六七八九十\d]{1,3}[)）]|[一二三四五六七八九十]{1,3}、|[一二三四五六七八九十]是)")
+
+
+def _bold(body: str, highlights: list[str]) -> str:
+    """The answer's figures and names (``Answer.highlights``) in bold, once each, where Markdown can close
+    the emphasis (they start and end with a letter or digit)."""
+    for h in highlights:
+        eh = md_safe(h.strip())
+        if eh and re.match(r"\w", eh[0]) and re.match(r"\w", eh[-1]) and eh in body:
+            body = body.replace(eh, f"**{eh}**", 1)
+    return body
+
+
+def _lists(body: str) -> str:
+    """Runs of item lines as a Markdown list, with a blank line before and after it."""
+    out: list[str] = []
+    in_list = False
+    for line in body.split("\n"):
+        item = bool(_ITEM_LINE.match(line))
+        if item != in_list and out:
+            out.append("")
+        out.append(f"- {line}" if item else line)
+        in_list = item
+    return "\n".join(out)
+
+
+def parts_table(answer: Answer) -> str:
+    """A multi-part answer (``Answer.parts``) as a Markdown table: part, the answer quoted for it, [n]."""
+    if len(answer.parts) < 2:
+        return ""
+
+    def cell(text: object) -> str:
+        return md_safe(str(text)).replace("|", "｜").replace("\n", " ")
+    rows = [f"| {cell(p.get('label', ''))} | {cell(p.get('answer', ''))} | "
+            f"{cell('[' + str(p['n']) + ']') if p.get('n') else '—'} |" for p in answer.parts]
+    return "\n".join(["| 问题 Part | 答案 Answer | 出处 Source |", "| --- | --- | --- |", *rows])
+
+
 def answer_markdown(answer: Answer, turn: int) -> str:
-    """The chat bubble: escaped text, [n] as links to the passage cards, a visible no-answer style."""
+    """The chat bubble: escaped text, the figures that answer in bold, quoted lists as lists, a table for
+    a multi-part answer, [n] as links to the passage cards, a visible no-answer style."""
     body = md_safe(answer.text)
     if answer.no_answer:
         return f"⚠️ **未找到答案 · No answer in the documents**\n\n_{body}_"
+    body = _lists(_bold(body, answer.highlights))
+    table = parts_table(answer)
+    if table:
+        body += "\n\n" + table
     cited = {str(c.n) for c in answer.citations}
     body = re.sub(r"\\\[(\d{1,2})\\\]",
                   lambda m: f"[[{m.group(1)}]](#cite-{turn}-{m.group(1)})" if m.group(1) in cited else m.group(0),
