@@ -165,8 +165,6 @@ def test_an_answer_cites_the_whole_row_of_its_file(table_bot, question, file, ro
             assert cited.page == 1
 
 
-@pytest.mark.xfail(strict=True, reason="answer shaping (shape.direct_part/quoting) still cuts a row at ；/： — "
-                   "a row must be quoted whole (tables.is_row); remove this mark once it does")
 @pytest.mark.parametrize(("question", "file", "row_has", "figure"), ASKED)
 def test_an_answer_quotes_the_whole_row(table_bot, question, file, row_has, figure):
     answer = table_bot.ask(question)

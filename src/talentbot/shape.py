@@ -20,6 +20,7 @@ from .evidence import dated_event, focus_terms, other_degree, supports
 from .figures import asked_units, extract, is_date, states_unit
 from .lexical import tokenize
 from .passages import Passage, coverage
+from .tables import is_row
 
 _ASKS_NUMBER = re.compile(r"多少|几|多长|多大|多久|how many|how much|how long", re.I)
 _ASKS_LIST = re.compile(r"哪些|哪几|包括|包含|有什么|有哪|what are|which .*(?:are|were)|list", re.I)
@@ -119,8 +120,8 @@ def direct_part(question: str, sentence: str, passage: Passage) -> Direct | None
     """The clause of ``sentence`` that answers a number, date or yes/no ``question``, or None when the
     sentence is itself that short (or no clause holds what is asked)."""
     kind = question_kind(question)
-    if kind not in ("number", "date", "yesno"):
-        return None
+    if kind not in ("number", "date", "yesno") or is_row(sentence.strip()):
+        return None  # a table row is quoted whole: its figure means nothing without the row's headers
     spans = _spans(sentence)
     if len(spans) < 2:
         return None
