@@ -254,6 +254,13 @@ def markdown(report: dict) -> str:
                                  f"{fmt(v['refused'])} | {v['p50_ms']:.0f} |")
         lines.append("")
     lines += fusion_table(report)
+    ocr = report.get("ocr")
+    if ocr and "accuracy" in ocr:
+        lines += [f"OCR of a scanned PDF ({ocr['pages']} pages drawn from a corpus regulation, benchmarks/ocr_bench.py): "
+                  f"character accuracy {ocr['accuracy']:.3f} (median of pages), "
+                  f"{ocr['seconds_per_page']:.1f} s per page through the parser worker.", ""]
+    elif ocr:
+        lines += [f"OCR figures skipped: {ocr.get('skipped')}.", ""]
     dev = report["levels"].get("8000", {}).get("results", {}).get(DEV.stem)
     if dev:
         t = dev["types"]
@@ -293,13 +300,19 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--placeholder-vectors", action="store_true",
                     help="skip the embedding model at ingest (lexical fusion only: answers never read vectors)")
     ap.add_argument("--report-only", action="store_true", help="print the tables of the saved results.json")
+    ap.add_argument("--no-ocr", action="store_true", help="skip the OCR figures (benchmarks/ocr_bench.py)")
     ap.add_argument("--fusions", default="",
                     help="also answer under these fusions, comma-separated: lexical, dense, rrf:LW:DW[:K]")
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stderr)
     fusions = [f for f in args.fusions.split(",") if f]
     if not args.report_only:
-        run(args.levels.split(","), args.fresh, args.placeholder_vectors, fusions)
+        report = run(args.levels.split(","), args.fresh, args.placeholder_vectors, fusions)
+        if not args.no_ocr:  # scanned documents (issue #14): OCR accuracy and seconds per page
+            from ocr_bench import run as ocr_run
+
+            report["ocr"] = ocr_run()
+            save(report)
     md = markdown(json.loads((OUT / "results.json").read_text(encoding="utf-8")))
     sys.stdout.write(md + "\n")
     if args.markdown:
