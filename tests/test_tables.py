@@ -170,3 +170,32 @@ def test_an_answer_quotes_the_whole_row(table_bot, question, file, row_has, figu
     answer = table_bot.ask(question)
     assert row_has in answer.text
     assert figure in answer.text
+
+
+def test_a_spreadsheet_uploaded_in_the_chat_is_indexed_and_its_row_answered(tmp_path, monkeypatch, fake_embedder):
+    """The chat's upload takes the new formats too: a .csv table sent through the Gradio API is ingested and
+    the row that answers is quoted whole and cited."""
+    from gradio_client import Client, handle_file
+
+    from fixtures.helpers import free_port
+    from talentbot import TalentBot
+    from talentbot.web import launch
+
+    monkeypatch.setenv("GRADIO_TEMP_DIR", str(tmp_path / "gradio"))
+    csv = tmp_path / "戊区人才补贴.csv"
+    csv.write_text("人才类别,安家补贴,发放方式\nA类人才,80万元,分五年发放\nB类人才,50万元,分三年发放\n", encoding="utf-8")
+    bot = TalentBot(store=tmp_path / "store", corpus=tmp_path / "corpus", port=free_port(), allow_upload=True,
+                    fusion="lexical")
+    srv = launch(bot, block=False)
+    try:
+        c = Client(srv.url, verbose=False)
+        summary, _ = c.predict([handle_file(str(csv))], api_name="/upload")
+        c.close()
+        assert "**added** 1" in summary
+        answer = bot.ask("戊区B类人才的安家补贴是多少？")
+        assert not answer.no_answer
+        assert "50万元" in answer.text
+        assert "B类人才" in answer.text  # the whole row, with its headers
+        assert answer.citations[0].file.endswith(".csv")
+    finally:
+        srv.close()
