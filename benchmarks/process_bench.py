@@ -80,10 +80,10 @@ _ASK_WITH_ST = ("import sys\nimport talentbot.embeddings as e\n"
                 "class ST(e.Embedder):\n"
                 "    def __init__(self, *a, **k):\n        super().__init__(*a, **{**k, 'query_engine': False})\n"
                 "e.Embedder = ST\nfrom talentbot.cli import main\nsys.argv = ['talentbot', *sys.argv[1:]]\nmain()")
-_ASK_PROBE = ("import json, sys\nfrom talentbot import TalentBot\nbot = TalentBot(store=sys.argv[1])\n"
-              "bot.ask(sys.argv[2])\n"
+_ASK_PROBE = ("import json, sys\nfrom talentbot import TalentBot\nfrom talentbot.retrieval import Search\n"
+              "bot = TalentBot(store=sys.argv[1])\ntrace = Search()\nbot.ask(sys.argv[2], trace=trace)\n"
               "print(json.dumps({'imported': [m for m in sys.argv[3].split(',') if m in sys.modules], "
-              "'query_engine': bot.embedder.uses_query_engine, 'timings_s': bot.retriever.timings}))")
+              "'query_engine': bot.embedder.uses_query_engine, 'timings_s': trace.timings}))")
 
 
 def cold_ask(store: Path, repeats: int, device: str | None = None, compare_st: bool = True) -> dict:

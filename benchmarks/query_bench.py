@@ -1,7 +1,7 @@
 """Query worker: ``bot.ask`` latency (extractive answerer) split per stage, quality, cProfile hot spots.
 
 Stages: condense (rule-based, ``chain.condense_rule_based``), the retriever's own timings (lexical,
-embed, dense, fusion, fetch: ``bot.retriever.timings``), answer extraction (``chain.extractive_events``)
+embed, dense, fusion, fetch: the ``trace`` of ``bot.ask``), answer extraction (``chain.extractive_events``)
 and the rest of ``ask`` (question checks, the empty-store check, index freshness check, LCEL plumbing).
 """
 
@@ -45,6 +45,7 @@ def worker_query(a: dict) -> dict:
     from talentbot import chain
     from talentbot.bot import TalentBot
     from talentbot.config import Settings
+    from talentbot.retrieval import Search
 
     store = Path(a["store"])
     overrides = {"store": store}
@@ -58,9 +59,10 @@ def worker_query(a: dict) -> dict:
 
     t0 = time.perf_counter()
     bot = TalentBot(settings)
-    first = bot.ask(rows[0]["q"], history=_history(rows[0]))
+    trace = Search()
+    first = bot.ask(rows[0]["q"], history=_history(rows[0]), trace=trace)
     res["first_ask_in_process_s"] = round(time.perf_counter() - t0, 3)
-    res["first_ask_stages_s"] = {k: round(v, 4) for k, v in bot.retriever.timings.items()}
+    res["first_ask_stages_s"] = {k: round(v, 4) for k, v in trace.timings.items()}
     res["chunks"] = bot.store.count()
     assert first is not None
     for row in rows[1:4]:  # warm: jieba dictionaries, lazily built tables
@@ -77,11 +79,12 @@ def worker_query(a: dict) -> dict:
         for row in rows:
             prof.reset()
             t0 = time.perf_counter()
-            ans = bot.ask(row["q"], history=_history(row))
+            trace = Search()
+            ans = bot.ask(row["q"], history=_history(row), trace=trace)
             total = time.perf_counter() - t0
             totals.append(total)
             no_answer += ans.no_answer
-            timings = bot.retriever.timings
+            timings = trace.timings
             known = prof.seconds.get("condense", 0.0) + prof.seconds.get("answer", 0.0)
             per_stage["condense"].append(prof.seconds.get("condense", 0.0))
             per_stage["answer"].append(prof.seconds.get("answer", 0.0))

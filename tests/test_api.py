@@ -10,7 +10,7 @@ import pytest
 
 import talentbot
 from fixtures.helpers import corpus_files, first_row
-from talentbot import Answer, AnswerEvent, Citation, EmptyStoreError, Filters, TalentBot, TextEvent
+from talentbot import Answer, AnswerEvent, Citation, EmptyStoreError, Filters, Search, TalentBot, TextEvent
 
 
 @pytest.fixture(scope="module")
@@ -58,10 +58,11 @@ def test_ask_returns_an_answer_with_citations(bot):
 
 def test_keyword_overrides_reach_the_settings(bot):
     assert bot.settings.k == 3
-    bot.ask(first_row("fact")["q"])
-    assert len(bot.retriever.last_passages) == 3
-    bot.ask(first_row("fact")["q"], k=1)
-    assert len(bot.retriever.last_passages) == 1
+    trace = Search()
+    bot.ask(first_row("fact")["q"], trace=trace)
+    assert len(trace.passages) == 3
+    bot.ask(first_row("fact")["q"], k=1, trace=trace)
+    assert len(trace.passages) == 1
 
 
 def test_ask_with_filters_and_history(bot):

@@ -8,7 +8,7 @@ import pytest
 from langchain_core.runnables import Runnable, RunnableLambda
 
 from fixtures.helpers import eval_rows, row_for
-from talentbot import AnswerEvent, TalentBot, TextEvent
+from talentbot import AnswerEvent, Search, TalentBot, TextEvent
 from talentbot.answer import Answer
 from talentbot.condense import condense_rule_based, is_follow_up, normalize_history
 
@@ -21,8 +21,8 @@ def bot(corpus_store) -> TalentBot:
     return TalentBot(store=corpus_store)
 
 
-def _inputs(question: str, history=None, filters=None, k=None) -> dict:
-    return {"question": question, "history": history or [], "filters": filters, "k": k}
+def _inputs(question: str, history=None, filters=None, k=None, trace=None) -> dict:
+    return {"question": question, "history": history or [], "filters": filters, "k": k, "trace": trace}
 
 
 def _check_events(events: list) -> object:
@@ -64,17 +64,19 @@ def test_ask_is_the_last_event_of_stream(bot):
 def test_chain_passes_k_and_filters(bot):
     from talentbot import Filters
 
-    events = list(bot.chain.stream(_inputs("人才发展促进", filters=Filters(region="河南"), k=2)))
+    trace = Search()
+    events = list(bot.chain.stream(_inputs("人才发展促进", filters=Filters(region="河南"), k=2, trace=trace)))
     answer = _check_events(events)
-    assert len(bot.retriever.last_passages) == 2
+    assert len(trace.passages) == 2
     manifest = bot.retriever.manifest
     assert answer.citations
     assert all("河南" in manifest[c.id.split(":")[0]].region for c in answer.citations)
 
 
 def _top(bot: TalentBot, question: str, history=None) -> str:
-    bot.ask(question, history=history)
-    return bot.retriever.last_passages[0].id
+    trace = Search()
+    bot.ask(question, history=history, trace=trace)
+    return trace.passages[0].id
 
 
 @pytest.mark.parametrize("follow_up", FOLLOW_UPS)
@@ -92,9 +94,10 @@ def test_follow_up_retrieves_like_the_full_question(bot, follow_up):
 def test_follow_up_with_gradio_message_history(bot, history):
     full_top = _top(bot, FULL)
     assert _top(bot, FOLLOW_UPS[0], history=history) == full_top
-    events = list(bot.chain.stream(_inputs(FOLLOW_UPS[1], history=history)))
+    trace = Search()
+    events = list(bot.chain.stream(_inputs(FOLLOW_UPS[1], history=history, trace=trace)))
     _check_events(events)
-    assert bot.retriever.last_passages[0].id == full_top
+    assert trace.passages[0].id == full_top
 
 
 def test_standalone_question_ignores_unrelated_history(bot):

@@ -17,7 +17,7 @@ import pytest
 
 from fake_openai import FakeOpenAI, Reply, Request
 from fixtures.helpers import row_for
-from talentbot import AnswerEvent, TalentBot, TextEvent
+from talentbot import AnswerEvent, Search, TalentBot, TextEvent
 
 KEY = "sk-test-" + secrets.token_hex(12)
 FULL = "文水经济开发区2023年为盛达威公司兑现了多少人才奖励配套资金？"
@@ -73,9 +73,9 @@ def cite(expected: str, also_last: bool = True):
     return respond
 
 
-def check_mapping(bot: TalentBot, answer, req: Request) -> None:
+def check_mapping(trace: Search, answer, req: Request) -> None:
     """Each [n] of the answer is a citation of passage n as retrieved and as sent to the server."""
-    passages = bot.retriever.last_passages
+    passages = trace.passages
     sent = req.passages()
     assert len(sent) == len(passages)
     markers = [int(n) for n in dict.fromkeys(MARKER.findall(answer.text))]
@@ -89,7 +89,8 @@ def check_mapping(bot: TalentBot, answer, req: Request) -> None:
 # ---------------------------------------------------------------------------------------- happy paths
 def test_streamed_llm_answer_maps_citations_to_passages(llm_bot, srv):
     srv.responder = cite(EXPECTED)
-    events = list(llm_bot.stream(FULL))
+    trace = Search()
+    events = list(llm_bot.stream(FULL, trace=trace))
     assert isinstance(events[-1], AnswerEvent)
     assert all(isinstance(e, TextEvent) for e in events[:-1])
     answer = events[-1].answer
@@ -104,7 +105,7 @@ def test_streamed_llm_answer_maps_citations_to_passages(llm_bot, srv):
     assert len(answer.citations) == 2
     assert EXPECTED in answer.citations[0].text
     (req,) = srv.answer_requests
-    check_mapping(llm_bot, answer, req)
+    check_mapping(trace, answer, req)
     assert req.body["stream"] is True
     assert req.body["model"] == "fake-model"
     assert req.headers["authorization"] == f"Bearer {KEY}"
@@ -114,10 +115,11 @@ def test_streamed_llm_answer_maps_citations_to_passages(llm_bot, srv):
 def test_server_that_does_not_stream_still_answers(llm_bot, srv):
     respond = cite(LIST_ROW["a"][0], also_last=False)
     srv.responder = lambda req: Reply(text=respond(req), plain_json=True)
-    answer = llm_bot.ask(LIST_ROW["q"])
+    trace = Search()
+    answer = llm_bot.ask(LIST_ROW["q"], trace=trace)
     assert answer.mode == "llm", answer.warnings
     assert all(e in answer.text for e in LIST_ROW["a"])
-    check_mapping(llm_bot, answer, srv.answer_requests[-1])
+    check_mapping(trace, answer, srv.answer_requests[-1])
 
 
 def test_ask_returns_the_streams_final_answer(llm_bot, srv):
@@ -343,14 +345,15 @@ def test_follow_up_is_condensed_by_the_llm(llm_bot, plain_bot, srv):
 
     srv.responder = respond
     follow_up = "它的三大产业基地呢？"
-    answer = llm_bot.ask(follow_up, history=[("user", FULL), ("assistant", "40万元。")])
+    llm_trace, plain_trace = Search(), Search()
+    answer = llm_bot.ask(follow_up, history=[("user", FULL), ("assistant", "40万元。")], trace=llm_trace)
     condense = srv.requests[0]
     assert not condense.is_answer
     assert not condense.body.get("stream")
     assert FULL in condense.content("user")
     assert follow_up in condense.content("user")
-    plain_bot.ask(standalone)
-    assert llm_bot.retriever.last_passages[0].id == plain_bot.retriever.last_passages[0].id
+    plain_bot.ask(standalone, trace=plain_trace)
+    assert llm_trace.passages[0].id == plain_trace.passages[0].id
     assert answer.mode == "llm"
     assert all(e in answer.text for e in LIST_ROW["a"])
     assert follow_up in srv.answer_requests[0].fenced()[2]
@@ -358,9 +361,10 @@ def test_follow_up_is_condensed_by_the_llm(llm_bot, plain_bot, srv):
 
 def test_condense_failure_falls_back_to_rule_based(llm_bot, plain_bot, srv):
     srv.responder = lambda req: cite(EXPECTED)(req) if req.is_answer else Reply(status=500)
-    llm_bot.ask("它给了多少奖励？", history=[("user", FULL)])
-    plain_bot.ask(FULL)
-    assert llm_bot.retriever.last_passages[0].id == plain_bot.retriever.last_passages[0].id
+    llm_trace, plain_trace = Search(), Search()
+    llm_bot.ask("它给了多少奖励？", history=[("user", FULL)], trace=llm_trace)
+    plain_bot.ask(FULL, trace=plain_trace)
+    assert llm_trace.passages[0].id == plain_trace.passages[0].id
 
 
 # ---------------------------------------------------------------------------- fencing and injection

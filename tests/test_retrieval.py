@@ -41,7 +41,9 @@ def bot(corpus_store) -> TalentBot:
 def test_hybrid_search_returns_ranked_passages_with_coverage(corpus_store):
     bot = TalentBot(store=corpus_store, fusion="rrf")
     row = next(r for r in eval_rows("qa_shanxi.jsonl") if r["a"] and not r.get("history"))
-    passages = bot.retriever.search(row["q"])
+    found = bot.retriever.run(row["q"])
+    passages = found.passages
+    assert bot.retriever.search(row["q"]) == passages
     assert len(passages) == bot.settings.k
     assert all(e in passages[0].text for e in row["a"]), passages[0].text
     scores = [p.score for p in passages]
@@ -50,8 +52,7 @@ def test_hybrid_search_returns_ranked_passages_with_coverage(corpus_store):
     assert all(0.0 <= p.coverage <= 1.0 for p in passages)
     assert passages[0].coverage >= bot.settings.min_coverage
     assert all(p.meta.get("file") and p.meta.get("title") and p.meta.get("path") for p in passages)
-    assert {"lexical", "embed", "dense", "fusion"} <= set(bot.retriever.timings), "both rankings must be used"
-    assert bot.retriever.last_passages == passages
+    assert {"lexical", "embed", "dense", "fusion"} <= set(found.timings), "both rankings must be used"
 
 
 def test_k_controls_the_number_of_passages(bot):
@@ -284,3 +285,15 @@ def test_talent_retriever_applies_filters(bot):
     docs = bot.as_retriever(k=5, filters=Filters(region="河南")).invoke("人才发展促进")
     assert docs
     assert all("河南" in d.metadata["region"] or "河南" in d.metadata["title"] for d in docs)
+
+
+def test_fusion_is_weighted_reciprocal_rank():
+    """fuse() is pure: each ranking adds weight / (k + rank) per id, ranks from 1."""
+    from talentbot.retrieval import fuse
+
+    lexical = [("a", 9.0), ("b", 5.0)]
+    dense = [("b", 0.9), ("c", 0.8)]
+    fused = fuse([(1.0, lexical), (0.5, dense)], rrf_k=5)
+    assert fused == pytest.approx({"a": 1 / 6, "b": 1 / 7 + 0.5 / 6, "c": 0.5 / 7})
+    assert sorted(fused, key=fused.__getitem__, reverse=True) == ["b", "a", "c"]
+    assert fuse([], rrf_k=5) == {}

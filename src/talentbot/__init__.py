@@ -13,6 +13,7 @@ __version__ = "0.1.0"
 _EXPORTS = {
     "Answer": "answer", "AnswerEvent": "answer", "Citation": "answer", "TextEvent": "answer",
     "TalentBot": "bot", "Settings": "config", "IngestReport": "ingest", "Filters": "retrieval",
+    "Search": "retrieval",
     "TalentBotError": "errors", "ConfigError": "errors", "ModelLoadError": "errors", "InputError": "errors",
     "StoreError": "errors", "StoreCorruptError": "errors", "StoreLockedError": "errors",
     "EmptyStoreError": "errors", "LLMError": "errors",
@@ -43,4 +44,4 @@ if TYPE_CHECKING:  # for type checkers and IDEs
         TalentBotError,
     )
     from .ingest import IngestReport
-    from .retrieval import Filters
+    from .retrieval import Filters, Search

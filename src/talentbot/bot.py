@@ -15,7 +15,7 @@ from .condense import History
 from .config import Settings, load_settings
 from .errors import EmptyStoreError, InputError, StoreLockedError, TalentBotError
 from .ingest import IngestReport, Progress, run_ingest
-from .retrieval import Filters, Retriever, TalentRetriever
+from .retrieval import Filters, Retriever, Search, TalentRetriever
 from .store import ArticleRecord, Store
 from .store_swap import clear_abandoned, discard, start_staging, switch_to
 
@@ -188,13 +188,15 @@ class TalentBot:
         return q
 
     def stream(self, question: str, history: History = None, filters: Filters | None = None,
-               k: int | None = None) -> Iterator[Event]:
+               k: int | None = None, trace: Search | None = None) -> Iterator[Event]:
         """Yield :class:`TextEvent` pieces as the answer is produced, then one :class:`AnswerEvent`.
-        In LLM mode the pieces are streamed only once the answer's figures are checked."""
+        In LLM mode the pieces are streamed only once the answer's figures are checked. ``trace``, when
+        given, is filled with the passages retrieved (best first) and the seconds per retrieval stage."""
         q = self.check_question(question)
         if not self.retriever.manifest:  # cached per store generation: no Chroma count on every question
             raise EmptyStoreError("nothing is indexed yet: run `talentbot ingest corpus` first")
-        for ev in self.chain.stream({"question": q, "history": history or [], "filters": filters, "k": k}):
+        for ev in self.chain.stream({"question": q, "history": history or [], "filters": filters, "k": k,
+                                     "trace": trace}):
             if not isinstance(ev, (TextEvent, AnswerEvent)):
                 raise TypeError(f"the answer chain yielded a {type(ev).__name__}, not an answer event")
             yield ev
@@ -202,9 +204,9 @@ class TalentBot:
                 return
 
     def ask(self, question: str, history: History = None, filters: Filters | None = None,
-            k: int | None = None) -> Answer:
+            k: int | None = None, trace: Search | None = None) -> Answer:
         """Answer ``question`` (with optional chat ``history`` and ``filters``); consumes :meth:`stream`."""
-        answer = final_answer(self.stream(question, history, filters, k))
+        answer = final_answer(self.stream(question, history, filters, k, trace))
         if answer is None:
             raise RuntimeError("the answer stream ended without an AnswerEvent")
         return answer

@@ -30,7 +30,7 @@ from .condense import Condensed, History, condense_rule_based, llm_condense
 from .config import Settings
 from .passages import Passage, coverage
 from .quoting import Siblings
-from .retrieval import Retriever
+from .retrieval import Retriever, Search
 
 if TYPE_CHECKING:
     from .llm import LLMAnswerer
@@ -61,18 +61,19 @@ def build_chain(settings: Settings, retriever: Retriever, llm: LLMAnswerer | Non
                                                                   inputs.get("filters"), within=scope.keys)
                 results.append(PartResult(part, found, scope.missing))
         if results:
-            merged = _interleave([r.passages for r in results])
-            retriever._local.passages = merged  # what `talentbot eval` ranks: every part's passages, best first
+            merged = _interleave([r.passages for r in results])  # every part's passages, best first
+            _trace(inputs, Search(merged))
             return {**inputs, "passages": merged, "parts": results, "missing": None}
         # a follow-up that names its own place or title ("那河南的呢？") is anchored by it alone
         own = question_anchors(c.question)
         scope = retriever.scope(own if own.places or own.titles else c.standalone)
         if scope.missing:
-            retriever.search(c.standalone, inputs.get("k"), within=set())  # records the empty result
+            _trace(inputs, Search())
             return {**inputs, "passages": [], "missing": scope.missing}
-        passages = retriever.search(c.standalone, inputs.get("k"), inputs.get("filters"), terms=c.terms,
-                                    within=scope.keys)
-        return {**inputs, "passages": passages, "missing": None}
+        searched = retriever.run(c.standalone, inputs.get("k"), inputs.get("filters"), terms=c.terms,
+                                 within=scope.keys)
+        _trace(inputs, searched)
+        return {**inputs, "passages": searched.passages, "missing": None}
 
     def refuse(inputs: dict) -> Iterator[Event]:
         """The question names a place or title that no document matches: say what is missing."""
@@ -93,6 +94,13 @@ def build_chain(settings: Settings, retriever: Retriever, llm: LLMAnswerer | Non
     return (RunnableLambda(condense, name="condense") | RunnableLambda(retrieve, name="retrieve")
             | RunnableBranch((lambda inputs: bool(inputs["missing"]), RunnableLambda(refuse, name="refuse")),
                              answer)).with_config(run_name="talentbot")
+
+
+def _trace(inputs: dict, found: Search) -> None:
+    """Fill the caller's ``trace`` (a :class:`Search`, from :meth:`TalentBot.stream`) with what was found."""
+    trace = inputs.get("trace")
+    if trace is not None:
+        trace.passages, trace.timings = found.passages, found.timings
 
 
 REACH = 8  # chunks looked at on each side of a passage for the rest of its 第X条

@@ -102,6 +102,8 @@ def percentile(values: list[float], q: float) -> float:
 def run_eval(bot: TalentBot, path: Path, k: int | None = None) -> EvalResult:
     """Ask every question of ``path`` and measure retrieval and answers against the expectations."""
     k = k or bot.settings.k
+    from .retrieval import Search
+
     questions = read_questions(path)
     res = EvalResult(n=len(questions), k=k)
     hit1 = hitk = rr = contains = cited = 0.0
@@ -113,12 +115,13 @@ def run_eval(bot: TalentBot, path: Path, k: int | None = None) -> EvalResult:
         history: list[Any] = [h if isinstance(h, dict) else ("user", h) for h in row.get("history", [])]
         expected = row.get("a", [])
         t0 = time.perf_counter()
+        trace = Search()  # filled with the passages retrieved, which the ranks are measured on
         try:
-            answer = bot.ask(row["q"], history=history, k=k)
+            answer = bot.ask(row["q"], history=history, k=k, trace=trace)
         except InputError as e:
             raise InputError(f"{path}:{row['line']}: {e}") from e
         latencies.append((time.perf_counter() - t0) * 1000)
-        passages = bot.retriever.last_passages
+        passages = trace.passages
         rank = next((i + 1 for i, p in enumerate(passages) if expected and _holds(p.text, expected)), None)
         out = {"q": row["q"], "type": row.get("type", ""), "no_answer": answer.no_answer, "rank": rank,
                "answer": answer.text, "cited": [c.file for c in answer.citations],

@@ -9,6 +9,8 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -31,6 +33,24 @@ __all__ = ["Filters", "Passage", "Retriever", "TalentRetriever", "TermGroup", "c
 logger = logging.getLogger(__name__)
 
 
+@dataclass
+class Search:
+    """What one search found: the passages, best first, and the seconds each stage took. Passed as
+    ``trace`` to :meth:`TalentBot.stream`, it is filled with the passages the answer was drawn from."""
+
+    passages: list[Passage] = field(default_factory=list)
+    timings: dict[str, float] = field(default_factory=dict)
+
+
+def fuse(rankings: Sequence[tuple[float, Sequence[tuple[str, float]]]], rrf_k: int) -> dict[str, float]:
+    """Weighted reciprocal-rank fusion: id -> the sum over ``rankings`` of weight / (rrf_k + rank), ranks from 1."""
+    fused: dict[str, float] = {}
+    for weight, ranking in rankings:
+        for rank, (cid, _) in enumerate(ranking, 1):
+            fused[cid] = fused.get(cid, 0.0) + weight / (rrf_k + rank)
+    return fused
+
+
 class Retriever:
     """Hybrid retriever over one store. Keeps the lexical index in memory and in sync."""
 
@@ -44,7 +64,6 @@ class Retriever:
         self._profiles: tuple[dict, Profiles] | None = None  # anchors' per-article facts, per manifest
         self._checked = 0.0
         self._lock = threading.Lock()
-        self._local = threading.local()
 
     @property
     def index(self) -> LexicalIndex | None:
@@ -54,16 +73,6 @@ class Retriever:
     @property
     def _manifest(self) -> dict[str, ArticleRecord]:
         return self._view[1]
-
-    @property
-    def timings(self) -> dict[str, float]:
-        """Seconds per stage of this thread's last search."""
-        return getattr(self._local, "timings", {})
-
-    @property
-    def last_passages(self) -> list[Passage]:
-        """The passages of this thread's last search (used by `talentbot eval`)."""
-        return getattr(self._local, "passages", [])
 
     @property
     def index_dir(self) -> Path:
@@ -160,6 +169,11 @@ class Retriever:
                terms: list[str] | None = None, within: set[str] | None = None) -> list[Passage]:
         """The ``k`` best passages for ``question``, best first. ``terms`` overrides its lexical terms;
         ``within`` limits the search to those article keys (a :class:`Scope`'s)."""
+        return self.run(question, k, filters, terms, within).passages
+
+    def run(self, question: str, k: int | None = None, filters: Filters | None = None,
+            terms: list[str] | None = None, within: set[str] | None = None) -> Search:
+        """:meth:`search`, with the seconds each stage took."""
         s = self.settings
         k = k or s.k
         self.refresh()
@@ -171,8 +185,7 @@ class Retriever:
         if within is not None:
             keys = [key for key in (keys if keys is not None else self._manifest) if key in within]
             if not keys:
-                self._local.timings, self._local.passages = timings, []
-                return []
+                return Search([], timings)
         t0 = t()
         terms = terms if terms is not None else query_tokens(question)
         terms = self.expand(terms)
@@ -187,10 +200,7 @@ class Retriever:
             dense = self.store.query(vector, s.candidates, keys)
             timings["dense"] = t() - t0
         t0 = t()
-        fused: dict[str, float] = {}
-        for weight, ranking in ((s.lexical_weight, lex), (s.dense_weight, dense)):
-            for rank, (cid, _) in enumerate(ranking):
-                fused[cid] = fused.get(cid, 0.0) + weight / (s.rrf_k + rank + 1)
+        fused = fuse([(s.lexical_weight, lex), (s.dense_weight, dense)], s.rrf_k)
         best = sorted(fused, key=fused.__getitem__, reverse=True)[:k]
         timings["fusion"] = t() - t0
         t0 = t()
@@ -201,8 +211,7 @@ class Retriever:
             p.terms, p.groups = terms, groups
             p.coverage = coverage(groups, set(p.meta.get("tokens", "").split()))
         timings["fetch"] = t() - t0
-        self._local.timings, self._local.passages = timings, passages
-        return passages
+        return Search(passages, timings)
 
     def _lexical(self, terms: list[str], keys: list[str] | None, n: int) -> list[tuple[str, float]]:
         index, _, _, articles, rows_code = self._view
