@@ -17,12 +17,12 @@ from .injection import is_injection, strip_injections
 from .lexical import tokenize
 from .quoting import Quote, Shaped, Siblings, plain_quotes, shape_quotes
 from .retrieval import Passage, coverage
+from .sentences import split_sentences
 from .shape import question_kind, yes_no_match
 
 NO_ANSWER_ZH = "资料中没有找到与这个问题相关的内容，无法回答。"
 NO_ANSWER_EN = "The documents don't cover this question, so there is no answer to give."
 
-_ANSWER_SENT = re.compile(r".*?(?:[。！？!?]+[”’」』）)]*|$)", re.S)
 _ANAPHORA = re.compile(r"^(该|其|此|这|上述|他们|它们)(?!外)")
 _ASKS_NUMBER = re.compile(r"多少|几|何时|哪一天|哪天|什么时候|日期|期限|金额|多长|多大|规模|how many|how much|when|date|how long",
                           re.I)
@@ -122,7 +122,7 @@ def source_phrase(p: Passage, sentence: str, english: bool = False) -> str:
 
 def answer_sentences(text: str) -> list[str]:
     """Sentences for quoting: split at 。！？ only, so that a list joined by ； stays whole."""
-    sents = [s for s in (m.group(0).strip() for m in _ANSWER_SENT.finditer(text)) if s]
+    sents = split_sentences(text)
     merged: list[str] = []
     for s in sents:  # a sentence ending in a colon introduces what follows it
         if merged and merged[-1].endswith(("：", ":")):

@@ -12,6 +12,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from . import sentences
 from .loaders import Article
 from .tables import is_row
 
@@ -20,7 +21,6 @@ CHAPTER = re.compile(rf"^第[{_NUM}\d]+[章编]\s*\S*")
 SECTION = re.compile(rf"^第[{_NUM}\d]+节\s*\S*")
 ARTICLE = re.compile(rf"^(第[{_NUM}\d]+条)(?:[\s　]|$)")
 # A sentence ends at 。！？；!? (closing quotes stay with it), or at an English full stop before a space.
-_SENT = re.compile(r".*?(?:(?:[。！？；!?]+|\.(?=[\s\"'”’)]))[”’」』）)\"']*|$)", re.S)
 # Where an over-long sentence may be cut: after a Chinese comma/colon, or an ASCII one before a space or a
 # Chinese character (so that "1,000" and "12:30" stay whole).
 _CLAUSE = re.compile(r".*?(?:[，、：]+|[,:]+(?=\s|[^\x00-\x7f])|$)", re.S)
@@ -50,8 +50,8 @@ class Chunk:
 
 
 def split_sentences(text: str) -> list[str]:
-    """Split Chinese/English text after 。！？；!? (closing quotes stay with their sentence)."""
-    return [s for s in (m.group(0).strip() for m in _SENT.finditer(text)) if s]
+    """Chunks are cut after 。！？；!? and English full stops (:mod:`talentbot.sentences`)."""
+    return sentences.split_sentences(text, semicolons=True)
 
 
 def _is_heading(line: str) -> bool:

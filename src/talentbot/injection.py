@@ -23,6 +23,8 @@ from __future__ import annotations
 import re
 from functools import lru_cache
 
+from .sentences import pieces
+
 # where a clause starts: text start or punctuation, then an optional article label or list number
 _START = (r"(?:^|[。！？!?；;，,：:\n“”\"'「」『』（）()【】\[\]<>《》—])\s*+"
           r"(?:第[一二三四五六七八九十百零〇\d]{1,6}[条章节款项]\s*+|[（(]?[一二三四五六七八九十\d]{1,3}[)）、.．]\s*+)?+")
@@ -102,7 +104,6 @@ _PATTERNS = [re.compile(p) for p in _ZH] + [re.compile(p, re.I) for p in _EN]
 _CONDITIONAL = re.compile(r"[^，,。；;！？!?\n]*的(?=[，,；;]|$|(?:用人)?单位|机构|企业|个人|人员|组织|部门|人才"
                           r"|申请人|行为|情形|情况|者|人)")
 _CONDITIONAL_CHECKED = len(_ZH_OVERRIDE)  # the first patterns are the Chinese overrides
-_SENTENCE = re.compile(r".*?(?:[。！？!?]+[”’」』）)\"']*|\.(?=\s)|\n|$)", re.S)
 
 
 @lru_cache(maxsize=8192)
@@ -121,7 +122,7 @@ def is_injection(sentence: str) -> bool:
 
 def sentences(text: str) -> list[str]:
     """``text`` cut after 。！？!?, an English full stop followed by a space, and line breaks (nothing lost)."""
-    return [m.group(0) for m in _SENTENCE.finditer(text) if m.group(0)]
+    return pieces(text, lines=True)
 
 
 @lru_cache(maxsize=4096)  # passages repeat from question to question; each is at most a few hundred characters

@@ -14,6 +14,7 @@ import re
 from typing import Any
 
 from .answer import Answer
+from .sentences import split_sentences
 
 logger = logging.getLogger(__name__)
 
@@ -111,7 +112,7 @@ def sources_html(answer: Answer | None, turn: int) -> str:
     cards = []
     for c in answer.citations:
         text = html.escape(c.text)
-        for q in filter(None, re.split(r"(?<=[。！？!?])", c.quote)):
+        for q in split_sentences(c.quote):
             eq = html.escape(q.strip())
             if eq and eq in text:
                 text = text.replace(eq, f"<mark>{eq}</mark>", 1)
