@@ -22,11 +22,11 @@ from pydantic import ConfigDict
 from .anchors import Anchors, Profiles, Scope, index_lookups, profiles, question_anchors, scope
 from .config import Settings
 from .embeddings import Embedder
-from .english import renderings as english_renderings
 from .lexical import LexicalIndex, query_tokens
 from .lexical_files import IndexProblem, check_against_collection
 from .passages import Filters, Passage, TermGroup, coverage
 from .store import ArticleRecord, Store
+from .terms import expand, term_groups
 
 __all__ = ["Filters", "Passage", "Retriever", "TalentRetriever", "TermGroup", "coverage"]
 
@@ -188,7 +188,8 @@ class Retriever:
                 return Search([], timings)
         t0 = t()
         terms = terms if terms is not None else query_tokens(question)
-        terms = self.expand(terms)
+        index = self.index
+        terms = expand(terms, index) if index is not None and index.ids else terms
         lex = self._lexical(terms, keys, s.candidates) if s.fusion != "dense" else []
         timings["lexical"] = t() - t0
         dense: list[tuple[str, float]] = []
@@ -206,7 +207,7 @@ class Retriever:
         t0 = t()
         rows = self.store.get_chunks(best) if best else {}
         passages = [Passage(cid, rows[cid][0], rows[cid][1], fused[cid]) for cid in best if cid in rows]
-        groups = self.term_groups(terms)
+        groups = term_groups(terms, index) if index is not None and index.ids else []
         for p in passages:
             p.terms, p.groups = terms, groups
             p.coverage = coverage(groups, set(p.meta.get("tokens", "").split()))
@@ -225,48 +226,6 @@ class Retriever:
         top = np.argpartition(-scores, n - 1)[:n]
         top = top[np.argsort(-scores[top], kind="stable")]
         return [(index.ids[i], float(scores[i])) for i in top if scores[i] > 0]
-
-    def expand(self, terms: list[str]) -> list[str]:
-        """Add the Chinese words English words stand for (:mod:`talentbot.english`: dictionary renderings,
-        pinyin names 'Hefei' -> 合肥)."""
-        index = self.index
-        if index is None or not index.ids:
-            return terms
-        extra = [w for found in english_renderings(terms, index).values() for w in sorted(found)]
-        return terms + extra * 2
-
-    def term_groups(self, terms: list[str]) -> list[TermGroup]:
-        """Weigh the question's terms for coverage: IDF per Chinese term (repeats add up); an English
-        word counts once through its Chinese renderings, or, with none, as content the Chinese passages
-        cannot show."""
-        index = self.index
-        if index is None or not index.ids:
-            return []
-        renderings = english_renderings(terms, index)
-        rendered = set().union(*renderings.values()) if renderings else set()
-        weights: dict[frozenset[str], float] = {}
-        for t in terms:
-            if t in renderings:
-                found = renderings[t]
-                # no rendering: as much as a Chinese term the corpus lacks ('?' never occurs in a passage)
-                w = max((index.idf(a) for a in found), default=index.idf(f"?{t}"))
-                key = found or frozenset({f"?{t}"})
-            elif t in rendered or (t.isascii() and t not in index.vocab):
-                continue  # counted through its English word, or unknown but not content (digits, 'a')
-            else:
-                w, key = self._idf(t), frozenset({t})
-            weights[key] = weights.get(key, 0.0) + w
-        return [TermGroup(w, alts) for alts, w in weights.items() if w > 0]
-
-    def _idf(self, term: str) -> float:
-        index = self.index
-        assert index is not None, "refresh() loads the index first"
-        if term not in index.vocab:
-            pairs = [f"#{term[i:i + 2]}" for i in range(len(term) - 1)]
-            if pairs and all(p in index.vocab for p in pairs):
-                return 0.0  # a word jieba cut differently here (a name cut in two in the text): its bigrams count instead
-        return index.idf(term)
-
 
 class TalentRetriever(BaseRetriever):
     """LangChain ``BaseRetriever`` over the hybrid search (for use in other LangChain chains)."""
