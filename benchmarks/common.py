@@ -32,8 +32,14 @@ def bench_env(device: str | None = None) -> dict[str, str]:
     """The environment of every child process: offline models, default talentbot settings (plus EXTRA_ENV)."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("TALENTBOT_")}
     env.update(EXTRA_ENV)
-    env.update(HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1", TOKENIZERS_PARALLELISM="false",
-               ANONYMIZED_TELEMETRY="False", GRADIO_ANALYTICS_ENABLED="False", PYTHONDONTWRITEBYTECODE="1")
+    env.update(
+        HF_HUB_OFFLINE="1",
+        TRANSFORMERS_OFFLINE="1",
+        TOKENIZERS_PARALLELISM="false",
+        ANONYMIZED_TELEMETRY="False",
+        GRADIO_ANALYTICS_ENABLED="False",
+        PYTHONDONTWRITEBYTECODE="1",
+    )
     if device:
         env["TALENTBOT_DEVICE"] = device
     return env
@@ -56,8 +62,14 @@ def ms_summary(seconds: Iterable[float]) -> dict[str, float]:
     v = [s * 1000 for s in seconds]
     if not v:
         return {"n": 0}
-    return {"n": len(v), "p50": round(pct(v, 50), 3), "p95": round(pct(v, 95), 3),
-            "mean": round(float(np.mean(v)), 3), "min": round(min(v), 3), "max": round(max(v), 3)}
+    return {
+        "n": len(v),
+        "p50": round(pct(v, 50), 3),
+        "p95": round(pct(v, 95), 3),
+        "mean": round(float(np.mean(v)), 3),
+        "min": round(min(v), 3),
+        "max": round(max(v), 3),
+    }
 
 
 def peak_rss_mb() -> float:
@@ -214,8 +226,14 @@ def holds(text: str, expected: list[str]) -> bool:
 
 
 # ----------------------------------------------------------------------------------------- workers
-def run_worker(name: str, args: dict, timeout: float = 3600, device: str | None = None,
-               extra_env: dict[str, str] | None = None, retry: bool = True) -> dict:
+def run_worker(
+    name: str,
+    args: dict,
+    timeout: float = 3600,
+    device: str | None = None,
+    extra_env: dict[str, str] | None = None,
+    retry: bool = True,
+) -> dict:
     """Run ``run.py --worker name`` in a fresh process (own peak RSS, cold caches); return its JSON.
 
     A run disturbed by other processes (foreign CPU share above QUIET['retry_share']) is run once more,
@@ -236,19 +254,34 @@ def run_worker(name: str, args: dict, timeout: float = 3600, device: str | None 
     return result
 
 
-def _run_worker_once(name: str, args: dict, timeout: float, device: str | None,
-                     extra_env: dict[str, str] | None) -> dict:
+def _run_worker_once(
+    name: str, args: dict, timeout: float, device: str | None, extra_env: dict[str, str] | None
+) -> dict:
     OUT.mkdir(parents=True, exist_ok=True)
     out_file = OUT / f"worker-{name}-{os.getpid()}.json"
     out_file.unlink(missing_ok=True)
-    cmd = [sys.executable, str(RUN_PY), "--worker", name, "--worker-args", json.dumps(args, ensure_ascii=False),
-           "--worker-out", str(out_file)]
+    cmd = [
+        sys.executable,
+        str(RUN_PY),
+        "--worker",
+        name,
+        "--worker-args",
+        json.dumps(args, ensure_ascii=False),
+        "--worker-out",
+        str(out_file),
+    ]
     waited = wait_quiet()
     cpu0, kids0 = _busy_cpu_s(), _children_cpu_s()
     t0 = time.perf_counter()
     try:
-        proc = subprocess.run(cmd, env={**bench_env(device), **(extra_env or {})}, cwd=ROOT, capture_output=True, text=True,
-                              timeout=timeout)
+        proc = subprocess.run(
+            cmd,
+            env={**bench_env(device), **(extra_env or {})},
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+        )
     except subprocess.TimeoutExpired:
         return {"error": f"worker {name} timed out after {timeout:.0f} s"}
     wall = time.perf_counter() - t0
@@ -259,13 +292,20 @@ def _run_worker_once(name: str, args: dict, timeout: float, device: str | None,
     result = json.loads(out_file.read_text())
     out_file.unlink(missing_ok=True)
     result["worker_wall_s"] = round(wall, 2)
-    result["contention"] = {"waited_for_quiet_s": waited,
-                            "foreign_cpu_share": foreign_share(cpu0, kids0, wall)}
+    result["contention"] = {
+        "waited_for_quiet_s": waited,
+        "foreign_cpu_share": foreign_share(cpu0, kids0, wall),
+    }
     return result
 
 
-QUIET = {"max_wait_s": 60.0, "budget_s": 600.0, "threshold_pct": 30.0, "retry_share": 0.15,
-         "retry_budget_s": 600.0}
+QUIET = {
+    "max_wait_s": 60.0,
+    "budget_s": 600.0,
+    "threshold_pct": 30.0,
+    "retry_share": 0.15,
+    "retry_budget_s": 600.0,
+}
 
 
 def wait_quiet() -> float:

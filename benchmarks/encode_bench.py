@@ -23,7 +23,11 @@ def _cos(a: np.ndarray, b: np.ndarray) -> dict:
     a = a / np.linalg.norm(a, axis=1, keepdims=True)
     b = b / np.linalg.norm(b, axis=1, keepdims=True)
     c = (a * b).sum(axis=1)
-    return {"min": round(float(c.min()), 6), "mean": round(float(c.mean()), 6), "p01": round(float(np.percentile(c, 1)), 6)}
+    return {
+        "min": round(float(c.min()), 6),
+        "mean": round(float(c.mean()), 6),
+        "p01": round(float(np.percentile(c, 1)), 6),
+    }
 
 
 def worker_encode(a: dict) -> dict:
@@ -43,8 +47,13 @@ def worker_encode(a: dict) -> dict:
     idx = np.linspace(0, len(texts) - 1, min(n, len(texts))).astype(int)
     texts = [texts[i] for i in idx]
     repeats = int(a.get("repeats", 2))
-    res: dict = {"texts": len(texts), "mean_chars": round(float(np.mean([len(t) for t in texts])), 1),
-                 "torch_threads": torch.get_num_threads(), "repeats": repeats, "batch": settings.embed_batch_size}
+    res: dict = {
+        "texts": len(texts),
+        "mean_chars": round(float(np.mean([len(t) for t in texts])), 1),
+        "torch_threads": torch.get_num_threads(),
+        "repeats": repeats,
+        "batch": settings.embed_batch_size,
+    }
     fp32 = Embedder(settings.model_name, settings.device, settings.embed_batch_size, bf16=False)
     fp32.encode(texts[:8])
     bf16 = Embedder(settings.model_name, settings.device, settings.embed_batch_size, bf16=True)
@@ -55,7 +64,11 @@ def worker_encode(a: dict) -> dict:
     cps32, v32 = _throughput(fp32.encode, texts, repeats)
     cps16, v16 = _throughput(bf16.encode, texts, repeats)
     res["float32"] = {"chunks_per_s": round(cps32, 2)}
-    res["bf16"] = {"chunks_per_s": round(cps16, 2), "speedup": round(cps16 / cps32, 2), "cosine_vs_fp32": _cos(v32, v16)}
+    res["bf16"] = {
+        "chunks_per_s": round(cps16, 2),
+        "speedup": round(cps16 / cps32, 2),
+        "cosine_vs_fp32": _cos(v32, v16),
+    }
     # one query, as at ask time
     q = "山东省人才发展促进条例自何时起施行？"
     for name, emb in (("float32", fp32), ("bf16", bf16)):
@@ -76,8 +89,9 @@ def worker_encode(a: dict) -> dict:
     try:
         if not a.get("int8", True):
             raise RuntimeError("skipped (--quick)")
-        model8 = torch.ao.quantization.quantize_dynamic(copy.deepcopy(fp32.model), {torch.nn.Linear},
-                                                        dtype=torch.qint8)
+        model8 = torch.ao.quantization.quantize_dynamic(
+            copy.deepcopy(fp32.model), {torch.nn.Linear}, dtype=torch.qint8
+        )
         n_q = sum(1 for mod in model8.modules() if "quantized" in type(mod).__module__)
         if not n_q:
             raise RuntimeError("no Linear layer was quantised")
@@ -85,8 +99,12 @@ def worker_encode(a: dict) -> dict:
         e8._model = model8
         e8.encode(texts[:8])
         cps8, v8 = _throughput(e8.encode, texts, repeats)
-        res["int8_dynamic"] = {"quantized_layers": n_q, "chunks_per_s": round(cps8, 2), "speedup": round(cps8 / cps32, 2),
-                               "cosine_vs_fp32": _cos(v32, v8)}
+        res["int8_dynamic"] = {
+            "quantized_layers": n_q,
+            "chunks_per_s": round(cps8, 2),
+            "speedup": round(cps8 / cps32, 2),
+            "cosine_vs_fp32": _cos(v32, v8),
+        }
     except (RuntimeError, AttributeError, ImportError, AssertionError) as e:
         res["int8_dynamic"] = {"error": str(e).splitlines()[0][:200]}
     res.update(_onnx(fp32.model, texts, settings.embed_batch_size, repeats, v32, cps32))
@@ -100,6 +118,7 @@ def _onnx(model, texts: list[str], batch: int, repeats: int, v32: np.ndarray, cp
     import tempfile
 
     import torch
+
     try:
         import onnx  # noqa: F401 - torch.onnx needs it
         import onnxruntime as ort
@@ -113,18 +132,33 @@ def _onnx(model, texts: list[str], batch: int, repeats: int, v32: np.ndarray, cp
             self.bert = bert
 
         def forward(self, input_ids, attention_mask, token_type_ids):
-            return self.bert(input_ids=input_ids, attention_mask=attention_mask,
-                             token_type_ids=token_type_ids).last_hidden_state
+            return self.bert(
+                input_ids=input_ids, attention_mask=attention_mask, token_type_ids=token_type_ids
+            ).last_hidden_state
 
     tok, names = model.tokenizer, ["input_ids", "attention_mask", "token_type_ids"]
     prompt = (getattr(model, "prompts", None) or {}).get("passage", "")  # e5: "passage: ", as Embedder.encode
     folder = Path(tempfile.mkdtemp(prefix="talentbot-onnx-"))
-    example = dict(tok([prompt + t for t in texts[:2]], padding=True, truncation=True,
-                       max_length=model.max_seq_length, return_tensors="pt"))
+    example = dict(
+        tok(
+            [prompt + t for t in texts[:2]],
+            padding=True,
+            truncation=True,
+            max_length=model.max_seq_length,
+            return_tensors="pt",
+        )
+    )
     example.setdefault("token_type_ids", torch.zeros_like(example["input_ids"]))  # e5's tokenizer has none
-    torch.onnx.export(Encoder(model[0].auto_model.eval()), tuple(example[k] for k in names), str(folder / "f32.onnx"),
-                      input_names=names, output_names=["hidden"], opset_version=17, dynamo=False,
-                      dynamic_axes={k: {0: "batch", 1: "seq"} for k in [*names, "hidden"]})
+    torch.onnx.export(
+        Encoder(model[0].auto_model.eval()),
+        tuple(example[k] for k in names),
+        str(folder / "f32.onnx"),
+        input_names=names,
+        output_names=["hidden"],
+        opset_version=17,
+        dynamo=False,
+        dynamic_axes={k: {0: "batch", 1: "seq"} for k in [*names, "hidden"]},
+    )
     quantize_dynamic(str(folder / "f32.onnx"), str(folder / "int8.onnx"), weight_type=QuantType.QInt8)
     opts = ort.SessionOptions()
     opts.intra_op_num_threads = torch.get_num_threads()
@@ -136,9 +170,16 @@ def _onnx(model, texts: list[str], batch: int, repeats: int, v32: np.ndarray, cp
             order = np.argsort([-len(t) for t in items], kind="stable")
             vecs = np.zeros((len(items), v32.shape[1]), dtype=np.float32)
             for i in range(0, len(items), batch):
-                idx = order[i:i + batch]
-                b = dict(tok([prompt + items[j] for j in idx], padding=True, truncation=True,
-                             max_length=model.max_seq_length, return_tensors="np"))
+                idx = order[i : i + batch]
+                b = dict(
+                    tok(
+                        [prompt + items[j] for j in idx],
+                        padding=True,
+                        truncation=True,
+                        max_length=model.max_seq_length,
+                        return_tensors="np",
+                    )
+                )
                 b.setdefault("token_type_ids", np.zeros_like(b["input_ids"]))
                 hidden = sess.run(None, {k: b[k].astype(np.int64) for k in names})[0]
                 mask = b["attention_mask"][..., None].astype(np.float32)
@@ -147,6 +188,9 @@ def _onnx(model, texts: list[str], batch: int, repeats: int, v32: np.ndarray, cp
             return vecs
 
         cps, vecs = _throughput(encode, texts, repeats)
-        out[f"onnx_{name}"] = {"chunks_per_s": round(cps, 2), "speedup": round(cps / cps32, 2),
-                               "cosine_vs_fp32": _cos(v32, vecs)}
+        out[f"onnx_{name}"] = {
+            "chunks_per_s": round(cps, 2),
+            "speedup": round(cps / cps32, 2),
+            "cosine_vs_fp32": _cos(v32, vecs),
+        }
     return out

@@ -21,8 +21,13 @@ GROUPS = {
     "chunk": ["chunk", "chunk metadata"],
     "embed": ["embed", "embed (synthetic vectors)"],
     "Chroma write": ["Chroma write", "Chroma manifest/state"],
-    "lexical index": ["tokenize (jieba, lexical)", "Chroma read (tokens for BM25)", "BM25 build",
-                      "lexical index save/load", "lexical refresh"],
+    "lexical index": [
+        "tokenize (jieba, lexical)",
+        "Chroma read (tokens for BM25)",
+        "BM25 build",
+        "lexical index save/load",
+        "lexical refresh",
+    ],
 }
 
 
@@ -71,7 +76,9 @@ def install(prof: Profiler) -> list[str]:
 def grouped(stages: dict[str, float]) -> dict[str, float]:
     out = {g: round(sum(stages.get(s, 0.0) for s in names), 4) for g, names in GROUPS.items()}
     known = {s for names in GROUPS.values() for s in names}
-    out["other"] = round(sum(v for k, v in stages.items() if k not in known and not k.endswith(OVERLAPPED)), 4)
+    out["other"] = round(
+        sum(v for k, v in stages.items() if k not in known and not k.endswith(OVERLAPPED)), 4
+    )
     return out
 
 
@@ -101,9 +108,16 @@ def worker_ingest(a: dict) -> dict:
     shutil.rmtree(store, ignore_errors=True)
     settings = Settings(store=store, corpus=corpus)
     bot = TalentBot(settings)
-    res: dict = {"corpus": str(corpus), "vectors": "synthetic" if synthetic else "real",
-                 "settings": {"bf16": settings.embed_bf16, "batch": settings.embed_batch_size,
-                              "device": settings.device, "chunk_size": settings.chunk_size}}
+    res: dict = {
+        "corpus": str(corpus),
+        "vectors": "synthetic" if synthetic else "real",
+        "settings": {
+            "bf16": settings.embed_bf16,
+            "batch": settings.embed_batch_size,
+            "device": settings.device,
+            "chunk_size": settings.chunk_size,
+        },
+    }
     rss0 = rss_mb()
     t0 = time.perf_counter()
     bot.store.count()  # import chromadb and open the client before timing (reported apart)
@@ -137,9 +151,15 @@ def worker_ingest(a: dict) -> dict:
     res["peak_rss_mb"] = peak_rss_mb()
     res["rss_start_mb"] = rss0
     stages = prof.result(total)
-    res.update(total_s=round(total, 3), stages_s=stages, groups_s=grouped(stages),
-               chunks=report.chunks, articles=report.added + report.updated, embedded=report.embedded,
-               failed=len(report.failed))
+    res.update(
+        total_s=round(total, 3),
+        stages_s=stages,
+        groups_s=grouped(stages),
+        chunks=report.chunks,
+        articles=report.added + report.updated,
+        embedded=report.embedded,
+        failed=len(report.failed),
+    )
     synth_s = stages.get("embed (synthetic vectors)", 0.0)
     res["non_embed_s"] = round(total - stages.get("embed", 0.0) - synth_s, 3)
 
@@ -153,9 +173,13 @@ def worker_ingest(a: dict) -> dict:
         embedded.append(rep.embedded)
         unchanged = rep.unchanged
     reps = len(times)
-    res["reingest"] = {"seconds": [round(t, 4) for t in times], "median_s": round(sorted(times)[reps // 2], 4),
-                       "embedded": embedded, "unchanged": unchanged,
-                       "stages_s_per_run": {k: round(v / reps, 4) for k, v in prof.result().items()}}
+    res["reingest"] = {
+        "seconds": [round(t, 4) for t in times],
+        "median_s": round(sorted(times)[reps // 2], 4),
+        "embedded": embedded,
+        "unchanged": unchanged,
+        "stages_s_per_run": {k: round(v / reps, 4) for k, v in prof.result().items()},
+    }
     prof.restore()
 
     # --- embedding-only throughput of the same texts: the ingest limit of this machine
@@ -171,8 +195,11 @@ def worker_ingest(a: dict) -> dict:
     ref.encode(sample)
     ref_s = time.perf_counter() - t0
     res["foreign_cpu_share_embed_only"] = phase.share()
-    res["embed_only"] = {"texts": len(sample), "seconds": round(ref_s, 3),
-                         "chunks_per_s": round(len(sample) / ref_s, 2),
-                         "chars_per_s": round(sum(map(len, sample)) / ref_s, 1),
-                         "sampled": len(sample) < len(texts)}
+    res["embed_only"] = {
+        "texts": len(sample),
+        "seconds": round(ref_s, 3),
+        "chunks_per_s": round(len(sample) / ref_s, 2),
+        "chars_per_s": round(sum(map(len, sample)) / ref_s, 1),
+        "sampled": len(sample) < len(texts),
+    }
     return res

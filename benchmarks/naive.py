@@ -37,17 +37,27 @@ def worker_naive(a: dict) -> dict:
         folder = store / f"naive-{size}"
         shutil.rmtree(folder, ignore_errors=True)
         t0 = time.perf_counter()
-        docs = [Document(page_content=p.read_text(encoding="utf-8"), metadata={"source": p.name})
-                for p in sorted(corpus.iterdir()) if p.is_file()]
+        docs = [
+            Document(page_content=p.read_text(encoding="utf-8"), metadata={"source": p.name})
+            for p in sorted(corpus.iterdir())
+            if p.is_file()
+        ]
         t1 = time.perf_counter()
         splits = RecursiveCharacterTextSplitter(chunk_size=size, chunk_overlap=overlap).split_documents(docs)
         t2 = time.perf_counter()
         vs = Chroma.from_documents(splits, emb, persist_directory=str(folder), collection_name="naive")
         t3 = time.perf_counter()
-        out.update(articles=len(docs), chunks=len(splits), chars=sum(len(d.page_content) for d in splits),
-                   ingest_s=round(t3 - t0, 3),
-                   stages_s={"load": round(t1 - t0, 4), "split": round(t2 - t1, 4),
-                             "embed + Chroma write": round(t3 - t2, 3)})
+        out.update(
+            articles=len(docs),
+            chunks=len(splits),
+            chars=sum(len(d.page_content) for d in splits),
+            ingest_s=round(t3 - t0, 3),
+            stages_s={
+                "load": round(t1 - t0, 4),
+                "split": round(t2 - t1, 4),
+                "embed + Chroma write": round(t3 - t2, 3),
+            },
+        )
         out["chunks_per_s"] = round(len(splits) / (t3 - t0), 2)
         vs.similarity_search(rows[0]["q"], k=4)  # warm
         lat, hit1, hitk, answerable = [], 0, 0, 0
@@ -68,9 +78,12 @@ def worker_naive(a: dict) -> dict:
             hitk += any(holds(d.page_content, expected) for d in top)
             per_set.setdefault(row["set"], []).append(int(h1))
         out["latency_ms"] = ms_summary(lat)
-        out["eval"] = {"answerable": answerable, "hit1": round(hit1 / max(1, answerable), 4),
-                       "hitk": round(hitk / max(1, answerable), 4),
-                       "hit1_per_set": {k: round(sum(v) / len(v), 4) for k, v in per_set.items()}}
+        out["eval"] = {
+            "answerable": answerable,
+            "hit1": round(hit1 / max(1, answerable), 4),
+            "hitk": round(hitk / max(1, answerable), 4),
+            "hit1_per_set": {k: round(sum(v) / len(v), 4) for k, v in per_set.items()},
+        }
         res["variants"][name] = out
     res["peak_rss_mb"] = peak_rss_mb()
     return res

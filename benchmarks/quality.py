@@ -72,8 +72,12 @@ def write_news(folder: Path, news: list[dict], indices: list[int]) -> int:
 def dev_docs() -> list[int]:
     if not DEV.exists():
         return []
-    docs = {d for line in DEV.read_text(encoding="utf-8").splitlines() if line.strip()
-            for d in json.loads(line).get("doc", [])}
+    docs = {
+        d
+        for line in DEV.read_text(encoding="utf-8").splitlines()
+        if line.strip()
+        for d in json.loads(line).get("doc", [])
+    }
     return sorted(int(d.split("-")[1].split(".")[0]) for d in docs)
 
 
@@ -90,9 +94,12 @@ def by_type(rows: list[dict]) -> dict[str, dict]:
         answerable = [r for r in rs if r["type"] != "unanswerable"]
         out[name] = {
             "n": len(rs),
-            "hit1": round(sum(r.get("rank") == 1 for r in answerable) / len(answerable), 3) if answerable else None,
+            "hit1": round(sum(r.get("rank") == 1 for r in answerable) / len(answerable), 3)
+            if answerable
+            else None,
             "contains": round(sum(bool(r.get("contains")) for r in answerable) / len(answerable), 3)
-            if answerable else None,
+            if answerable
+            else None,
             "refused": round(sum(r["no_answer"] for r in rs) / len(rs), 3),
             "p50_ms": round(statistics.median(r["ms"] for r in rs), 1),
         }
@@ -106,10 +113,19 @@ def evaluate(bot, sets: dict[str, Path]) -> dict[str, dict]:
     for name, path in sets.items():
         t0 = time.perf_counter()
         res = run_eval(bot, path)
-        results[name] = {"summary": res.summary(), "types": by_type(res.rows), "rows": res.rows,
-                         "seconds": round(time.perf_counter() - t0, 1)}
-        logger.info("  %s: contains %.3f, no-answer recall %.3f, false no-answer %.3f",
-                    name, res.answer_contains, res.no_answer_recall, res.false_no_answer)
+        results[name] = {
+            "summary": res.summary(),
+            "types": by_type(res.rows),
+            "rows": res.rows,
+            "seconds": round(time.perf_counter() - t0, 1),
+        }
+        logger.info(
+            "  %s: contains %.3f, no-answer recall %.3f, false no-answer %.3f",
+            name,
+            res.answer_contains,
+            res.no_answer_recall,
+            res.false_no_answer,
+        )
     return results
 
 
@@ -138,7 +154,10 @@ def fusion_settings(spec: str) -> dict:
     if name != "rrf":
         return {"fusion": name}
     keys = ("lexical_weight", "dense_weight", "rrf_k")
-    return {"fusion": "rrf", **{k: (int(v) if k == "rrf_k" else float(v)) for k, v in zip(keys, nums, strict=False)}}
+    return {
+        "fusion": "rrf",
+        **{k: (int(v) if k == "rrf_k" else float(v)) for k, v in zip(keys, nums, strict=False)},
+    }
 
 
 def run(levels: list[str], fresh: bool, placeholder: bool = False, fusions: list[str] | None = None) -> dict:
@@ -157,7 +176,7 @@ def run(levels: list[str], fresh: bool, placeholder: bool = False, fusions: list
     others = [i for i in range(len(news)) if i not in set(needed)]
     for level in levels:  # "corpus": corpus/ alone (eval/ sets only); N: the dev articles and N news in all
         count = -1 if level == "corpus" else int(level)
-        wanted = [] if count < 0 else sorted(set(needed) | set(others[:max(0, count - len(needed))]))
+        wanted = [] if count < 0 else sorted(set(needed) | set(others[: max(0, count - len(needed))]))
         if count >= len(news):
             wanted = list(range(len(news)))
         corpus, store = OUT / "levels" / str(level) / "corpus", OUT / "levels" / str(level) / "store"
@@ -173,11 +192,22 @@ def run(levels: list[str], fresh: bool, placeholder: bool = False, fusions: list
             bot._embedder = PlaceholderVectors()
         t0 = time.perf_counter()
         ing = bot.ingest([corpus])
-        logger.info("level %s: %d news files, ingest %.0f s (%d chunks, %d failed)", level, n,
-                    time.perf_counter() - t0, ing.chunks, len(ing.failed))
+        logger.info(
+            "level %s: %d news files, ingest %.0f s (%d chunks, %d failed)",
+            level,
+            n,
+            time.perf_counter() - t0,
+            ing.chunks,
+            len(ing.failed),
+        )
         level_sets = sets if count >= 0 else {k: v for k, v in sets.items() if k != DEV.stem}
-        entry = {"news_files": n, "chunks": ing.chunks, "failed": ing.failed, "commit": commit(),
-                 "results": evaluate(bot, level_sets)}
+        entry = {
+            "news_files": n,
+            "chunks": ing.chunks,
+            "failed": ing.failed,
+            "commit": commit(),
+            "results": evaluate(bot, level_sets),
+        }
         if fusions:  # the same store, answered under each fusion (query-time settings only)
             entry["fusions"] = {}
             for spec in fusions:
@@ -197,7 +227,9 @@ def commit() -> str:
     def git(*args: str) -> str:
         return subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True).stdout.strip()
 
-    return git("rev-parse", "--short", "HEAD") + ("+" if git("status", "--porcelain", "--untracked-files=no") else "")
+    return git("rev-parse", "--short", "HEAD") + (
+        "+" if git("status", "--porcelain", "--untracked-files=no") else ""
+    )
 
 
 def save(report: dict) -> None:
@@ -209,29 +241,41 @@ def save(report: dict) -> None:
     except (OSError, ValueError):
         earlier = {}
     levels = {**earlier, **report["levels"]}
-    merged = {**report, "levels": {k: levels[k] for k in sorted(levels, key=lambda x: -1 if x == "corpus" else int(x))}}
+    merged = {
+        **report,
+        "levels": {k: levels[k] for k in sorted(levels, key=lambda x: -1 if x == "corpus" else int(x))},
+    }
     path.write_text(json.dumps(merged, ensure_ascii=False, indent=1), encoding="utf-8")
 
 
-HEADLINE = {"qa_regulations": "regulations", "qa_shanxi": "Shanxi article", "qa_structure": "lists and comparisons",
-            "qa_news_dev": "news dev"}
+HEADLINE = {
+    "qa_regulations": "regulations",
+    "qa_shanxi": "Shanxi article",
+    "qa_structure": "lists and comparisons",
+    "qa_news_dev": "news dev",
+}
 
 
 def headline(report: dict) -> list[str]:
     """The README's table: per set and level, hit@1, contains, paraphrase contains, refusals, p50."""
     fmt = lambda x: "–" if x is None else f"{x:.3f}"  # noqa: E731
-    lines = ["| question set | distractors | hit@1 | answer contains | paraphrase contains | answerable refused "
-             "| unanswerable refused | p50 ms |", "|---|---|---|---|---|---|---|---|"]
+    lines = [
+        "| question set | distractors | hit@1 | answer contains | paraphrase contains | answerable refused "
+        "| unanswerable refused | p50 ms |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
     for name in report["sets"]:
         for level, data in report["levels"].items():
             res = data["results"].get(name)
             if not res:
                 continue
             t, n = res["types"], res["summary"]["n"]
-            lines.append(f"| {HEADLINE.get(name, name)} ({n} q) | {level} | {fmt(t['answerable']['hit1'])} | "
-                         f"{fmt(t['answerable']['contains'])} | {fmt(t.get('paraphrase', {}).get('contains'))} | "
-                         f"{fmt(t['answerable']['refused'])} | {fmt(t.get('unanswerable', {}).get('refused'))} | "
-                         f"{t['answerable']['p50_ms']:.0f} |")
+            lines.append(
+                f"| {HEADLINE.get(name, name)} ({n} q) | {level} | {fmt(t['answerable']['hit1'])} | "
+                f"{fmt(t['answerable']['contains'])} | {fmt(t.get('paraphrase', {}).get('contains'))} | "
+                f"{fmt(t['answerable']['refused'])} | {fmt(t.get('unanswerable', {}).get('refused'))} | "
+                f"{t['answerable']['p50_ms']:.0f} |"
+            )
     stamps = ", ".join(f"{level} at {data.get('commit', '?')}" for level, data in report["levels"].items())
     return [*lines, "", f"Measured: {stamps}.", ""]
 
@@ -239,8 +283,12 @@ def headline(report: dict) -> list[str]:
 def markdown(report: dict) -> str:
     lines = ["### headline", "", *headline(report)]
     for name in report["sets"]:
-        lines += [f"### {name}", "", "| distractors | type | n | hit@1 | contains | refused | p50 ms |",
-                  "|---|---|---|---|---|---|---|"]
+        lines += [
+            f"### {name}",
+            "",
+            "| distractors | type | n | hit@1 | contains | refused | p50 ms |",
+            "|---|---|---|---|---|---|---|",
+        ]
         for level, data in report["levels"].items():
             res = data["results"].get(name)
             if not res:
@@ -250,24 +298,32 @@ def markdown(report: dict) -> str:
                 if t in types:
                     v = types[t]
                     fmt = lambda x: "–" if x is None else f"{x:.3f}"  # noqa: E731
-                    lines.append(f"| {level} | {t} | {v['n']} | {fmt(v['hit1'])} | {fmt(v['contains'])} | "
-                                 f"{fmt(v['refused'])} | {v['p50_ms']:.0f} |")
+                    lines.append(
+                        f"| {level} | {t} | {v['n']} | {fmt(v['hit1'])} | {fmt(v['contains'])} | "
+                        f"{fmt(v['refused'])} | {v['p50_ms']:.0f} |"
+                    )
         lines.append("")
     lines += fusion_table(report)
     ocr = report.get("ocr")
     if ocr and "accuracy" in ocr:
-        lines += [f"OCR of a scanned PDF ({ocr['pages']} pages drawn from a corpus regulation, benchmarks/ocr_bench.py): "
-                  f"character accuracy {ocr['accuracy']:.3f} (median of pages), "
-                  f"{ocr['seconds_per_page']:.1f} s per page through the parser worker.", ""]
+        lines += [
+            f"OCR of a scanned PDF ({ocr['pages']} pages drawn from a corpus regulation, benchmarks/ocr_bench.py): "
+            f"character accuracy {ocr['accuracy']:.3f} (median of pages), "
+            f"{ocr['seconds_per_page']:.1f} s per page through the parser worker.",
+            "",
+        ]
     elif ocr:
         lines += [f"OCR figures skipped: {ocr.get('skipped')}.", ""]
     dev = report["levels"].get("8000", {}).get("results", {}).get(DEV.stem)
     if dev:
         t = dev["types"]
-        lines += ["Issue-10 targets on the dev set with all 8,000 distractors: "
-                  f"contains {t['answerable']['contains']:.3f} (≥ 0.85), "
-                  f"unanswerable refused {t['unanswerable']['refused']:.3f} (≥ 0.90), "
-                  f"answerable refused {t['answerable']['refused']:.3f} (≤ 0.05).", ""]
+        lines += [
+            "Issue-10 targets on the dev set with all 8,000 distractors: "
+            f"contains {t['answerable']['contains']:.3f} (≥ 0.85), "
+            f"unanswerable refused {t['unanswerable']['refused']:.3f} (≥ 0.90), "
+            f"answerable refused {t['answerable']['refused']:.3f} (≤ 0.05).",
+            "",
+        ]
     return "\n".join(lines)
 
 
@@ -281,28 +337,45 @@ def fusion_table(report: dict) -> list[str]:
                 para = t.get("paraphrase", {}).get("contains")
                 unans = t.get("unanswerable", {}).get("refused")
                 fmt = lambda x: "–" if x is None else f"{x:.3f}"  # noqa: E731
-                rows.append(f"| {name} | {level} | {spec} | {fmt(t['answerable']['hit1'])} | "
-                            f"{fmt(t['answerable']['contains'])} | {fmt(para)} | {fmt(unans)} | "
-                            f"{fmt(t['answerable']['refused'])} | {t['answerable']['p50_ms']:.0f} |")
+                rows.append(
+                    f"| {name} | {level} | {spec} | {fmt(t['answerable']['hit1'])} | "
+                    f"{fmt(t['answerable']['contains'])} | {fmt(para)} | {fmt(unans)} | "
+                    f"{fmt(t['answerable']['refused'])} | {t['answerable']['p50_ms']:.0f} |"
+                )
     if not rows:
         return []
-    return ["### fusion compared", "", "| set | distractors | fusion | hit@1 | contains | paraphrase contains | "
-            "unanswerable refused | answerable refused | p50 ms |", "|---|---|---|---|---|---|---|---|---|",
-            *sorted(rows), ""]
+    return [
+        "### fusion compared",
+        "",
+        "| set | distractors | fusion | hit@1 | contains | paraphrase contains | "
+        "unanswerable refused | answerable refused | p50 ms |",
+        "|---|---|---|---|---|---|---|---|---|",
+        *sorted(rows),
+        "",
+    ]
 
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--levels", default="corpus,0,1000,8000",
-                    help="'corpus' (corpus/ alone) and distractor counts, comma-separated")
+    ap.add_argument(
+        "--levels",
+        default="corpus,0,1000,8000",
+        help="'corpus' (corpus/ alone) and distractor counts, comma-separated",
+    )
     ap.add_argument("--fresh", action="store_true", help="drop the cached corpus and store first")
     ap.add_argument("--markdown", type=Path, help="also write the tables to this file")
-    ap.add_argument("--placeholder-vectors", action="store_true",
-                    help="skip the embedding model at ingest (lexical fusion only: answers never read vectors)")
+    ap.add_argument(
+        "--placeholder-vectors",
+        action="store_true",
+        help="skip the embedding model at ingest (lexical fusion only: answers never read vectors)",
+    )
     ap.add_argument("--report-only", action="store_true", help="print the tables of the saved results.json")
     ap.add_argument("--no-ocr", action="store_true", help="skip the OCR figures (benchmarks/ocr_bench.py)")
-    ap.add_argument("--fusions", default="",
-                    help="also answer under these fusions, comma-separated: lexical, dense, rrf:LW:DW[:K]")
+    ap.add_argument(
+        "--fusions",
+        default="",
+        help="also answer under these fusions, comma-separated: lexical, dense, rrf:LW:DW[:K]",
+    )
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stderr)
     fusions = [f for f in args.fusions.split(",") if f]

@@ -30,13 +30,24 @@ def _hotspots(profile: cProfile.Profile, n_queries: int, top: int = 14) -> list[
         if not any(k in file for k in ("talentbot", "chromadb", "bm25s", "rjieba", "numpy", "scipy")):
             continue  # the model's own frames (torch, sentence_transformers) sit under Embedder.encode
         short = file.split("site-packages/")[-1].split("/src/")[-1]
-        rows.append({"function": f"{short}:{line}({func})", "cum_ms_per_query": round(cumtime * 1000 / n_queries, 3),
-                     "self_ms_per_query": round(tottime * 1000 / n_queries, 3),
-                     "calls_per_query": round(ncalls / n_queries, 1)})
+        rows.append(
+            {
+                "function": f"{short}:{line}({func})",
+                "cum_ms_per_query": round(cumtime * 1000 / n_queries, 3),
+                "self_ms_per_query": round(tottime * 1000 / n_queries, 3),
+                "calls_per_query": round(ncalls / n_queries, 1),
+            }
+        )
     rows.sort(key=lambda r: -r["cum_ms_per_query"])
     # drop the chain's outer frames, which only wrap everything else
-    rows = [r for r in rows if not any(s in r["function"] for s in ("(ask)", "(stream)", "(final_answer)",
-                                                                   "runnables", "(__call__)", "(invoke)"))]
+    rows = [
+        r
+        for r in rows
+        if not any(
+            s in r["function"]
+            for s in ("(ask)", "(stream)", "(final_answer)", "runnables", "(__call__)", "(invoke)")
+        )
+    ]
     self_rows = sorted(rows, key=lambda r: -r["self_ms_per_query"])[:top]
     return rows[:top] + [dict(r, by="self") for r in self_rows]
 
@@ -112,17 +123,32 @@ def worker_query(a: dict) -> dict:
         res["eval"] = {}
         for path in QA_FILES:
             r = run_eval(bot, path)
-            res["eval"][path.stem] = {k: v for k, v in r.summary().items()
-                                      if k in ("n", "answerable", "hit1", "hitk", "mrr", "answer_contains",
-                                               "doc_cited", "no_answer_precision", "no_answer_recall",
-                                               "latency_p50_ms", "k")}
+            res["eval"][path.stem] = {
+                k: v
+                for k, v in r.summary().items()
+                if k
+                in (
+                    "n",
+                    "answerable",
+                    "hit1",
+                    "hitk",
+                    "mrr",
+                    "answer_contains",
+                    "doc_cited",
+                    "no_answer_precision",
+                    "no_answer_recall",
+                    "latency_p50_ms",
+                    "k",
+                )
+            }
         ans = [v for v in res["eval"].values()]
         n = sum(v["answerable"] for v in ans)
-        res["eval"]["all"] = {"answerable": n,
-                              "hit1": round(sum(v["hit1"] * v["answerable"] for v in ans) / max(1, n), 4),
-                              "hitk": round(sum(v["hitk"] * v["answerable"] for v in ans) / max(1, n), 4),
-                              "answer_contains": round(sum(v["answer_contains"] * v["answerable"] for v in ans)
-                                                       / max(1, n), 4)}
+        res["eval"]["all"] = {
+            "answerable": n,
+            "hit1": round(sum(v["hit1"] * v["answerable"] for v in ans) / max(1, n), 4),
+            "hitk": round(sum(v["hitk"] * v["answerable"] for v in ans) / max(1, n), 4),
+            "answer_contains": round(sum(v["answer_contains"] * v["answerable"] for v in ans) / max(1, n), 4),
+        }
     return res
 
 
@@ -163,7 +189,26 @@ def worker_coldprofile(a: dict) -> dict:
     step("second ask (warm)")
     import sys
 
-    heavy = [m for m in ("torch", "sentence_transformers", "transformers", "gradio", "chromadb", "bm25s", "rjieba",
-                         "langchain_core", "scipy", "sklearn", "pandas") if m in sys.modules]
-    return {"steps_s": steps, "total_s": round(sum(steps.values()), 3), "modules_loaded": heavy,
-            "peak_rss_mb": peak_rss_mb()}
+    heavy = [
+        m
+        for m in (
+            "torch",
+            "sentence_transformers",
+            "transformers",
+            "gradio",
+            "chromadb",
+            "bm25s",
+            "rjieba",
+            "langchain_core",
+            "scipy",
+            "sklearn",
+            "pandas",
+        )
+        if m in sys.modules
+    ]
+    return {
+        "steps_s": steps,
+        "total_s": round(sum(steps.values()), 3),
+        "modules_loaded": heavy,
+        "peak_rss_mb": peak_rss_mb(),
+    }

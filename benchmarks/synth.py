@@ -20,13 +20,19 @@ from pathlib import Path
 
 VERSION = 3
 
-PROVINCES = ("北京 天津 上海 重庆 河北 山西 辽宁 吉林 黑龙江 江苏 浙江 安徽 福建 江西 山东 河南 湖北 湖南 广东 "
-             "海南 四川 贵州 云南 陕西 甘肃 青海").split()
-CITIES = ("广州 深圳 杭州 郑州 洛阳 新乡 南京 苏州 武汉 成都 西安 太原 大同 忻州 济南 青岛 厦门 宁波 合肥 长沙 "
-          "昆明 南昌 福州 贵阳 兰州 沈阳 大连 长春 石家庄 无锡 常州 温州 绍兴 佛山 东莞 珠海 烟台 潍坊 临汾 运城 "
-          "长治 晋城 绛县 古县 岢岚 襄垣 芜湖 泉州 惠州 中山 嘉兴 台州 金华 扬州 徐州 南通").split()
+PROVINCES = (
+    "北京 天津 上海 重庆 河北 山西 辽宁 吉林 黑龙江 江苏 浙江 安徽 福建 江西 山东 河南 湖北 湖南 广东 "
+    "海南 四川 贵州 云南 陕西 甘肃 青海"
+).split()
+CITIES = (
+    "广州 深圳 杭州 郑州 洛阳 新乡 南京 苏州 武汉 成都 西安 太原 大同 忻州 济南 青岛 厦门 宁波 合肥 长沙 "
+    "昆明 南昌 福州 贵阳 兰州 沈阳 大连 长春 石家庄 无锡 常州 温州 绍兴 佛山 东莞 珠海 烟台 潍坊 临汾 运城 "
+    "长治 晋城 绛县 古县 岢岚 襄垣 芜湖 泉州 惠州 中山 嘉兴 台州 金华 扬州 徐州 南通"
+).split()
 # Place names of the real corpus that get swapped (longest first, so 郑洛新 wins over 郑州).
-_SOURCE_PLACES = sorted(set(PROVINCES + CITIES + ["郑洛新", "中关村", "知识城", "中新广州"]), key=len, reverse=True)
+_SOURCE_PLACES = sorted(
+    set(PROVINCES + CITIES + ["郑洛新", "中关村", "知识城", "中新广州"]), key=len, reverse=True
+)
 _PLACE_RE = re.compile("|".join(map(re.escape, _SOURCE_PLACES)))
 _YEAR_RE = re.compile(r"(?:19|20)\d\d(?=年)")
 _NUM_RE = re.compile(r"\d+")
@@ -45,8 +51,13 @@ def zh_number(n: int) -> str:
     if n < 100:
         return _DIGITS[n // 10] + "十" + (_DIGITS[n % 10] if n % 10 else "")
     rest = n % 100
-    tail = "" if rest == 0 else ("零" + _DIGITS[rest] if rest < 10 else zh_number(rest) if rest >= 20
-                                 else "一" + zh_number(rest))
+    tail = (
+        ""
+        if rest == 0
+        else (
+            "零" + _DIGITS[rest] if rest < 10 else zh_number(rest) if rest >= 20 else "一" + zh_number(rest)
+        )
+    )
     return _DIGITS[n // 100] + "百" + tail
 
 
@@ -138,8 +149,13 @@ def _regulation(pools: Pools, rng: random.Random, idx: int) -> tuple[str, str]:
     year = rng.randint(2005, 2025)
     title = f"{place}{'市' if place in CITIES else '省'}{topic}条例"
     date = f"{year}-{rng.randint(1, 12):02d}-{rng.randint(1, 28):02d}"
-    body = [title, "", f"{year}年{rng.randint(1, 12)}月{rng.randint(1, 28)}日 {place}人民代表大会常务委员会"
-            f"第{zh_number(rng.randint(1, 40))}次会议通过", ""]
+    body = [
+        title,
+        "",
+        f"{year}年{rng.randint(1, 12)}月{rng.randint(1, 28)}日 {place}人民代表大会常务委员会"
+        f"第{zh_number(rng.randint(1, 40))}次会议通过",
+        "",
+    ]
     n_articles = int(rng.triangular(6, 80, 30))
     chapter = 0
     for a in range(1, n_articles + 1):
@@ -149,13 +165,16 @@ def _regulation(pools: Pools, rng: random.Random, idx: int) -> tuple[str, str]:
             body += [f"第{zh_number(chapter)}章　{name}", ""]
         paragraphs = list(rng.choice(pools.clauses)) or [rng.choice(pools.sentences)]
         if rng.random() < 0.5:  # mix sentences across articles
-            paragraphs = ["".join(rng.choice(pools.sentences) for _ in range(rng.randint(1, 4)))
-                          for _ in paragraphs]
+            paragraphs = [
+                "".join(rng.choice(pools.sentences) for _ in range(rng.randint(1, 4))) for _ in paragraphs
+            ]
         paragraphs = [var(p) for p in paragraphs]
         body.append(f"第{zh_number(a)}条　{paragraphs[0]}")
         body += ["", *(p + "\n" for p in paragraphs[1:])]
-    front = (f"---\ntitle: {title}\nsource: {place}人民代表大会常务委员会（合成基准语料 #{idx}）\n"
-             f"date: {date}\n---\n")
+    front = (
+        f"---\ntitle: {title}\nsource: {place}人民代表大会常务委员会（合成基准语料 #{idx}）\n"
+        f"date: {date}\n---\n"
+    )
     return f"reg-{idx:06d}.md", front + "\n".join(body) + "\n"
 
 
@@ -165,8 +184,12 @@ def _news(pools: Pools, rng: random.Random, idx: int) -> tuple[str, str]:
     date = f"{year}-{rng.randint(1, 12):02d}-{rng.randint(1, 28):02d}"
     head = var(rng.choice(pools.headings)) if pools.headings else "人才工作新闻"
     title = f"{var.city}{head}"
-    lines = [f"当前位置: 首页 >>新闻 >>{var.province}新闻", title,
-             f"编辑:记者 来源:{var.province}日报客户端 发布时间:{date} 09:{rng.randint(10, 59)}:00", ""]
+    lines = [
+        f"当前位置: 首页 >>新闻 >>{var.province}新闻",
+        title,
+        f"编辑:记者 来源:{var.province}日报客户端 发布时间:{date} 09:{rng.randint(10, 59)}:00",
+        "",
+    ]
     for _ in range(rng.randint(4, 22)):
         if pools.headings and rng.random() < 0.15:
             lines += [var(rng.choice(pools.headings)), ""]
@@ -189,12 +212,18 @@ def count_chunks(path: Path, chunk_size: int, overlap: int) -> tuple[int, int]:
     return len(chunks), sum(len(c.indexed_text) for c in chunks)
 
 
-def make_corpus(target_chunks: int, real_corpus: Path, out_root: Path, chunk_size: int, overlap: int,
-                seed: int = 5) -> dict:
+def make_corpus(
+    target_chunks: int, real_corpus: Path, out_root: Path, chunk_size: int, overlap: int, seed: int = 5
+) -> dict:
     """Generate (or reuse) a corpus of about ``target_chunks`` chunks; return its description."""
     folder = out_root / f"synth-{target_chunks}"
-    params = {"version": VERSION, "target": target_chunks, "seed": seed, "chunk_size": chunk_size,
-              "overlap": overlap}
+    params = {
+        "version": VERSION,
+        "target": target_chunks,
+        "seed": seed,
+        "chunk_size": chunk_size,
+        "overlap": overlap,
+    }
     info_file = out_root / f"synth-{target_chunks}.json"
     if info_file.exists():
         info = json.loads(info_file.read_text())
@@ -218,7 +247,13 @@ def make_corpus(target_chunks: int, real_corpus: Path, out_root: Path, chunk_siz
         path.write_text(text, encoding="utf-8")
         n, c = count_chunks(path, chunk_size, overlap)
         chunks, chars, articles, idx = chunks + n, chars + c, articles + 1, idx + 1
-    info = {"params": params, "path": str(folder.resolve()), "articles": articles, "chunks": chunks, "chars": chars,
-            "synthetic_articles": idx}
+    info = {
+        "params": params,
+        "path": str(folder.resolve()),
+        "articles": articles,
+        "chunks": chunks,
+        "chars": chars,
+        "synthetic_articles": idx,
+    }
     info_file.write_text(json.dumps(info, ensure_ascii=False, indent=1))
     return info

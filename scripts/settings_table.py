@@ -1,7 +1,7 @@
 """Print the README's settings table from the settings model (tests/test_readme.py checks they agree).
 
-    .venv/bin/python scripts/settings_table.py            # print it
-    .venv/bin/python scripts/settings_table.py --write    # replace the table in README.md
+.venv/bin/python scripts/settings_table.py            # print it
+.venv/bin/python scripts/settings_table.py --write    # replace the table in README.md
 """
 
 from __future__ import annotations

@@ -24,5 +24,6 @@ if ! .venv/bin/python -c "import rapidocr_onnxruntime" 2>/dev/null; then
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq libgl1 libglib2.0-0 >/dev/null
 fi
 .venv/bin/ruff check src tests benchmarks scripts
+.venv/bin/ruff format --check src tests benchmarks scripts
 .venv/bin/mypy src/talentbot
 exec .venv/bin/python -m pytest "$@"

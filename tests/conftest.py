@@ -68,8 +68,11 @@ def _no_model_in_the_fast_tier() -> Iterator[None]:
     def model(self):
         if not _MODEL["allowed"] and not isinstance(self, FakeEmbedder):
             _MODEL["refused"].append(self.model_name)
-            pytest.fail(f"a fast-tier test used the embedding model '{self.model_name}': mark it "
-                        "@pytest.mark.model, or give it the fake_embedder fixture", pytrace=False)
+            pytest.fail(
+                f"a fast-tier test used the embedding model '{self.model_name}': mark it "
+                "@pytest.mark.model, or give it the fake_embedder fixture",
+                pytrace=False,
+            )
         return real.fget(self)
 
     with pytest.MonkeyPatch.context() as mp:
@@ -99,8 +102,9 @@ def _store_in_tmp(request, tmp_path, monkeypatch, model_cache):
     monkeypatch.setenv("TALENTBOT_MODEL_CACHE", str(model_cache))
     yield
     if not getattr(request.node, "call_failed", False):
-        assert not _MODEL["refused"], f"a fast-tier test used the embedding model {_MODEL['refused']}: mark it " \
-                                      "@pytest.mark.model"
+        assert not _MODEL["refused"], (
+            f"a fast-tier test used the embedding model {_MODEL['refused']}: mark it @pytest.mark.model"
+        )
 
 
 @pytest.fixture

@@ -55,7 +55,7 @@ class Request:
         user = self.content("user")
         open_, close = self.fences()
         i, j = user.index(open_), user.rindex(close)
-        return user[:i], user[i + len(open_):j], user[j + len(close):]
+        return user[:i], user[i + len(open_) : j], user[j + len(close) :]
 
     def passages(self) -> dict[int, str]:
         """The numbered passages between the fences: {n: header and text}."""
@@ -121,12 +121,23 @@ class FakeOpenAI:
                     return self._send(reply.status, reply.body or {"error": {"message": "error"}})
                 if body.get("stream") and not reply.plain_json:
                     return self._stream(body, reply.text, reply.chunk_delay)
-                return self._send(200, {
-                    "id": "chatcmpl-fake", "object": "chat.completion", "created": int(time.time()),
-                    "model": body.get("model", "fake"),
-                    "choices": [{"index": 0, "message": {"role": "assistant", "content": reply.text},
-                                 "finish_reason": "stop"}],
-                    "usage": {"prompt_tokens": 10, "completion_tokens": 5, "total_tokens": 15}})
+                return self._send(
+                    200,
+                    {
+                        "id": "chatcmpl-fake",
+                        "object": "chat.completion",
+                        "created": int(time.time()),
+                        "model": body.get("model", "fake"),
+                        "choices": [
+                            {
+                                "index": 0,
+                                "message": {"role": "assistant", "content": reply.text},
+                                "finish_reason": "stop",
+                            }
+                        ],
+                        "usage": {"prompt_tokens": 10, "completion_tokens": 5, "total_tokens": 15},
+                    },
+                )
 
             def _send(self, status: int, obj: dict) -> None:
                 data = json.dumps(obj, ensure_ascii=False).encode()
@@ -142,8 +153,12 @@ class FakeOpenAI:
                 self.send_header("Cache-Control", "no-cache")
                 self.send_header("Connection", "close")
                 self.end_headers()
-                base = {"id": "chatcmpl-fake", "object": "chat.completion.chunk", "created": int(time.time()),
-                        "model": body.get("model", "fake")}
+                base = {
+                    "id": "chatcmpl-fake",
+                    "object": "chat.completion.chunk",
+                    "created": int(time.time()),
+                    "model": body.get("model", "fake"),
+                }
 
                 def send(choices: list, **extra) -> None:
                     obj = {**base, "choices": choices, **extra}
@@ -154,7 +169,7 @@ class FakeOpenAI:
                 n = outer.chunk_size
                 for i in range(0, len(text), n):
                     time.sleep(chunk_delay)
-                    send([{"index": 0, "delta": {"content": text[i:i + n]}, "finish_reason": None}])
+                    send([{"index": 0, "delta": {"content": text[i : i + n]}, "finish_reason": None}])
                 send([{"index": 0, "delta": {}, "finish_reason": "stop"}])
                 if (body.get("stream_options") or {}).get("include_usage"):
                     send([], usage={"prompt_tokens": 10, "completion_tokens": 5, "total_tokens": 15})

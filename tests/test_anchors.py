@@ -28,19 +28,24 @@ def test_places_carry_their_hierarchy():
     assert "山西省" not in names(place_codes("河南省人才流动条例"))
 
 
-@pytest.mark.parametrize("text", ["中山大学的毕业生", "和平发展与新华社报道", "长安汽车的工程师", "城区人口增长"])
+@pytest.mark.parametrize(
+    "text", ["中山大学的毕业生", "和平发展与新华社报道", "长安汽车的工程师", "城区人口增长"]
+)
 def test_ordinary_words_are_not_places(text):
     assert not question_anchors(text).places
 
 
-@pytest.mark.parametrize(("question", "place"), [
-    ("北京对未经批准从事人才中介服务的罚款是多少？", "北京市"),
-    ("杭州对引进人才发放多少住房补贴？", "杭州市"),
-    ("定襄经济开发区有哪些人才政策？", "定襄县"),  # a county's short name before a zone word
-    ("What housing subsidy does Hangzhou offer?", "杭州市"),  # pinyin of a city name
-    ("臺灣的人才政策", "台湾省"),  # traditional characters are converted first (OpenCC)
-    ("中山大学的人才政策", None),
-])
+@pytest.mark.parametrize(
+    ("question", "place"),
+    [
+        ("北京对未经批准从事人才中介服务的罚款是多少？", "北京市"),
+        ("杭州对引进人才发放多少住房补贴？", "杭州市"),
+        ("定襄经济开发区有哪些人才政策？", "定襄县"),  # a county's short name before a zone word
+        ("What housing subsidy does Hangzhou offer?", "杭州市"),  # pinyin of a city name
+        ("臺灣的人才政策", "台湾省"),  # traditional characters are converted first (OpenCC)
+        ("中山大学的人才政策", None),
+    ],
+)
 def test_question_places(question, place):
     found = {n for _, codes in question_anchors(question).places for n in names(codes)}
     assert (place in found) if place else not found
@@ -103,8 +108,12 @@ def test_scope_absent_title_names_documents_of_the_same_kind():
 def test_scope_present_title_and_title_quoted_in_text():
     s = scope(question_anchors("《上海市人才流动条例》自何时起施行？"), MANIFEST, no_text, first_word)
     assert s.keys == {"sh"}
-    s = scope(question_anchors("《某某办法》是什么时候发布的？"), MANIFEST,
-              lambda t: {"hn"} if t == "某某办法" else set(), first_word)
+    s = scope(
+        question_anchors("《某某办法》是什么时候发布的？"),
+        MANIFEST,
+        lambda t: {"hn"} if t == "某某办法" else set(),
+        first_word,
+    )
     assert s.keys == {"hn"}
 
 

@@ -21,35 +21,41 @@ def _answer(question: str, text: str):
     return events[-1].answer
 
 
-@pytest.mark.parametrize(("question", "units"), [
-    ("申请人年龄不得超过多少岁？", {"number", "岁"}),
-    ("试用期最长几个月？", {"number", "月"}),
-    ("这笔奖励一共多少钱？", {"number", "元"}),
-    ("审批要几个工作日？", {"number", "日"}),
-    ("这项办法何时起施行？", {"date"}),
-    ("企业能领多少人才津贴？", {"number"}),  # 人才 is a word, not the unit 人
-    ("哪几类人员可以申请？", set()),  # a list, not a count
-    ("第几条规定了罚款？", set()),  # an ordinal
-    ("固定资产投资的奖励比例是多少？", {"number", "%"}),  # the measure named before 多少
-    ("报名者的年龄上限是多少？", {"number", "岁"}),
-])
+@pytest.mark.parametrize(
+    ("question", "units"),
+    [
+        ("申请人年龄不得超过多少岁？", {"number", "岁"}),
+        ("试用期最长几个月？", {"number", "月"}),
+        ("这笔奖励一共多少钱？", {"number", "元"}),
+        ("审批要几个工作日？", {"number", "日"}),
+        ("这项办法何时起施行？", {"date"}),
+        ("企业能领多少人才津贴？", {"number"}),  # 人才 is a word, not the unit 人
+        ("哪几类人员可以申请？", set()),  # a list, not a count
+        ("第几条规定了罚款？", set()),  # an ordinal
+        ("固定资产投资的奖励比例是多少？", {"number", "%"}),  # the measure named before 多少
+        ("报名者的年龄上限是多少？", {"number", "岁"}),
+    ],
+)
 def test_units_a_question_asks_for(question, units):
     assert asked_units(question) == units
 
 
-@pytest.mark.parametrize(("text", "unit", "states"), [
-    ("申请人年龄在45（含）岁以下。", "岁", True),  # an aside between figure and unit
-    ("今年共招募800余名志愿者。", "人", True),  # 800余名
-    ("首批录用1.2万多名。", "人", True),
-    ("对符合条件的人员给予一次性奖励。", "number", False),
-    ("对符合条件的人员给予一次性奖励3万元。", "元", True),
-    ("对符合条件的人员给予一次性奖励3万元。", "岁", False),
-    ("本办法自2025年3月1日起施行。", "date", True),
-    ("本办法自印发之日起施行。", "date", False),
-    ("按实际投资额的5%给予奖励。", "%", True),
-    ("报名人数与录取人数之比约为1∶20。", "%", True),
-    ("按实际投资额给予一次性奖励10万元。", "%", False),
-])
+@pytest.mark.parametrize(
+    ("text", "unit", "states"),
+    [
+        ("申请人年龄在45（含）岁以下。", "岁", True),  # an aside between figure and unit
+        ("今年共招募800余名志愿者。", "人", True),  # 800余名
+        ("首批录用1.2万多名。", "人", True),
+        ("对符合条件的人员给予一次性奖励。", "number", False),
+        ("对符合条件的人员给予一次性奖励3万元。", "元", True),
+        ("对符合条件的人员给予一次性奖励3万元。", "岁", False),
+        ("本办法自2025年3月1日起施行。", "date", True),
+        ("本办法自印发之日起施行。", "date", False),
+        ("按实际投资额的5%给予奖励。", "%", True),
+        ("报名人数与录取人数之比约为1∶20。", "%", True),
+        ("按实际投资额给予一次性奖励10万元。", "%", False),
+    ],
+)
 def test_a_text_states_a_figure_in_a_unit(text, unit, states):
     assert states_unit(text, unit) is states
 
@@ -98,12 +104,15 @@ def test_a_date_question_needs_a_date():
     assert "2025年7月1日" in got.text
 
 
-@pytest.mark.parametrize(("text", "levels"), [
-    ("对博士研究生、硕士研究生和本科生分别给予补贴。", {"博士", "硕士", "本科"}),
-    ("博士后进站给予资助。", set()),  # a post, not a degree
-    ("取得学士学位的毕业生。", {"本科"}),
-    ("大专以上学历。", {"专科"}),
-])
+@pytest.mark.parametrize(
+    ("text", "levels"),
+    [
+        ("对博士研究生、硕士研究生和本科生分别给予补贴。", {"博士", "硕士", "本科"}),
+        ("博士后进站给予资助。", set()),  # a post, not a degree
+        ("取得学士学位的毕业生。", {"本科"}),
+        ("大专以上学历。", {"专科"}),
+    ],
+)
 def test_degree_levels_named(text, levels):
     assert degrees(text) == levels
 
@@ -133,11 +142,14 @@ def test_a_discount_question_needs_a_discount():
     assert not states_unit("人才购买安居房可获补贴8万元。", "折")
 
 
-@pytest.mark.parametrize(("question", "event"), [
-    ("这份通知正式施行的日期是哪一天？", "施行"),
-    ("新办法自何时起实施？", "实施"),
-    ("这项补贴发放多少钱？", None),
-])
+@pytest.mark.parametrize(
+    ("question", "event"),
+    [
+        ("这份通知正式施行的日期是哪一天？", "施行"),
+        ("新办法自何时起实施？", "实施"),
+        ("这项补贴发放多少钱？", None),
+    ],
+)
 def test_the_event_a_date_question_dates(question, event):
     assert dated_event(question) == event
 
@@ -147,7 +159,9 @@ def test_a_date_must_be_the_date_of_the_event_asked():
     assert dates_event(["本通知自2025年9月1日起施行。"], "施行")
     assert dates_event(["本办法自2025年9月1日起实施。"], "施行")  # 施行 ~ 实施
     q = "市里的租房提取通知正式施行的日期是哪一天？"
-    assert _answer(q, "8月3日，市住建局发布租房提取通知征求意见稿。本通知施行后12个月内可按月提取。").no_answer
+    assert _answer(
+        q, "8月3日，市住建局发布租房提取通知征求意见稿。本通知施行后12个月内可按月提取。"
+    ).no_answer
 
 
 def test_a_requirement_of_some_kind_needs_that_kind():

@@ -19,8 +19,18 @@ def bot(corpus_store) -> TalentBot:
 
 
 def test_public_names_are_exported():
-    for name in ("TalentBot", "Answer", "Citation", "TextEvent", "AnswerEvent", "Filters", "Settings",
-                 "InputError", "EmptyStoreError", "TalentBotError"):
+    for name in (
+        "TalentBot",
+        "Answer",
+        "Citation",
+        "TextEvent",
+        "AnswerEvent",
+        "Filters",
+        "Settings",
+        "InputError",
+        "EmptyStoreError",
+        "TalentBotError",
+    ):
         assert name in talentbot.__all__
         assert getattr(talentbot, name)
 
@@ -67,8 +77,9 @@ def test_keyword_overrides_reach_the_settings(bot):
 
 def test_ask_with_filters_and_history(bot):
     follow = first_row("followup")
-    answer = bot.ask(follow["q"], history=[("user", h) for h in follow["history"]],
-                     filters=Filters(region="山西"))
+    answer = bot.ask(
+        follow["q"], history=[("user", h) for h in follow["history"]], filters=Filters(region="山西")
+    )
     assert not answer.no_answer
     assert all(e in answer.text for e in follow["a"])
     assert {Path(c.path).name for c in answer.citations} <= set(follow["doc"])
@@ -85,7 +96,9 @@ def test_stream_yields_text_events_then_the_answer(bot):
 def test_articles_lists_the_corpus(bot):
     articles = bot.articles()
     titles = [a.title for a in articles]
-    assert {Path(a.path).name for a in articles} == {p.name for p in corpus_files()}  # one per file of corpus/
+    assert {Path(a.path).name for a in articles} == {
+        p.name for p in corpus_files()
+    }  # one per file of corpus/
     assert len(titles) == len(corpus_files())
     assert titles == sorted(titles)
 

@@ -30,8 +30,16 @@ def remote(corpus_store, corpus_dir, model_cache):
     with pytest.MonkeyPatch.context() as mp:
         for key in [k for k in os.environ if k.startswith("TALENTBOT_")]:
             mp.delenv(key)
-        bot = TalentBot(store=corpus_store, corpus=corpus_dir, host="0.0.0.0", port=free_port(), model_cache=model_cache,
-                        auth_user="admin", auth_password="pw-for-the-test", api_key=KEY)
+        bot = TalentBot(
+            store=corpus_store,
+            corpus=corpus_dir,
+            host="0.0.0.0",
+            port=free_port(),
+            model_cache=model_cache,
+            auth_user="admin",
+            auth_password="pw-for-the-test",
+            api_key=KEY,
+        )
         srv = launch(bot, block=False)
     srv.base = srv.url.replace("[::1]", "127.0.0.1")
     yield srv
@@ -56,7 +64,9 @@ def test_openai_clients_need_the_key(remote):
         client.models.list()
     assert httpx.get(remote.base + "v1/models").status_code == 401  # no key at all
     client = openai.OpenAI(base_url=remote.base + "v1", api_key=KEY, max_retries=0)
-    done = client.chat.completions.create(model="talentbot", messages=[{"role": "user", "content": NUMBER["q"]}])
+    done = client.chat.completions.create(
+        model="talentbot", messages=[{"role": "user", "content": NUMBER["q"]}]
+    )
     assert all(e in done.choices[0].message.content for e in NUMBER["a"])
     link = done.choices[0].message.annotations[0].url_citation.url
     assert "?t=" in link  # signed: the page opens in a browser, without the key
@@ -70,12 +80,18 @@ def test_a_page_on_another_origin_needs_the_key(remote):
     body = {"model": "talentbot", "messages": [{"role": "user", "content": NUMBER["q"]}]}
     evil = {"Origin": "http://evil.example"}
     assert httpx.post(remote.base + "v1/chat/completions", json=body, headers=evil).status_code == 401
-    ok = httpx.post(remote.base + "v1/chat/completions", json=body, headers={**evil, "Authorization": f"Bearer {KEY}"})
+    ok = httpx.post(
+        remote.base + "v1/chat/completions", json=body, headers={**evil, "Authorization": f"Bearer {KEY}"}
+    )
     assert ok.status_code == 200
 
 
 def test_dify_needs_the_key(remote):
-    body = {"knowledge_id": "talentbot", "query": NUMBER["q"], "retrieval_setting": {"top_k": 2, "score_threshold": 0}}
+    body = {
+        "knowledge_id": "talentbot",
+        "query": NUMBER["q"],
+        "retrieval_setting": {"top_k": 2, "score_threshold": 0},
+    }
     url = remote.base + "retrieval"
     missing = httpx.post(url, json=body)
     assert missing.status_code == 401
@@ -95,7 +111,9 @@ def test_mcp_over_http_needs_the_key(remote, caplog):
 
     async def ask(key: str | None) -> object:
         headers = {"Authorization": f"Bearer {key}"} if key else {}
-        transport = streamable_http_client(remote.base + "mcp", http_client=create_mcp_http_client(headers=headers))
+        transport = streamable_http_client(
+            remote.base + "mcp", http_client=create_mcp_http_client(headers=headers)
+        )
         async with Client(transport) as mcp:
             return await mcp.call_tool("ask", {"question": NUMBER["q"]})
 
@@ -103,10 +121,14 @@ def test_mcp_over_http_needs_the_key(remote, caplog):
     assert all(e in answer.structured_content["answer"] for e in NUMBER["a"])
     for key in (None, "nope"):
         caplog.clear()
-        with pytest.raises(ExceptionGroup) as refused:  # the SDK reports the 401 as an MCPError in its task group
+        with pytest.raises(
+            ExceptionGroup
+        ) as refused:  # the SDK reports the 401 as an MCPError in its task group
             anyio.run(ask, key)
         assert refused.group_contains(MCPError)
-        assert any("refused POST /mcp" in r.getMessage() and "API key" in r.getMessage() for r in caplog.records)
+        assert any(
+            "refused POST /mcp" in r.getMessage() and "API key" in r.getMessage() for r in caplog.records
+        )
 
 
 def test_mcp_over_stdio(corpus_store, model_cache):
@@ -114,8 +136,11 @@ def test_mcp_over_stdio(corpus_store, model_cache):
     from mcp.client.stdio import StdioServerParameters
 
     script = Path(sys.executable).with_name("talentbot")
-    params = StdioServerParameters(command=str(script), args=["mcp", "--store", str(corpus_store)],
-                                   env={"TALENTBOT_MODEL_CACHE": str(model_cache), "HF_HUB_OFFLINE": "1"})
+    params = StdioServerParameters(
+        command=str(script),
+        args=["mcp", "--store", str(corpus_store)],
+        env={"TALENTBOT_MODEL_CACHE": str(model_cache), "HF_HUB_OFFLINE": "1"},
+    )
 
     async def session() -> tuple:
         async with Client(params, read_timeout_seconds=120) as mcp:

@@ -32,19 +32,28 @@ def _zip_bomb_xlsx(path):
     path.write_bytes(buf.getvalue())
 
 
-def test_each_bad_file_gets_a_one_line_reason_and_the_rest_is_indexed(tmp_path, monkeypatch, fake_embedder,
-                                                                      ephemeral_client):
+def test_each_bad_file_gets_a_one_line_reason_and_the_rest_is_indexed(
+    tmp_path, monkeypatch, fake_embedder, ephemeral_client
+):
     docs = tmp_path / "docs"
     docs.mkdir()
     _encrypted_pdf(docs / "locked.pdf")
     _zip_bomb_xlsx(docs / "bomb.xlsx")
     (docs / "damaged.xlsx").write_bytes(b"PK\x03\x04" + bytes(200))
     (docs / "huge.csv").write_text("\n".join(f"第{i}行,{i}元" for i in range(300)), encoding="utf-8")
-    (docs / "empty.mhtml").write_bytes(b"MIME-Version: 1.0\r\nContent-Type: text/plain\r\n\r\nno page here\r\n")
+    (docs / "empty.mhtml").write_bytes(
+        b"MIME-Version: 1.0\r\nContent-Type: text/plain\r\n\r\nno page here\r\n"
+    )
     (docs / "damaged.jpg").write_bytes(b"\xff\xd8\xff\xe0" + bytes(300))
     (docs / "good.csv").write_text("人才类别,安家补贴\nC类,30万元\n", encoding="utf-8")
-    expected = {"locked.pdf": "encrypted", "bomb.xlsx": "zip bomb", "damaged.xlsx": "Excel",
-                "huge.csv": "TALENTBOT_MAX_SHEET_ROWS", "empty.mhtml": "no HTML page", "damaged.jpg": "image"}
+    expected = {
+        "locked.pdf": "encrypted",
+        "bomb.xlsx": "zip bomb",
+        "damaged.xlsx": "Excel",
+        "huge.csv": "TALENTBOT_MAX_SHEET_ROWS",
+        "empty.mhtml": "no HTML page",
+        "damaged.jpg": "image",
+    }
     bot, report = bot_over(docs, tmp_path / "store", monkeypatch, ephemeral_client, max_sheet_rows=100)
     assert report.added == 1
     reasons = {f["path"].rsplit("/", 1)[-1]: f["error"] for f in report.failed}

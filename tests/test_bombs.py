@@ -172,8 +172,9 @@ def test_the_worker_never_sees_the_settings_or_the_api_key(tmp_path, monkeypatch
 
 # ---------------------------------------------------------------------- through ingest, twice
 @pytest.mark.slow  # parses the slow file to its time limit three times
-def test_bombs_fail_with_reasons_the_rest_is_indexed_and_they_are_not_parsed_again(tmp_path, monkeypatch,
-                                                                                  fake_embedder):
+def test_bombs_fail_with_reasons_the_rest_is_indexed_and_they_are_not_parsed_again(
+    tmp_path, monkeypatch, fake_embedder
+):
     folder = tmp_path / "docs"
     write_article(folder / "good.md", 1)
     _docx_with(folder / "bomb.docx", zeros_mb=32)
@@ -221,7 +222,9 @@ def test_bombs_fail_with_reasons_the_rest_is_indexed_and_they_are_not_parsed_aga
     assert {Path(f["path"]).name for f in third.failed} == {"bomb.docx", "slow.docx"}
 
     parsed.clear()
-    other = TalentBot(parse_timeout=1.5).ingest([folder])  # other limits: what failed under the old ones is tried
+    other = TalentBot(parse_timeout=1.5).ingest(
+        [folder]
+    )  # other limits: what failed under the old ones is tried
     assert sorted(parsed) == ["bomb.docx", "good.md", "laughs.md", "slow.docx"]
     assert "took longer than 1.5 s" in {Path(f["path"]).name: f["error"] for f in other.failed}["slow.docx"]
 
@@ -229,5 +232,7 @@ def test_bombs_fail_with_reasons_the_rest_is_indexed_and_they_are_not_parsed_aga
     import talentbot.ingest as ingest_mod
 
     monkeypatch.setattr(ingest_mod, "CHUNKER_VERSION", ingest_mod.CHUNKER_VERSION + "-next")
-    TalentBot(parse_timeout=1.5).ingest([folder])  # new loaders: what failed under the old ones is tried again
+    TalentBot(parse_timeout=1.5).ingest(
+        [folder]
+    )  # new loaders: what failed under the old ones is tried again
     assert {"bomb.docx", "slow.docx"} <= set(parsed)

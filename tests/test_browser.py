@@ -19,8 +19,14 @@ from talentbot.web import EXAMPLES
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
 CHROMIUM = "/usr/bin/chromium"
-ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-        "--no-first-run", "--disable-sync"]
+ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--no-first-run",
+    "--disable-sync",
+]
 Q1 = WENSHUI_Q
 FIGURE = WENSHUI["a"][0]  # what Q1 asks for (eval/qa_shanxi.jsonl)
 PASSAGE = evidence_through(WENSHUI)  # the cited sentence, up to the figure
@@ -45,8 +51,9 @@ def page(browser, server):
     outside: list[str] = []
 
     def only_local(route):
-        if re.match(r"https?://(127\.0\.0\.1|localhost)[:/]", route.request.url) or route.request.url.startswith(
-                ("data:", "blob:")):
+        if re.match(
+            r"https?://(127\.0\.0\.1|localhost)[:/]", route.request.url
+        ) or route.request.url.startswith(("data:", "blob:")):
             route.continue_()
         else:
             outside.append(route.request.url)
@@ -140,8 +147,10 @@ def test_no_answer_looks_different(page):
 
 
 def test_hostile_question_renders_inert(page):
-    hostile = ('人才政策<img src="http://evil.example/x.png" onerror="window.__xss=1">'
-               "![t](http://evil.example/t.png)<script>window.__xss=2</script>")
+    hostile = (
+        '人才政策<img src="http://evil.example/x.png" onerror="window.__xss=1">'
+        "![t](http://evil.example/t.png)<script>window.__xss=2</script>"
+    )
     ask(page, hostile)
     user = page.locator("#tb-chat [data-testid='user']").last
     expect(user).to_contain_text('<img src="http://evil.example/x.png"')  # shown as text

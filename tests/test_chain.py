@@ -87,10 +87,14 @@ def test_follow_up_retrieves_like_the_full_question(bot, follow_up):
     assert _top(bot, follow_up, history=[("user", FULL), ("assistant", bot.ask(FULL).text)]) == full_top
 
 
-@pytest.mark.parametrize("history", [
-    [{"role": "user", "content": FULL}, {"role": "assistant", "content": "40万元。"}],
-    [{"role": "user", "content": [{"type": "text", "text": FULL}]}],  # gradio 6 content blocks
-], ids=["messages", "content-blocks"])
+@pytest.mark.parametrize(
+    "history",
+    [
+        [{"role": "user", "content": FULL}, {"role": "assistant", "content": "40万元。"}],
+        [{"role": "user", "content": [{"type": "text", "text": FULL}]}],  # gradio 6 content blocks
+    ],
+    ids=["messages", "content-blocks"],
+)
 def test_follow_up_with_gradio_message_history(bot, history):
     full_top = _top(bot, FULL)
     assert _top(bot, FOLLOW_UPS[0], history=history) == full_top
@@ -122,12 +126,26 @@ def test_events_add_up_like_langchain_chunks():
 
 # ------------------------------------------------------------------------------------------- condensing
 # written for this test: questions that point back, and standalone ones that merely contain 其/这/那/该
-FOLLOWING = ["它的申报截止日期是哪天？", "那硕士呢？", "该市对博士后有什么资助？", "申请这些补贴要交哪些材料？",
-             "其申请条件是什么？", "如果是留学回国人员呢？", "我想知道，这个项目的资助额度是多少？",
-             "What about Shanghai?", "How long does it last?"]
-STANDALONE = ["其他城市有哪些人才政策？", "其他城市有哪些人才政策呢？", "在其他省份工作的博士能申请安家补贴吗？",
-              "极其紧缺的专业人才可以获得哪些支持？", "应该如何申请人才公寓？", "博士毕业生在其它城市就业也能领取补贴吗？",
-              "Is there a housing subsidy for PhD graduates in Shanghai?"]
+FOLLOWING = [
+    "它的申报截止日期是哪天？",
+    "那硕士呢？",
+    "该市对博士后有什么资助？",
+    "申请这些补贴要交哪些材料？",
+    "其申请条件是什么？",
+    "如果是留学回国人员呢？",
+    "我想知道，这个项目的资助额度是多少？",
+    "What about Shanghai?",
+    "How long does it last?",
+]
+STANDALONE = [
+    "其他城市有哪些人才政策？",
+    "其他城市有哪些人才政策呢？",
+    "在其他省份工作的博士能申请安家补贴吗？",
+    "极其紧缺的专业人才可以获得哪些支持？",
+    "应该如何申请人才公寓？",
+    "博士毕业生在其它城市就业也能领取补贴吗？",
+    "Is there a housing subsidy for PhD graduates in Shanghai?",
+]
 
 
 @pytest.mark.parametrize("question", FOLLOWING)
@@ -144,8 +162,11 @@ def test_standalone_questions_are_not_follow_ups(question):
 
 def test_one_history_normaliser_for_every_shape():
     turns = [("user", "问一"), ("assistant", "答一")]
-    shapes = [turns, [{"role": r, "content": t} for r, t in turns],
-              [{"role": r, "content": [{"type": "text", "text": t}]} for r, t in turns]]
+    shapes = [
+        turns,
+        [{"role": r, "content": t} for r, t in turns],
+        [{"role": r, "content": [{"type": "text", "text": t}]} for r, t in turns],
+    ]
     assert all(normalize_history(h) == turns for h in shapes)
     assert normalize_history(None) == []
     assert normalize_history([("user", None)]) == [("user", "")]

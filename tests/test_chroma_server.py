@@ -26,8 +26,11 @@ from talentbot.errors import ConfigError, StoreError, StoreLockedError
 from talentbot.store_lease import LEASE_ID, IngestLease
 
 CHROMA = Path(sys.executable).with_name("chroma")
-FILES = ["shanghai-rencai-liudong-tiaoli.md", "beijing-rencai-shichang-guanli-tiaoli.md",
-         "shanxi-kaifaqu-rencai-2024-03-28.txt"]
+FILES = [
+    "shanghai-rencai-liudong-tiaoli.md",
+    "beijing-rencai-shichang-guanli-tiaoli.md",
+    "shanxi-kaifaqu-rencai-2024-03-28.txt",
+]
 Q_SHANGHAI = "《上海市人才流动条例》自哪一天起施行？"  # written for these tests; its answer is the eval row's
 SHANGHAI_DATE = row_for("When did the Shanghai Regulations on Talent Mobility")["a"][0]
 Q_ADDED = "长风人才驿站哪一天起开放？"
@@ -42,8 +45,11 @@ class ChromaServer:
         self.url = f"http://127.0.0.1:{self.port}"
         self.log_path = log
         self._log = open(log, "wb")  # noqa: SIM115 - closed in stop()
-        self.proc = subprocess.Popen([str(CHROMA), "run", "--path", str(path), "--host", "127.0.0.1",
-                                      "--port", str(self.port)], stdout=self._log, stderr=subprocess.STDOUT)
+        self.proc = subprocess.Popen(
+            [str(CHROMA), "run", "--path", str(path), "--host", "127.0.0.1", "--port", str(self.port)],
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+        )
         deadline = time.monotonic() + 60
         while True:
             try:
@@ -160,12 +166,15 @@ def test_cli_chroma_url_flag(tmp_path, chroma_server):
     unchanged = runner.invoke(app, ["ingest", str(docs), *url, "--json"])
     assert json.loads(unchanged.stdout)["unchanged"] == 1
     # the environment's store folder (TALENTBOT_STORE) only holds the ingest lock and the lexical cache
-    assert not any(p.name == "chroma.sqlite3" for p in tmp_path.rglob("chroma.sqlite3")
-                   if "chroma-data" not in p.parts)
+    assert not any(
+        p.name == "chroma.sqlite3" for p in tmp_path.rglob("chroma.sqlite3") if "chroma-data" not in p.parts
+    )
 
 
-@pytest.mark.parametrize("url", ["ftp://127.0.0.1:8000", "127.0.0.1:8000", "http://127.0.0.1:99999",
-                                 "http://user:secret@127.0.0.1:8000"])
+@pytest.mark.parametrize(
+    "url",
+    ["ftp://127.0.0.1:8000", "127.0.0.1:8000", "http://127.0.0.1:99999", "http://user:secret@127.0.0.1:8000"],
+)
 def test_a_bad_chroma_url_is_a_config_error(tmp_path, url):
     with pytest.raises(ConfigError, match="TALENTBOT_CHROMA_URL") as err:
         TalentBot(store=tmp_path / "s", chroma_url=url).store.count()
@@ -179,7 +188,9 @@ def test_a_bad_chroma_url_is_a_config_error(tmp_path, url):
 
 def test_an_unreachable_server_is_a_clear_store_error(tmp_path):
     url = f"http://127.0.0.1:{free_port()}"  # nothing listens there
-    with pytest.raises(StoreError, match=r"cannot reach the Chroma server at http://127\.0\.0\.1:\d+.*chroma run"):
+    with pytest.raises(
+        StoreError, match=r"cannot reach the Chroma server at http://127\.0\.0\.1:\d+.*chroma run"
+    ):
         TalentBot(store=tmp_path / "s", chroma_url=url).ask("人才公寓有哪些支持方式？")
     for command in (["ask", "人才公寓有哪些支持方式？"], ["ingest", str(CORPUS)]):
         result = CliRunner().invoke(app, [*command, "--chroma-url", url])
@@ -208,10 +219,14 @@ def test_a_server_that_goes_away_mid_session_gives_a_store_error(tmp_path, chrom
 def test_ingests_from_two_app_hosts_take_turns_through_the_server_lease(tmp_path, chroma_server):
     docs = _corpus(tmp_path)
     a = TalentBot(store=tmp_path / "host-a", chroma_url=chroma_server.url)
-    b = TalentBot(store=tmp_path / "host-b", chroma_url=chroma_server.url)  # its own folder: its own file lock
+    b = TalentBot(
+        store=tmp_path / "host-b", chroma_url=chroma_server.url
+    )  # its own folder: its own file lock
     other = IngestLease(a.store, owner="app-host-2:4242", settle=0.05)
     assert other.acquire() is None  # an ingest running on another host
-    with pytest.raises(StoreLockedError, match="another ingest \\(app-host-2:4242\\) is writing to the Chroma server"):
+    with pytest.raises(
+        StoreLockedError, match="another ingest \\(app-host-2:4242\\) is writing to the Chroma server"
+    ):
         b.ingest([docs])
     assert b.store.manifest() == {}  # nothing written
     other.release()
@@ -220,9 +235,17 @@ def test_ingests_from_two_app_hosts_take_turns_through_the_server_lease(tmp_path
     assert other.holder() is None  # given back after the ingest
 
     # a lease left by a process of this host that no longer exists is taken over at once ...
-    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
-    a.store.put_record(LEASE_ID, {"kind": "lease", "owner": f"{socket.gethostname()}:{dead.stdout.strip()}",
-                                  "expires": time.time() + 600})
+    dead = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True
+    )
+    a.store.put_record(
+        LEASE_ID,
+        {
+            "kind": "lease",
+            "owner": f"{socket.gethostname()}:{dead.stdout.strip()}",
+            "expires": time.time() + 600,
+        },
+    )
     assert a.ingest([docs]).unchanged == 3
     # ... and so is one that ran out
     a.store.put_record(LEASE_ID, {"kind": "lease", "owner": "app-host-2:4242", "expires": time.time() - 1})
@@ -236,7 +259,10 @@ def test_two_hosts_taking_the_lease_at_once_get_exactly_one_winner_who_renews_it
     a = TalentBot(store=tmp_path / "host-a", chroma_url=chroma_server.url)
     b = TalentBot(store=tmp_path / "host-b", chroma_url=chroma_server.url)
     a.store.count()  # create the collections
-    rivals = [IngestLease(a.store, owner="h1:1", renew_every=0.1), IngestLease(b.store, owner="h2:2", renew_every=0.1)]
+    rivals = [
+        IngestLease(a.store, owner="h1:1", renew_every=0.1),
+        IngestLease(b.store, owner="h2:2", renew_every=0.1),
+    ]
     with ThreadPoolExecutor(2) as pool:
         results = list(pool.map(lambda lease: lease.acquire(), rivals))
     assert sorted(r is None for r in results) == [False, True]

@@ -102,7 +102,9 @@ def test_regulation_chunks_never_cut_a_sentence_that_fits(henan, size):
             assert length > size, f"{label}: a {length}-char sentence cut at {size}"
             long_sentence_cuts += 1
     if size == 40:
-        assert long_sentence_cuts > 0  # the regulation has sentences over 40 characters: they are the only cuts
+        assert (
+            long_sentence_cuts > 0
+        )  # the regulation has sentences over 40 characters: they are the only cuts
 
 
 def test_label_chapter_and_title_are_in_metadata_and_indexed_text(henan):
@@ -157,7 +159,9 @@ def _article(text: str, title: str = "Notice") -> Article:
 
 
 def test_english_sentences_are_packed_whole_and_spaces_count_toward_the_size():
-    sentences = [f"Sentence {i:02d} is here!" for i in range(30)] + [f"Item {i:02d} ends here." for i in range(30)]
+    sentences = [f"Sentence {i:02d} is here!" for i in range(30)] + [
+        f"Item {i:02d} ends here." for i in range(30)
+    ]
     chunks = chunk_article(_article(" ".join(sentences)), size=60)
     assert len(chunks) > 10
     rebuilt = []
@@ -170,7 +174,10 @@ def test_english_sentences_are_packed_whole_and_spaces_count_toward_the_size():
 def test_an_over_long_sentence_is_cut_at_its_commas_or_into_even_pieces():
     clauses = "申请人应当具有博士学位，在本市全职工作满一年，依法缴纳社会保险，并且无不良信用记录。"
     chunks = chunk_article(_article(clauses), size=30)
-    assert [c.text for c in chunks] == ["申请人应当具有博士学位，在本市全职工作满一年，", "依法缴纳社会保险，并且无不良信用记录。"]
+    assert [c.text for c in chunks] == [
+        "申请人应当具有博士学位，在本市全职工作满一年，",
+        "依法缴纳社会保险，并且无不良信用记录。",
+    ]
     just_over = "甲" * 40 + "。"  # 41 characters, no comma: two even halves, never a lone 。
     assert [len(c.text) for c in chunk_article(_article(just_over), size=40)] == [21, 20]
     english = "The fee of 1,000 yuan is paid at 12:30, and the rest is paid by the employer later."
@@ -205,8 +212,14 @@ def test_news_article_is_cut_at_its_sub_headings():
     article = load(CORPUS / "shanxi-kaifaqu-rencai-2024-03-28.txt")
     chunks = chunk_article(article, size=220)
     labels = list(dict.fromkeys(c.label for c in chunks if c.label))
-    assert labels == ["聚焦招才引智,校区合作引向深入", "建平台重孵化,成果共享为产业赋能", "强化奖励机制,激励企业创新突破"]
+    assert labels == [
+        "聚焦招才引智,校区合作引向深入",
+        "建平台重孵化,成果共享为产业赋能",
+        "强化奖励机制,激励企业创新突破",
+    ]
     for c in chunks:
         assert c.title == article.title
         assert len(c.text) <= 220
-        assert not c.label or c.label not in c.text  # the heading is in the header, not repeated in the passage
+        assert (
+            not c.label or c.label not in c.text
+        )  # the heading is in the header, not repeated in the passage

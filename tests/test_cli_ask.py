@@ -73,12 +73,16 @@ def test_ask_region_filter(corpus_store):
     assert all("河南" in c["title"] + c["source"] for c in out["citations"])
 
 
-@pytest.mark.parametrize(("args", "says"), [
-    ([""], "empty"),
-    (["   "], "empty"),
-    (["😀😀😀"], "emoji"),
-    (["人才补贴", "--from", "yesterday"], "YYYY"),
-], ids=["empty", "blank", "emoji", "bad-date"])
+@pytest.mark.parametrize(
+    ("args", "says"),
+    [
+        ([""], "empty"),
+        (["   "], "empty"),
+        (["😀😀😀"], "emoji"),
+        (["人才补贴", "--from", "yesterday"], "YYYY"),
+    ],
+    ids=["empty", "blank", "emoji", "bad-date"],
+)
 def test_ask_bad_input_exits_2_with_a_message(tmp_path, args, says):
     result = ask(*args, "--store", str(tmp_path / "empty"), "--json")  # refused before the store is opened
     assert result.exit_code == 2

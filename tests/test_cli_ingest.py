@@ -38,7 +38,13 @@ def test_json_output_and_exit_codes_across_runs(tmp_path, fake_embedder):
     first = runner.invoke(app, ["ingest", str(folder), "--store", str(store), "--json"])
     assert first.exit_code == 0, first.output
     data = _json(first)
-    assert (data["added"], data["updated"], data["unchanged"], data["removed"], data["failed"]) == (2, 0, 0, 0, [])
+    assert (data["added"], data["updated"], data["unchanged"], data["removed"], data["failed"]) == (
+        2,
+        0,
+        0,
+        0,
+        [],
+    )
     assert data["chunks"] > 2
     assert (store / "chroma.sqlite3").exists()  # --store was used, not the environment's store
     assert not Path(os.environ["TALENTBOT_STORE"]).exists()

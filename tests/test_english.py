@@ -29,8 +29,9 @@ def test_definitions_reduce_to_lookup_keys():
 
 def test_words_phrases_lemmas_and_pinyin_reach_the_chinese_words_of_the_index():
     index = _index()
-    found = renderings(query_tokens("When did the measures took effect in Hefei, and what subsidies are given?"),
-                       index)
+    found = renderings(
+        query_tokens("When did the measures took effect in Hefei, and what subsidies are given?"), index
+    )
     assert "施行" in found["took"]  # 'took effect' -> take effect -> 生效/施行, only what the index holds
     assert "施行" in found["effect"]
     assert {"补贴", "补助"} & found["subsidies"]  # subsidies -> subsidy
@@ -54,6 +55,10 @@ def test_a_name_the_documents_never_use_is_reported():
     from talentbot.evidence import unknown_names
     from talentbot.passages import TermGroup
 
-    groups = [TermGroup(2.0, frozenset({"?lyon"})), TermGroup(1.0, frozenset({"补贴"})), TermGroup(1.0, frozenset({"?which"}))]
+    groups = [
+        TermGroup(2.0, frozenset({"?lyon"})),
+        TermGroup(1.0, frozenset({"补贴"})),
+        TermGroup(1.0, frozenset({"?which"})),
+    ]
     assert unknown_names("Which subsidies does Lyon pay to PhD graduates?", groups) == ["lyon"]
     assert unknown_names("Which subsidies are paid?", groups) == []  # the first word is capitalised anyway

@@ -22,9 +22,23 @@ CEILINGS = {
     "qa_regulations.jsonl": {"false_no_answer": 0.05},
     "qa_shanxi.jsonl": {"false_no_answer": 0.09},
 }
-KEYS = {"n", "answerable", "unanswerable", "hit1", "hitk", "mrr", "answer_contains", "doc_cited",
-        "no_answer_precision", "no_answer_recall", "false_no_answer", "latency_p50_ms", "latency_p95_ms", "k",
-        "rows"}
+KEYS = {
+    "n",
+    "answerable",
+    "unanswerable",
+    "hit1",
+    "hitk",
+    "mrr",
+    "answer_contains",
+    "doc_cited",
+    "no_answer_precision",
+    "no_answer_recall",
+    "false_no_answer",
+    "latency_p50_ms",
+    "latency_p95_ms",
+    "k",
+    "rows",
+}
 
 
 @pytest.fixture(scope="module")
@@ -47,8 +61,16 @@ def test_eval_json_report(reports, name):
     assert report["unanswerable"] == sum(not q["a"] for q in questions)
     assert report["answerable"] + report["unanswerable"] == report["n"]
     assert report["k"] == 4
-    for key in ("hit1", "hitk", "mrr", "answer_contains", "doc_cited", "no_answer_precision", "no_answer_recall",
-                "false_no_answer"):
+    for key in (
+        "hit1",
+        "hitk",
+        "mrr",
+        "answer_contains",
+        "doc_cited",
+        "no_answer_precision",
+        "no_answer_recall",
+        "false_no_answer",
+    ):
         assert 0.0 <= report[key] <= 1.0, key
     assert report["hit1"] <= report["hitk"]
     assert report["hit1"] <= report["mrr"] <= report["hitk"]
@@ -81,7 +103,9 @@ def small_set(tmp_path) -> Path:
 
 
 def test_eval_k_option(corpus_store, small_set):
-    result = CliRunner().invoke(app, ["eval", str(small_set), "--store", str(corpus_store), "--json", "--k", "2"])
+    result = CliRunner().invoke(
+        app, ["eval", str(small_set), "--store", str(corpus_store), "--json", "--k", "2"]
+    )
     assert result.exit_code == 0, result.output
     report = json.loads(result.stdout)
     assert report["k"] == 2
@@ -97,12 +121,16 @@ def test_eval_table_output(corpus_store, small_set):
         assert word.lower() in result.stdout.lower()
 
 
-@pytest.mark.parametrize(("bad_line", "says"), [
-    ('{"q": "没有结尾的问题", "a": [', "not valid JSON"),
-    ('["a list", "not an object"]', "JSON object"),
-    ('{"a": ["40万元"]}', "'q'"),
-    ('{"q": "问题？", "a": "40万元"}', "'a'"),
-], ids=["broken-json", "not-object", "no-q", "a-not-list"])
+@pytest.mark.parametrize(
+    ("bad_line", "says"),
+    [
+        ('{"q": "没有结尾的问题", "a": [', "not valid JSON"),
+        ('["a list", "not an object"]', "JSON object"),
+        ('{"a": ["40万元"]}', "'q'"),
+        ('{"q": "问题？", "a": "40万元"}', "'a'"),
+    ],
+    ids=["broken-json", "not-object", "no-q", "a-not-list"],
+)
 def test_malformed_line_is_named(tmp_path, bad_line, says):
     qa = tmp_path / "qa.jsonl"
     good = json.dumps(eval_rows(SETS[0])[0], ensure_ascii=False)

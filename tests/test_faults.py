@@ -41,7 +41,9 @@ def _base_docs(folder: Path) -> Path:
     (folder / "xinghuo.md").write_text(
         "---\ntitle: 星火人才公寓管理办法\nsource: 测试日报\ndate: 2023-02-01\n---\n"
         "第一条 星火人才公寓自2023年3月8日起接受申请，每套月租金800元。\n\n"
-        "第二条 申请人须与开发区内企业签订三年以上劳动合同。\n", encoding="utf-8")
+        "第二条 申请人须与开发区内企业签订三年以上劳动合同。\n",
+        encoding="utf-8",
+    )
     write_article(folder / "brief.md", 1, paragraphs=2)
     return folder
 
@@ -150,7 +152,9 @@ def test_the_web_app_refuses_to_start_on_a_damaged_store(tmp_path, template, fak
         create_app(TalentBot(store=store))
 
 
-def test_a_rebuild_does_not_reuse_the_lexical_index_of_the_store_it_replaced(tmp_path, template, fake_embedder):
+def test_a_rebuild_does_not_reuse_the_lexical_index_of_the_store_it_replaced(
+    tmp_path, template, fake_embedder
+):
     """The generation restarts with a new store; a saved index of the old one must not pass for it."""
     docs, original = template
     store = tmp_path / "store"
@@ -175,10 +179,13 @@ def _mount_tmpfs(folder: Path, size: str = "20m") -> None:
     """Mount a real tmpfs on ``folder``; a process that may mount and still cannot fails the test."""
     folder.mkdir(parents=True, exist_ok=True)
     assert CAN_MOUNT, "only tests collected where CAN_MOUNT holds mount a tmpfs"
-    done = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(folder)],
-                          capture_output=True, text=True)
+    done = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(folder)], capture_output=True, text=True
+    )
     if done.returncode != 0:
-        pytest.fail(f"cannot mount a tmpfs as root ({done.stderr.strip()}): the real full-disk test cannot run")
+        pytest.fail(
+            f"cannot mount a tmpfs as root ({done.stderr.strip()}): the real full-disk test cannot run"
+        )
 
 
 def _unmount(folder: Path) -> None:
@@ -203,7 +210,7 @@ def _fill(mount: Path, filler: Path, leave: int) -> None:
         block = b"\0" * 2**20
         left = free - leave
         while left > 0:
-            fh.write(block[:min(left, len(block))])
+            fh.write(block[: min(left, len(block))])
             left -= len(block)
     if leave == 0:
         with open(mount / "filler-tail.bin", "wb", buffering=0) as fh:
@@ -245,11 +252,17 @@ def disk(request, tmp_path, monkeypatch):
     def upsert(self, ids, embeddings=None, metadatas=None, documents=None, **kwargs):
         if state["full"] and not self.name.endswith("_articles"):
             half = max(1, len(ids) // 2)
-            real_upsert(self, ids=ids[:half], embeddings=embeddings[:half], metadatas=metadatas[:half],
-                        documents=documents[:half])
+            real_upsert(
+                self,
+                ids=ids[:half],
+                embeddings=embeddings[:half],
+                metadatas=metadatas[:half],
+                documents=documents[:half],
+            )
             raise OSError(errno.ENOSPC, "No space left on device")
-        return real_upsert(self, ids=ids, embeddings=embeddings, metadatas=metadatas, documents=documents,
-                           **kwargs)
+        return real_upsert(
+            self, ids=ids, embeddings=embeddings, metadatas=metadatas, documents=documents, **kwargs
+        )
 
     monkeypatch.setattr(Collection, "upsert", upsert)
 
@@ -263,7 +276,9 @@ def disk(request, tmp_path, monkeypatch):
 
 
 @pytest.mark.slow
-def test_a_full_disk_fails_the_ingest_cleanly_and_the_previous_store_still_answers(tmp_path, disk, fake_embedder):
+def test_a_full_disk_fails_the_ingest_cleanly_and_the_previous_store_still_answers(
+    tmp_path, disk, fake_embedder
+):
     kind, mount, fill, free_up = disk
     docs = _base_docs(tmp_path / "docs")
     store = mount / "store"
@@ -274,7 +289,9 @@ def test_a_full_disk_fails_the_ingest_cleanly_and_the_previous_store_still_answe
 
     big = _big_docs(docs / "big")
     fill()
-    with pytest.raises(StoreError, match=r"disk holding the vector store .* is full.*talentbot ingest") as err:
+    with pytest.raises(
+        StoreError, match=r"disk holding the vector store .* is full.*talentbot ingest"
+    ) as err:
         bot.ingest([docs])
     assert not isinstance(err.value, StoreLockedError)
     assert "Traceback" not in str(err.value)
@@ -303,8 +320,13 @@ def test_a_full_disk_fails_the_ingest_cleanly_and_the_previous_store_still_answe
 def _ask_cli(store: Path, *extra: str) -> subprocess.CompletedProcess:
     """`talentbot ask` in a process of its own: a fresh open of the store, as a user would run it."""
     exe = Path(sys.executable).with_name("talentbot")
-    return subprocess.run([str(exe), "ask", QUESTION, "--store", str(store), "--json", *extra],
-                          capture_output=True, text=True, timeout=300, env={**os.environ, "HF_HUB_OFFLINE": "1"})
+    return subprocess.run(
+        [str(exe), "ask", QUESTION, "--store", str(store), "--json", *extra],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**os.environ, "HF_HUB_OFFLINE": "1"},
+    )
 
 
 def _answers_read_only(store: Path, docs: Path, caplog) -> TalentBot:
@@ -328,8 +350,11 @@ def _answers_read_only(store: Path, docs: Path, caplog) -> TalentBot:
 
 @pytest.mark.slow
 @pytest.mark.model
-@pytest.mark.skipif(not CAN_MOUNT, reason="a real disk at 0 bytes free needs a tmpfs, and mounting one needs root; "
-                    "test_ask_answers_when_chroma_cannot_open_a_full_disk_simulated covers the rest")
+@pytest.mark.skipif(
+    not CAN_MOUNT,
+    reason="a real disk at 0 bytes free needs a tmpfs, and mounting one needs root; "
+    "test_ask_answers_when_chroma_cannot_open_a_full_disk_simulated covers the rest",
+)
 def test_ask_answers_at_zero_bytes_free_on_a_real_disk(tmp_path, caplog):
     mount = tmp_path / "disk"
     _mount_tmpfs(mount)
@@ -361,7 +386,9 @@ def test_ask_answers_at_zero_bytes_free_on_a_real_disk(tmp_path, caplog):
         _unmount(mount)
 
 
-def test_ask_answers_when_chroma_cannot_open_a_full_disk_simulated(tmp_path, template, fake_embedder, monkeypatch, caplog):
+def test_ask_answers_when_chroma_cannot_open_a_full_disk_simulated(
+    tmp_path, template, fake_embedder, monkeypatch, caplog
+):
     """Chroma's open fails as it does on a full disk (SQLite code 13), and the disk reports no space."""
     import chromadb
 

@@ -36,11 +36,15 @@ def _docs(folder: Path) -> Path:
     (folder / "xinghuo.md").write_text(
         "---\ntitle: 星火人才公寓管理办法\nsource: 测试日报\ndate: 2023-02-01\n---\n"
         "第一条 星火人才公寓自2023年3月8日起接受申请，每套月租金800元。\n\n"
-        "第二条 申请人须与开发区内企业签订三年以上劳动合同。\n", encoding="utf-8")
+        "第二条 申请人须与开发区内企业签订三年以上劳动合同。\n",
+        encoding="utf-8",
+    )
     (folder / "yueguang.md").write_text(
         "---\ntitle: 月光创业园扶持办法\nsource: 测试日报\ndate: 2023-05-01\n---\n"
         "第一条 月光创业园对入驻的青年创业团队给予场租补贴每年3万元。\n\n"
-        "第二条 团队须在园区内注册并实际经营满一年。\n", encoding="utf-8")
+        "第二条 团队须在园区内注册并实际经营满一年。\n",
+        encoding="utf-8",
+    )
     for i in range(4):  # more rows, so that shuffled ids point at wrong passages
         write_article(folder / f"brief{i}.md", 40 + i, paragraphs=3)
     return folder
@@ -100,15 +104,20 @@ def _sound(store: Path) -> None:
 
 
 def _warned(caplog) -> list[str]:
-    return [r.getMessage() for r in caplog.records
-            if r.levelno == logging.WARNING and "failed its check" in r.getMessage()]
+    return [
+        r.getMessage()
+        for r in caplog.records
+        if r.levelno == logging.WARNING and "failed its check" in r.getMessage()
+    ]
 
 
 @pytest.mark.parametrize("restamp", [False, True], ids=["checksum-stale", "checksum-restamped"])
 @pytest.mark.parametrize("name", list(CORRUPTIONS))
 def test_a_corrupted_index_is_rebuilt_and_answers_stay_right(store, template, caplog, name, restamp):
     _corrupt(store, name, restamp)
-    if restamp and name == "shuffled ids":  # a well-formed index: only the comparison with the collection tells
+    if (
+        restamp and name == "shuffled ids"
+    ):  # a well-formed index: only the comparison with the collection tells
         assert LexicalIndex.load(_folder(store)) is not None
     else:
         with pytest.raises(IndexProblem):
@@ -136,8 +145,14 @@ def test_a_corrupted_index_is_rebuilt_and_answers_stay_right(store, template, ca
 def test_the_manifest_is_written_at_save_and_any_changed_byte_fails_it(store):
     folder = _folder(store)
     manifest = json.loads((folder / MANIFEST).read_text())
-    assert set(manifest["files"]) >= {"ids.json", "vocab.index.json", "params.index.json", "data.csc.index.npy",
-                                      "indices.csc.index.npy", "indptr.csc.index.npy"}
+    assert set(manifest["files"]) >= {
+        "ids.json",
+        "vocab.index.json",
+        "params.index.json",
+        "data.csc.index.npy",
+        "indices.csc.index.npy",
+        "indptr.csc.index.npy",
+    }
     assert LexicalIndex.load(folder) is not None
     path = folder / "vocab.index.json"
     data = bytearray(path.read_bytes())
@@ -155,8 +170,11 @@ def test_an_index_of_other_chunks_is_rebuilt(store, tmp_path, caplog):
     folder = _folder(store)
     index = LexicalIndex.load(folder)
     gone = index.ids[0]
-    other = LexicalIndex.build([i if i != gone else "0000000000000000:0" for i in index.ids],
-                               [["人才"]] * len(index.ids), index.generation)
+    other = LexicalIndex.build(
+        [i if i != gone else "0000000000000000:0" for i in index.ids],
+        [["人才"]] * len(index.ids),
+        index.generation,
+    )
     other.save(folder)
     caplog.set_level(logging.INFO, logger="talentbot")
     _answers(TalentBot(store=store))
@@ -167,7 +185,9 @@ def test_an_index_of_other_chunks_is_rebuilt(store, tmp_path, caplog):
 def test_a_garbage_pinyin_table_is_ignored(store):
     folder = _folder(store)
     generation = json.loads((folder / "ids.json").read_text())["generation"]
-    (folder / "pinyin.json").write_text(json.dumps({"generation": generation, "table": {"xinghuo": [7, None]}}))
+    (folder / "pinyin.json").write_text(
+        json.dumps({"generation": generation, "table": {"xinghuo": [7, None]}})
+    )
     bot = TalentBot(store=store)
     top = bot.retriever.search("xinghuo rencai gongyu")[0]
     assert "星火" in top.text
@@ -180,7 +200,9 @@ def test_a_large_npy_header_is_never_parsed_before_the_checksum(store):
     path = _folder(store) / "data.csc.index.npy"
     arr = np.load(path)
     header = f"{{'descr': '<f4', 'fortran_order': False, 'shape': ({2**40},), }}".ljust(118) + "\n"
-    path.write_bytes(b"\x93NUMPY\x01\x00" + len(header).to_bytes(2, "little") + header.encode() + arr.tobytes())
+    path.write_bytes(
+        b"\x93NUMPY\x01\x00" + len(header).to_bytes(2, "little") + header.encode() + arr.tobytes()
+    )
     with pytest.raises(IndexProblem, match="checksum|size"):
         LexicalIndex.load(path.parent)
     assert os.path.getsize(path) < 2**20

@@ -168,7 +168,9 @@ def test_rebuild_with_an_unusable_device_fails_cleanly_and_keeps_the_store(tmp_p
     TalentBot().ingest([folder])
     before = chunk_ids(TalentBot())
     with pytest.raises(ModelLoadError, match="TALENTBOT_DEVICE"):
-        TalentBot(device="cuda:7" if not torch.cuda.is_available() else "cuda:999").ingest([folder], rebuild=True)
+        TalentBot(device="cuda:7" if not torch.cuda.is_available() else "cuda:999").ingest(
+            [folder], rebuild=True
+        )
     bot = TalentBot()
     assert chunk_ids(bot) == before
     assert before
@@ -186,14 +188,19 @@ def test_a_file_named_twice_is_ingested_once(tmp_path, fake_embedder):
 def test_front_matter_url_and_source_reach_the_chunks(tmp_path, fake_embedder):
     doc = tmp_path / "docs" / "p.md"
     doc.parent.mkdir()
-    doc.write_text("---\ntitle: 人才驿站办法\nsource: 某市人才办\ndate: 2022-02-02\nurl: https://example.org/p.html\n---\n"
-                   + article_text(1), encoding="utf-8")
+    doc.write_text(
+        "---\ntitle: 人才驿站办法\nsource: 某市人才办\ndate: 2022-02-02\nurl: https://example.org/p.html\n---\n"
+        + article_text(1),
+        encoding="utf-8",
+    )
     bot = TalentBot()
     bot.ingest([doc.parent])
     metas = [meta for _, meta in chunk_rows(bot).values()]
     assert metas
     assert all(m["url"] == "https://example.org/p.html" for m in metas)
-    assert all((m["title"], m["source"], m["date"]) == ("人才驿站办法", "某市人才办", "2022-02-02") for m in metas)
+    assert all(
+        (m["title"], m["source"], m["date"]) == ("人才驿站办法", "某市人才办", "2022-02-02") for m in metas
+    )
 
 
 # ------------------------------------------------------------------------------- formats, bad files
@@ -225,15 +232,27 @@ def test_bad_files_are_skipped_with_a_reason_and_the_rest_is_indexed(tmp_path, f
     assert "\ufffd" not in docs
 
     again = bot.ingest([folder])  # failures do not disturb the incremental run
-    assert (again.unchanged, again.added, again.updated, again.removed, again.embedded) == (len(good) + 1, 0, 0, 0, 0)
+    assert (again.unchanged, again.added, again.updated, again.removed, again.embedded) == (
+        len(good) + 1,
+        0,
+        0,
+        0,
+        0,
+    )
     assert len(again.failed) == len(bad)
 
 
 def test_pdf_page_numbers_reach_the_stored_chunks(tmp_path, fake_embedder):
     folder = tmp_path / "pdf"
     folder.mkdir()
-    make_pdf(folder / "rules.pdf", [["Housing Rules", "Article 1. Talents rent at half price."],
-                                    ["Article 2. Subsidies are paid monthly."]], title="Housing Rules")
+    make_pdf(
+        folder / "rules.pdf",
+        [
+            ["Housing Rules", "Article 1. Talents rent at half price."],
+            ["Article 2. Subsidies are paid monthly."],
+        ],
+        title="Housing Rules",
+    )
     bot = TalentBot(chunk_size=40)
     bot.ingest([folder])
     pages = {doc: meta.get("page") for doc, meta in chunk_rows(bot).values()}
@@ -241,8 +260,26 @@ def test_pdf_page_numbers_reach_the_stored_chunks(tmp_path, fake_embedder):
 
 
 # ------------------------------------------------------------------------------ the real corpus
-SHANXI_JUNK = ("当前位置", ".png", "x-oss-process", "分享到", "有道云笔记", "人人网", "花瓣", "微信朋友圈", "扫一扫",
-               "一键分享", "QQ空间", "QQ好友", "新浪微博", "百度贴吧", "豆瓣网", "邮件分享", "腾讯朋友", "发布时间")
+SHANXI_JUNK = (
+    "当前位置",
+    ".png",
+    "x-oss-process",
+    "分享到",
+    "有道云笔记",
+    "人人网",
+    "花瓣",
+    "微信朋友圈",
+    "扫一扫",
+    "一键分享",
+    "QQ空间",
+    "QQ好友",
+    "新浪微博",
+    "百度贴吧",
+    "豆瓣网",
+    "邮件分享",
+    "腾讯朋友",
+    "发布时间",
+)
 
 
 def test_no_junk_line_reaches_any_stored_chunk(corpus_bot):
@@ -253,28 +290,35 @@ def test_no_junk_line_reaches_any_stored_chunk(corpus_bot):
             assert junk not in doc, (cid, junk)
             assert junk not in meta["title"]
             assert junk not in meta.get("label", "")
-    shanxi = [(doc, meta) for doc, meta in rows.values() if meta["file"] == "shanxi-kaifaqu-rencai-2024-03-28.txt"]
+    shanxi = [
+        (doc, meta) for doc, meta in rows.values() if meta["file"] == "shanxi-kaifaqu-rencai-2024-03-28.txt"
+    ]
     assert len(shanxi) >= 5
     text = "".join(doc for doc, _ in sorted(shanxi, key=lambda r: r[1]["ordinal"]))
     assert "人才是构筑创新高地的基石,也是产业发展腾飞的强大引擎。" in text
     assert "给予符合条件的企业和人才个税奖励。" in text
     for _, meta in shanxi:
         assert meta["title"] == "“向‘新’而行”山西省开发区多措并举 打造吸引人才“磁场高地”"
-        assert (meta["source"], meta["original_source"], meta["date"]) == ("人民日报客户端山西频道", "山西经济日报",
-                                                                           "2024-03-28")
+        assert (meta["source"], meta["original_source"], meta["date"]) == (
+            "人民日报客户端山西频道",
+            "山西经济日报",
+            "2024-03-28",
+        )
         assert "山西" in meta["region"]
 
 
 def test_every_stored_regulation_chunk_carries_title_chapter_and_label(corpus_bot):
     rows = chunk_rows(corpus_bot)
-    henan = sorted(((doc, meta) for doc, meta in rows.values() if meta["file"] == "henan-rencai-liudong-tiaoli.md"),
-                   key=lambda r: r[1]["ordinal"])
+    henan = sorted(
+        ((doc, meta) for doc, meta in rows.values() if meta["file"] == "henan-rencai-liudong-tiaoli.md"),
+        key=lambda r: r[1]["ordinal"],
+    )
     assert all(meta["title"] == "河南省人才流动条例" for _, meta in henan)
     labels = [meta["label"] for _, meta in henan if meta["label"]]
     assert labels[0] == "第一条"
     assert "第二十三条" in labels
     assert labels[-1] == "第四十六条"
-    (doc23, meta23), = [(d, m) for d, m in henan if m["label"] == "第二十三条"]
+    ((doc23, meta23),) = [(d, m) for d, m in henan if m["label"] == "第二十三条"]
     assert meta23["chapter"] == "第五章　人才流动行为规范"
     assert doc23.startswith("第二十三条 ")
     for doc, meta in henan:
@@ -284,8 +328,11 @@ def test_every_stored_regulation_chunk_carries_title_chapter_and_label(corpus_bo
 
     # What was embedded is the indexed text (title, chapter and label, then the passage): a continuation
     # passage that does not start with its label still got the label into its vector.
-    cont = [(cid, d, m) for cid, (d, m) in rows.items() if m["file"] == "henan-rencai-liudong-tiaoli.md"
-            and m["label"] and not d.startswith(m["label"])]
+    cont = [
+        (cid, d, m)
+        for cid, (d, m) in rows.items()
+        if m["file"] == "henan-rencai-liudong-tiaoli.md" and m["label"] and not d.startswith(m["label"])
+    ]
     assert cont
     cid, doc, meta = cont[0]
     stored = np.asarray(corpus_bot.store.chunks.get(ids=[cid], include=["embeddings"])["embeddings"][0])
@@ -301,7 +348,9 @@ def test_a_second_ingest_is_refused_while_the_lock_is_held(tmp_path, fake_embedd
     store.mkdir(parents=True)
     bot = TalentBot()
     with FileLock(str(store / ".ingest.lock")):
-        with pytest.raises(StoreLockedError, match=r"another ingest is running on .*wait for it to finish") as err:
+        with pytest.raises(
+            StoreLockedError, match=r"another ingest is running on .*wait for it to finish"
+        ) as err:
             bot.ingest([folder])
         assert err.value.exit_code == 4
         assert bot.store.count() == 0

@@ -25,8 +25,16 @@ DROP_DAC = "--bounding-set=-dac_override,-dac_read_search"
 
 def _cli_ingest(folder: Path, store: Path, obey_permissions: bool = False) -> tuple[int, dict]:
     """`talentbot ingest FOLDER --store STORE --json` in a child process: (exit code, JSON report)."""
-    cmd = [sys.executable, "-c", "from talentbot.cli import main; main()", "ingest", str(folder),
-           "--store", str(store), "--json"]
+    cmd = [
+        sys.executable,
+        "-c",
+        "from talentbot.cli import main; main()",
+        "ingest",
+        str(folder),
+        "--store",
+        str(store),
+        "--json",
+    ]
     if obey_permissions and os.geteuid() == 0:
         setpriv = shutil.which("setpriv")
         if setpriv is None:
@@ -63,12 +71,18 @@ def test_an_unreadable_folder_or_file_keeps_its_articles_and_is_reported(tmp_pat
     assert second["chunks"] == first["chunks"]
     failed = {Path(f["path"]).name: f["error"] for f in second["failed"]}
     assert set(failed) == {"sub", "locked.md"}
-    assert failed["sub"] == ("cannot read folder: Permission denied; "
-                             "its 2 indexed article(s) are kept until it can be read")
+    assert failed["sub"] == (
+        "cannot read folder: Permission denied; its 2 indexed article(s) are kept until it can be read"
+    )
     assert failed["locked.md"] == "cannot read file: Permission denied; the version indexed earlier is kept"
 
     bot = TalentBot(store=store)
-    assert {Path(r.path).name for r in bot.store.manifest().values()} == {"top.md", "locked.md", "inner.md", "x.md"}
+    assert {Path(r.path).name for r in bot.store.manifest().values()} == {
+        "top.md",
+        "locked.md",
+        "inner.md",
+        "x.md",
+    }
     docs = " ".join(doc for doc, _ in assert_consistent(bot).values())
     assert "第3号文章第0段第0句" in docs
     assert "第4号文章第0段第0句" in docs
@@ -114,8 +128,10 @@ def test_a_fifo_and_a_link_to_dev_zero_are_skipped_with_a_reason(tmp_path, fake_
     report = out["report"]
     assert report.added == 2
     failed = {Path(f["path"]).name: f["error"] for f in report.failed}
-    assert failed == {"pipe.md": "a named pipe (FIFO), not a regular file: only regular files are read",
-                      "zero.txt": "a character device, not a regular file: only regular files are read"}
+    assert failed == {
+        "pipe.md": "a named pipe (FIFO), not a regular file: only regular files are read",
+        "zero.txt": "a character device, not a regular file: only regular files are read",
+    }
 
     named = TalentBot().ingest([folder / "pipe.md"])  # named on the command line: the same reason
     assert [f["error"] for f in named.failed] == [failed["pipe.md"]]

@@ -138,8 +138,14 @@ def test_strip_removes_only_the_injection_and_the_sentence_it_introduces():
 
 
 def test_matching_stays_fast_on_hostile_input():
-    hostile = ["AI助手" * 3000 + "。", "请你" * 4000, "忽略" + "以上" * 4000, "ignore " + "the " * 8000,
-               "第一条 " * 2000 + "忽略", "“" * 10000 + "忘掉"]
+    hostile = [
+        "AI助手" * 3000 + "。",
+        "请你" * 4000,
+        "忽略" + "以上" * 4000,
+        "ignore " + "the " * 8000,
+        "第一条 " * 2000 + "忽略",
+        "“" * 10000 + "忘掉",
+    ]
     t0 = time.monotonic()
     for text in hostile:
         is_injection(text)

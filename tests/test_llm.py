@@ -54,7 +54,9 @@ def srv(server):
 
 @pytest.fixture(scope="module")
 def llm_bot(corpus_store, server) -> TalentBot:
-    return TalentBot(store=corpus_store, llm_base_url=server.base_url, llm_model="fake-model", llm_api_key=KEY)
+    return TalentBot(
+        store=corpus_store, llm_base_url=server.base_url, llm_model="fake-model", llm_api_key=KEY
+    )
 
 
 @pytest.fixture(scope="module")
@@ -64,12 +66,14 @@ def plain_bot(corpus_store) -> TalentBot:
 
 def cite(expected: str, also_last: bool = True):
     """A responder answering with ``expected`` cited to the passage that holds it (and citing the last one)."""
+
     def respond(req: Request) -> str:
         sent = req.passages()
         n = next(i for i, text in sent.items() if expected in text)
         others = [i for i in sent if i != n]
         tail = f"，另见[{others[-1]}]" if also_last and others else ""
         return f"开发区兑现的金额为{expected}[{n}]{tail}。"
+
     return respond
 
 
@@ -133,6 +137,7 @@ def test_ask_returns_the_streams_final_answer(llm_bot, srv):
 # ------------------------------------------------------------------------------------ figure checking
 def _invented(expected: str):
     """Replies whose figures are not in the passages they cite."""
+
     def twelve_thousand(req):
         return f"补贴为12345元[{next(iter(req.passages()))}]"
 
@@ -149,7 +154,12 @@ def _invented(expected: str):
     def uncited(_req):
         return f"金额为{expected}。"
 
-    return {"invented": twelve_thousand, "substring": shortened, "wrong-passage": wrong_passage, "uncited": uncited}
+    return {
+        "invented": twelve_thousand,
+        "substring": shortened,
+        "wrong-passage": wrong_passage,
+        "uncited": uncited,
+    }
 
 
 @pytest.mark.parametrize("kind", ["invented", "substring", "wrong-passage", "uncited"])
@@ -176,6 +186,7 @@ INVENTED = "12345"
 def _mid_stream(expected: str):
     """Replies that start well and bring a figure no passage states later on (the server sends 3 characters
     at a time, so the figure arrives mid-stream, split over chunks)."""
+
     def cited(req: Request) -> tuple[int, int]:
         sent = req.passages()
         n = next(i for i, t in sent.items() if expected in t)
@@ -193,8 +204,11 @@ def _mid_stream(expected: str):
         n, _ = cited(req)
         return f"开发区兑现的金额为{expected}[{n}]。\n合计发放{INVENTED}元[{n}]"
 
-    return {"same-sentence": same_sentence, "second-sentence": second_sentence,
-            "unterminated": unterminated_tail}
+    return {
+        "same-sentence": same_sentence,
+        "second-sentence": second_sentence,
+        "unterminated": unterminated_tail,
+    }
 
 
 def _assert_only_fallback_seen(events: list, extractive_text: str) -> None:
@@ -236,6 +250,7 @@ def test_unsupported_figure_mid_stream_is_never_streamed(llm_bot, plain_bot, srv
 def test_unsupported_figure_stops_reading_the_model(llm_bot, srv):
     """Sentences are checked as they arrive: a slow model's first sentence states a figure no passage has,
     so the answer falls back without waiting for the rest (about 6 s of it)."""
+
     def respond(req: Request) -> Reply:
         n = next(iter(req.passages()))
         return Reply(text=f"补贴为{INVENTED}元[{n}]。" + "其余内容见上文。" * 25, chunk_delay=0.1)
@@ -285,8 +300,10 @@ def test_no_answer_reply_gives_no_answer(llm_bot, srv):
     assert answer.no_answer
     assert answer.citations == []
     assert "资料中没有找到" in answer.text
-    english = row_for("How much talent reward matching funding did the Wenshui development zone pay to "
-                      "Shengdawei (盛达威) in 2023?")
+    english = row_for(
+        "How much talent reward matching funding did the Wenshui development zone pay to "
+        "Shengdawei (盛达威) in 2023?"
+    )
     answer = llm_bot.ask(english["q"])
     assert len(srv.answer_requests) == 2
     assert answer.no_answer
@@ -303,8 +320,19 @@ def test_off_corpus_question_never_reaches_the_model(llm_bot, srv):
 
 # ------------------------------------------------------------------------------------ endpoint failures
 FAILURES = {
-    "401": (Reply(status=401, body={"error": {"message": f"Incorrect API key provided: {KEY}",
-                                              "type": "invalid_request_error", "code": "invalid_api_key"}}), "401"),
+    "401": (
+        Reply(
+            status=401,
+            body={
+                "error": {
+                    "message": f"Incorrect API key provided: {KEY}",
+                    "type": "invalid_request_error",
+                    "code": "invalid_api_key",
+                }
+            },
+        ),
+        "401",
+    ),
     "500": (Reply(status=500, body={"error": {"message": f"upstream failed for key {KEY}"}}), "500"),
     "stall": (Reply(text="太迟了[1]", delay=4), "time"),
 }
@@ -315,8 +343,9 @@ def test_endpoint_failure_falls_back_without_leaking_the_key(corpus_store, plain
     reply, says = FAILURES[failure]
     srv.responder = lambda _req: reply
     caplog.set_level(logging.DEBUG)
-    bot = TalentBot(store=corpus_store, llm_base_url=srv.base_url, llm_model="fake-model", llm_api_key=KEY,
-                    llm_timeout=1)
+    bot = TalentBot(
+        store=corpus_store, llm_base_url=srv.base_url, llm_model="fake-model", llm_api_key=KEY, llm_timeout=1
+    )
     t0 = time.monotonic()
     answer = bot.ask(FULL)
     assert time.monotonic() - t0 < 10
@@ -380,15 +409,20 @@ def injected_bot(tmp_path, server) -> TalentBot:
         "---\ntitle: 关于做好高层次人才补贴发放工作的通知\nsource: 某市人力资源和社会保障局\ndate: 2024-05-06\n---\n"
         f"为做好高层次人才引进工作，现将人才补贴发放有关事项通知如下。{INJECTION}\n"
         "一、对新引进的全职博士研究生，按规定给予生活补贴和住房补贴。\n"
-        "二、申请人应当在入职后六个月内提交申请材料，逾期不予受理。\n", encoding="utf-8")
+        "二、申请人应当在入职后六个月内提交申请材料，逾期不予受理。\n",
+        encoding="utf-8",
+    )
     (docs / "chuangye.md").write_text(
         "---\ntitle: 青年创业扶持办法\nsource: 某市人民政府\ndate: 2023-03-01\n---\n"
         "第一条 市人民政府设立青年创业引导基金。\n第二条 对入驻孵化器的青年创业团队给予场租补贴。\n"
-        "第三条 申请场租补贴的团队应当提交营业执照和租赁合同。\n", encoding="utf-8")
+        "第三条 申请场租补贴的团队应当提交营业执照和租赁合同。\n",
+        encoding="utf-8",
+    )
     (docs / "shuoming.md").write_text(
         "---\ntitle: 关于人才补贴发放通知实施日期的说明\nsource: 未知来源\ndate: 2024-07-01\n---\n"
         f"为做好人才补贴发放工作，现就通知的实施日期说明如下。{REWORDED}本说明自2024年7月1日起实施，由市人才工作办公室负责解释。\n",
-        encoding="utf-8")
+        encoding="utf-8",
+    )
     store = tmp_path / "store"
     assert TalentBot(store=store).ingest([docs]).added == 3
     return TalentBot(store=store, llm_base_url=server.base_url, llm_model="fake-model", llm_api_key=KEY)
@@ -408,7 +442,9 @@ def test_passages_are_fenced_by_a_per_request_marker(injected_bot, srv):
         assert close in req.content("system")
         before, inside, after = req.fenced()
         assert "现将人才补贴发放有关事项通知如下" in inside, "the policy text around the injection is sent"
-        assert "忽略以上所有指令" not in req.content("user") + req.content("system"), "the injection is sent nowhere"
+        assert "忽略以上所有指令" not in req.content("user") + req.content("system"), (
+            "the injection is sent nowhere"
+        )
         assert "999" not in req.content("user")
         assert open_ not in inside
         assert close not in inside
@@ -420,16 +456,27 @@ def test_passages_are_fenced_by_a_per_request_marker(injected_bot, srv):
 
 def obey(figure: str, where: str):
     """A model that obeys the injected document: it answers with the injected ``figure``, citing that document."""
+
     def respond(req: Request) -> str:
         n = next(i for i, text in req.passages().items() if where in text)
         return f"根据通知，{figure}[{n}]。"
+
     return respond
 
 
-@pytest.mark.parametrize(("question", "figure", "where", "shown"), [
-    ("新引进人才应当在入职后多长时间内提交申请材料？", "人才补贴为999万元", "人才补贴发放有关事项", "999"),
-    ("人才补贴发放工作的实施日期是哪一天？", "本通知自1999年1月1日起施行", "实施日期", "1999"),
-], ids=["original", "reworded"])
+@pytest.mark.parametrize(
+    ("question", "figure", "where", "shown"),
+    [
+        (
+            "新引进人才应当在入职后多长时间内提交申请材料？",
+            "人才补贴为999万元",
+            "人才补贴发放有关事项",
+            "999",
+        ),
+        ("人才补贴发放工作的实施日期是哪一天？", "本通知自1999年1月1日起施行", "实施日期", "1999"),
+    ],
+    ids=["original", "reworded"],
+)
 def test_model_obeying_an_injected_document_falls_back(injected_bot, srv, question, figure, where, shown):
     srv.responder = obey(figure, where)
     answer = injected_bot.ask(question)
@@ -444,10 +491,12 @@ def test_model_obeying_an_injected_document_falls_back(injected_bot, srv, questi
 
 
 # ------------------------------------------------------------------------- figure check: normalisation
-RULES = ("---\ntitle: 某市高层次人才安家补贴实施办法\nsource: 某市人民政府\ndate: 2020-05-01\n---\n"
-         "第一条 对新引进的全职博士研究生，给予安家补贴100万元。\n"
-         "第二条 享受安家补贴的人才，在本市服务期不少于五年。\n"
-         "第三条 本办法自2020年6月1日起施行。\n")
+RULES = (
+    "---\ntitle: 某市高层次人才安家补贴实施办法\nsource: 某市人民政府\ndate: 2020-05-01\n---\n"
+    "第一条 对新引进的全职博士研究生，给予安家补贴100万元。\n"
+    "第二条 享受安家补贴的人才，在本市服务期不少于五年。\n"
+    "第三条 本办法自2020年6月1日起施行。\n"
+)
 Q_AMOUNT = "全职博士研究生的安家补贴是多少？"
 Q_YEARS = "享受安家补贴的人才在本市的服务期不少于几年？"
 Q_DATE = "安家补贴实施办法自哪一天起施行？"
@@ -462,18 +511,31 @@ def rules_bot(tmp_path_factory, server) -> TalentBot:
     return TalentBot(store=store, llm_base_url=server.base_url, llm_model="fake-model", llm_api_key=KEY)
 
 
-@pytest.mark.parametrize(("question", "reply", "where", "supported"), [
-    (Q_AMOUNT, "安家补贴为壹佰万元整", "100万元", True),
-    (Q_AMOUNT, "The settling-in allowance is one million yuan", "100万元", True),
-    (Q_AMOUNT, "安家补贴为1,000,000元", "100万元", True),
-    (Q_YEARS, "服务期不少于5年", "服务期", True),
-    (Q_DATE, "本办法自2020-06-01起施行", "施行", True),
-    (Q_AMOUNT, "安家补贴为壹佰伍拾万元整", "100万元", False),           # financial numerals, another amount
-    (Q_AMOUNT, "The settling-in allowance is two million yuan", "100万元", False),  # number words
-    (Q_YEARS, "服务期不少于三年", "服务期", False),                     # a lone Chinese numeral
-    (Q_DATE, "本办法自2020年1月6日起施行", "施行", False),               # day and month swapped
-], ids=["financial", "words", "separators", "digits-for-numeral", "iso-date", "financial-wrong", "words-wrong",
-        "lone-numeral-wrong", "swapped-date"])
+@pytest.mark.parametrize(
+    ("question", "reply", "where", "supported"),
+    [
+        (Q_AMOUNT, "安家补贴为壹佰万元整", "100万元", True),
+        (Q_AMOUNT, "The settling-in allowance is one million yuan", "100万元", True),
+        (Q_AMOUNT, "安家补贴为1,000,000元", "100万元", True),
+        (Q_YEARS, "服务期不少于5年", "服务期", True),
+        (Q_DATE, "本办法自2020-06-01起施行", "施行", True),
+        (Q_AMOUNT, "安家补贴为壹佰伍拾万元整", "100万元", False),  # financial numerals, another amount
+        (Q_AMOUNT, "The settling-in allowance is two million yuan", "100万元", False),  # number words
+        (Q_YEARS, "服务期不少于三年", "服务期", False),  # a lone Chinese numeral
+        (Q_DATE, "本办法自2020年1月6日起施行", "施行", False),  # day and month swapped
+    ],
+    ids=[
+        "financial",
+        "words",
+        "separators",
+        "digits-for-numeral",
+        "iso-date",
+        "financial-wrong",
+        "words-wrong",
+        "lone-numeral-wrong",
+        "swapped-date",
+    ],
+)
 def test_figure_check_normalises_numbers(rules_bot, srv, question, reply, where, supported):
     srv.responder = obey(reply, where)
     answer = rules_bot.ask(question)

@@ -24,9 +24,26 @@ from talentbot.chunking import chunk_article
 from talentbot.loaders import LoadError, discover, display_path, load
 
 SHANXI = CORPUS / "shanxi-kaifaqu-rencai-2024-03-28.txt"
-SHANXI_JUNK = ("当前位置", "首页 >>", ".png", "x-oss-process", "分享到", "有道云笔记", "人人网", "花瓣",
-               "微信朋友圈", "扫一扫", "一键分享", "QQ空间", "新浪微博", "百度贴吧", "豆瓣网", "邮件分享",
-               "发布时间", "编辑:刘强")
+SHANXI_JUNK = (
+    "当前位置",
+    "首页 >>",
+    ".png",
+    "x-oss-process",
+    "分享到",
+    "有道云笔记",
+    "人人网",
+    "花瓣",
+    "微信朋友圈",
+    "扫一扫",
+    "一键分享",
+    "QQ空间",
+    "新浪微博",
+    "百度贴吧",
+    "豆瓣网",
+    "邮件分享",
+    "发布时间",
+    "编辑:刘强",
+)
 
 
 # ---------------------------------------------------------------------------------------- encodings
@@ -52,8 +69,10 @@ def test_text_encodings_decode_exactly(tmp_path, encoding, raw):
     assert article.title == "人才政策问答"
 
 
-TRADITIONAL = ("臺北市人才引進辦法\n\n第一條 為吸引國內外高層次人才來本市創業就業，特制定本辦法。\n"
-               "第二條 對於經認定之高層次人才，給予住房補貼，每月新臺幣三萬元，最長補貼五年。\n")
+TRADITIONAL = (
+    "臺北市人才引進辦法\n\n第一條 為吸引國內外高層次人才來本市創業就業，特制定本辦法。\n"
+    "第二條 對於經認定之高層次人才，給予住房補貼，每月新臺幣三萬元，最長補貼五年。\n"
+)
 
 
 @pytest.mark.parametrize("codec", ["cp950", "big5", "gb18030", "utf-8"])
@@ -95,8 +114,11 @@ def test_front_matter_keeps_title_source_date_url_and_other_keys(tmp_path):
     assert a.title == "青年人才安居办法"
     assert a.source == "杭州市人民政府"
     assert a.date == "2023-05-04"  # a YAML date, written back as ISO text
-    assert a.metadata == {"url": "https://www.hangzhou.gov.cn/art/2023/5/4/art_1.html", "region": "浙江,杭州",
-                          "doc_no": "杭政办〔2023〕5号"}
+    assert a.metadata == {
+        "url": "https://www.hangzhou.gov.cn/art/2023/5/4/art_1.html",
+        "region": "浙江,杭州",
+        "doc_no": "杭政办〔2023〕5号",
+    }
     assert "title:" not in a.text
     assert "---" not in a.text
     assert a.text == "青年人才安居办法\n\n第一条 为了支持青年人才安居，制定本办法。"
@@ -111,8 +133,10 @@ def test_text_without_front_matter_takes_its_first_line_as_title(tmp_path):
 
 
 def test_a_leading_date_line_is_the_date_and_a_paragraph_line_gives_a_short_title(tmp_path):
-    body = ("近日，某市人社局发布通知，对新引进的全日制博士给予每人每月3000元生活补贴，连续发放三年，"
-            "并提供人才公寓。通知自发布之日起施行。\n\n第二段内容。")
+    body = (
+        "近日，某市人社局发布通知，对新引进的全日制博士给予每人每月3000元生活补贴，连续发放三年，"
+        "并提供人才公寓。通知自发布之日起施行。\n\n第二段内容。"
+    )
     f = tmp_path / "n.txt"
     f.write_text(f"2023-08-08\n\n{body}\n", encoding="utf-8")
     a = load(f)
@@ -177,9 +201,14 @@ def test_htm_extension_uses_the_html_loader(tmp_path):
 def test_pdf_keeps_page_numbers_on_pages_and_chunks(tmp_path):
     path = make_pdf(
         tmp_path / "rules.pdf",
-        [["Talent Housing Rules", "Article 1. Talents may rent an apartment at half price.",
-          "Article 2. The lease runs for three years."],
-         ["Article 3. Subsidies are paid every month.", "Article 4. These rules take effect in 2024."]],
+        [
+            [
+                "Talent Housing Rules",
+                "Article 1. Talents may rent an apartment at half price.",
+                "Article 2. The lease runs for three years.",
+            ],
+            ["Article 3. Subsidies are paid every month.", "Article 4. These rules take effect in 2024."],
+        ],
         title="Talent Housing Rules",
     )
     a = load(path)
@@ -206,9 +235,12 @@ def test_pdf_without_title_metadata_uses_its_first_line(tmp_path):
 
 # ------------------------------------------------------------------------------------------- DOCX
 def test_docx_text_title_author_and_date(tmp_path):
-    path = make_docx(tmp_path / "notice.docx",
-                     ["关于申报高层次人才认定的通知", "各有关单位：", "申报材料请于六月底前报送。"],
-                     title="高层次人才认定通知", author="市人才办")
+    path = make_docx(
+        tmp_path / "notice.docx",
+        ["关于申报高层次人才认定的通知", "各有关单位：", "申报材料请于六月底前报送。"],
+        title="高层次人才认定通知",
+        author="市人才办",
+    )
     a = load(path)
     assert a.title == "高层次人才认定通知"
     assert a.source == "市人才办"
@@ -307,23 +339,31 @@ def test_shanxi_article_text_has_no_page_junk_and_keeps_the_body():
     assert a.text.endswith("(来源:山西经济日报)")
     # Every body paragraph of the page survives: only junk lines were dropped.
     raw = Path(SHANXI).read_text(encoding="utf-8")
-    body = raw[raw.index("人才是构筑创新高地"):raw.index("(来源:山西经济日报)")]
+    body = raw[raw.index("人才是构筑创新高地") : raw.index("(来源:山西经济日报)")]
     for line in filter(None, (ln.strip() for ln in body.split("\n"))):
         assert line in a.text
 
 
 # ------------------------------------------------------------------ one-paragraph pages (issue #10)
-ONE_PARAGRAPH = ("来源：某市人才工作局 时间：2024年5月6日，某市发布青年人才新政，对新引进的博士研究生给予每月三千元"
-                 "生活补贴，补贴期限为三年。")
+ONE_PARAGRAPH = (
+    "来源：某市人才工作局 时间：2024年5月6日，某市发布青年人才新政，对新引进的博士研究生给予每月三千元"
+    "生活补贴，补贴期限为三年。"
+)
 
 
-@pytest.mark.parametrize("text", [
-    ONE_PARAGRAPH,  # short: a byline pattern inside the article's only sentence
-    ONE_PARAGRAPH + "本科毕业生可申请人才公寓，租住满三年且符合条件的，可按优惠价格购买；新政自发布之日起施行，"
-                    "具体申报流程可在人才网查询。",  # long: over the length of any title
-    "发布时间：2024-05-06 来源：某市人才工作局\n" + ONE_PARAGRAPH[20:],  # a byline line, then one paragraph
-    "2024-05-06\n\n原标题：某市青年人才新政发布" + ONE_PARAGRAPH[20:] * 3,  # the body goes on after 原标题： on its line
-])
+@pytest.mark.parametrize(
+    "text",
+    [
+        ONE_PARAGRAPH,  # short: a byline pattern inside the article's only sentence
+        ONE_PARAGRAPH
+        + "本科毕业生可申请人才公寓，租住满三年且符合条件的，可按优惠价格购买；新政自发布之日起施行，"
+        "具体申报流程可在人才网查询。",  # long: over the length of any title
+        "发布时间：2024-05-06 来源：某市人才工作局\n"
+        + ONE_PARAGRAPH[20:],  # a byline line, then one paragraph
+        "2024-05-06\n\n原标题：某市青年人才新政发布"
+        + ONE_PARAGRAPH[20:] * 3,  # the body goes on after 原标题： on its line
+    ],
+)
 def test_a_one_paragraph_page_keeps_its_paragraph_as_the_body(tmp_path, text):
     path = tmp_path / "news.txt"
     path.write_text(text + "\n", encoding="utf-8")
@@ -337,8 +377,10 @@ def test_a_one_paragraph_page_keeps_its_paragraph_as_the_body(tmp_path, text):
 
 def test_a_page_of_only_furniture_is_skipped_with_the_real_cause(tmp_path):
     path = tmp_path / "junk.txt"
-    path.write_text("当前位置: 首页 >> 新闻\n编辑:王五 来源:某市日报 发布时间:2024-03-28 09:34:36\nbanner.png\n",
-                    encoding="utf-8")
+    path.write_text(
+        "当前位置: 首页 >> 新闻\n编辑:王五 来源:某市日报 发布时间:2024-03-28 09:34:36\nbanner.png\n",
+        encoding="utf-8",
+    )
     with pytest.raises(LoadError, match="only web-page furniture") as err:
         load(path)
     assert "scanned PDF" not in str(err.value)
@@ -375,4 +417,3 @@ def test_a_file_name_that_is_not_utf8_is_refused_with_what_to_do(tmp_path):
         load(path)
     assert display_path(path).endswith("latin1-\\xe9.md")
     display_path(path).encode("utf-8")  # printable and storable
-

@@ -29,8 +29,11 @@ def test_every_declared_dependency_is_locked_at_a_version_it_allows():
     pins = _locked()
     missing = [str(r) for r in declared if canonicalize_name(r.name) not in pins]
     assert not missing, f"not in requirements.lock (run scripts/lock.sh): {missing}"
-    outside = [f"{r} (locked {pins[canonicalize_name(r.name)]})" for r in declared
-               if not r.specifier.contains(pins[canonicalize_name(r.name)], prereleases=True)]
+    outside = [
+        f"{r} (locked {pins[canonicalize_name(r.name)]})"
+        for r in declared
+        if not r.specifier.contains(pins[canonicalize_name(r.name)], prereleases=True)
+    ]
     assert not outside, f"requirements.lock disagrees with pyproject.toml (run scripts/lock.sh): {outside}"
 
 

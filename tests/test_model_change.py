@@ -38,7 +38,9 @@ def test_other_model_name_is_refused_with_the_fix(tmp_path):
     assert "talentbot ingest --rebuild" in str(e.value)
     assert len(Store(first).manifest()) == 1  # nothing of b.md was written with the other model
     with pytest.raises(ModelMismatchError):  # a question vector of model b against model a's vectors
-        Retriever(other.model_copy(update={"fusion": "rrf"}), Store(other), FakeEmbedder(dim=8)).search("补贴")
+        Retriever(other.model_copy(update={"fusion": "rrf"}), Store(other), FakeEmbedder(dim=8)).search(
+            "补贴"
+        )
     lexical = other.model_copy(update={"fusion": "lexical"})  # no vector is compared: answers still work
     assert Retriever(lexical, Store(lexical), FakeEmbedder(dim=8)).search("租金")
     assert run_ingest(Store(other), FakeEmbedder(dim=8), other, [docs], rebuild=True).added == 2
@@ -58,7 +60,9 @@ def test_store_without_a_recorded_model_is_refused(tmp_path):
     docs = _docs(tmp_path)
     s = Settings(store=tmp_path / "s", embedding_model=str(tmp_path / "model"))
     run_ingest(Store(s), FakeEmbedder(dim=8), s, [docs])
-    Store(s).set_state(embedding_model=None, embedding_dim=None)  # as a store built before models were recorded
+    Store(s).set_state(
+        embedding_model=None, embedding_dim=None
+    )  # as a store built before models were recorded
     with pytest.raises(ModelMismatchError, match="does not record"):
         run_ingest(Store(s), FakeEmbedder(dim=8), s, [docs])
     empty = Settings(store=tmp_path / "fresh", embedding_model=str(tmp_path / "model"))
@@ -76,8 +80,9 @@ def test_cli_switching_between_the_bundled_models(tmp_path):
 
     def cli(*args, model=""):
         env = {**os.environ, "TALENTBOT_EMBEDDING_MODEL": model}
-        return subprocess.run([str(Path(sys.executable).parent / "talentbot"), *args], capture_output=True,
-                              text=True, env=env)
+        return subprocess.run(
+            [str(Path(sys.executable).parent / "talentbot"), *args], capture_output=True, text=True, env=env
+        )
 
     assert cli("ingest", str(docs), *env_store).returncode == 0
     switched = cli("ingest", str(docs), *env_store, model="all-MiniLM-L6-v2")

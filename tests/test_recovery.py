@@ -61,8 +61,12 @@ def _make_folder(tmp_path):
 
 
 def _kill_mid_ingest(store, folder, after_writes: int, pause: float, log) -> None:
-    proc = subprocess.Popen([sys.executable, "-c", CHILD, str(store), str(folder), str(pause)],
-                            stdout=subprocess.PIPE, stderr=log, text=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-c", CHILD, str(store), str(folder), str(pause)],
+        stdout=subprocess.PIPE,
+        stderr=log,
+        text=True,
+    )
     watchdog = threading.Timer(240, proc.kill)
     watchdog.start()
     lines = []
@@ -89,15 +93,20 @@ def _killed_state(store) -> tuple[dict, dict, set[str]]:
     stored: dict[str, list[tuple[int, str]]] = {}
     for _, meta in rows.values():
         stored.setdefault(meta["article"], []).append((int(meta["ordinal"]), meta["hash"]))
-    broken = {key for key in set(stored) | set(manifest)
-              if key not in manifest or sorted(stored.get(key, [])) != [(i, manifest[key].hash)
-                                                                       for i in range(manifest[key].chunks)]}
+    broken = {
+        key
+        for key in set(stored) | set(manifest)
+        if key not in manifest
+        or sorted(stored.get(key, [])) != [(i, manifest[key].hash) for i in range(manifest[key].chunks)]
+    }
     return killed.store.state(), rows, broken
 
 
 @pytest.mark.slow
 @pytest.mark.model
-@pytest.mark.parametrize(("after_writes", "pause"), [(3, 1.0), (1, 0.0)], ids=["between-writes", "during-writes"])
+@pytest.mark.parametrize(
+    ("after_writes", "pause"), [(3, 1.0), (1, 0.0)], ids=["between-writes", "during-writes"]
+)
 def test_kill_9_mid_ingest_is_repaired_by_the_next_ingest(tmp_path, after_writes, pause):
     folder = _make_folder(tmp_path)
     store = tmp_path / "killed-store"
@@ -105,7 +114,9 @@ def test_kill_9_mid_ingest_is_repaired_by_the_next_ingest(tmp_path, after_writes
         _kill_mid_ingest(store, folder, after_writes, pause, log)
     state, killed_rows, broken = _killed_state(store)
     assert state.get("dirty") is True, "the kill interrupted an ingest, and the store records it"
-    phase2 = [cid for cid, (doc, meta) in killed_rows.items() if "改" in doc or int(Path(meta["file"]).stem[1:]) % 2]
+    phase2 = [
+        cid for cid, (doc, meta) in killed_rows.items() if "改" in doc or int(Path(meta["file"]).stem[1:]) % 2
+    ]
     assert phase2, "the kill came after the second ingest had written chunks"
     second = {article_key(folder / f"a{i:02d}.md") for i in range(N) if i % 2 or i % 4 == 0}  # new or edited
     assert broken <= second, "only what the second ingest was writing can disagree with its records"
@@ -153,16 +164,29 @@ NEW_Q, NEW_FIGURE = "月光创业园对入驻团队给予多少场租补贴？",
 def _policy(folder, name: str, title: str, sentence: str):
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / name
-    path.write_text(f"---\ntitle: {title}\nsource: 测试日报\ndate: 2023-02-01\n---\n{sentence}\n\n"
-                    "第二条 申请人须与开发区内企业签订三年以上劳动合同。\n", encoding="utf-8")
+    path.write_text(
+        f"---\ntitle: {title}\nsource: 测试日报\ndate: 2023-02-01\n---\n{sentence}\n\n"
+        "第二条 申请人须与开发区内企业签订三年以上劳动合同。\n",
+        encoding="utf-8",
+    )
     return path
 
 
 def _two_corpora(tmp_path):
     """(old, new): the old corpus answers OLD_Q only, the new one NEW_Q only."""
     old, new = tmp_path / "old", tmp_path / "new"
-    _policy(old, "xinghuo.md", "星火人才公寓管理办法", "第一条 星火人才公寓自2023年3月8日起接受申请，每套月租金800元。")
-    _policy(new, "yueguang.md", "月光创业园扶持办法", "第一条 月光创业园对入驻的青年创业团队给予场租补贴每年3万元。")
+    _policy(
+        old,
+        "xinghuo.md",
+        "星火人才公寓管理办法",
+        "第一条 星火人才公寓自2023年3月8日起接受申请，每套月租金800元。",
+    )
+    _policy(
+        new,
+        "yueguang.md",
+        "月光创业园扶持办法",
+        "第一条 月光创业园对入驻的青年创业团队给予场租补贴每年3万元。",
+    )
     for i in range(3):
         write_article(old / f"brief{i}.md", 50 + i, paragraphs=2)
         write_article(new / f"brief{i}.md", 60 + i, paragraphs=2)
@@ -253,8 +277,12 @@ def test_kill_9_mid_rebuild_leaves_a_store_that_answers_and_the_next_ingest_repa
     TalentBot(store=store).ingest([old])
     collections = _collections(TalentBot(store=store))
 
-    proc = subprocess.Popen([sys.executable, "-c", REBUILD_CHILD, str(store), str(new)],
-                            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-c", REBUILD_CHILD, str(store), str(new)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
     watchdog = threading.Timer(240, proc.kill)
     watchdog.start()
     try:

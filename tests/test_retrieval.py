@@ -23,11 +23,14 @@ from talentbot.retrieval import Retriever
 from talentbot.store import Store
 
 
-def write_article(folder: Path, name: str, title: str, body: str, date: str = "2024-01-01",
-                  source: str = "测试来源") -> Path:
+def write_article(
+    folder: Path, name: str, title: str, body: str, date: str = "2024-01-01", source: str = "测试来源"
+) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / name
-    path.write_text(f"---\ntitle: {title}\nsource: {source}\ndate: {date}\n---\n{title}\n\n{body}\n", encoding="utf-8")
+    path.write_text(
+        f"---\ntitle: {title}\nsource: {source}\ndate: {date}\n---\n{title}\n\n{body}\n", encoding="utf-8"
+    )
     return path
 
 
@@ -79,21 +82,26 @@ def _matches(rec, f: Filters) -> bool:
     return ok
 
 
-@pytest.mark.parametrize(("query", "filters"), [
-    ("人才发展促进", Filters(region="河南")),
-    ("人才流动机构", Filters(region="广州")),
-    ("人才流动机构", Filters(region="山西")),
-    ("人才发展促进", Filters(file="henan-rencai-liudong-tiaoli.md")),
-    ("人才流动机构", Filters(source="人民日报")),
-    ("人才流动机构", Filters(date_from="2020-01-01")),
-    ("人才发展促进", Filters(date_to="2005")),
-    ("人才流动机构", Filters(date_from="2020", date_to="2022-12-31")),
-], ids=lambda v: v if isinstance(v, str) else ",".join(f"{k}={x}" for k, x in vars(v).items() if x))
+@pytest.mark.parametrize(
+    ("query", "filters"),
+    [
+        ("人才发展促进", Filters(region="河南")),
+        ("人才流动机构", Filters(region="广州")),
+        ("人才流动机构", Filters(region="山西")),
+        ("人才发展促进", Filters(file="henan-rencai-liudong-tiaoli.md")),
+        ("人才流动机构", Filters(source="人民日报")),
+        ("人才流动机构", Filters(date_from="2020-01-01")),
+        ("人才发展促进", Filters(date_to="2005")),
+        ("人才流动机构", Filters(date_from="2020", date_to="2022-12-31")),
+    ],
+    ids=lambda v: v if isinstance(v, str) else ",".join(f"{k}={x}" for k, x in vars(v).items() if x),
+)
 def test_filters_restrict_results(bot, query, filters):
     manifest = bot.retriever.manifest
     unfiltered = bot.retriever.search(query, k=8)
-    assert any(not _matches(manifest[p.meta["article"]], filters) for p in unfiltered), \
+    assert any(not _matches(manifest[p.meta["article"]], filters) for p in unfiltered), (
         "pick a query whose unfiltered results fall outside the filter"
+    )
     passages = bot.retriever.search(query, k=8, filters=filters)
     assert passages, "the filter matches articles, so passages must come back"
     for p in passages:
@@ -120,10 +128,18 @@ def small_store(tmp_path, fake_embedder) -> tuple[Path, Path]:
     """A store holding two small articles (every TalentBot of the test embeds with FakeEmbedder); returns
     (store, docs folder)."""
     docs = tmp_path / "docs"
-    write_article(docs, "a.md", "甲市人才公寓管理办法",
-                  "第一条 甲市为引进人才提供人才公寓。第二条 人才公寓租金按市场价格的五折收取。")
-    write_article(docs, "b.md", "乙市青年创业扶持办法",
-                  "第一条 乙市设立青年创业引导基金。第二条 对入驻孵化器的青年创业团队给予场租补贴。")
+    write_article(
+        docs,
+        "a.md",
+        "甲市人才公寓管理办法",
+        "第一条 甲市为引进人才提供人才公寓。第二条 人才公寓租金按市场价格的五折收取。",
+    )
+    write_article(
+        docs,
+        "b.md",
+        "乙市青年创业扶持办法",
+        "第一条 乙市设立青年创业引导基金。第二条 对入驻孵化器的青年创业团队给予场租补贴。",
+    )
     store = tmp_path / "store"
     report = TalentBot(store=store).ingest([docs])
     assert report.added == 2
@@ -195,8 +211,12 @@ def test_new_file_is_retrievable_without_restart(small_store, tmp_path):
         assert all(c.file != "c.md" for c in bot.ask(question).citations)
     generation = writer.store.state()["generation"]
     new = tmp_path / "new"
-    write_article(new, "c.md", "丙县高层次人才引进办法",
-                  "第一条 丙县对新引进的博士研究生给予科研启动经费15万元。第二条 经费分三年拨付。")
+    write_article(
+        new,
+        "c.md",
+        "丙县高层次人才引进办法",
+        "第一条 丙县对新引进的博士研究生给予科研启动经费15万元。第二条 经费分三年拨付。",
+    )
     assert writer.ingest([new]).added == 1
     assert writer.store.state()["generation"] == generation + 1
     assert _index_meta(store)["generation"] == generation + 1
@@ -214,7 +234,12 @@ def test_new_file_is_retrievable_without_restart(small_store, tmp_path):
 
 
 # ------------------------------------------------------------------------ fusion arithmetic (fake embedder)
-ANGLES = {"甲": 60, "乙": 40, "丙": 20, "丁": 0}  # a text naming 甲/乙/丙/丁 points at that angle, others at 0
+ANGLES = {
+    "甲": 60,
+    "乙": 40,
+    "丙": 20,
+    "丁": 0,
+}  # a text naming 甲/乙/丙/丁 points at that angle, others at 0
 
 
 def angle_embedder() -> FakeEmbedder:

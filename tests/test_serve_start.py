@@ -27,8 +27,9 @@ URL_LINE = "talentbot chat on"
 
 
 def _serve(args: list[str], store: Path, env: dict[str, str] | None = None, **popen) -> subprocess.Popen:
-    return subprocess.Popen([*CLI, *args, "--store", str(store)], text=True, env={**os.environ, **(env or {})},
-                            **popen)
+    return subprocess.Popen(
+        [*CLI, *args, "--store", str(store)], text=True, env={**os.environ, **(env or {})}, **popen
+    )
 
 
 def _one_line_error(done: subprocess.CompletedProcess) -> str:
@@ -45,22 +46,39 @@ def test_a_port_in_use_is_a_one_line_error_with_exit_code_1(tmp_path):
         taken.bind(("127.0.0.1", 0))
         taken.listen()
         port = taken.getsockname()[1]
-        done = subprocess.run([*CLI, "--port", str(port), "--store", str(tmp_path / "s")], capture_output=True,
-                              text=True, timeout=120, check=False)
+        done = subprocess.run(
+            [*CLI, "--port", str(port), "--store", str(tmp_path / "s")],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
     assert done.returncode == 1, done.stderr
     line = _one_line_error(done)
     assert f"127.0.0.1:{port}" in line
     assert "in use" in line
 
 
-@pytest.mark.parametrize(("host", "says"), [
-    ("bad..host", "is not an address"),  # refused before any name lookup: no network needed
-    ("192.0.2.1", "127.0.0.1"),  # a documentation address (TEST-NET-1): no interface of this machine has it
-])
+@pytest.mark.parametrize(
+    ("host", "says"),
+    [
+        ("bad..host", "is not an address"),  # refused before any name lookup: no network needed
+        (
+            "192.0.2.1",
+            "127.0.0.1",
+        ),  # a documentation address (TEST-NET-1): no interface of this machine has it
+    ],
+)
 def test_an_address_that_cannot_be_bound_is_a_one_line_error_with_exit_code_2(tmp_path, host, says):
     auth = {"TALENTBOT_AUTH_USER": "admin", "TALENTBOT_AUTH_PASSWORD": "a-long-test-password"}  # off loopback
-    done = subprocess.run([*CLI, "--host", host, "--port", str(free_port()), "--store", str(tmp_path / "s")],
-                          capture_output=True, text=True, timeout=120, check=False, env={**os.environ, **auth})
+    done = subprocess.run(
+        [*CLI, "--host", host, "--port", str(free_port()), "--store", str(tmp_path / "s")],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+        env={**os.environ, **auth},
+    )
     assert done.returncode == 2, done.stderr
     line = _one_line_error(done)
     assert host in line

@@ -13,15 +13,30 @@ from talentbot import ConfigError, TalentBot
 
 
 @pytest.mark.slow  # a fresh interpreter per case
-@pytest.mark.parametrize(("env", "args", "named"), [
-    ({"TALENTBOT_K": "0"}, ["ask", "人才公寓有哪些支持方式？"], "TALENTBOT_K=0"),
-    ({"TALENTBOT_FUSION": "bogus"}, ["ask", "人才公寓有哪些支持方式？"], "'rrf', 'lexical' or 'dense'"),
-    ({}, ["serve", "--port", "99999"], "TALENTBOT_PORT=99999"),
-])
+@pytest.mark.parametrize(
+    ("env", "args", "named"),
+    [
+        ({"TALENTBOT_K": "0"}, ["ask", "人才公寓有哪些支持方式？"], "TALENTBOT_K=0"),
+        ({"TALENTBOT_FUSION": "bogus"}, ["ask", "人才公寓有哪些支持方式？"], "'rrf', 'lexical' or 'dense'"),
+        ({}, ["serve", "--port", "99999"], "TALENTBOT_PORT=99999"),
+    ],
+)
 def test_bad_setting_is_one_line_and_exit_code_2(tmp_path, env, args, named):
-    done = subprocess.run([sys.executable, "-c", "from talentbot.cli import main; main()", *args,
-                           "--store", str(tmp_path / "s")], capture_output=True, text=True, timeout=120,
-                          env={**os.environ, **env}, check=False)
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "from talentbot.cli import main; main()",
+            *args,
+            "--store",
+            str(tmp_path / "s"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, **env},
+        check=False,
+    )
     assert done.returncode == 2, done.stderr
     lines = done.stderr.strip().splitlines()
     assert len(lines) == 1, done.stderr

@@ -33,8 +33,19 @@ def norm(text: str) -> str:
 def passage(text: str, question: str, pid: str = "art:0", **meta) -> Passage:
     groups = [TermGroup(1.0, frozenset({t})) for t in dict.fromkeys(tokenize(question))]
     article, _, ordinal = pid.partition(":")
-    p = Passage(id=pid, text=text, meta={"file": "a.md", "title": "某市人才发展办法", "article": article,
-                                         "ordinal": int(ordinal or 0), **meta}, score=1.0, groups=groups)
+    p = Passage(
+        id=pid,
+        text=text,
+        meta={
+            "file": "a.md",
+            "title": "某市人才发展办法",
+            "article": article,
+            "ordinal": int(ordinal or 0),
+            **meta,
+        },
+        score=1.0,
+        groups=groups,
+    )
     p.coverage = coverage(groups, set(tokenize(text)))
     return p
 
@@ -57,22 +68,27 @@ def assert_quoted(a: Answer) -> None:
 
 
 # ------------------------------------------------------------------------------------------ question kinds
-@pytest.mark.parametrize(("question", "kind"), [
-    ("申请补贴的截止日期是哪天？", "date"),
-    ("每人每月能领多少生活补助？", "number"),
-    ("这笔奖励由哪个部门发放？", "who"),
-    ("外地户籍的毕业生能否申请人才公寓？", "yesno"),
-    ("申请时要准备哪些材料？", "list"),
-    ("人才公寓的管理办法是怎么规定的？", "plain"),
-])
+@pytest.mark.parametrize(
+    ("question", "kind"),
+    [
+        ("申请补贴的截止日期是哪天？", "date"),
+        ("每人每月能领多少生活补助？", "number"),
+        ("这笔奖励由哪个部门发放？", "who"),
+        ("外地户籍的毕业生能否申请人才公寓？", "yesno"),
+        ("申请时要准备哪些材料？", "list"),
+        ("人才公寓的管理办法是怎么规定的？", "plain"),
+    ],
+)
 def test_the_kind_of_answer_a_question_wants(question, kind):
     assert question_kind(question) == kind
 
 
 # --------------------------------------------------------------------------------------- direct answers
-HOUSING_RULE = ("第十二条 对新引进的博士研究生，给予一次性安家补贴每人二十万元，分五年发放；"
-                "对新引进的硕士研究生，给予一次性安家补贴每人五万元，分两年发放；"
-                "对新引进的本科毕业生，按照每月一千元的标准发放租房补贴，最长不超过三年。")
+HOUSING_RULE = (
+    "第十二条 对新引进的博士研究生，给予一次性安家补贴每人二十万元，分五年发放；"
+    "对新引进的硕士研究生，给予一次性安家补贴每人五万元，分两年发放；"
+    "对新引进的本科毕业生，按照每月一千元的标准发放租房补贴，最长不超过三年。"
+)
 
 
 def test_a_number_question_leads_with_the_clause_that_holds_the_figure():
@@ -101,8 +117,10 @@ def test_a_date_question_leads_with_the_clause_of_the_event_asked():
 
 
 def test_a_yes_no_question_is_answered_by_the_sentence_that_says_may_not_its_neighbour():
-    text = ("第十五条 人才与用人单位签订的合同中约定了服务期和违约金的，按照合同约定处理。"
-            "合同未作约定，但用人单位为人才支付过进修费用的，用人单位可以要求人才返还部分进修费用。")
+    text = (
+        "第十五条 人才与用人单位签订的合同中约定了服务期和违约金的，按照合同约定处理。"
+        "合同未作约定，但用人单位为人才支付过进修费用的，用人单位可以要求人才返还部分进修费用。"
+    )
     q = "合同里没写违约金，单位替员工出过进修费，员工离职时单位能不能要求返还？"
     a = answer(q, [passage(text, q, label="第十五条")])
     first = a.text.splitlines()[0]
@@ -112,12 +130,27 @@ def test_a_yes_no_question_is_answered_by_the_sentence_that_says_may_not_its_nei
     assert_quoted(a)
 
 
-@pytest.mark.parametrize(("question", "sentence", "name"), [
-    ("园区给哪家公司兑现了研发奖励？", "2022年，园区为星海微电子有限公司兑现研发奖励80万元。", "星海微电子有限公司"),
-    ("本区人才公寓由哪个部门负责分配？", "区人力资源和社会保障局负责本区人才公寓的分配和管理工作。", "区人力资源和社会保障局"),
-    ("全市人才工作由哪个部门主管？", "市委人才工作领导小组办公室是全市人才工作的主管部门，负责统筹协调。", "市委人才工作领导小组办公室"),
-    ("补贴资金由谁审核？", "补贴资金由区财政局和区科技局共同审核。", "区财政局"),
-])
+@pytest.mark.parametrize(
+    ("question", "sentence", "name"),
+    [
+        (
+            "园区给哪家公司兑现了研发奖励？",
+            "2022年，园区为星海微电子有限公司兑现研发奖励80万元。",
+            "星海微电子有限公司",
+        ),
+        (
+            "本区人才公寓由哪个部门负责分配？",
+            "区人力资源和社会保障局负责本区人才公寓的分配和管理工作。",
+            "区人力资源和社会保障局",
+        ),
+        (
+            "全市人才工作由哪个部门主管？",
+            "市委人才工作领导小组办公室是全市人才工作的主管部门，负责统筹协调。",
+            "市委人才工作领导小组办公室",
+        ),
+        ("补贴资金由谁审核？", "补贴资金由区财政局和区科技局共同审核。", "区财政局"),
+    ],
+)
 def test_the_organisation_asked_for_is_named(question, sentence, name):
     assert organisation(question, sentence) == name
 
@@ -164,8 +197,13 @@ def test_a_list_running_over_two_chunks_is_quoted_whole_each_item_cited():
     lines = full.text.splitlines()
     assert lines[0] == "据《某市人才发展办法》第九条：申请人才公寓应当提交下列材料：[1]"
     items = lines[1:]
-    assert [MARKER.sub("", x) for x in items] == ["（一）申请表；", "（二）身份证明；", "（三）劳动合同；",
-                                                 "（四）社会保险缴纳证明；", "（五）学历学位证书。"]
+    assert [MARKER.sub("", x) for x in items] == [
+        "（一）申请表；",
+        "（二）身份证明；",
+        "（三）劳动合同；",
+        "（四）社会保险缴纳证明；",
+        "（五）学历学位证书。",
+    ]
     assert items[-1].endswith("[2]")  # the last items are cited from the chunk that holds them
     assert [c.id for c in full.citations] == ["art:3", "art:4"]
     assert full.citations[0].quote == MATERIALS_A.removeprefix("第九条 ")  # the items are one run again
@@ -182,13 +220,18 @@ def test_a_list_item_cut_between_chunks_is_quoted_in_its_two_pieces():
     b = passage("人才引进和培养；（二）建设人才公寓。", q, "art:2", label="第七条")
     pieces = enumeration([a, b], a.text)
     assert [(x.passage.id, x.text) for x in pieces] == [
-        ("art:1", "第七条 市人民政府采取下列措施："), ("art:1", "（一）设立人才发展专项资金，用于"),
-        ("art:2", "人才引进和培养；"), ("art:2", "（二）建设人才公寓。")]
+        ("art:1", "第七条 市人民政府采取下列措施："),
+        ("art:1", "（一）设立人才发展专项资金，用于"),
+        ("art:2", "人才引进和培养；"),
+        ("art:2", "（二）建设人才公寓。"),
+    ]
 
 
 def test_a_news_list_of_first_second_third_is_quoted_whole():
-    text = ("园区出台三项举措：一是设立人才专项资金；二是建设人才公寓。"
-            "三是开通子女入学绿色通道。此外，园区还将举办招聘会。")
+    text = (
+        "园区出台三项举措：一是设立人才专项资金；二是建设人才公寓。"
+        "三是开通子女入学绿色通道。此外，园区还将举办招聘会。"
+    )
     q = "园区出台了哪些举措？"
     a = answer(q, [passage(text, q, label="多措并举")])
     lines = [MARKER.sub("", x) for x in a.text.splitlines()]
@@ -204,12 +247,18 @@ def test_a_sentence_outside_any_list_is_not_made_one():
 
 
 # ----------------------------------------------------------------------------------- multi-part questions
-@pytest.mark.parametrize(("question", "labels"), [
-    ("天津和重庆对人才公寓租金的补贴分别是多少？", ["天津", "重庆"]),
-    ("苏州、无锡和常州的人才新政哪个发布得更早？", ["苏州", "无锡", "常州"]),
-    ("《甲市人才安居办法》与《乙市人才安居办法》对租房补贴的规定有何不同？", ["《甲市人才安居办法》", "《乙市人才安居办法》"]),
-    ("成都的人才公寓由哪个部门管理？西安的人才公寓由哪个部门管理？", ["成都", "西安"]),
-])
+@pytest.mark.parametrize(
+    ("question", "labels"),
+    [
+        ("天津和重庆对人才公寓租金的补贴分别是多少？", ["天津", "重庆"]),
+        ("苏州、无锡和常州的人才新政哪个发布得更早？", ["苏州", "无锡", "常州"]),
+        (
+            "《甲市人才安居办法》与《乙市人才安居办法》对租房补贴的规定有何不同？",
+            ["《甲市人才安居办法》", "《乙市人才安居办法》"],
+        ),
+        ("成都的人才公寓由哪个部门管理？西安的人才公寓由哪个部门管理？", ["成都", "西安"]),
+    ],
+)
 def test_a_multi_part_question_splits_into_one_question_per_place_or_title(question, labels):
     parts = split_parts(question)
     assert [p.label for p in parts] == labels
@@ -219,12 +268,15 @@ def test_a_multi_part_question_splits_into_one_question_per_place_or_title(quest
         assert "分别" not in p.question
 
 
-@pytest.mark.parametrize("question", [
-    "浙江杭州对引进博士给多少补贴？",  # a city and its province: one place
-    "苏州给博士多少补贴？无锡呢？",  # the second asks nothing by itself: not split by sentence
-    "在上海工作的江苏籍人才能申请什么？",  # two places, neither joined nor compared
-    "What are the housing subsidies in Beijing and Shanghai?",  # English questions are not split
-])
+@pytest.mark.parametrize(
+    "question",
+    [
+        "浙江杭州对引进博士给多少补贴？",  # a city and its province: one place
+        "苏州给博士多少补贴？无锡呢？",  # the second asks nothing by itself: not split by sentence
+        "在上海工作的江苏籍人才能申请什么？",  # two places, neither joined nor compared
+        "What are the housing subsidies in Beijing and Shanghai?",  # English questions are not split
+    ],
+)
 def test_a_question_about_one_thing_is_not_split(question):
     assert split_parts(question) == []
 
@@ -239,7 +291,10 @@ def _quotes(text: str) -> list[Quote]:
 
 
 def test_the_comparison_is_computed_from_the_quoted_figures():
-    later = [("天津", _quotes("本条例自2021年5月1日起施行")), ("重庆", _quotes("本条例自2019年10月1日起施行"))]
+    later = [
+        ("天津", _quotes("本条例自2021年5月1日起施行")),
+        ("重庆", _quotes("本条例自2019年10月1日起施行")),
+    ]
     assert comparison("哪个施行得更早？", later) == "比较：重庆（2019年10月1日）早于天津（2021年5月1日）。"
     assert comparison("哪个施行得更晚？", later) == "比较：天津（2021年5月1日）晚于重庆（2019年10月1日）。"
     money = [("甲区", _quotes("每月补贴两千元")), ("乙区", _quotes("每月补贴3000元"))]
@@ -256,8 +311,13 @@ def test_the_comparison_is_computed_from_the_quoted_figures():
 def test_a_part_the_documents_lack_is_refused_by_name_the_other_answered():
     q = "天津和重庆的人才条例哪一部施行得更早？"
     parts = split_parts(q)
-    tianjin = passage("第六十条 本条例自2021年5月1日起施行。", parts[0].question, "tj:60", title="天津市人才发展条例",
-                      label="第六十条")
+    tianjin = passage(
+        "第六十条 本条例自2021年5月1日起施行。",
+        parts[0].question,
+        "tj:60",
+        title="天津市人才发展条例",
+        label="第六十条",
+    )
     results = [PartResult(parts[0], [tianjin]), PartResult(parts[1], [], "资料中没有关于重庆的内容。")]
     events = list(parts_events(q, results, 0.3))
     a = final_answer(events)
@@ -269,7 +329,9 @@ def test_a_part_the_documents_lack_is_refused_by_name_the_other_answered():
     assert len(lines) == 2  # one answered part: nothing to compare
     assert [p["label"] for p in a.parts] == ["天津", "重庆"]
     assert a.parts[1]["n"] is None
-    nobody = final_answer(parts_events(q, [PartResult(p, [], f"资料中没有关于{p.label}的内容。") for p in parts], 0.3))
+    nobody = final_answer(
+        parts_events(q, [PartResult(p, [], f"资料中没有关于{p.label}的内容。") for p in parts], 0.3)
+    )
     assert nobody is not None
     assert nobody.no_answer
     assert "天津" in nobody.text
@@ -279,10 +341,20 @@ def test_a_part_the_documents_lack_is_refused_by_name_the_other_answered():
 def test_both_parts_answered_from_their_own_documents_with_the_comparison():
     q = "天津和重庆的人才条例哪一部施行得更早？"
     parts = split_parts(q)
-    tj = passage("第六十条 本条例自2021年5月1日起施行。", parts[0].question, "tj:60", title="天津市人才发展条例",
-                 label="第六十条")
-    cq = passage("第五十条 本条例自2019年10月1日起施行。", parts[1].question, "cq:50", title="重庆市人才发展条例",
-                 label="第五十条")
+    tj = passage(
+        "第六十条 本条例自2021年5月1日起施行。",
+        parts[0].question,
+        "tj:60",
+        title="天津市人才发展条例",
+        label="第六十条",
+    )
+    cq = passage(
+        "第五十条 本条例自2019年10月1日起施行。",
+        parts[1].question,
+        "cq:50",
+        title="重庆市人才发展条例",
+        label="第五十条",
+    )
     a = final_answer(parts_events(q, [PartResult(parts[0], [tj]), PartResult(parts[1], [cq])], 0.3))
     assert a is not None
     lines = a.text.splitlines()
@@ -301,16 +373,25 @@ def _cite(n: int) -> Citation:
 
 
 def test_the_bubble_shows_the_figure_in_bold_lists_as_lists_and_parts_as_a_table():
-    a = Answer("天津：据《甲》第六条：补贴每人五万元[1]\n据《乙》第九条：应当提交下列材料：[2]\n（一）申请表；[2]\n"
-               "（二）身份证明。[2]\n重庆：资料中没有关于重庆的内容。", False, [_cite(1), _cite(2)],
-               highlights=["五万元"], parts=[{"label": "天津", "answer": "补贴每人五万元", "n": 1},
-                                            {"label": "重庆", "answer": "资料中没有关于重庆的内容。", "n": None}])
+    a = Answer(
+        "天津：据《甲》第六条：补贴每人五万元[1]\n据《乙》第九条：应当提交下列材料：[2]\n（一）申请表；[2]\n"
+        "（二）身份证明。[2]\n重庆：资料中没有关于重庆的内容。",
+        False,
+        [_cite(1), _cite(2)],
+        highlights=["五万元"],
+        parts=[
+            {"label": "天津", "answer": "补贴每人五万元", "n": 1},
+            {"label": "重庆", "answer": "资料中没有关于重庆的内容。", "n": None},
+        ],
+    )
     md = answer_markdown(a, 2)
     html = MarkdownIt("commonmark").enable("table").render(md)
     assert "<strong>五万元</strong>" in html
     assert re.search(r"<ul>\s*<li>（一）申请表；<a href=\"#cite-2-2\">\[2\]</a></li>\s*<li>（二）", html)
     assert "<table>" in html
-    assert re.search(r"<td>天津</td>\s*<td>补贴每人五万元</td>\s*<td><a href=\"#cite-2-1\">\[1\]</a></td>", html)
+    assert re.search(
+        r"<td>天津</td>\s*<td>补贴每人五万元</td>\s*<td><a href=\"#cite-2-1\">\[1\]</a></td>", html
+    )
     assert redisplay(md) == md  # the history a client sends back shows the same
 
 
@@ -324,8 +405,8 @@ def test_a_one_part_answer_has_no_table():
 def _article(file: str, label: str) -> str:
     text = (CORPUS / file).read_text(encoding="utf-8")
     start = text.index(label + " ")
-    nxt = re.search(r"\n第[一二三四五六七八九十百]+条 ", text[start + 1:])
-    return text[start: start + 1 + nxt.start()] if nxt else text[start:]
+    nxt = re.search(r"\n第[一二三四五六七八九十百]+条 ", text[start + 1 :])
+    return text[start : start + 1 + nxt.start()] if nxt else text[start:]
 
 
 def _items(article: str) -> list[str]:
@@ -343,10 +424,13 @@ def test_the_staff_figure_leads_instead_of_the_whole_article(corpus_bot):
     assert _items(article)[-1] not in a.text  # not the whole of 第六条
 
 
-@pytest.mark.parametrize(("question", "file", "label"), [
-    ("北京招聘单位不得聘用哪些人员？", "beijing-rencai-shichang-guanli-tiaoli.md", "第二十条"),
-    ("山东对青年人才有哪些扶持措施？", "shandong-rencai-fazhan-cujin-tiaoli.md", "第十九条"),
-])
+@pytest.mark.parametrize(
+    ("question", "file", "label"),
+    [
+        ("北京招聘单位不得聘用哪些人员？", "beijing-rencai-shichang-guanli-tiaoli.md", "第二十条"),
+        ("山东对青年人才有哪些扶持措施？", "shandong-rencai-fazhan-cujin-tiaoli.md", "第十九条"),
+    ],
+)
 def test_a_list_over_several_chunks_is_answered_whole(corpus_bot, question, file, label):
     items = _items(_article(file, label))
     assert len(items) >= 5
@@ -361,8 +445,13 @@ def test_two_regulations_each_answer_their_own_part(corpus_bot):
     a = corpus_bot.ask("河南人才流动条例和山东人才发展促进条例分别自何时起施行？")
     assert not a.no_answer
     lines = a.text.splitlines()
-    for prefix, file in (("河南：", "henan-rencai-liudong-tiaoli.md"), ("山东：", "shandong-rencai-fazhan-cujin-tiaoli.md")):
-        effective = re.search(r"本条例自(\d{4}年\d{1,2}月\d{1,2}日)起施行", (CORPUS / file).read_text(encoding="utf-8"))
+    for prefix, file in (
+        ("河南：", "henan-rencai-liudong-tiaoli.md"),
+        ("山东：", "shandong-rencai-fazhan-cujin-tiaoli.md"),
+    ):
+        effective = re.search(
+            r"本条例自(\d{4}年\d{1,2}月\d{1,2}日)起施行", (CORPUS / file).read_text(encoding="utf-8")
+        )
         assert effective
         line = next(x for x in lines if x.startswith(prefix))
         assert effective.group(1) in line

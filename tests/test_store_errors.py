@@ -68,7 +68,9 @@ def test_other_chroma_errors_are_store_failures_and_validation_errors_are_not(ep
 
 def test_a_stopped_embedded_chroma_is_told_apart(tmp_path):
     path = str(tmp_path / "store")
-    col = chromadb.PersistentClient(path=path, settings=_chroma()).create_collection(_name(), embedding_function=None)
+    col = chromadb.PersistentClient(path=path, settings=_chroma()).create_collection(
+        _name(), embedding_function=None
+    )
     _release_embedded(path)  # what Store.failure does after a failure
     stopped = _raised(lambda: col.count())
     assert isinstance(stopped, AttributeError)
@@ -81,7 +83,10 @@ def test_a_damaged_sqlite_file_is_damaged(tmp_path, damage):
     path = tmp_path / "store"
     client = chromadb.PersistentClient(path=str(path), settings=_chroma())
     client.create_collection(_name(), embedding_function=None).add(
-        ids=[str(i) for i in range(200)], embeddings=[[float(i), 1.0] for i in range(200)], documents=["x" * 200] * 200)
+        ids=[str(i) for i in range(200)],
+        embeddings=[[float(i), 1.0] for i in range(200)],
+        documents=["x" * 200] * 200,
+    )
     _release_embedded(str(path))
     db = path / SQLITE_FILE
     if damage == "garbage":
@@ -96,19 +101,27 @@ def test_a_damaged_sqlite_file_is_damaged(tmp_path, damage):
         open_client(Settings(store=path))
 
 
-@pytest.mark.parametrize(("text", "kind"), [
-    # as chromadb 1.5.9 words them (reproduced on a real full tmpfs and a read-only remount)
-    ("Query error: Database error: error returned from database: (code: 13) database or disk is full",
-     Failure.NO_SPACE),
-    ("error returned from database: (code: 8) attempt to write a readonly database", Failure.READ_ONLY),
-    ("Read-only file system (os error 30)", Failure.READ_ONLY),
-    ("Permission denied (os error 13)", Failure.DENIED),
-    ("Error executing plan: Internal error: error returned from database: (code: 11) database disk image is "
-     "malformed", Failure.DAMAGED),
-    ("Missing field: [Missing metadata segment]", Failure.GONE),
-    ("error returned from database: (code: 5) database is locked", Failure.OTHER),
-    ("something else", Failure.OTHER),
-])
+@pytest.mark.parametrize(
+    ("text", "kind"),
+    [
+        # as chromadb 1.5.9 words them (reproduced on a real full tmpfs and a read-only remount)
+        (
+            "Query error: Database error: error returned from database: (code: 13) database or disk is full",
+            Failure.NO_SPACE,
+        ),
+        ("error returned from database: (code: 8) attempt to write a readonly database", Failure.READ_ONLY),
+        ("Read-only file system (os error 30)", Failure.READ_ONLY),
+        ("Permission denied (os error 13)", Failure.DENIED),
+        (
+            "Error executing plan: Internal error: error returned from database: (code: 11) database disk image is "
+            "malformed",
+            Failure.DAMAGED,
+        ),
+        ("Missing field: [Missing metadata segment]", Failure.GONE),
+        ("error returned from database: (code: 5) database is locked", Failure.OTHER),
+        ("something else", Failure.OTHER),
+    ],
+)
 def test_the_codes_in_chromas_internal_errors(text, kind):
     assert classify(InternalError(text)) is kind
 
@@ -161,7 +174,9 @@ def test_a_server_that_is_not_listening_cannot_be_reached(tmp_path):
     assert isinstance(e, ValueError)  # chromadb wraps httpx's ConnectError
     assert classify(e) is Failure.UNREACHABLE
     assert classify(_raised(lambda: httpx.get(f"http://127.0.0.1:{port}/"))) is Failure.UNREACHABLE
-    with pytest.raises(StoreError, match=r"cannot reach the Chroma server at http://127\.0\.0\.1:\d+.*chroma run"):
+    with pytest.raises(
+        StoreError, match=r"cannot reach the Chroma server at http://127\.0\.0\.1:\d+.*chroma run"
+    ):
         open_client(Settings(store=tmp_path, chroma_url=f"http://127.0.0.1:{port}"))
 
 
@@ -175,12 +190,16 @@ def test_a_server_that_never_answers_times_out():
     assert classify(e) is Failure.UNREACHABLE
 
 
-@pytest.mark.parametrize(("status", "kind"), [(502, Failure.UNREACHABLE), (504, Failure.UNREACHABLE),
-                                              (403, Failure.DENIED), (404, Failure.OTHER)])
+@pytest.mark.parametrize(
+    ("status", "kind"),
+    [(502, Failure.UNREACHABLE), (504, Failure.UNREACHABLE), (403, Failure.DENIED), (404, Failure.OTHER)],
+)
 def test_a_proxy_error_page_is_classified_by_its_status(replying, status, kind):
     url = replying(status, b"<html>proxy page</html>")
     response = httpx.get(url)
-    untyped = _raised(lambda: BaseHTTPClient._raise_chroma_error(response))  # as chromadb raises it mid-session
+    untyped = _raised(
+        lambda: BaseHTTPClient._raise_chroma_error(response)
+    )  # as chromadb raises it mid-session
     assert type(untyped) is Exception
     assert untyped_http(untyped)
     assert classify(untyped) is kind
@@ -205,9 +224,13 @@ def test_the_server_messages_name_what_to_do(tmp_path, replying, ephemeral_clien
     lost = store.failure(_raised(lambda: BaseHTTPClient._raise_chroma_error(response)), "reading passages")
     assert str(lost).startswith(f"lost the Chroma server at {url} while reading passages")
     assert "chroma run" in str(lost)
-    other = store.failure(InternalError("Collection expecting embedding with dimension of 2, got 3"), "writing")
-    assert str(other) == f"the Chroma server at {url} failed while writing: Collection expecting embedding with " \
-                         "dimension of 2, got 3"
+    other = store.failure(
+        InternalError("Collection expecting embedding with dimension of 2, got 3"), "writing"
+    )
+    assert (
+        str(other) == f"the Chroma server at {url} failed while writing: Collection expecting embedding with "
+        "dimension of 2, got 3"
+    )
 
 
 # ------------------------------------------------------------------------------------- sqlite3 and the OS
@@ -252,14 +275,20 @@ def test_os_errors_by_their_errno(tmp_path):
 
 def test_the_embedded_messages_name_what_to_do(tmp_path, ephemeral_client):
     store = Store(Settings(store=tmp_path), client=ephemeral_client)
-    read_only = store.failure(InternalError("error returned from database: (code: 8) attempt to write a readonly "
-                                            "database"), "writing passages")
-    assert str(read_only).startswith(f"the vector store at {tmp_path} is on a read-only file system, so writing")
+    read_only = store.failure(
+        InternalError("error returned from database: (code: 8) attempt to write a readonly database"),
+        "writing passages",
+    )
+    assert str(read_only).startswith(
+        f"the vector store at {tmp_path} is on a read-only file system, so writing"
+    )
     assert not isinstance(read_only, StoreCorruptError)
     full = store.failure(OSError(errno.ENOSPC, "No space left on device"), "writing passages")
     assert "is full" in str(full)
     assert "talentbot ingest" in str(full)
-    malformed = store.failure(InternalError("(code: 11) database disk image is malformed"), "reading passages")
+    malformed = store.failure(
+        InternalError("(code: 11) database disk image is malformed"), "reading passages"
+    )
     assert isinstance(malformed, StoreCorruptError)
     assert "talentbot ingest --rebuild" in str(malformed)
 
@@ -291,7 +320,9 @@ def test_the_read_only_view_says_a_missing_collection_as_chroma_does(tmp_path):
     from talentbot.store_readonly import readonly_client
 
     path = tmp_path / "store"
-    chromadb.PersistentClient(path=str(path), settings=_chroma()).create_collection(_name(), embedding_function=None)
+    chromadb.PersistentClient(path=str(path), settings=_chroma()).create_collection(
+        _name(), embedding_function=None
+    )
     _release_embedded(str(path))
     view = readonly_client(path)
     assert view is not None

@@ -14,7 +14,12 @@ from talentbot.loaders import load
 from talentbot.tables import is_row, parse_row, row_line, table_lines
 
 HEADERS = ["人才类别", "安家补贴", "发放方式"]
-ROWS = [HEADERS, ["A类", "100万元", "分五年发放"], ["B类", "60万元", "分五年发放"], ["C类", "30万元", "分三年发放"]]
+ROWS = [
+    HEADERS,
+    ["A类", "100万元", "分五年发放"],
+    ["B类", "60万元", "分五年发放"],
+    ["C类", "30万元", "分三年发放"],
+]
 MARK = re.compile(r"\[\d+\]")
 
 
@@ -39,16 +44,22 @@ def test_every_row_carries_the_title_and_its_headers():
 
 
 def test_merged_cells_repeated_headers_and_sections():
-    lines = table_lines([
-        HEADERS,
-        ["一、顶尖人才", None, None],  # a section row: joins the title of the rows under it
-        ["A类", "100万元", "分五年\n发放"],  # a wrapped cell
-        [None, "另给予科研经费。", None],  # cells merged down from the row above (pdfplumber gives None)
-        HEADERS,  # the header repeated on the next page
-        ["B类", "60万元；一次性", "一次发放"],
-    ], title="表2")
+    lines = table_lines(
+        [
+            HEADERS,
+            ["一、顶尖人才", None, None],  # a section row: joins the title of the rows under it
+            ["A类", "100万元", "分五年\n发放"],  # a wrapped cell
+            [None, "另给予科研经费。", None],  # cells merged down from the row above (pdfplumber gives None)
+            HEADERS,  # the header repeated on the next page
+            ["B类", "60万元；一次性", "一次发放"],
+        ],
+        title="表2",
+    )
     rows = [parse_row(ln) for ln in lines if is_row(ln)]
-    assert rows[0] == ("表2·一、顶尖人才", [("人才类别", "A类"), ("安家补贴", "100万元"), ("发放方式", "分五年发放")])
+    assert rows[0] == (
+        "表2·一、顶尖人才",
+        [("人才类别", "A类"), ("安家补贴", "100万元"), ("发放方式", "分五年发放")],
+    )
     assert rows[1][1] == [("人才类别", "A类"), ("安家补贴", "另给予科研经费"), ("发放方式", "分五年发放")]
     assert rows[2][1][1] == ("安家补贴", "60万元，一次性")  # no ；inside a value: the row stays parseable
     assert len(rows) == 3
@@ -59,8 +70,11 @@ def test_a_row_is_one_chunk_even_when_longer_than_the_chunk_size():
 
     long_value = "须在本市连续缴纳社会保险满三年且无违法记录" * 6
     row = row_line("申报条件", [("类别", "C类"), ("条件", long_value)])
-    article = Article(path=__import__("pathlib").Path("t.md"), title="细则",
-                      pages=[(None, f"第一段说明申报的要求。\n{row}\n表后的说明文字。")])
+    article = Article(
+        path=__import__("pathlib").Path("t.md"),
+        title="细则",
+        pages=[(None, f"第一段说明申报的要求。\n{row}\n表后的说明文字。")],
+    )
     chunks = chunk_article(article, size=60, overlap=20)
     assert row in [c.text for c in chunks]
     assert len(row) > 60
@@ -69,8 +83,14 @@ def test_a_row_is_one_chunk_even_when_longer_than_the_chunk_size():
 
 # ------------------------------------------------------------------------------------------ loaders
 def test_pdf_table_rows_keep_headers_title_page_and_the_text_around(tmp_path):
-    path = table_pdf(tmp_path / "细则.pdf", "甲市高层次人才安家补贴实施细则", ["第一条 为吸引人才，制定本细则。"],
-                     "表1 高层次人才安家补贴标准", ROWS, ["第三条 本细则自发布之日起施行。"])
+    path = table_pdf(
+        tmp_path / "细则.pdf",
+        "甲市高层次人才安家补贴实施细则",
+        ["第一条 为吸引人才，制定本细则。"],
+        "表1 高层次人才安家补贴标准",
+        ROWS,
+        ["第三条 本细则自发布之日起施行。"],
+    )
     a = load(path)
     assert a.pages[0][0] == 1
     title, pairs = parse_row(_row_of(a.text, "C类"))
@@ -82,9 +102,19 @@ def test_pdf_table_rows_keep_headers_title_page_and_the_text_around(tmp_path):
 
 
 def test_docx_table_rows_merged_category_and_caption(tmp_path):
-    rows = [HEADERS, ["A类", "100万元", "分五年发放"], ["B类", "60万元", "分五年发放"], ["C类", "30万元", "分三年发放"]]
-    path = table_docx(tmp_path / "办法.docx", ["乙市人才补贴办法", "补贴标准见下表。"], "表1 安家补贴标准", rows,
-                      merge_down=(2, 1, 2))
+    rows = [
+        HEADERS,
+        ["A类", "100万元", "分五年发放"],
+        ["B类", "60万元", "分五年发放"],
+        ["C类", "30万元", "分三年发放"],
+    ]
+    path = table_docx(
+        tmp_path / "办法.docx",
+        ["乙市人才补贴办法", "补贴标准见下表。"],
+        "表1 安家补贴标准",
+        rows,
+        merge_down=(2, 1, 2),
+    )
     a = load(path)
     for category, cells in (("A类", rows[1]), ("B类", rows[2]), ("C类", rows[3])):
         title, pairs = parse_row(_row_of(a.text, category))
@@ -94,15 +124,25 @@ def test_docx_table_rows_merged_category_and_caption(tmp_path):
 
 
 def test_xlsx_sheets_numbers_and_percentages(tmp_path):
-    path = sheet_xlsx(tmp_path / "一览表.xlsx", {
-        "Sheet1": [["丙市人才补贴一览表"], ["人才类别", "安家补贴（元）", "个税奖励比例"], ["A类", 1000000, 0.5],
-                   ["C类", 300000, 0.2]],
-        "租房补贴": [["人才类别", "每月补贴"], ["C类", "3000元"]],
-    })
+    path = sheet_xlsx(
+        tmp_path / "一览表.xlsx",
+        {
+            "Sheet1": [
+                ["丙市人才补贴一览表"],
+                ["人才类别", "安家补贴（元）", "个税奖励比例"],
+                ["A类", 1000000, 0.5],
+                ["C类", 300000, 0.2],
+            ],
+            "租房补贴": [["人才类别", "每月补贴"], ["C类", "3000元"]],
+        },
+    )
     a = load(path)
     assert a.title == "丙市人才补贴一览表"
     rows = [parse_row(ln) for ln in a.text.split("\n") if is_row(ln)]
-    assert ("丙市人才补贴一览表", [("人才类别", "C类"), ("安家补贴（元）", "300000"), ("个税奖励比例", "20%")]) in rows
+    assert (
+        "丙市人才补贴一览表",
+        [("人才类别", "C类"), ("安家补贴（元）", "300000"), ("个税奖励比例", "20%")],
+    ) in rows
     assert ("租房补贴", [("人才类别", "C类"), ("每月补贴", "3000元")]) in rows
 
 
@@ -129,13 +169,38 @@ def test_a_spreadsheet_over_the_row_cap_is_refused_with_the_setting(tmp_path):
 def table_bot(tmp_path, monkeypatch, fake_embedder, ephemeral_client):
     docs = tmp_path / "docs"
     docs.mkdir()
-    table_pdf(docs / "jia.pdf", "甲市高层次人才安家补贴实施细则", ["第一条 为吸引高层次人才，制定本细则。"],
-              "表1 甲市高层次人才安家补贴标准", ROWS, ["第三条 本细则自发布之日起施行。"])
-    table_docx(docs / "yi.docx", ["乙县青年人才生活补贴办法", "生活补贴标准见下表。"], "表1 乙县青年人才生活补贴标准",
-               [["学历", "生活补贴", "补贴期限"], ["博士研究生", "每月5000元", "三年"], ["硕士研究生", "每月3000元", "三年"]])
-    sheet_xlsx(docs / "bing.xlsx", {"Sheet1": [["丙市人才租房补贴一览表"], ["人才层次", "租房补贴"],
-                                               ["领军人才", "每月8000元"], ["骨干人才", "每月2500元"]]})
-    (docs / "ding.csv").write_text("丁区购房补贴标准\n人才等级,购房补贴\n一级,80万元\n二级,40万元\n", encoding="utf-8")
+    table_pdf(
+        docs / "jia.pdf",
+        "甲市高层次人才安家补贴实施细则",
+        ["第一条 为吸引高层次人才，制定本细则。"],
+        "表1 甲市高层次人才安家补贴标准",
+        ROWS,
+        ["第三条 本细则自发布之日起施行。"],
+    )
+    table_docx(
+        docs / "yi.docx",
+        ["乙县青年人才生活补贴办法", "生活补贴标准见下表。"],
+        "表1 乙县青年人才生活补贴标准",
+        [
+            ["学历", "生活补贴", "补贴期限"],
+            ["博士研究生", "每月5000元", "三年"],
+            ["硕士研究生", "每月3000元", "三年"],
+        ],
+    )
+    sheet_xlsx(
+        docs / "bing.xlsx",
+        {
+            "Sheet1": [
+                ["丙市人才租房补贴一览表"],
+                ["人才层次", "租房补贴"],
+                ["领军人才", "每月8000元"],
+                ["骨干人才", "每月2500元"],
+            ]
+        },
+    )
+    (docs / "ding.csv").write_text(
+        "丁区购房补贴标准\n人才等级,购房补贴\n一级,80万元\n二级,40万元\n", encoding="utf-8"
+    )
     bot, report = bot_over(docs, tmp_path / "store", monkeypatch, ephemeral_client)
     assert report.added == 4, report.failed
     return bot
@@ -172,7 +237,9 @@ def test_an_answer_quotes_the_whole_row(table_bot, question, file, row_has, figu
     assert figure in answer.text
 
 
-def test_a_spreadsheet_uploaded_in_the_chat_is_indexed_and_its_row_answered(tmp_path, monkeypatch, fake_embedder):
+def test_a_spreadsheet_uploaded_in_the_chat_is_indexed_and_its_row_answered(
+    tmp_path, monkeypatch, fake_embedder
+):
     """The chat's upload takes the new formats too: a .csv table sent through the Gradio API is ingested and
     the row that answers is quoted whole and cited."""
     from gradio_client import Client, handle_file
@@ -183,9 +250,16 @@ def test_a_spreadsheet_uploaded_in_the_chat_is_indexed_and_its_row_answered(tmp_
 
     monkeypatch.setenv("GRADIO_TEMP_DIR", str(tmp_path / "gradio"))
     csv = tmp_path / "戊区人才补贴.csv"
-    csv.write_text("人才类别,安家补贴,发放方式\nA类人才,80万元,分五年发放\nB类人才,50万元,分三年发放\n", encoding="utf-8")
-    bot = TalentBot(store=tmp_path / "store", corpus=tmp_path / "corpus", port=free_port(), allow_upload=True,
-                    fusion="lexical")
+    csv.write_text(
+        "人才类别,安家补贴,发放方式\nA类人才,80万元,分五年发放\nB类人才,50万元,分三年发放\n", encoding="utf-8"
+    )
+    bot = TalentBot(
+        store=tmp_path / "store",
+        corpus=tmp_path / "corpus",
+        port=free_port(),
+        allow_upload=True,
+        fusion="lexical",
+    )
     srv = launch(bot, block=False)
     try:
         c = Client(srv.url, verbose=False)

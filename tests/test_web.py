@@ -66,9 +66,19 @@ def rendered(markdown: str) -> str:
 
 
 def cite(n: int = 1, **kw) -> Citation:
-    base = dict(n=n, title="山西开发区人才政策", source="人民日报客户端", date="2024-03-28", path="/c/a.txt",
-                text="其中,公司成立技术中心。2023年,开发区兑现奖励资金40万元。此后继续支持。", score=1.0,
-                file="a.txt", label="第三条", page=2, quote="2023年,开发区兑现奖励资金40万元。")
+    base = dict(
+        n=n,
+        title="山西开发区人才政策",
+        source="人民日报客户端",
+        date="2024-03-28",
+        path="/c/a.txt",
+        text="其中,公司成立技术中心。2023年,开发区兑现奖励资金40万元。此后继续支持。",
+        score=1.0,
+        file="a.txt",
+        label="第三条",
+        page=2,
+        quote="2023年,开发区兑现奖励资金40万元。",
+    )
     base.update(kw)
     return Citation(**base)
 
@@ -88,8 +98,15 @@ def raw_get(url: str, path: str, headers: dict | None = None) -> tuple[int, dict
         conn.close()
 
 
-def ask(client: Client, question: str, history=None, region: str = ALL, source: str = ALL,
-        date_from: str = "", date_to: str = ""):
+def ask(
+    client: Client,
+    question: str,
+    history=None,
+    region: str = ALL,
+    source: str = ALL,
+    date_from: str = "",
+    date_to: str = "",
+):
     return client.predict(question, history or [], region, source, date_from, date_to, api_name="/chat")
 
 
@@ -116,8 +133,13 @@ def client(server):
 
 # ------------------------------------------------------------------------------ UI functions, directly
 def test_sources_html_escapes_everything_and_highlights_the_quote():
-    c = cite(title=HOSTILE, source='"><svg onload=alert(4)>', text=f"前文{HOSTILE}。2023年,开发区兑现奖励资金40万元。",
-             label="<b>第三条</b>", file="x.txt")
+    c = cite(
+        title=HOSTILE,
+        source='"><svg onload=alert(4)>',
+        text=f"前文{HOSTILE}。2023年,开发区兑现奖励资金40万元。",
+        label="<b>第三条</b>",
+        file="x.txt",
+    )
     out = sources_html(Answer("40万元[1]", False, [c]), turn=3)
     parsed = _Tags(out)
     assert {t for t, _ in parsed.tags} <= {"div", "br", "mark"}, parsed.tags
@@ -145,8 +167,10 @@ def test_sources_html_card_per_citation_and_empty_states():
 
 
 def test_md_safe_kills_images_and_raw_html_but_keeps_markdown():
-    hostile = (f"**粗体** 与列表\n\n- 一\n- 二\n\n![track](http://evil.example/p.png) ![r][1]\n\n[1]: http://evil.example/q.png\n\n"
-               f"{HOSTILE}<iframe src=//evil.example></iframe>")
+    hostile = (
+        f"**粗体** 与列表\n\n- 一\n- 二\n\n![track](http://evil.example/p.png) ![r][1]\n\n[1]: http://evil.example/q.png\n\n"
+        f"{HOSTILE}<iframe src=//evil.example></iframe>"
+    )
     html_out = rendered(md_safe(hostile))
     tags = {t for t, _ in _Tags(html_out).tags}
     assert not tags & {"img", "script", "iframe", "svg"}, html_out
@@ -170,8 +194,12 @@ def test_answer_markdown_links_only_real_citations():
 
 
 def test_answer_markdown_escapes_llm_output_and_shows_warnings():
-    a = Answer(f"结论[1]{HOSTILE}![x](http://evil.example/x.png)", False, [cite(1)],
-               warnings=["figure <b>99万元</b> is not in the passages"])
+    a = Answer(
+        f"结论[1]{HOSTILE}![x](http://evil.example/x.png)",
+        False,
+        [cite(1)],
+        warnings=["figure <b>99万元</b> is not in the passages"],
+    )
     out = rendered(answer_markdown(a, 1))
     assert not {t for t, _ in _Tags(out).tags} & {"img", "script", "iframe", "b"}, out
     assert "<blockquote>" in out
@@ -204,11 +232,18 @@ def test_sources_panel_keeps_earlier_turns_newest_first():
 
 
 def test_bot_history_undoes_display_markup_and_is_capped():
-    hist = clean_history([{"role": "user", "content": [{"type": "text", "text": "q&lt;1&gt; \\[x\\]"}]},
-                          {"role": "assistant", "content": "40万元[[1]](#cite-1-1) https&#58;//a.example"}], 20, 4000)
+    hist = clean_history(
+        [
+            {"role": "user", "content": [{"type": "text", "text": "q&lt;1&gt; \\[x\\]"}]},
+            {"role": "assistant", "content": "40万元[[1]](#cite-1-1) https&#58;//a.example"},
+        ],
+        20,
+        4000,
+    )
     assert bot_history(hist, 12, 2000) == [("user", "q<1> [x]"), ("assistant", "40万元[1] https://a.example")]
-    many = clean_history([{"role": "user", "content": "问" * 50_000}, {"role": "assistant", "content": "答"}] * 50,
-                         20, 4000)
+    many = clean_history(
+        [{"role": "user", "content": "问" * 50_000}, {"role": "assistant", "content": "答"}] * 50, 20, 4000
+    )
     assert len(many) == 40
     assert all(len(m["content"]) <= 4000 for m in many)
     capped = bot_history(many, 12, 2000)
@@ -275,7 +310,9 @@ def test_non_loopback_bind_with_auth_builds_an_app_that_asks_for_the_password(tm
             assert remote.get(path).status_code == 401, path
         assert remote.post("/login", data={"username": "admin", "password": "wrong"}).status_code == 400
         assert remote.get("/config").status_code == 401
-        assert remote.post("/login", data={"username": "admin", "password": "correct horse"}).status_code == 200
+        assert (
+            remote.post("/login", data={"username": "admin", "password": "correct horse"}).status_code == 200
+        )
         assert remote.get("/config").status_code == 200
 
 
@@ -319,7 +356,13 @@ def test_api_lists_the_chat_endpoint(client):
     assert "/chat" in endpoints
     assert "/reingest" in endpoints
     assert [p["parameter_name"] for p in endpoints["/chat"]["parameters"]] == [
-        "message", "history", "region", "source", "date_from", "date_to"]
+        "message",
+        "history",
+        "region",
+        "source",
+        "date_from",
+        "date_to",
+    ]
 
 
 def test_chat_answers_with_the_cited_passage(client):
@@ -365,13 +408,16 @@ def test_no_answer_through_the_api(client):
     assert "tb-cite" not in panel
 
 
-@pytest.mark.parametrize(("question", "message"), [
-    ("", "empty"),
-    ("   \n\t ", "empty"),
-    ("人才\x00政策", "control characters"),
-    ("😀🎉🚀", "no words"),
-    ("人" * 100_000, "100000 characters"),
-])
+@pytest.mark.parametrize(
+    ("question", "message"),
+    [
+        ("", "empty"),
+        ("   \n\t ", "empty"),
+        ("人才\x00政策", "control characters"),
+        ("😀🎉🚀", "no words"),
+        ("人" * 100_000, "100000 characters"),
+    ],
+)
 def test_bad_questions_get_a_clear_error(client, question, message):
     with pytest.raises(AppError) as err:
         ask(client, question)
@@ -492,7 +538,9 @@ def test_forged_host_gets_no_cors_echo(server):
         status, headers, _ = raw_get(server.url, path, evil)
         assert "access-control-allow-origin" not in headers, (path, headers)
         assert status == 400
-    status, headers, _ = raw_get(server.url, "/config", {"Host": f"127.0.0.1:{port}", "Origin": "http://evil.example"})
+    status, headers, _ = raw_get(
+        server.url, "/config", {"Host": f"127.0.0.1:{port}", "Origin": "http://evil.example"}
+    )
     assert status == 403
     assert "access-control-allow-origin" not in headers
 
@@ -514,7 +562,9 @@ def test_uploads_when_switched_on_are_size_limited_and_type_checked(tmp_path, mo
     bot = TalentBot(store=store, corpus=corpus, port=free_port(), allow_upload=True, max_upload_mb=0.01)
     srv = launch(bot, block=False)
     try:
-        big = httpx.post(srv.url + "gradio_api/upload", files={"files": ("big.md", b"x" * 50_000)}, timeout=10)
+        big = httpx.post(
+            srv.url + "gradio_api/upload", files={"files": ("big.md", b"x" * 50_000)}, timeout=10
+        )
         assert big.status_code == 413
         c = Client(srv.url, verbose=False)
         exe = tmp_path / "tool.exe"

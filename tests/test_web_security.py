@@ -45,7 +45,13 @@ def secret(tmp_path) -> bytes:
 
 
 def join(url: str, fn: int, data: list, **extra) -> httpx.Response:
-    body = {"data": data, "fn_index": fn, "session_hash": uuid.uuid4().hex, "event_data": None, "trigger_id": None}
+    body = {
+        "data": data,
+        "fn_index": fn,
+        "session_hash": uuid.uuid4().hex,
+        "event_data": None,
+        "trigger_id": None,
+    }
     return httpx.post(url + "gradio_api/queue/join", json={**body, **extra}, timeout=30)
 
 
@@ -82,11 +88,13 @@ def test_history_file_part_over_raw_http_reads_nothing(server, secret, tmp_path,
     assert r.status_code == 400
     assert "text only" in r.json()["detail"]
     # the other ways in: the named routes, and fn_index pointing another route at the chat
-    for route, body in [("run/chat", {"data": [Q, [file_part(path)], ALL, ALL, "", ""]}),
-                        ("call/chat", {"data": [Q, [file_part(path)], ALL, ALL, "", ""]}),
-                        ("call/v2/chat", {"message": Q, "history": [file_part(path)]}),
-                        ("run/reingest", {"data": [Q, [file_part(path)], ALL, ALL, "", "", None], "fn_index": fn}),
-                        ("run/chat", {"data": [Q, [file_part(path, meta=False)], ALL, ALL, "", ""]})]:
+    for route, body in [
+        ("run/chat", {"data": [Q, [file_part(path)], ALL, ALL, "", ""]}),
+        ("call/chat", {"data": [Q, [file_part(path)], ALL, ALL, "", ""]}),
+        ("call/v2/chat", {"message": Q, "history": [file_part(path)]}),
+        ("run/reingest", {"data": [Q, [file_part(path)], ALL, ALL, "", "", None], "fn_index": fn}),
+        ("run/chat", {"data": [Q, [file_part(path, meta=False)], ALL, ALL, "", ""]}),
+    ]:
         resp = httpx.post(server.url + "gradio_api/" + route, json=body, timeout=30)
         assert resp.status_code == 400, (route, resp.status_code, resp.text[:300])
         assert all(n not in resp.content for n in needles)
@@ -112,11 +120,16 @@ def test_history_file_part_through_gradio_client_reads_nothing(server, secret, t
     try:
         # without "meta" the client passes the path through untouched: the server refuses it
         with pytest.raises(httpx.HTTPStatusError) as err:  # refused by the request guard
-            c.predict(Q, [file_part(str(tmp_path / "passwd"), meta=False)], ALL, ALL, "", "", api_name="/chat")
+            c.predict(
+                Q, [file_part(str(tmp_path / "passwd"), meta=False)], ALL, ALL, "", "", api_name="/chat"
+            )
         assert secret.decode() not in str(err.value)
         # the exact payload, sent as written (the client would otherwise upload its own copy of the file)
         monkeypatch.setattr(Endpoint, "process_input_files", lambda self, *data: data)
-        for path, needles in [(str(tmp_path / "passwd"), [secret]), ("/proc/self/environ", environ_needles())]:
+        for path, needles in [
+            (str(tmp_path / "passwd"), [secret]),
+            ("/proc/self/environ", environ_needles()),
+        ]:
             with pytest.raises(httpx.HTTPStatusError) as err:
                 c.predict(Q, [file_part(path)], ALL, ALL, "", "", api_name="/chat")
             assert all(n.decode(errors="replace") not in str(err.value) for n in needles)
@@ -147,8 +160,9 @@ def test_gradio_checks_that_a_file_was_uploaded(corpus_store, secret, tmp_path):
     token = LocalContext.blocks.set(blocks)
     try:
         with pytest.raises(InvalidPathError, match="not uploaded"):
-            processing_utils.move_files_to_cache([file_part(str(tmp_path / "passwd"))], chatbot,
-                                                 check_in_upload_folder=True)
+            processing_utils.move_files_to_cache(
+                [file_part(str(tmp_path / "passwd"))], chatbot, check_in_upload_folder=True
+            )
     finally:
         LocalContext.blocks.reset(token)
     assert not copies(secret, start)
@@ -188,8 +202,11 @@ def test_an_upload_request_is_capped_in_all(upload_server):
     assert r.status == 413
     assert "larger than" in json.loads(r.read())["detail"]
     conn.close()
-    r = httpx.post(upload_server.url + "gradio_api/upload", timeout=30,
-                   files={"files": ("ok.md", "# 标题\n\n正文。\n".encode(), "text/markdown")})
+    r = httpx.post(
+        upload_server.url + "gradio_api/upload",
+        timeout=30,
+        files={"files": ("ok.md", "# 标题\n\n正文。\n".encode(), "text/markdown")},
+    )
     assert r.status_code == 200, r.text[:200]  # an ordinary upload still goes through
 
 
@@ -200,8 +217,14 @@ def test_upload_refuses_a_server_path(upload_server, tmp_path):
     target.write_text("# 服务器上的文件\n\n第一条 这个文件不应进入语料库。\n", encoding="utf-8")
     before = corpus_files(upload_server.corpus)
     fn = fn_index(upload_server.url, "upload")
-    for f in ({"path": str(target)}, {"path": str(target), "meta": {"_type": "gradio.FileData"}},
-              {"path": str(upload_folder() / ".." / ".." / target.relative_to("/")), "meta": {"_type": "gradio.FileData"}}):
+    for f in (
+        {"path": str(target)},
+        {"path": str(target), "meta": {"_type": "gradio.FileData"}},
+        {
+            "path": str(upload_folder() / ".." / ".." / target.relative_to("/")),
+            "meta": {"_type": "gradio.FileData"},
+        },
+    ):
         r = join(upload_server.url, fn, [[f]])
         assert r.status_code == 400
         assert "upload the file itself" in r.json()["detail"]
@@ -279,8 +302,11 @@ def test_oversized_bodies_are_refused_before_they_are_read(server):
     fn = fn_index(server.url, "chat")
     cap = server.bot.settings.max_request_kb * 1024
     huge = "问" * cap  # 3 bytes a character in UTF-8: three times the cap
-    for data in ([Q, [{"role": "user", "content": huge}], ALL, ALL, "", "", None],
-                 [Q, [], huge, ALL, "", "", None], [Q, [], ALL, ALL, huge, "", None]):
+    for data in (
+        [Q, [{"role": "user", "content": huge}], ALL, ALL, "", "", None],
+        [Q, [], huge, ALL, "", "", None],
+        [Q, [], ALL, ALL, huge, "", None],
+    ):
         r = join(server.url, fn, data)
         assert r.status_code == 413
         assert "KB" in r.json()["detail"]
@@ -290,25 +316,37 @@ def test_oversized_bodies_are_refused_before_they_are_read(server):
         for _ in range(64):
             yield b"x" * 65536
 
-    r = httpx.post(server.url + "gradio_api/queue/join", content=chunks(), timeout=30,
-                   headers={"content-type": "application/json"})
+    r = httpx.post(
+        server.url + "gradio_api/queue/join",
+        content=chunks(),
+        timeout=30,
+        headers={"content-type": "application/json"},
+    )
     assert r.status_code == 413
 
 
 def test_every_chat_field_is_capped(server):
     c = Client(server.url, verbose=False)
     try:
-        for args, message in [((Q, [], "山" * 500, ALL, "", ""), "region filter"),
-                              ((Q, [], ALL, "源" * 500, "", ""), "source filter"),
-                              ((Q, [], ALL, ALL, "2" * 500, ""), "date from filter"),
-                              ((Q, [], ALL, ALL, "", "2" * 500), "date to filter"),
-                              (("问" * 5000, [], ALL, ALL, "", ""), "5000 characters")]:
+        for args, message in [
+            ((Q, [], "山" * 500, ALL, "", ""), "region filter"),
+            ((Q, [], ALL, "源" * 500, "", ""), "source filter"),
+            ((Q, [], ALL, ALL, "2" * 500, ""), "date from filter"),
+            ((Q, [], ALL, ALL, "", "2" * 500), "date to filter"),
+            (("问" * 5000, [], ALL, ALL, "", ""), "5000 characters"),
+        ]:
             with pytest.raises(Exception, match=message):  # gradio_client's AppError
                 c.predict(*args, api_name="/chat")
         # a long history comes back as the last max_history_turns turns, each message capped
         turns = server.bot.settings.max_history_turns
-        long = [m for i in range(3 * turns) for m in ({"role": "user", "content": f"第{i}问"},
-                                                       {"role": "assistant", "content": "答" * (100 + 100 * i)})]
+        long = [
+            m
+            for i in range(3 * turns)
+            for m in (
+                {"role": "user", "content": f"第{i}问"},
+                {"role": "assistant", "content": "答" * (100 + 100 * i)},
+            )
+        ]
         history, _, _ = c.predict(Q, long, ALL, ALL, "", "", api_name="/chat")
     finally:
         c.close()
@@ -325,8 +363,9 @@ def test_session_state_stays_bounded_over_many_turns(corpus_bot):
     chat = next(f.fn for f in build_app(corpus_bot).fns.values() if f.name == "chat")
     history, shown = [], []
     for i in range(12):
-        *_, (history, panel, _, shown) = chat(Q if i % 2 else "《山东省人才发展促进条例》自哪一天起施行？",
-                                                 history, ALL, ALL, "", "", shown)
+        *_, (history, panel, _, shown) = chat(
+            Q if i % 2 else "《山东省人才发展促进条例》自哪一天起施行？", history, ALL, ALL, "", "", shown
+        )
         assert len(history) <= 10
         assert len(shown) <= 5
     assert [t for t, _, _ in shown] == [8, 9, 10, 11, 12]
@@ -348,8 +387,12 @@ def test_sessions_kept_in_memory_are_capped(corpus_store):
 def test_malformed_history_is_logged_once(server, caplog, capfd):
     fn = fn_index(server.url, "chat")
     caplog.set_level(logging.WARNING)
-    for bad in ({"role": "user", "content": 5}, {"role": "robot", "content": "x"}, "junk",
-                {"role": "user", "content": [{"type": "weird", "x": 1}]}):
+    for bad in (
+        {"role": "user", "content": 5},
+        {"role": "robot", "content": "x"},
+        "junk",
+        {"role": "user", "content": [{"type": "weird", "x": 1}]},
+    ):
         caplog.clear()
         r = join(server.url, fn, [Q, [bad] * 10_000, ALL, ALL, "", "", None])
         assert r.status_code == 400
@@ -361,13 +404,23 @@ def test_malformed_history_is_logged_once(server, caplog, capfd):
 
 # --------------------------------------------------------------------------------------- 6. links in answers
 def cite(n: int = 1) -> Citation:
-    return Citation(n=n, title="测试办法", source="测试来源", date="2024-01-01", path="/c/a.md",
-                    text="博士人才安家补贴31万元。", score=1.0, quote="博士人才安家补贴31万元。")
+    return Citation(
+        n=n,
+        title="测试办法",
+        source="测试来源",
+        date="2024-01-01",
+        path="/c/a.md",
+        text="博士人才安家补贴31万元。",
+        score=1.0,
+        quote="博士人才安家补贴31万元。",
+    )
 
 
-HOSTILE_LINKS = (f"补贴31万元[1]。详见[官方说明](https://{EVIL}/claim)、<https://{EVIL}/auto>、"
-                 f"[ref][x]\n\n[x]: https://{EVIL}/ref\n\n原文 https://{EVIL}/a/b.html[1] 和 www.{EVIL}/w[1]，"
-                 f"邮箱 admin@{EVIL}[1]，javascript:alert(1)")
+HOSTILE_LINKS = (
+    f"补贴31万元[1]。详见[官方说明](https://{EVIL}/claim)、<https://{EVIL}/auto>、"
+    f"[ref][x]\n\n[x]: https://{EVIL}/ref\n\n原文 https://{EVIL}/a/b.html[1] 和 www.{EVIL}/w[1]，"
+    f"邮箱 admin@{EVIL}[1]，javascript:alert(1)"
+)
 
 
 def gfm_links(markdown: str) -> list[str]:
@@ -383,8 +436,11 @@ def test_only_citation_links_are_live():
     md = answer_markdown(Answer(HOSTILE_LINKS, False, [cite(1)]), turn=3)
     assert gfm_links(md) == ["#cite-3-1"] * 4
     assert EVIL in MarkdownIt("commonmark").render(md)  # the URL is still shown, as text
-    for streamed in (md_safe(HOSTILE_LINKS), md_safe(f"https://{EVIL}/x[1]"),
-                     md_safe(f"详见网站www.{EVIL}/x，编号2www.{EVIL}")):  # no word boundary before www
+    for streamed in (
+        md_safe(HOSTILE_LINKS),
+        md_safe(f"https://{EVIL}/x[1]"),
+        md_safe(f"详见网站www.{EVIL}/x，编号2www.{EVIL}"),
+    ):  # no word boundary before www
         assert gfm_links(streamed) == []
 
 
@@ -398,18 +454,27 @@ def test_links_in_a_real_browser(server, monkeypatch):
 
     monkeypatch.setattr(server.bot, "stream", hostile)
     with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path="/usr/bin/chromium", headless=True,
-                                    args=["--no-sandbox", "--disable-gpu", "--no-first-run"])
+        browser = p.chromium.launch(
+            executable_path="/usr/bin/chromium",
+            headless=True,
+            args=["--no-sandbox", "--disable-gpu", "--no-first-run"],
+        )
         try:
             page = browser.new_page()
-            page.route("**/*", lambda route: route.continue_() if route.request.url.startswith(server.url)
-                       else route.abort())
+            page.route(
+                "**/*",
+                lambda route: (
+                    route.continue_() if route.request.url.startswith(server.url) else route.abort()
+                ),
+            )
             page.goto(server.url)
             page.fill("#tb-question textarea", "补贴是多少？")
             page.click("#tb-send")
             bubble = page.locator("#tb-chat [data-testid='bot']").last
             expect(bubble).to_contain_text("javascript:alert(1)", timeout=20_000)
-            hrefs = bubble.locator("a").evaluate_all("as => as.map(a => [a.getAttribute('href'), a.textContent])")
+            hrefs = bubble.locator("a").evaluate_all(
+                "as => as.map(a => [a.getAttribute('href'), a.textContent])"
+            )
         finally:
             browser.close()
     assert hrefs == [["#cite-1-1", "[1]"]] * 4, hrefs
@@ -420,19 +485,41 @@ def test_other_local_origins_cannot_drive_the_chat(server):
     port = int(re.search(r":(\d+)/", server.url).group(1))
     host = f"127.0.0.1:{port}"
     fn = fn_index(server.url, "chat")
-    body = json.dumps({"data": [Q, [], ALL, ALL, "", "", None], "fn_index": fn, "session_hash": uuid.uuid4().hex})
-    for origin in (f"http://localhost:{port + 1}", "http://127.0.0.1:8080", "http://localhost", "null",
-                   f"http://{EVIL}"):
-        pre = httpx.options(server.url + "gradio_api/queue/join", timeout=10, headers={
-            "Origin": origin, "Access-Control-Request-Method": "POST", "Access-Control-Request-Headers": "content-type"})
-        post = httpx.post(server.url + "gradio_api/queue/join", content=body, timeout=10,
-                          headers={"Origin": origin, "Content-Type": "application/json"})
+    body = json.dumps(
+        {"data": [Q, [], ALL, ALL, "", "", None], "fn_index": fn, "session_hash": uuid.uuid4().hex}
+    )
+    for origin in (
+        f"http://localhost:{port + 1}",
+        "http://127.0.0.1:8080",
+        "http://localhost",
+        "null",
+        f"http://{EVIL}",
+    ):
+        pre = httpx.options(
+            server.url + "gradio_api/queue/join",
+            timeout=10,
+            headers={
+                "Origin": origin,
+                "Access-Control-Request-Method": "POST",
+                "Access-Control-Request-Headers": "content-type",
+            },
+        )
+        post = httpx.post(
+            server.url + "gradio_api/queue/join",
+            content=body,
+            timeout=10,
+            headers={"Origin": origin, "Content-Type": "application/json"},
+        )
         get = httpx.get(server.url + "config", headers={"Origin": origin}, timeout=10)
         for r in (pre, post, get):
             assert r.status_code == 403, (origin, r.request.method, r.status_code)
             assert "access-control-allow-origin" not in r.headers
             assert "access-control-allow-credentials" not in r.headers
-    own = httpx.post(server.url + "gradio_api/queue/join", content=body, timeout=10,
-                     headers={"Origin": f"http://{host}", "Content-Type": "application/json"})
+    own = httpx.post(
+        server.url + "gradio_api/queue/join",
+        content=body,
+        timeout=10,
+        headers={"Origin": f"http://{host}", "Content-Type": "application/json"},
+    )
     assert own.status_code == 200
     assert "event_id" in own.json()

@@ -44,11 +44,21 @@ A类人才子女可在全区范围内选择一所公办学校就读，B类人才
 继续滑动看下一个
 """
 PAGES = {
-    "gov.txt": (GOV, ["您的位置", "浏览次数", "字体", "打印", "扫一扫", "相关链接", "主办单位", "责任编辑"],
-                {"date": "2024-04-12", "source": "戊市人力资源和社会保障局"}),
-    "sohu.txt": (SOHU, ["返回搜狐", "发布于", "声明", "阅读 (", "责任编辑", "10:20"],
-                 {"date": "2024-05-06", "source": "己县融媒体中心"}),
-    "wechat.txt": (WECHAT, ["原创", "阅读原文", "预览时标签不可点", "微信扫一扫", "继续滑动"], {"date": "2024-06-18"}),
+    "gov.txt": (
+        GOV,
+        ["您的位置", "浏览次数", "字体", "打印", "扫一扫", "相关链接", "主办单位", "责任编辑"],
+        {"date": "2024-04-12", "source": "戊市人力资源和社会保障局"},
+    ),
+    "sohu.txt": (
+        SOHU,
+        ["返回搜狐", "发布于", "声明", "阅读 (", "责任编辑", "10:20"],
+        {"date": "2024-05-06", "source": "己县融媒体中心"},
+    ),
+    "wechat.txt": (
+        WECHAT,
+        ["原创", "阅读原文", "预览时标签不可点", "微信扫一扫", "继续滑动"],
+        {"date": "2024-06-18"},
+    ),
 }
 
 
@@ -72,7 +82,9 @@ def test_a_copied_page_loses_its_furniture_and_keeps_every_body_line(tmp_path, n
 
 
 def test_a_text_that_only_mentions_a_share_button_keeps_everything(tmp_path):
-    text = "人才驿站服务指南\n点击页面底部的分享按钮，可将本指南发给同事。\n分享到朋友圈前，请先阅读使用说明。\n"
+    text = (
+        "人才驿站服务指南\n点击页面底部的分享按钮，可将本指南发给同事。\n分享到朋友圈前，请先阅读使用说明。\n"
+    )
     path = tmp_path / "guide.txt"
     path.write_text(text, encoding="utf-8")
     a = load(path)
@@ -98,14 +110,22 @@ def test_a_saved_mhtml_page_is_read_like_html_with_its_address(tmp_path):
     assert a.metadata["url"] == "https://rc.example.gov.cn/news/2024/0301.html"
 
 
-@pytest.mark.parametrize(("question", "file", "sentence"), [
-    ("戊市见习单位吸纳未就业高校毕业生参加就业见习，每人每月补贴多少元？", "gov.txt", "按每人每月1800元的标准给予见习补贴"),
-    ("己县对新引进的本科毕业生租房补贴每月多少？", "sohu.txt", "给予每月800元租房补贴"),
-    ("庚区A类人才子女可以在哪里就读？", "wechat.txt", "可在全区范围内选择一所公办学校就读"),
-    ("辛市博士后出站留下工作给多少安家补贴？", "page.mhtml", "一次性给予30万元安家补贴"),
-])
-def test_web_pages_are_answered_and_cited(tmp_path, monkeypatch, fake_embedder, ephemeral_client, question, file,
-                                          sentence):
+@pytest.mark.parametrize(
+    ("question", "file", "sentence"),
+    [
+        (
+            "戊市见习单位吸纳未就业高校毕业生参加就业见习，每人每月补贴多少元？",
+            "gov.txt",
+            "按每人每月1800元的标准给予见习补贴",
+        ),
+        ("己县对新引进的本科毕业生租房补贴每月多少？", "sohu.txt", "给予每月800元租房补贴"),
+        ("庚区A类人才子女可以在哪里就读？", "wechat.txt", "可在全区范围内选择一所公办学校就读"),
+        ("辛市博士后出站留下工作给多少安家补贴？", "page.mhtml", "一次性给予30万元安家补贴"),
+    ],
+)
+def test_web_pages_are_answered_and_cited(
+    tmp_path, monkeypatch, fake_embedder, ephemeral_client, question, file, sentence
+):
     docs = tmp_path / "docs"
     docs.mkdir()
     for name, (page, _, _) in PAGES.items():

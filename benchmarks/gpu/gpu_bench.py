@@ -31,8 +31,13 @@ def main() -> None:
     def encode(batch: int, bf16: bool, data: list[str]) -> np.ndarray:
         ctx = torch.autocast("cuda", dtype=torch.bfloat16) if bf16 else contextlib.nullcontext()
         with ctx:
-            return model.encode(data, batch_size=batch, normalize_embeddings=True, convert_to_numpy=True,
-                                show_progress_bar=False)
+            return model.encode(
+                data,
+                batch_size=batch,
+                normalize_embeddings=True,
+                convert_to_numpy=True,
+                show_progress_bar=False,
+            )
 
     encode(64, False, texts[:256])
     encode(64, True, texts[:256])
@@ -48,9 +53,17 @@ def main() -> None:
                 times.append(time.perf_counter() - t)
             median = statistics.median(times)
             cos = (encode(batch, bf16, texts) * ref).sum(1)
-            runs.append({"batch": batch, "bf16": bf16, "chunks": len(big), "median_s": round(median, 3),
-                         "chunks_per_s": round(len(big) / median, 1),
-                         "cos_vs_cpu_fp32_min": float(cos.min()), "cos_vs_cpu_fp32_mean": float(cos.mean())})
+            runs.append(
+                {
+                    "batch": batch,
+                    "bf16": bf16,
+                    "chunks": len(big),
+                    "median_s": round(median, 3),
+                    "chunks_per_s": round(len(big) / median, 1),
+                    "cos_vs_cpu_fp32_min": float(cos.min()),
+                    "cos_vs_cpu_fp32_mean": float(cos.mean()),
+                }
+            )
             print(runs[-1], flush=True)
     out["runs"] = runs
     with open(os.path.join(os.environ.get("OUT", "."), "gpu_embed.json"), "w") as f:

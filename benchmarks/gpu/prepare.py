@@ -28,13 +28,21 @@ def main() -> None:
     shutil.rmtree(out / "model", ignore_errors=True)
     shutil.copytree(src, out / "model", ignore=shutil.ignore_patterns("model.safetensors"))
     weights = load_file(str(src / "model.safetensors"))
-    save_file({k: v.half().contiguous() for k, v in weights.items()}, str(out / "model" / "model.safetensors"),
-              metadata={"format": "pt"})
+    save_file(
+        {k: v.half().contiguous() for k, v in weights.items()},
+        str(out / "model" / "model.safetensors"),
+        metadata={"format": "pt"},
+    )
     s = Settings()
-    texts = [c.indexed_text for f in sorted(Path("corpus").iterdir())
-             for c in chunk_article(load(f), s.chunk_size, s.chunk_overlap)]
+    texts = [
+        c.indexed_text
+        for f in sorted(Path("corpus").iterdir())
+        for c in chunk_article(load(f), s.chunk_size, s.chunk_overlap)
+    ]
     (out / "texts.json").write_text(json.dumps(texts, ensure_ascii=False))
-    vectors = SentenceTransformer(str(src), device="cpu").encode(texts, batch_size=64, normalize_embeddings=True)
+    vectors = SentenceTransformer(str(src), device="cpu").encode(
+        texts, batch_size=64, normalize_embeddings=True
+    )
     np.save(out / "cpu_fp32.npy", np.asarray(vectors, dtype=np.float32))
 
 

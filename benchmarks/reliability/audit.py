@@ -28,14 +28,18 @@ from packaging.utils import canonicalize_name
 
 LOCK = ROOT / "requirements.lock"
 
-_CHROMA_SERVER = ("talentbot's default store is embedded (no server). In server mode it creates its collections "
-                  "with `embedding_function=None`, sends its own vectors and never sends an embedding-function "
-                  "configuration; the attack needs a client that can reach the Chroma server's HTTP API. Keep "
-                  "`chroma run` on loopback or a private network that only the app hosts reach (README, "
-                  "RELIABILITY.md: server mode). No fixed release exists yet: upgrade chromadb when one does.")
-_CHROMA_TENANT = ("Needs Chroma's authentication/RBAC with several tenants. talentbot uses one tenant and no "
-                  "Chroma auth; the server must not be shared with other tenants or exposed (see above). No fixed "
-                  "release exists yet.")
+_CHROMA_SERVER = (
+    "talentbot's default store is embedded (no server). In server mode it creates its collections "
+    "with `embedding_function=None`, sends its own vectors and never sends an embedding-function "
+    "configuration; the attack needs a client that can reach the Chroma server's HTTP API. Keep "
+    "`chroma run` on loopback or a private network that only the app hosts reach (README, "
+    "RELIABILITY.md: server mode). No fixed release exists yet: upgrade chromadb when one does."
+)
+_CHROMA_TENANT = (
+    "Needs Chroma's authentication/RBAC with several tenants. talentbot uses one tenant and no "
+    "Chroma auth; the server must not be shared with other tenants or exposed (see above). No fixed "
+    "release exists yet."
+)
 
 # Advisory id or alias -> how talentbot is exposed and what to do. A finding matched by none fails the check.
 EXPLAINED: dict[str, str] = {
@@ -48,12 +52,16 @@ EXPLAINED: dict[str, str] = {
 # Why a locked package is behind its latest release (from `pip install --dry-run` with the latest; 2026-11-27).
 HELD_BACK: dict[str, str] = {
     "torch": "pinned: the CPU wheel 2.13.0 is what installs here without CUDA; the model loads from safetensors",
-    "numpy": "no release for Python 3.11 in the index", "scipy": "no release for Python 3.11 in the index",
+    "numpy": "no release for Python 3.11 in the index",
+    "scipy": "no release for Python 3.11 in the index",
     "networkx": "no release for Python 3.11 in the index",
-    "pillow": "gradio 6.31.0 caps it", "tomlkit": "gradio 6.31.0 caps it", "safehttpx": "gradio 6.31.0 caps it",
+    "pillow": "gradio 6.31.0 caps it",
+    "tomlkit": "gradio 6.31.0 caps it",
+    "safehttpx": "gradio 6.31.0 caps it",
     "huggingface-hub": "langchain-huggingface 1.2.3 caps it",
     "langchain-core": "1.8.4 needs langchain-protocol>=0.0.22, not in the index",
-    "mpmath": "sympy (a torch dependency) caps it", "uuid-utils": "another locked package caps it",
+    "mpmath": "sympy (a torch dependency) caps it",
+    "uuid-utils": "another locked package caps it",
 }
 
 # Checked by hand where no service answers (see also the gradio advisories in the security section).
@@ -83,21 +91,54 @@ def run_pip_audit(service: str) -> tuple[dict[str, list[dict]], set[str], str, b
     """(findings by package, packages pip-audit skipped, one-line note, whether it ran)."""
     exe = Path(PY).with_name("pip-audit")
     if not exe.exists():
-        return {}, set(), f"`-s {service}`: pip-audit is not installed (`pip install -e '.[test]'` brings it)", False
+        return (
+            {},
+            set(),
+            f"`-s {service}`: pip-audit is not installed (`pip install -e '.[test]'` brings it)",
+            False,
+        )
     try:
-        done = subprocess.run([str(exe), "-r", str(LOCK), "--no-deps", "--disable-pip", "-s", service, "--format",
-                               "json", "--progress-spinner", "off"], capture_output=True, text=True, timeout=900)
+        done = subprocess.run(
+            [
+                str(exe),
+                "-r",
+                str(LOCK),
+                "--no-deps",
+                "--disable-pip",
+                "-s",
+                service,
+                "--format",
+                "json",
+                "--progress-spinner",
+                "off",
+            ],
+            capture_output=True,
+            text=True,
+            timeout=900,
+        )
     except subprocess.TimeoutExpired:
         return {}, set(), f"`-s {service}`: no answer in 900 s", False
     if not done.stdout.strip().startswith("{"):
         err = [ln for ln in done.stderr.strip().splitlines() if ln.strip()]
-        return {}, set(), f"`-s {service}`: failed (exit {done.returncode}): {err[-1][:160] if err else ''}", False
+        return (
+            {},
+            set(),
+            f"`-s {service}`: failed (exit {done.returncode}): {err[-1][:160] if err else ''}",
+            False,
+        )
     deps = json.loads(done.stdout)["dependencies"]
     skipped = {canonicalize_name(d["name"]) for d in deps if d.get("skip_reason")}
     found = {canonicalize_name(d["name"]): d["vulns"] for d in deps if d.get("vulns")}
     reason = next((d["skip_reason"] for d in deps if d.get("skip_reason")), "")
-    return found, skipped, (f"`-s {service}`: {len(deps)} packages, {len(deps) - len(skipped)} audited, "
-                            f"{len(skipped)} skipped" + (f" ({reason[:90]})" if reason else "")), True
+    return (
+        found,
+        skipped,
+        (
+            f"`-s {service}`: {len(deps)} packages, {len(deps) - len(skipped)} audited, "
+            f"{len(skipped)} skipped" + (f" ({reason[:90]})" if reason else "")
+        ),
+        True,
+    )
 
 
 def pypi_project(name: str) -> dict | None:
@@ -115,9 +156,15 @@ def audit() -> tuple[list[list], list[list], str, bool]:
         found, skipped, note, ran = run_pip_audit(service)
         notes.append(note)
         for name, vulns in found.items():
-            by_pkg.setdefault(name, []).extend({"id": v["id"], "aliases": v.get("aliases", []),
-                                                "fixed": v.get("fix_versions", []),
-                                                "summary": v.get("description", "")} for v in vulns)
+            by_pkg.setdefault(name, []).extend(
+                {
+                    "id": v["id"],
+                    "aliases": v.get("aliases", []),
+                    "fixed": v.get("fix_versions", []),
+                    "summary": v.get("description", ""),
+                }
+                for v in vulns
+            )
         if ran:
             audited |= set(pins) - skipped
     todo = sorted(set(pins) - audited)
@@ -137,11 +184,18 @@ def audit() -> tuple[list[list], list[list], str, bool]:
         latest_ok += 1
         for v in data.get("vulnerabilities") or []:
             if not v.get("withdrawn"):
-                by_pkg.setdefault(name, []).append({"id": v["id"], "aliases": v.get("aliases") or [],
-                                                    "fixed": v.get("fixed_in") or [],
-                                                    "summary": v.get("summary") or v.get("details") or ""})
-    notes.append(f"PyPI per-project JSON: {latest_ok} packages at their latest release audited, "
-                 f"{len(behind)} behind it (not audited), {len(unreachable)} unreachable")
+                by_pkg.setdefault(name, []).append(
+                    {
+                        "id": v["id"],
+                        "aliases": v.get("aliases") or [],
+                        "fixed": v.get("fixed_in") or [],
+                        "summary": v.get("summary") or v.get("details") or "",
+                    }
+                )
+    notes.append(
+        f"PyPI per-project JSON: {latest_ok} packages at their latest release audited, "
+        f"{len(behind)} behind it (not audited), {len(unreachable)} unreachable"
+    )
     findings, all_explained = [], True
     for name, vulns in sorted(by_pkg.items()):
         groups: dict[frozenset, dict] = {}
@@ -155,8 +209,16 @@ def audit() -> tuple[list[list], list[list], str, bool]:
         for g in groups.values():
             why = next((EXPLAINED[i] for i in sorted(g["ids"]) if i in EXPLAINED), None)
             all_explained &= why is not None
-            findings.append([name, pins[name], ", ".join(sorted(g["ids"])), ", ".join(g["fixed"]) or "none yet",
-                             g["summary"][:220], why or "**NOT explained**"])
+            findings.append(
+                [
+                    name,
+                    pins[name],
+                    ", ".join(sorted(g["ids"])),
+                    ", ".join(g["fixed"]) or "none yet",
+                    g["summary"][:220],
+                    why or "**NOT explained**",
+                ]
+            )
     return findings, behind, "; ".join(notes), all_explained
 
 
@@ -165,22 +227,42 @@ def main() -> None:
     ap.add_argument("--no-write", action="store_true", help="print only; leave RELIABILITY.md alone")
     args = ap.parse_args()
     findings, behind, note, ok = audit()
-    verdict = ("every finding explained" if ok else "**some findings are NOT explained**") if findings \
+    verdict = (
+        ("every finding explained" if ok else "**some findings are NOT explained**")
+        if findings
         else "no known vulnerability in the packages audited"
-    body = "\n\n".join([
-        "## Dependency audit (`benchmarks/reliability/audit.py`)",
-        "```bash\nbash scripts/lock.sh                                   # re-resolve requirements.lock (both set-up "
-        "scripts install with it as constraints)\n.venv/bin/python benchmarks/reliability/audit.py      # about a "
-        "minute\n```",
-        f"Last run: {machine()}. `requirements.lock`: {len(locked())} packages. {note}.",
-        f"Result: {len(findings)} advisories; {verdict}.",
-        md_table(["package", "locked", "advisory", "fixed in", "summary", "talentbot's exposure and what to do"],
-                 findings) if findings else "",
-        ("Not audited here (behind their latest release, so PyPI's per-project data does not cover them; pip-audit "
-         "covers them where `https://pypi.org/pypi/NAME/VERSION/json` or OSV answers):\n\n"
-         + md_table(["package", "locked", "latest", "why not the latest"], behind)) if behind else "",
-        BY_HAND,
-    ])
+    )
+    body = "\n\n".join(
+        [
+            "## Dependency audit (`benchmarks/reliability/audit.py`)",
+            "```bash\nbash scripts/lock.sh                                   # re-resolve requirements.lock (both set-up "
+            "scripts install with it as constraints)\n.venv/bin/python benchmarks/reliability/audit.py      # about a "
+            "minute\n```",
+            f"Last run: {machine()}. `requirements.lock`: {len(locked())} packages. {note}.",
+            f"Result: {len(findings)} advisories; {verdict}.",
+            md_table(
+                [
+                    "package",
+                    "locked",
+                    "advisory",
+                    "fixed in",
+                    "summary",
+                    "talentbot's exposure and what to do",
+                ],
+                findings,
+            )
+            if findings
+            else "",
+            (
+                "Not audited here (behind their latest release, so PyPI's per-project data does not cover them; pip-audit "
+                "covers them where `https://pypi.org/pypi/NAME/VERSION/json` or OSV answers):\n\n"
+                + md_table(["package", "locked", "latest", "why not the latest"], behind)
+            )
+            if behind
+            else "",
+            BY_HAND,
+        ]
+    )
     print(body)
     if not args.no_write:
         write_section("audit", body)

@@ -44,19 +44,31 @@ def make_folder(folder: Path, huge_mb: int) -> dict[str, str]:
         shutil.rmtree(folder)
     folder.mkdir(parents=True)
     what = {}
-    (folder / "good-utf8.md").write_text("---\ntitle: 青云人才基金办法\nsource: 测试\ndate: 2024-05-01\n---\n"
-                                         "第一条 青云人才基金每年投入3000万元，用于支持青年科技人才。\n", encoding="utf-8")
+    (folder / "good-utf8.md").write_text(
+        "---\ntitle: 青云人才基金办法\nsource: 测试\ndate: 2024-05-01\n---\n"
+        "第一条 青云人才基金每年投入3000万元，用于支持青年科技人才。\n",
+        encoding="utf-8",
+    )
     what["good-utf8.md"] = "UTF-8 Markdown with front matter"
-    (folder / "good-gbk.txt").write_bytes("人才公寓通知\r\n引进的硕士每套人才公寓补贴5万元。\r\n".encode("gbk"))
+    (folder / "good-gbk.txt").write_bytes(
+        "人才公寓通知\r\n引进的硕士每套人才公寓补贴5万元。\r\n".encode("gbk")
+    )
     what["good-gbk.txt"] = "GBK text (CRLF)"
-    (folder / "good-gb18030.txt").write_bytes("𠮷祥人才驿站\n𠮷祥人才驿站可以免费住15天，欧元符号€。\n".encode("gb18030"))
+    (folder / "good-gb18030.txt").write_bytes(
+        "𠮷祥人才驿站\n𠮷祥人才驿站可以免费住15天，欧元符号€。\n".encode("gb18030")
+    )
     what["good-gb18030.txt"] = "GB18030 text with a character outside the BMP"
     (folder / "good-utf16.txt").write_bytes("博士后资助通知\n博士后每年资助十万元。".encode("utf-16"))
     what["good-utf16.txt"] = "UTF-16 with BOM"
-    make_pdf(folder / "good-english.pdf", [["Rent Subsidy Notice", "Talents get a rent subsidy of 800 yuan a month."]],
-             title="Rent Subsidy Notice")
+    make_pdf(
+        folder / "good-english.pdf",
+        [["Rent Subsidy Notice", "Talents get a rent subsidy of 800 yuan a month."]],
+        title="Rent Subsidy Notice",
+    )
     what["good-english.pdf"] = "real PDF (reportlab)"
-    make_docx(folder / "good-word.docx", ["青年创业通知", "青年人才创业担保贷款最高50万元。"], title="青年创业通知")
+    make_docx(
+        folder / "good-word.docx", ["青年创业通知", "青年人才创业担保贷款最高50万元。"], title="青年创业通知"
+    )
     what["good-word.docx"] = "real Word file"
 
     (folder / "utf16-nobom.txt").write_bytes("没有字节序标记的UTF-16文本。".encode("utf-16-le"))
@@ -72,16 +84,22 @@ def make_folder(folder: Path, huge_mb: int) -> dict[str, str]:
     (folder / "blank.md").write_text(" \n\t\n", encoding="utf-8")
     what["blank.md"] = "whitespace only"
     filler = "".join(f"第{i}条 本条规定人才服务的一般事项，由有关部门负责解释。\n" for i in range(3, 40))
-    (folder / "nul.txt").write_bytes(("人才补贴通知\n第一条 紫荆人才补贴按月发放，每月2000元。\x00第二条 其余另行规定。\n"
-                                      + filler).encode())
+    (folder / "nul.txt").write_bytes(
+        (
+            "人才补贴通知\n第一条 紫荆人才补贴按月发放，每月2000元。\x00第二条 其余另行规定。\n" + filler
+        ).encode()
+    )
     what["nul.txt"] = "3 KB of UTF-8 text with one stray NUL byte"
     (folder / "nul-short.txt").write_bytes("短通知\x00全文。\n".encode())
     what["nul-short.txt"] = "a 20-byte text with a NUL (over 1% control bytes)"
-    line = ("第一条 为了吸引高层次人才，本市提供人才公寓和安家补贴，具体办法由人力资源社会保障部门制定。" * 4 + "\n").encode()
+    line = (
+        "第一条 为了吸引高层次人才，本市提供人才公寓和安家补贴，具体办法由人力资源社会保障部门制定。" * 4
+        + "\n"
+    ).encode()
     with open(folder / "huge.txt", "wb") as fh:
         block = line * (2**20 // len(line) + 1)
         for _ in range(huge_mb):
-            fh.write(block[:2**20])
+            fh.write(block[: 2**20])
     what["huge.txt"] = f"{huge_mb} MB of text"
     os.symlink("loop-b.md", folder / "loop-a.md")
     os.symlink("loop-a.md", folder / "loop-b.md")
@@ -100,11 +118,18 @@ def ingest(folder: Path, store: Path) -> tuple[int, dict, float, float, str]:
     """(exit code, --json report, seconds, peak RSS MB, stderr) of one `talentbot ingest` process."""
     shutil.rmtree(store, ignore_errors=True)
     t0 = time.perf_counter()
-    proc = subprocess.Popen([TALENTBOT, "ingest", str(folder), "--store", str(store), "--json"], env=env(),
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [TALENTBOT, "ingest", str(folder), "--store", str(store), "--json"],
+        env=env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     streams: dict[str, str] = {}
-    readers = [threading.Thread(target=lambda k=k, f=f: streams.__setitem__(k, f.read()))
-               for k, f in (("out", proc.stdout), ("err", proc.stderr))]
+    readers = [
+        threading.Thread(target=lambda k=k, f=f: streams.__setitem__(k, f.read()))
+        for k, f in (("out", proc.stdout), ("err", proc.stderr))
+    ]
     for t in readers:
         t.start()
     _, status, usage = os.wait4(proc.pid, 0)  # this child's own rusage: its peak RSS
@@ -147,11 +172,20 @@ def main() -> None:
     rc0, rep0, s0, rss0, _ = ingest(folder, base / "store-small")
     shutil.move(aside, huge)
     rc, rep, seconds, rss, err = ingest(folder, base / "store")
-    asked = subprocess.run([PY, "-c", ASK, str(base / "store"), json.dumps(GOOD, ensure_ascii=False)], env=env(),
-                           capture_output=True, text=True, timeout=600)
+    asked = subprocess.run(
+        [PY, "-c", ASK, str(base / "store"), json.dumps(GOOD, ensure_ascii=False)],
+        env=env(),
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     got = json.loads(asked.stdout) if asked.returncode == 0 else {"articles": {}, "answers": {}}
-    failed = {Path(f["path"]).relative_to(folder).as_posix() if Path(f["path"]).is_relative_to(folder)
-              else f["path"]: f["error"] for f in rep.get("failed", [])}
+    failed = {
+        Path(f["path"]).relative_to(folder).as_posix()
+        if Path(f["path"]).is_relative_to(folder)
+        else f["path"]: f["error"]
+        for f in rep.get("failed", [])
+    }
     rows = []
     for name, desc in what.items():
         size = (folder / name).lstat().st_size
@@ -163,34 +197,45 @@ def main() -> None:
         else:
             result = "not read (discover() does not follow it)"
         answer = got["answers"].get(name, {})
-        rows.append([name, desc, f"{size / 2**20:.1f} MB" if size > 2**20 else f"{size} B", result,
-                     ("answered from it" if answer.get("ok") else "NOT answered") if name in GOOD else ""])
+        rows.append(
+            [
+                name,
+                desc,
+                f"{size / 2**20:.1f} MB" if size > 2**20 else f"{size} B",
+                result,
+                ("answered from it" if answer.get("ok") else "NOT answered") if name in GOOD else "",
+            ]
+        )
     extra = sorted(set(failed) - set(what))
     rows += [[n, "(found inside the folder loop)", "", f"skipped: {failed[n]}", ""] for n in extra]
     good_ok = all(got["answers"].get(n, {}).get("ok") for n in GOOD)
-    print(f"exit {rc}; {rep.get('added')} added, {len(rep.get('failed', []))} failed; {seconds:.1f} s; peak RSS "
-          f"{rss:.0f} MB (without the huge file: {rss0:.0f} MB, {s0:.1f} s); good files answered: {good_ok}")
+    print(
+        f"exit {rc}; {rep.get('added')} added, {len(rep.get('failed', []))} failed; {seconds:.1f} s; peak RSS "
+        f"{rss:.0f} MB (without the huge file: {rss0:.0f} MB, {s0:.1f} s); good files answered: {good_ok}"
+    )
     traceback = "Traceback" in err
-    body = "\n".join([
-        "## Bad input files (`benchmarks/reliability/badfiles.py`)",
-        "",
-        "```bash\n.venv/bin/python benchmarks/reliability/badfiles.py   # about 1 minute\n```",
-        "",
-        f"Last run: {machine()}.",
-        "",
-        f"One folder, ingested with `talentbot ingest FOLDER --json` (default settings: `max_file_mb` 50): exit "
-        f"code **{rc}** (1 = some files failed, the rest indexed), {rep.get('added')} articles added, "
-        f"{len(rep.get('failed', []))} files reported failed, {seconds:.1f} s, traceback on stderr: {traceback}. "
-        f"Peak RSS of the ingest process: **{rss:.0f} MB** with the {args.huge_mb} MB file, {rss0:.0f} MB without "
-        f"it (exit {rc0}, {s0:.1f} s): the big file is refused from its size (`stat`) before it is read. Each good "
-        "file is then asked a question only it answers (the answer must hold the figure and cite that file).",
-        "",
-        md_table(["file", "what", "size", "result", "question"], rows),
-        "",
-        f"Every good file indexed and answerable: **{'yes' if good_ok else 'NO'}**. Chroma writes are batched "
-        "at min(Chroma's max batch size, 1000) per upsert (`Store.write_chunks`), so a big file never exceeds "
-        "Chroma's batch limit (5461).",
-    ])
+    body = "\n".join(
+        [
+            "## Bad input files (`benchmarks/reliability/badfiles.py`)",
+            "",
+            "```bash\n.venv/bin/python benchmarks/reliability/badfiles.py   # about 1 minute\n```",
+            "",
+            f"Last run: {machine()}.",
+            "",
+            f"One folder, ingested with `talentbot ingest FOLDER --json` (default settings: `max_file_mb` 50): exit "
+            f"code **{rc}** (1 = some files failed, the rest indexed), {rep.get('added')} articles added, "
+            f"{len(rep.get('failed', []))} files reported failed, {seconds:.1f} s, traceback on stderr: {traceback}. "
+            f"Peak RSS of the ingest process: **{rss:.0f} MB** with the {args.huge_mb} MB file, {rss0:.0f} MB without "
+            f"it (exit {rc0}, {s0:.1f} s): the big file is refused from its size (`stat`) before it is read. Each good "
+            "file is then asked a question only it answers (the answer must hold the figure and cite that file).",
+            "",
+            md_table(["file", "what", "size", "result", "question"], rows),
+            "",
+            f"Every good file indexed and answerable: **{'yes' if good_ok else 'NO'}**. Chroma writes are batched "
+            "at min(Chroma's max batch size, 1000) per upsert (`Store.write_chunks`), so a big file never exceeds "
+            "Chroma's batch limit (5461).",
+        ]
+    )
     print(body)
     if not args.no_write:
         write_section("badfiles", body)

@@ -33,8 +33,14 @@ ALL = "（全部）"
 def env() -> dict[str, str]:
     """Child environment: offline models, no telemetry, no TALENTBOT_* from the caller's shell."""
     e = {k: v for k, v in os.environ.items() if not k.startswith("TALENTBOT_")}
-    e.update(HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1", TOKENIZERS_PARALLELISM="false",
-             ANONYMIZED_TELEMETRY="False", GRADIO_ANALYTICS_ENABLED="False", PYTHONUNBUFFERED="1")
+    e.update(
+        HF_HUB_OFFLINE="1",
+        TRANSFORMERS_OFFLINE="1",
+        TOKENIZERS_PARALLELISM="false",
+        ANONYMIZED_TELEMETRY="False",
+        GRADIO_ANALYTICS_ENABLED="False",
+        PYTHONUNBUFFERED="1",
+    )
     return e
 
 
@@ -72,8 +78,13 @@ def corpus_store(name: str = "store", corpus: Path | None = None) -> tuple[Path,
     if not corpus.exists():
         copy_corpus(corpus)
     store = base / "vectorstore"
-    done = subprocess.run([TALENTBOT, "ingest", str(corpus), "--store", str(store), "--json"], env=env(),
-                          capture_output=True, text=True, timeout=1800)
+    done = subprocess.run(
+        [TALENTBOT, "ingest", str(corpus), "--store", str(store), "--json"],
+        env=env(),
+        capture_output=True,
+        text=True,
+        timeout=1800,
+    )
     if done.returncode not in (0, 1):
         raise SystemExit(f"ingest failed: {done.stderr[-2000:]}")
     return corpus, store
@@ -91,10 +102,16 @@ def percentile(values: list[float], q: float) -> float:
 def commit() -> str:
     """The commit that produced the figures (``git rev-parse --short HEAD``), marked when the sources differ."""
     try:
-        head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True,
-                              timeout=10).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "--", "src"], cwd=ROOT, capture_output=True,
-                               text=True, timeout=10).stdout.strip()
+        head = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True, timeout=10
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--", "src"],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=10,
+        ).stdout.strip()
     except (OSError, subprocess.SubprocessError):
         return "unknown"
     return f"{head or 'unknown'}{' + uncommitted changes in src/' if dirty else ''}"
@@ -102,9 +119,11 @@ def commit() -> str:
 
 def machine() -> str:
     load = os.getloadavg()
-    return (f"{platform.node() or 'host'}: {os.cpu_count()} CPUs, Python {platform.python_version()}, "
-            f"load average {load[0]:.2f} / {load[1]:.2f} / {load[2]:.2f} (1/5/15 min) when the run ended, "
-            f"{dt.datetime.now().strftime('%Y-%m-%d %H:%M')}, commit {commit()}")
+    return (
+        f"{platform.node() or 'host'}: {os.cpu_count()} CPUs, Python {platform.python_version()}, "
+        f"load average {load[0]:.2f} / {load[1]:.2f} / {load[2]:.2f} (1/5/15 min) when the run ended, "
+        f"{dt.datetime.now().strftime('%Y-%m-%d %H:%M')}, commit {commit()}"
+    )
 
 
 # ------------------------------------------------------------------------------------ chat server
@@ -132,18 +151,44 @@ srv.close()
 class Server:
     """`talentbot.web.launch(TalentBot(...), block=False)` in a child process, on a free loopback port."""
 
-    def __init__(self, store: Path, corpus: Path, concurrency: int = 4, max_queue: int = 64, delay: float = 0.0,
-                 allow_upload: bool = False, max_upload_mb: float = 10.0, log: Path | None = None,
-                 settings: dict | None = None, extra_env: dict[str, str] | None = None) -> None:
+    def __init__(
+        self,
+        store: Path,
+        corpus: Path,
+        concurrency: int = 4,
+        max_queue: int = 64,
+        delay: float = 0.0,
+        allow_upload: bool = False,
+        max_upload_mb: float = 10.0,
+        log: Path | None = None,
+        settings: dict | None = None,
+        extra_env: dict[str, str] | None = None,
+    ) -> None:
         """``settings``: more TalentBot settings (JSON values); ``extra_env``: more environment variables."""
         self.port = free_port()
         self.log_path = log or OUT / f"server-{self.port}.log"
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         self._log = open(self.log_path, "w")  # noqa: SIM115 - closed in close()
-        args = [str(store), str(corpus), str(self.port), str(concurrency), str(max_queue), str(delay),
-                "1" if allow_upload else "0", str(max_upload_mb), json.dumps(settings or {})]
-        self.proc = subprocess.Popen([PY, "-c", SERVE, *args], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                     stderr=self._log, text=True, env={**env(), **(extra_env or {})}, cwd=str(OUT))
+        args = [
+            str(store),
+            str(corpus),
+            str(self.port),
+            str(concurrency),
+            str(max_queue),
+            str(delay),
+            "1" if allow_upload else "0",
+            str(max_upload_mb),
+            json.dumps(settings or {}),
+        ]
+        self.proc = subprocess.Popen(
+            [PY, "-c", SERVE, *args],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=self._log,
+            text=True,
+            env={**env(), **(extra_env or {})},
+            cwd=str(OUT),
+        )
         deadline = time.monotonic() + 180
         line = ""
         while time.monotonic() < deadline:
@@ -222,8 +267,11 @@ def _descendants(pid: int) -> list[int]:
     while todo:
         p = todo.pop()
         try:
-            kids = [int(c) for t in os.listdir(f"/proc/{p}/task")
-                    for c in Path(f"/proc/{p}/task/{t}/children").read_text().split()]
+            kids = [
+                int(c)
+                for t in os.listdir(f"/proc/{p}/task")
+                for c in Path(f"/proc/{p}/task/{t}/children").read_text().split()
+            ]
         except (OSError, ValueError):
             kids = []
         out += kids
@@ -231,8 +279,9 @@ def _descendants(pid: int) -> list[int]:
     return out
 
 
-def run_measured(cmd: list[str], timeout: float = 600, extra_env: dict[str, str] | None = None
-                 ) -> tuple[int, str, str, float, tuple[float, float], float]:
+def run_measured(
+    cmd: list[str], timeout: float = 600, extra_env: dict[str, str] | None = None
+) -> tuple[int, str, str, float, tuple[float, float], float]:
     """Run ``cmd``: (exit code, stdout, stderr, seconds, (peak RSS MB, children's peak RSS MB), CPU seconds).
 
     Peak RSS is the VmHWM of the process, and the largest of each process it starts (a parser worker), read from
@@ -241,11 +290,14 @@ def run_measured(cmd: list[str], timeout: float = 600, extra_env: dict[str, str]
     import threading
 
     t0 = time.perf_counter()
-    proc = subprocess.Popen(cmd, env={**env(), **(extra_env or {})}, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True)
+    proc = subprocess.Popen(
+        cmd, env={**env(), **(extra_env or {})}, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
     streams: dict[str, str] = {}
-    readers = [threading.Thread(target=lambda k=k, f=f: streams.__setitem__(k, f.read()), daemon=True)
-               for k, f in (("out", proc.stdout), ("err", proc.stderr))]
+    readers = [
+        threading.Thread(target=lambda k=k, f=f: streams.__setitem__(k, f.read()), daemon=True)
+        for k, f in (("out", proc.stdout), ("err", proc.stderr))
+    ]
     peaks: dict[int, float] = {}
     done = threading.Event()
 
@@ -268,18 +320,31 @@ def run_measured(cmd: list[str], timeout: float = 600, extra_env: dict[str, str]
     proc.returncode = os.waitstatus_to_exitcode(status)
     for t in [*readers, watcher]:
         t.join(10)
-    return (proc.returncode, streams.get("out", ""), streams.get("err", ""), time.perf_counter() - t0,
-            (peaks.get(proc.pid, 0.0), max((v for k, v in peaks.items() if k != proc.pid), default=0.0)),
-            usage.ru_utime + usage.ru_stime)
+    return (
+        proc.returncode,
+        streams.get("out", ""),
+        streams.get("err", ""),
+        time.perf_counter() - t0,
+        (peaks.get(proc.pid, 0.0), max((v for k, v in peaks.items() if k != proc.pid), default=0.0)),
+        usage.ru_utime + usage.ru_stime,
+    )
 
 
-def raw_request(url: str, method: str, path: str, headers: dict | None = None, body: bytes | None = None,
-                timeout: float = 20) -> tuple[int, dict, bytes]:
+def raw_request(
+    url: str,
+    method: str,
+    path: str,
+    headers: dict | None = None,
+    body: bytes | None = None,
+    timeout: float = 20,
+) -> tuple[int, dict, bytes]:
     """One HTTP request with ``path`` sent exactly as written (no normalisation of '..' or %2e)."""
     m = re.match(r"http://([^:/]+):(\d+)", url)
     conn = http.client.HTTPConnection(m.group(1), int(m.group(2)), timeout=timeout)
     try:
-        conn.putrequest(method, path, skip_host=bool(headers and "Host" in headers), skip_accept_encoding=True)
+        conn.putrequest(
+            method, path, skip_host=bool(headers and "Host" in headers), skip_accept_encoding=True
+        )
         for k, v in (headers or {}).items():
             conn.putheader(k, v)
         if body is not None:
@@ -313,7 +378,7 @@ def write_section(name: str, body: str) -> None:
     block = f"{begin}\n{body.rstrip()}\n{end}\n"
     text = REPORT.read_text(encoding="utf-8") if REPORT.exists() else HEADER
     if begin in text and end in text:
-        text = text[:text.index(begin)] + block + text[text.index(end) + len(end) + 1:]
+        text = text[: text.index(begin)] + block + text[text.index(end) + len(end) + 1 :]
     else:
         text = text.rstrip() + "\n\n" + block
     REPORT.write_text(text, encoding="utf-8")

@@ -107,8 +107,13 @@ def part_kill(kills: int, seed: int) -> tuple[str, Path, Path]:
         delay = rnd.uniform(0.0, 2.0) if after_writes else rnd.uniform(*window)
         seq0 = log_position(killed)
         t0 = time.perf_counter()
-        proc = subprocess.Popen(ingest_cmd(corpus, killed, *(["--rebuild"] if rebuild else [])), env=env(),
-                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        proc = subprocess.Popen(
+            ingest_cmd(corpus, killed, *(["--rebuild"] if rebuild else [])),
+            env=env(),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
         point = ""
         if after_writes:  # Chroma's write log grows by one entry per record written
             while proc.poll() is None and time.perf_counter() - t0 < 120:
@@ -129,9 +134,19 @@ def part_kill(kills: int, seed: int) -> tuple[str, Path, Path]:
         point += f"{delay:.1f} s" + ("" if point or not after_writes else " (no writes seen)")
         d = dump(killed)
         state = d.get("state", {})
-        rows.append([k, point, "yes" if rebuild else "no", edited, outcome,
-                     d.get("count", d.get("error")), d.get("articles", "-"), d.get("orphans", "-"),
-                     "dirty" if state.get("dirty") else "clean"])
+        rows.append(
+            [
+                k,
+                point,
+                "yes" if rebuild else "no",
+                edited,
+                outcome,
+                d.get("count", d.get("error")),
+                d.get("articles", "-"),
+                d.get("orphans", "-"),
+                "dirty" if state.get("dirty") else "clean",
+            ]
+        )
         print("kill", rows[-1], flush=True)
 
     t0 = time.perf_counter()
@@ -144,35 +159,98 @@ def part_kill(kills: int, seed: int) -> tuple[str, Path, Path]:
     a, b = dump(killed), dump(clean)
     same_ids = set(a["ids"]) == set(b["ids"])
     same_rows = same_ids and all(a["rows"][i]["doc"] == b["rows"][i]["doc"] for i in b["ids"])
-    vec_diff = max((max(abs(x - y) for x, y in zip(a["rows"][i]["vec"], b["rows"][i]["vec"], strict=True))
-                    for i in b["ids"]), default=0.0) if same_ids else float("nan")
-    verdict = (same_ids and same_rows and a["count"] == b["count"] and not a["dup_ids"] and not a["dup_slots"]
-               and not a["orphans"] and not a["missing"] and not a["state"].get("dirty"))
-    summary = [["after the kills + one full run", a["count"], a["articles"], a["dup_ids"], a["dup_slots"],
-                a["orphans"], a["missing"], "dirty" if a["state"].get("dirty") else "clean"],
-               ["clean ingest of the same files", b["count"], b["articles"], b["dup_ids"], b["dup_slots"],
-                b["orphans"], b["missing"], "dirty" if b["state"].get("dirty") else "clean"]]
-    print(f"final run {t_final:.1f} s: {report}; same ids {same_ids}, same docs/meta {same_rows}, "
-          f"max vector diff {vec_diff:.4f}; verdict {verdict}", flush=True)
-    body = "\n".join([
-        f"**kill -9 during ingest**, {kills} times (seed {seed}). Two clean ingests of `corpus/` took "
-        f"{t_clean:.1f} s and {t_full:.1f} s here (the machine is shared, so runs vary); a run with nothing to do "
-        f"(process start-up, imports, store open) {t_start:.1f} s. Each run below was killed (SIGKILL) after a "
-        "random delay "
-        f"between {window[0]:.1f} and {window[1]:.1f} s (odd runs), or 0-2 s after its writes (chunks, or the "
-        "repair's deletions) showed in Chroma's write log (even runs: the parent polls `max(seq_id)` of "
-        "`embeddings_queue` "
-        "read-only), on the same store; before some runs a file was edited, some ran with `--rebuild`. "
-        "Columns after the outcome describe the store the kill left (read in a separate process).\n",
-        md_table(["run", "killed after", "--rebuild", "file edited before", "outcome", "chunks", "articles",
-                  "orphan chunks", "state"], rows),
-        f"\nThen `talentbot ingest` ran to the end ({t_final:.1f} s): "
-        f"{json.dumps({k: report.get(k) for k in ('added', 'updated', 'unchanged', 'removed', 'chunks')})}.\n",
-        md_table(["store", "chunks", "articles", "duplicate ids", "duplicate (article, ordinal)", "orphans",
-                  "missing", "state"], summary),
-        f"\nSame ids: **{same_ids}**; same documents and metadata: **{same_rows}**; largest difference of a "
-        f"vector component: {vec_diff:.4f}. Equal to a clean ingest: **{'yes' if verdict else 'NO'}**.",
-    ])
+    vec_diff = (
+        max(
+            (
+                max(abs(x - y) for x, y in zip(a["rows"][i]["vec"], b["rows"][i]["vec"], strict=True))
+                for i in b["ids"]
+            ),
+            default=0.0,
+        )
+        if same_ids
+        else float("nan")
+    )
+    verdict = (
+        same_ids
+        and same_rows
+        and a["count"] == b["count"]
+        and not a["dup_ids"]
+        and not a["dup_slots"]
+        and not a["orphans"]
+        and not a["missing"]
+        and not a["state"].get("dirty")
+    )
+    summary = [
+        [
+            "after the kills + one full run",
+            a["count"],
+            a["articles"],
+            a["dup_ids"],
+            a["dup_slots"],
+            a["orphans"],
+            a["missing"],
+            "dirty" if a["state"].get("dirty") else "clean",
+        ],
+        [
+            "clean ingest of the same files",
+            b["count"],
+            b["articles"],
+            b["dup_ids"],
+            b["dup_slots"],
+            b["orphans"],
+            b["missing"],
+            "dirty" if b["state"].get("dirty") else "clean",
+        ],
+    ]
+    print(
+        f"final run {t_final:.1f} s: {report}; same ids {same_ids}, same docs/meta {same_rows}, "
+        f"max vector diff {vec_diff:.4f}; verdict {verdict}",
+        flush=True,
+    )
+    body = "\n".join(
+        [
+            f"**kill -9 during ingest**, {kills} times (seed {seed}). Two clean ingests of `corpus/` took "
+            f"{t_clean:.1f} s and {t_full:.1f} s here (the machine is shared, so runs vary); a run with nothing to do "
+            f"(process start-up, imports, store open) {t_start:.1f} s. Each run below was killed (SIGKILL) after a "
+            "random delay "
+            f"between {window[0]:.1f} and {window[1]:.1f} s (odd runs), or 0-2 s after its writes (chunks, or the "
+            "repair's deletions) showed in Chroma's write log (even runs: the parent polls `max(seq_id)` of "
+            "`embeddings_queue` "
+            "read-only), on the same store; before some runs a file was edited, some ran with `--rebuild`. "
+            "Columns after the outcome describe the store the kill left (read in a separate process).\n",
+            md_table(
+                [
+                    "run",
+                    "killed after",
+                    "--rebuild",
+                    "file edited before",
+                    "outcome",
+                    "chunks",
+                    "articles",
+                    "orphan chunks",
+                    "state",
+                ],
+                rows,
+            ),
+            f"\nThen `talentbot ingest` ran to the end ({t_final:.1f} s): "
+            f"{json.dumps({k: report.get(k) for k in ('added', 'updated', 'unchanged', 'removed', 'chunks')})}.\n",
+            md_table(
+                [
+                    "store",
+                    "chunks",
+                    "articles",
+                    "duplicate ids",
+                    "duplicate (article, ordinal)",
+                    "orphans",
+                    "missing",
+                    "state",
+                ],
+                summary,
+            ),
+            f"\nSame ids: **{same_ids}**; same documents and metadata: **{same_rows}**; largest difference of a "
+            f"vector component: {vec_diff:.4f}. Equal to a clean ingest: **{'yes' if verdict else 'NO'}**.",
+        ]
+    )
     return body, corpus, killed
 
 
@@ -185,17 +263,19 @@ def main() -> None:
     args = ap.parse_args()
     setup_env()
     parts = args.parts.split(",")
-    intro = "\n\n".join([
-        "## Faults (`benchmarks/reliability/faults.py`)",
-        "```bash\n.venv/bin/python benchmarks/reliability/faults.py     # every part: about 15 minutes\n"
-        ".venv/bin/python benchmarks/reliability/faults.py --parts corrupt,disk\n"
-        ".venv/bin/python benchmarks/reliability/faults.py --parts dataloss,bombs,index,rebuild   # issue #16\n```",
-        "Every `talentbot` command runs as its own process, as a user would run it. The disk part needs root "
-        "(it mounts a tmpfs). Without root, `tests/test_faults.py` covers the full disk and `ask` at 0 bytes "
-        "free by simulating them (Chroma's writes, or its open, fail as on a full disk); its real-tmpfs tests "
-        "are skipped. Run as root, the unreadable-folder attack of `dataloss` drops CAP_DAC_OVERRIDE and "
-        "CAP_DAC_READ_SEARCH with `setpriv`, so that file modes bite as they do for any other user.",
-    ])
+    intro = "\n\n".join(
+        [
+            "## Faults (`benchmarks/reliability/faults.py`)",
+            "```bash\n.venv/bin/python benchmarks/reliability/faults.py     # every part: about 15 minutes\n"
+            ".venv/bin/python benchmarks/reliability/faults.py --parts corrupt,disk\n"
+            ".venv/bin/python benchmarks/reliability/faults.py --parts dataloss,bombs,index,rebuild   # issue #16\n```",
+            "Every `talentbot` command runs as its own process, as a user would run it. The disk part needs root "
+            "(it mounts a tmpfs). Without root, `tests/test_faults.py` covers the full disk and `ask` at 0 bytes "
+            "free by simulating them (Chroma's writes, or its open, fail as on a full disk); its real-tmpfs tests "
+            "are skipped. Run as root, the unreadable-folder attack of `dataloss` drops CAP_DAC_OVERRIDE and "
+            "CAP_DAC_READ_SEARCH with `setpriv`, so that file modes bite as they do for any other user.",
+        ]
+    )
     if not args.no_write:
         write_section("faults", intro)
     corpus = OUT / "faults" / "corpus"

@@ -25,8 +25,10 @@ from common import OUT, PY, ROOT, TALENTBOT, env, md_table, run_measured
 sys.path.insert(0, str(ROOT / "tests"))
 from fixtures.corruptions import CORRUPTIONS, corrupt
 
-QUESTIONS = [("《山东省人才发展促进条例》自哪一天起施行？", "2020年6月1日"),
-             ("文水经济开发区2023年为盛达威公司兑现了多少人才奖励资金？", "40万元")]
+QUESTIONS = [
+    ("《山东省人才发展促进条例》自哪一天起施行？", "2020年6月1日"),
+    ("文水经济开发区2023年为盛达威公司兑现了多少人才奖励资金？", "40万元"),
+]
 ASK = r"""
 import json, sys
 from talentbot import TalentBot
@@ -55,25 +57,42 @@ def held(ok: bool) -> str:
 
 
 def ask(store: Path) -> tuple[list[dict], str]:
-    done = subprocess.run([PY, "-c", ASK, str(store), json.dumps(QUESTIONS, ensure_ascii=False)], env=env(),
-                          capture_output=True, text=True, timeout=300)
+    done = subprocess.run(
+        [PY, "-c", ASK, str(store), json.dumps(QUESTIONS, ensure_ascii=False)],
+        env=env(),
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     try:
         return json.loads(done.stdout.strip().splitlines()[-1]), done.stderr
     except (ValueError, IndexError):
-        return [{"ok": False, "error": (done.stderr.strip().splitlines() or ["no output"])[-1][:160]}], done.stderr
+        return [
+            {"ok": False, "error": (done.stderr.strip().splitlines() or ["no output"])[-1][:160]}
+        ], done.stderr
 
 
 def outcome(answers: list[dict], stderr: str) -> tuple[str, str, bool]:
     """(answers right, what went wrong, traceback)."""
     right = sum(a.get("ok", False) for a in answers)
-    wrong = "; ".join(sorted({a.get("error") or ("no answer" if a.get("no_answer") else "wrong answer")
-                              for a in answers if not a.get("ok")}))
+    wrong = "; ".join(
+        sorted(
+            {
+                a.get("error") or ("no answer" if a.get("no_answer") else "wrong answer")
+                for a in answers
+                if not a.get("ok")
+            }
+        )
+    )
     return f"{right}/{len(QUESTIONS)}", wrong or "-", "Traceback" in stderr
 
 
 def part_index(corpus: Path, template: Path) -> str:
-    rel = Path(subprocess.run([PY, "-c", INDEX_DIR, str(template)], env=env(), capture_output=True, text=True,
-                              timeout=300).stdout.strip()).relative_to(template)
+    rel = Path(
+        subprocess.run(
+            [PY, "-c", INDEX_DIR, str(template)], env=env(), capture_output=True, text=True, timeout=300
+        ).stdout.strip()
+    ).relative_to(template)
     base = OUT / "faults-index"
     rows = []
     for name in CORRUPTIONS:
@@ -88,30 +107,55 @@ def part_index(corpus: Path, template: Path) -> str:
             row = [name, "re-stamped" if restamp else "stale (as on disk)", right, wrong, warned, tb]
             if not restamp:
                 corrupt(store / rel, name, False)
-                rc, out, ierr, secs, _, _ = run_measured([TALENTBOT, "ingest", str(corpus), "--store", str(store),
-                                                          "--json"])
+                rc, out, ierr, secs, _, _ = run_measured(
+                    [TALENTBOT, "ingest", str(corpus), "--store", str(store), "--json"]
+                )
                 rep = json.loads(out) if out.strip().startswith("{") else {}
                 right2, wrong2, tb2 = outcome(*ask(store))
-                row += [rc, rep.get("unchanged", "-"), ierr.count("failed its check"), f"{secs:.1f} s", right2]
-                ok = right == right2 == f"{len(QUESTIONS)}/{len(QUESTIONS)}" and not tb and not tb2 and rc == 0
+                row += [
+                    rc,
+                    rep.get("unchanged", "-"),
+                    ierr.count("failed its check"),
+                    f"{secs:.1f} s",
+                    right2,
+                ]
+                ok = (
+                    right == right2 == f"{len(QUESTIONS)}/{len(QUESTIONS)}" and not tb and not tb2 and rc == 0
+                )
             else:
                 row += ["-", "-", "-", "-", "-"]
                 ok = right == f"{len(QUESTIONS)}/{len(QUESTIONS)}" and not tb
             rows.append([*row, held(ok and warned == 1)])
             print("index", rows[-1], flush=True)
     bad = sum("NOT" in r[-1] for r in rows)
-    return "\n".join([
-        "### Corrupted lexical index (issue #16, item 5)\n",
-        f"A store of `corpus/`; each corruption is made to its saved BM25 index (`{rel.as_posix()}`), then two "
-        "questions are asked in a new process (the Shandong date, 2020年6月1日, and the Wenshui award, 40万元). "
-        "Then the same corruption is made again and `talentbot ingest corpus/` runs (every article unchanged), "
-        "and the questions are asked again. Before the fixes these gave a traceback on every question, an "
-        "ingest that crashed or reported \"unchanged\" over a bad index, or a silent \"资料中没有找到\".\n",
-        md_table(["corruption", "checksum manifest", "answered right", "what went wrong", "warnings logged",
-                  "traceback", "then `ingest`: exit", "unchanged", "warnings", "time", "answered right after",
-                  "verdict"], rows),
-        f"\nResult: **{'held' if not bad else f'NOT held ({bad} rows)'}**.",
-    ])
+    return "\n".join(
+        [
+            "### Corrupted lexical index (issue #16, item 5)\n",
+            f"A store of `corpus/`; each corruption is made to its saved BM25 index (`{rel.as_posix()}`), then two "
+            "questions are asked in a new process (the Shandong date, 2020年6月1日, and the Wenshui award, 40万元). "
+            "Then the same corruption is made again and `talentbot ingest corpus/` runs (every article unchanged), "
+            "and the questions are asked again. Before the fixes these gave a traceback on every question, an "
+            'ingest that crashed or reported "unchanged" over a bad index, or a silent "资料中没有找到".\n',
+            md_table(
+                [
+                    "corruption",
+                    "checksum manifest",
+                    "answered right",
+                    "what went wrong",
+                    "warnings logged",
+                    "traceback",
+                    "then `ingest`: exit",
+                    "unchanged",
+                    "warnings",
+                    "time",
+                    "answered right after",
+                    "verdict",
+                ],
+                rows,
+            ),
+            f"\nResult: **{'held' if not bad else f'NOT held ({bad} rows)'}**.",
+        ]
+    )
 
 
 # --------------------------------------------------------------------------------------------- rebuild
@@ -141,16 +185,32 @@ def part_rebuild(corpus: Path, template: Path) -> str:
     shutil.rmtree(store, ignore_errors=True)
     shutil.copytree(template, store)
     q, fig = QUESTIONS[0]
-    reader = subprocess.Popen([PY, "-c", READER, str(store), q, fig, "0.1"], env=env(), stdin=subprocess.PIPE,
-                              stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    reader = subprocess.Popen(
+        [PY, "-c", READER, str(store), q, fig, "0.1"],
+        env=env(),
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
     assert reader.stdout.readline().startswith("READY")
     t0 = time.time()
-    rebuild = subprocess.Popen([TALENTBOT, "ingest", str(corpus), "--store", str(store), "--json", "--rebuild"],
-                               env=env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    rebuild = subprocess.Popen(
+        [TALENTBOT, "ingest", str(corpus), "--store", str(store), "--json", "--rebuild"],
+        env=env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     fresh = []
     while rebuild.poll() is None:
-        done = subprocess.run([TALENTBOT, "ask", q, "--store", str(store), "--json"], env=env(), capture_output=True,
-                              text=True, timeout=300)
+        done = subprocess.run(
+            [TALENTBOT, "ask", q, "--store", str(store), "--json"],
+            env=env(),
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
         if rebuild.poll() is None:  # only answers given while the rebuild still ran count
             ok = done.returncode == 0 and fig in done.stdout and '"no_answer": false' in done.stdout
             lines = [ln for ln in done.stderr.strip().splitlines() if ln.strip()]
@@ -163,29 +223,64 @@ def part_rebuild(corpus: Path, template: Path) -> str:
     reader.wait(30)
     during = [r for r in seen if t0 <= r["t"] <= t1]
     after = [r for r in seen if r["t"] > t1 + 0.5]
-    problems = sorted({(r.get("error") or ("no answer" if r.get("no_answer") else "wrong")).replace(str(OUT), "$OUT")
-                       + f" (x{sum(1 for x in during if x.get('error') == r.get('error'))}, the first "
-                       f"{t1 - min(x['t'] for x in during if x.get('error') == r.get('error')):.1f} s before the rebuild "
-                       "ended)" for r in during if not r["ok"]})
+    problems = sorted(
+        {
+            (r.get("error") or ("no answer" if r.get("no_answer") else "wrong")).replace(str(OUT), "$OUT")
+            + f" (x{sum(1 for x in during if x.get('error') == r.get('error'))}, the first "
+            f"{t1 - min(x['t'] for x in during if x.get('error') == r.get('error')):.1f} s before the rebuild "
+            "ended)"
+            for r in during
+            if not r["ok"]
+        }
+    )
     race = switch_race(corpus)
-    ok = (rebuild.returncode == 0 and during and all(r["ok"] for r in during) and all(x == "ok" for x in fresh)
-          and "NOT" not in race[-1])
+    ok = (
+        rebuild.returncode == 0
+        and during
+        and all(r["ok"] for r in during)
+        and all(x == "ok" for x in fresh)
+        and "NOT" not in race[-1]
+    )
     report = json.loads(out) if out.strip().startswith("{") else {}
-    return "\n".join([
-        "### Questions during `ingest --rebuild` (issue #16, item 5)\n",
-        f"`talentbot ingest corpus/ --rebuild` on a store of `corpus/` took {t1 - t0:.1f} s (exit "
-        f"{rebuild.returncode}, added {report.get('added')}). Meanwhile a process opened before it asked "
-        f"`{q}` every 0.1 s, and new `talentbot ask` processes asked it one after another. Before the fix every "
-        "question got \"nothing is indexed yet\" until the rebuild finished.\n",
-        md_table(["asker", "questions during the rebuild", "answered right (2020年6月1日)", "other outcomes",
-                  "answered right after the switch", "verdict"],
-                 [["process already answering", len(during), sum(r["ok"] for r in during), "; ".join(problems) or "-",
-                   f"{sum(r['ok'] for r in after)}/{len(after)}", held(bool(during) and not problems)],
-                  ["new `talentbot ask` processes", len(fresh), fresh.count("ok"),
-                   "; ".join(sorted({x for x in fresh if x != "ok"})) or "-", "-",
-                   held(bool(fresh) and all(x == "ok" for x in fresh))], race]),
-        f"\nResult: **{'held' if ok else 'NOT held'}**.",
-    ])
+    return "\n".join(
+        [
+            "### Questions during `ingest --rebuild` (issue #16, item 5)\n",
+            f"`talentbot ingest corpus/ --rebuild` on a store of `corpus/` took {t1 - t0:.1f} s (exit "
+            f"{rebuild.returncode}, added {report.get('added')}). Meanwhile a process opened before it asked "
+            f"`{q}` every 0.1 s, and new `talentbot ask` processes asked it one after another. Before the fix every "
+            'question got "nothing is indexed yet" until the rebuild finished.\n',
+            md_table(
+                [
+                    "asker",
+                    "questions during the rebuild",
+                    "answered right (2020年6月1日)",
+                    "other outcomes",
+                    "answered right after the switch",
+                    "verdict",
+                ],
+                [
+                    [
+                        "process already answering",
+                        len(during),
+                        sum(r["ok"] for r in during),
+                        "; ".join(problems) or "-",
+                        f"{sum(r['ok'] for r in after)}/{len(after)}",
+                        held(bool(during) and not problems),
+                    ],
+                    [
+                        "new `talentbot ask` processes",
+                        len(fresh),
+                        fresh.count("ok"),
+                        "; ".join(sorted({x for x in fresh if x != "ok"})) or "-",
+                        "-",
+                        held(bool(fresh) and all(x == "ok" for x in fresh)),
+                    ],
+                    race,
+                ],
+            ),
+            f"\nResult: **{'held' if ok else 'NOT held'}**.",
+        ]
+    )
 
 
 def switch_race(corpus: Path, rounds: int = 3) -> list:
@@ -198,21 +293,44 @@ def switch_race(corpus: Path, rounds: int = 3) -> list:
     for name in sorted(p.name for p in corpus.glob("*.md"))[:2] + ["shandong-rencai-fazhan-cujin-tiaoli.md"]:
         shutil.copy(corpus / name, docs / name)
     store = base / "store"
-    subprocess.run([TALENTBOT, "ingest", str(docs), "--store", str(store)], env=env(), capture_output=True,
-                   timeout=600)
+    subprocess.run(
+        [TALENTBOT, "ingest", str(docs), "--store", str(store)], env=env(), capture_output=True, timeout=600
+    )
     q, fig = QUESTIONS[0]
-    reader = subprocess.Popen([PY, "-c", READER, str(store), q, fig, "0"], env=env(), stdin=subprocess.PIPE,
-                              stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    reader = subprocess.Popen(
+        [PY, "-c", READER, str(store), q, fig, "0"],
+        env=env(),
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
     assert reader.stdout.readline().startswith("READY")
-    codes = [subprocess.run([TALENTBOT, "ingest", str(docs), "--store", str(store), "--rebuild"], env=env(),
-                            capture_output=True, timeout=600).returncode for _ in range(rounds)]
+    codes = [
+        subprocess.run(
+            [TALENTBOT, "ingest", str(docs), "--store", str(store), "--rebuild"],
+            env=env(),
+            capture_output=True,
+            timeout=600,
+        ).returncode
+        for _ in range(rounds)
+    ]
     time.sleep(1)
     reader.stdin.close()
     seen = [json.loads(ln) for ln in reader.stdout.read().splitlines() if ln.startswith("{")]
     reader.wait(30)
-    errors = [(r.get("error") or ("no answer" if r.get("no_answer") else "wrong")).replace(str(OUT), "$OUT")
-              for r in seen if not r["ok"]]
+    errors = [
+        (r.get("error") or ("no answer" if r.get("no_answer") else "wrong")).replace(str(OUT), "$OUT")
+        for r in seen
+        if not r["ok"]
+    ]
     kinds = sorted(set(errors))
-    return [f"process asking in a tight loop while a 3-article store is rebuilt {rounds} times (exit codes "
-            f"{codes})", len(seen), len(seen) - len(errors), "; ".join(f"{k} (x{errors.count(k)})" for k in kinds)
-            or "-", "-", held(not errors)]
+    return [
+        f"process asking in a tight loop while a 3-article store is rebuilt {rounds} times (exit codes "
+        f"{codes})",
+        len(seen),
+        len(seen) - len(errors),
+        "; ".join(f"{k} (x{errors.count(k)})" for k in kinds) or "-",
+        "-",
+        held(not errors),
+    ]

@@ -46,7 +46,9 @@ def run(args: list[str], timeout: float = 1800) -> subprocess.CompletedProcess:
 def dump(store: Path) -> dict:
     done = run([PY, "-c", DUMP, str(store)])
     if done.returncode:
-        return {"error": done.stderr.strip().splitlines()[-1] if done.stderr.strip() else f"rc {done.returncode}"}
+        return {
+            "error": done.stderr.strip().splitlines()[-1] if done.stderr.strip() else f"rc {done.returncode}"
+        }
     return json.loads(done.stdout)
 
 
@@ -58,7 +60,6 @@ def first_line(text: str) -> str:
     """The first line of a command's message, scratch paths shortened to $OUT."""
     lines = [ln for ln in text.strip().splitlines() if ln.strip() and not ln.startswith(("WARNING", "INFO"))]
     return lines[0].replace(str(OUT), "$OUT") if lines else ""
-
 
 
 # ------------------------------------------------------------------------------------------ corrupt
@@ -93,25 +94,51 @@ def part_corrupt(corpus: Path, store: Path) -> str:
         again = run([TALENTBOT, "ask", QUESTION, "--store", str(copy), "--json"])
         ok = again.returncode == 0 and FIGURE in again.stdout
         message = first_line(asked.stderr)
-        rows.append([name, asked.returncode, f"{t_ask:.1f} s", message, "Traceback" in asked.stderr,
-                     rebuilt.returncode, f"{t_rebuild:.1f} s", "yes" if ok else "NO"])
+        rows.append(
+            [
+                name,
+                asked.returncode,
+                f"{t_ask:.1f} s",
+                message,
+                "Traceback" in asked.stderr,
+                rebuilt.returncode,
+                f"{t_rebuild:.1f} s",
+                "yes" if ok else "NO",
+            ]
+        )
         print("corrupt", rows[-1], flush=True)
-    return "\n".join([
-        "**Damaged store**: copies of the store above with `chroma.sqlite3` damaged three ways.\n",
-        md_table(["damage", "`ask` exit code", "`ask` time", "message", "traceback", "`ingest --rebuild` exit code",
-                  "rebuild time", "answers again"], rows),
-    ])
+    return "\n".join(
+        [
+            "**Damaged store**: copies of the store above with `chroma.sqlite3` damaged three ways.\n",
+            md_table(
+                [
+                    "damage",
+                    "`ask` exit code",
+                    "`ask` time",
+                    "message",
+                    "traceback",
+                    "`ingest --rebuild` exit code",
+                    "rebuild time",
+                    "answers again",
+                ],
+                rows,
+            ),
+        ]
+    )
 
 
 # --------------------------------------------------------------------------------------------- disk
 def part_disk(corpus: Path) -> str:
     mount = OUT / "faults" / "disk"
     mount.mkdir(parents=True, exist_ok=True)
-    ok = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=20m", "tmpfs", str(mount)], capture_output=True,
-                        text=True)
+    ok = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=20m", "tmpfs", str(mount)], capture_output=True, text=True
+    )
     if ok.returncode:
-        return (f"**Full disk**: not run here: cannot mount a tmpfs ({ok.stderr.strip()}). "
-                "`tests/test_faults.py` simulates ENOSPC instead.")
+        return (
+            f"**Full disk**: not run here: cannot mount a tmpfs ({ok.stderr.strip()}). "
+            "`tests/test_faults.py` simulates ENOSPC instead."
+        )
     try:
         small = OUT / "faults" / "small"
         shutil.rmtree(small, ignore_errors=True)
@@ -136,24 +163,61 @@ def part_disk(corpus: Path) -> str:
         (mount / "filler-tail").unlink(missing_ok=True)
         repair = run(ingest_cmd(small, store))
         after = dump(store)
-        consistent = (after.get("count") == before.get("count") and not after.get("orphans")
-                      and not after.get("missing") and not after["state"].get("dirty")
-                      and set(after["ids"]) == set(before["ids"]))
-        row = [first.returncode, before.get("count"), full.returncode, f"{t_full:.1f} s", first_line(full.stderr),
-               "Traceback" in full.stderr, "yes" if answers else "NO", repair.returncode,
-               first_line(repair.stdout)[:120], "yes" if consistent else "NO"]
+        consistent = (
+            after.get("count") == before.get("count")
+            and not after.get("orphans")
+            and not after.get("missing")
+            and not after["state"].get("dirty")
+            and set(after["ids"]) == set(before["ids"])
+        )
+        row = [
+            first.returncode,
+            before.get("count"),
+            full.returncode,
+            f"{t_full:.1f} s",
+            first_line(full.stderr),
+            "Traceback" in full.stderr,
+            "yes" if answers else "NO",
+            repair.returncode,
+            first_line(repair.stdout)[:120],
+            "yes" if consistent else "NO",
+        ]
         print("disk", row, flush=True)
-        return "\n".join([
-            "**Full disk**: a 20 MB tmpfs holds a store of 3 articles; a file then fills it to 0.5 MB free and "
-            "`talentbot ingest` of the whole corpus runs.\n",
-            md_table(["first ingest", "chunks", "ingest on the full disk: exit code", "time", "message", "traceback",
-                      "`ask` still answers", "ingest after freeing space", "its report", "store = before"], [row]),
-            "\n**0 bytes free** (issue #16, item 7): the lexical index folder removed (it must be rebuilt from the "
-            "collection and cannot be saved), the disk then filled until a 4 KB write fails, and `talentbot ask` run "
-            "(before the fix: \"opening it failed\").\n",
-            md_table(["free bytes", "`ask` exit code", "answer holds " + FIGURE, "answered through the read-only view",
-                      "traceback", "verdict"], [zero]),
-        ])
+        return "\n".join(
+            [
+                "**Full disk**: a 20 MB tmpfs holds a store of 3 articles; a file then fills it to 0.5 MB free and "
+                "`talentbot ingest` of the whole corpus runs.\n",
+                md_table(
+                    [
+                        "first ingest",
+                        "chunks",
+                        "ingest on the full disk: exit code",
+                        "time",
+                        "message",
+                        "traceback",
+                        "`ask` still answers",
+                        "ingest after freeing space",
+                        "its report",
+                        "store = before",
+                    ],
+                    [row],
+                ),
+                "\n**0 bytes free** (issue #16, item 7): the lexical index folder removed (it must be rebuilt from the "
+                "collection and cannot be saved), the disk then filled until a 4 KB write fails, and `talentbot ask` run "
+                '(before the fix: "opening it failed").\n',
+                md_table(
+                    [
+                        "free bytes",
+                        "`ask` exit code",
+                        "answer holds " + FIGURE,
+                        "answered through the read-only view",
+                        "traceback",
+                        "verdict",
+                    ],
+                    [zero],
+                ),
+            ]
+        )
     finally:
         if subprocess.run(["umount", str(mount)], capture_output=True).returncode:
             subprocess.run(["umount", "-l", str(mount)], capture_output=True)
@@ -173,5 +237,11 @@ def ask_at_zero_bytes(mount: Path, store: Path) -> list:
     ok = asked.returncode == 0 and FIGURE in asked.stdout
     view = "read-only view" in asked.stderr
     tb = "Traceback" in asked.stderr
-    return [free, asked.returncode, "yes" if ok else "NO", "yes" if view else "no", tb,
-            "held" if ok and not tb else "**NOT held**"]
+    return [
+        free,
+        asked.returncode,
+        "yes" if ok else "NO",
+        "yes" if view else "no",
+        tb,
+        "held" if ok and not tb else "**NOT held**",
+    ]

@@ -71,6 +71,8 @@ def cache_ssl_contexts() -> None:
             return cache[key]
 
     transports.create_ssl_context = cached
+
+
 FOLLOW_UP = "这一条的具体规定是什么？"
 
 
@@ -82,7 +84,9 @@ def text_of(message) -> str:
 
 
 def assistant_text(output) -> str:
-    history = output[0] if isinstance(output, (list, tuple)) and output and isinstance(output[0], list) else []
+    history = (
+        output[0] if isinstance(output, (list, tuple)) and output and isinstance(output[0], list) else []
+    )
     if history and isinstance(history[-1], dict) and history[-1].get("role") == "assistant":
         return text_of(history[-1])
     return ""
@@ -165,8 +169,11 @@ def run_sessions(url: str, ids: list[int], seconds: float, start_at: float, raw:
 def part_load(store, corpus, sessions: int, seconds: float, raw: bool = False, procs: int = 1) -> str:
     procs = max(1, min(procs, sessions))
     with Server(store, corpus) as srv:
-        print(f"server {srv.url} (concurrency 4, max_queue 64); {sessions} sessions in {procs} client "
-              "process(es)", flush=True)
+        print(
+            f"server {srv.url} (concurrency 4, max_queue 64); {sessions} sessions in {procs} client "
+            "process(es)",
+            flush=True,
+        )
         rss = []
 
         def sample_rss(stop: threading.Event) -> None:
@@ -197,10 +204,12 @@ def part_load(store, corpus, sessions: int, seconds: float, raw: bool = False, p
     totals = [r["total"] for r in results]
     graded = [r["correct"] for r in results if r["correct"] is not None]
     n = len(results) + len(errors)
-    line = (f"{sessions} sessions x {seconds:.0f} s: {n} requests ({n / wall:.1f}/s), {len(errors)} errors; "
-            f"first token p50 {percentile(firsts, 50):.3f} s p95 {percentile(firsts, 95):.3f} s; "
-            f"full answer p50 {percentile(totals, 50):.3f} s p95 {percentile(totals, 95):.3f} s "
-            f"max {max(totals, default=float('nan')):.3f} s")
+    line = (
+        f"{sessions} sessions x {seconds:.0f} s: {n} requests ({n / wall:.1f}/s), {len(errors)} errors; "
+        f"first token p50 {percentile(firsts, 50):.3f} s p95 {percentile(firsts, 95):.3f} s; "
+        f"full answer p50 {percentile(totals, 50):.3f} s p95 {percentile(totals, 95):.3f} s "
+        f"max {max(totals, default=float('nan')):.3f} s"
+    )
     print(line, flush=True)
     for e in sorted(set(errors))[:10]:
         print("  error:", e)
@@ -209,21 +218,45 @@ def part_load(store, corpus, sessions: int, seconds: float, raw: bool = False, p
     print(f"CPU per request: server {server_cpu * per:.1f} ms, clients {client_cpu * per:.1f} ms", flush=True)
     client_kind = "gradio_client as shipped" if raw else "gradio_client with httpx SSL contexts cached"
     client_kind += f", in {procs} client process{'es' if procs > 1 else ''}"
-    return "\n".join([
-        f"**{sessions} concurrent sessions for {seconds:.0f} s, {client_kind}** (server: default settings, "
-        "concurrency 4, max_queue 64, extractive answers; each session asks random questions of `eval/*.jsonl` "
-        "with its last two turns as history, the next one as soon as the answer is complete).\n",
-        md_table(["requests", "errors", "req/s", "first token p50", "first token p95", "full answer p50",
-                  "full answer p95", "full answer max", "answers holding the expected text", "server RSS max",
-                  "CPU per request: server / clients"],
-                 [[n, len(errors), f"{n / wall:.1f}", f"{percentile(firsts, 50):.3f} s",
-                   f"{percentile(firsts, 95):.3f} s", f"{percentile(totals, 50):.3f} s",
-                   f"{percentile(totals, 95):.3f} s", f"{max(totals, default=float('nan')):.3f} s",
-                   f"{sum(graded)}/{len(graded)}", f"{max(rss, default=float('nan')):.0f} MB",
-                   f"{server_cpu * per:.1f} / {client_cpu * per:.1f} ms"]]),
-        f"\nTarget (0 errors, p95 full answer < 2 s): **{verdict}**."
-        + ("" if not errors else "\nErrors: " + "; ".join(sorted(set(errors))[:5])),
-    ])
+    return "\n".join(
+        [
+            f"**{sessions} concurrent sessions for {seconds:.0f} s, {client_kind}** (server: default settings, "
+            "concurrency 4, max_queue 64, extractive answers; each session asks random questions of `eval/*.jsonl` "
+            "with its last two turns as history, the next one as soon as the answer is complete).\n",
+            md_table(
+                [
+                    "requests",
+                    "errors",
+                    "req/s",
+                    "first token p50",
+                    "first token p95",
+                    "full answer p50",
+                    "full answer p95",
+                    "full answer max",
+                    "answers holding the expected text",
+                    "server RSS max",
+                    "CPU per request: server / clients",
+                ],
+                [
+                    [
+                        n,
+                        len(errors),
+                        f"{n / wall:.1f}",
+                        f"{percentile(firsts, 50):.3f} s",
+                        f"{percentile(firsts, 95):.3f} s",
+                        f"{percentile(totals, 50):.3f} s",
+                        f"{percentile(totals, 95):.3f} s",
+                        f"{max(totals, default=float('nan')):.3f} s",
+                        f"{sum(graded)}/{len(graded)}",
+                        f"{max(rss, default=float('nan')):.0f} MB",
+                        f"{server_cpu * per:.1f} / {client_cpu * per:.1f} ms",
+                    ]
+                ],
+            ),
+            f"\nTarget (0 errors, p95 full answer < 2 s): **{verdict}**."
+            + ("" if not errors else "\nErrors: " + "; ".join(sorted(set(errors))[:5])),
+        ]
+    )
 
 
 # --------------------------------------------------------------------------------------------- queue
@@ -259,22 +292,50 @@ def part_queue(store, corpus, flood: int = 40) -> str:
         other = [f"{k}: {m}" for k, _, m in got if k not in ("QueueError", "answered")]
         messages = sorted({m for k, _, m in got if k == "QueueError"})
         label = f"{delay:.0f} s per answer (a slow LLM)" if delay else "extractive (no delay)"
-        print(f"queue full, {label}: {len(done)} answered (max {max(done, default=0):.2f} s), {len(busy)} "
-              f"QueueError (max wait {max(busy, default=0):.3f} s), other {other[:3]}; after: "
-              f"{after['total']:.2f} s", flush=True)
-        rows.append([label, flood, len(done), f"{max(done, default=float('nan')):.2f} s", len(busy),
-                     f"{percentile(busy, 50):.3f} s" if busy else "-", f"{max(busy):.3f} s" if busy else "-",
-                     len(other), "; ".join(messages) or "-", f"{after['total']:.2f} s"])
-    return "\n".join([
-        f"**Queue full** (server launched with `concurrency=2`, `max_queue=2`; {flood} sessions submit at the "
-        "same instant).\n",
-        md_table(["answers", "sessions", "answered", "slowest answered", "refused (QueueError)",
-                  "refusal p50", "refusal max", "other errors", "message", "next question after the flood"],
-                 rows),
-        "\nRefused sessions get `gradio_client.utils.QueueError('Queue is full! Please try again.')` (HTTP 503 "
-        "from `/gradio_api/queue/join`) within the time shown, never a hang. (What the browser page shows for "
-        "a refused request is Gradio's own error display; it is not measured here.)",
-    ])
+        print(
+            f"queue full, {label}: {len(done)} answered (max {max(done, default=0):.2f} s), {len(busy)} "
+            f"QueueError (max wait {max(busy, default=0):.3f} s), other {other[:3]}; after: "
+            f"{after['total']:.2f} s",
+            flush=True,
+        )
+        rows.append(
+            [
+                label,
+                flood,
+                len(done),
+                f"{max(done, default=float('nan')):.2f} s",
+                len(busy),
+                f"{percentile(busy, 50):.3f} s" if busy else "-",
+                f"{max(busy):.3f} s" if busy else "-",
+                len(other),
+                "; ".join(messages) or "-",
+                f"{after['total']:.2f} s",
+            ]
+        )
+    return "\n".join(
+        [
+            f"**Queue full** (server launched with `concurrency=2`, `max_queue=2`; {flood} sessions submit at the "
+            "same instant).\n",
+            md_table(
+                [
+                    "answers",
+                    "sessions",
+                    "answered",
+                    "slowest answered",
+                    "refused (QueueError)",
+                    "refusal p50",
+                    "refusal max",
+                    "other errors",
+                    "message",
+                    "next question after the flood",
+                ],
+                rows,
+            ),
+            "\nRefused sessions get `gradio_client.utils.QueueError('Queue is full! Please try again.')` (HTTP 503 "
+            "from `/gradio_api/queue/join`) within the time shown, never a hang. (What the browser page shows for "
+            "a refused request is Gradio's own error display; it is not measured here.)",
+        ]
+    )
 
 
 # ----------------------------------------------------------------------------------------- isolation
@@ -316,17 +377,27 @@ def part_isolation(store, corpus, n: int = 20, rounds: int = 3) -> str:
                 others = set(picked) - {picked[i]}
                 if any(o in users or o in g["panel"] for o in others):
                     leaks += 1
-                if g["history"] != alone[i]["history"] or history_questions(g["panel"]) != [FOLLOW_UP, picked[i]]:
+                if g["history"] != alone[i]["history"] or history_questions(g["panel"]) != [
+                    FOLLOW_UP,
+                    picked[i],
+                ]:
                     mismatches += 1
             for c in clients:
                 c.close()
-    print(f"isolation: {n} sessions x {rounds} rounds: {leaks} leaks, {mismatches} differ from alone, "
-          f"{errors} errors", flush=True)
-    return (f"**Session isolation**: {n} sessions at once, each a two-turn chat (a different eval question, then "
-            f"the follow-up `{FOLLOW_UP}` with its own history), {rounds} rounds. Each session's final history and "
-            "Sources panel are compared with those of the same chat run alone.\n\n"
-            + md_table(["sessions x rounds", "saw another session's question", "differs from the chat alone",
-                        "errors"], [[f"{n} x {rounds}", leaks, mismatches, errors]]))
+    print(
+        f"isolation: {n} sessions x {rounds} rounds: {leaks} leaks, {mismatches} differ from alone, "
+        f"{errors} errors",
+        flush=True,
+    )
+    return (
+        f"**Session isolation**: {n} sessions at once, each a two-turn chat (a different eval question, then "
+        f"the follow-up `{FOLLOW_UP}` with its own history), {rounds} rounds. Each session's final history and "
+        "Sources panel are compared with those of the same chat run alone.\n\n"
+        + md_table(
+            ["sessions x rounds", "saw another session's question", "differs from the chat alone", "errors"],
+            [[f"{n} x {rounds}", leaks, mismatches, errors]],
+        )
+    )
 
 
 # -------------------------------------------------------------------------------------------- ingest
@@ -366,7 +437,9 @@ def part_ingest(n: int = 20, ingests: int = 3) -> str:
             for k in range(ingests):
                 f = files[k % len(files)]
                 with open(f, "a", encoding="utf-8") as fh:
-                    fh.write(f"\n第九十{k + 1}条 本条为负载测试第{k + 1}次追加的内容，自2030年{k + 1}月1日起施行。\n")
+                    fh.write(
+                        f"\n第九十{k + 1}条 本条为负载测试第{k + 1}次追加的内容，自2030年{k + 1}月1日起施行。\n"
+                    )
                 t0 = time.perf_counter()
                 try:
                     summary, _table = admin.predict(api_name="/reingest")
@@ -382,14 +455,19 @@ def part_ingest(n: int = 20, ingests: int = 3) -> str:
         for c in [*clients, admin]:
             c.close()
     print(f"ingest during chat: {counts}", flush=True)
-    return "\n".join([
-        f"**Ingest during chat**: {n} sessions ask eval questions while `/reingest` (the Articles tab's button, "
-        f"`bot.ingest` in the server process) re-indexes the corpus {ingests} times, one file edited before each.\n",
-        md_table(["#", "edited file", "reingest time", "summary"], ingest_rows),
-        "\n" + md_table(["chat requests", "errors", "empty answers"],
-                        [[counts["requests"], counts["errors"], counts["empty"]]]),
-        ("\nErrors: " + "; ".join(sorted(set(errs))[:5])) if errs else "",
-    ])
+    return "\n".join(
+        [
+            f"**Ingest during chat**: {n} sessions ask eval questions while `/reingest` (the Articles tab's button, "
+            f"`bot.ingest` in the server process) re-indexes the corpus {ingests} times, one file edited before each.\n",
+            md_table(["#", "edited file", "reingest time", "summary"], ingest_rows),
+            "\n"
+            + md_table(
+                ["chat requests", "errors", "empty answers"],
+                [[counts["requests"], counts["errors"], counts["empty"]]],
+            ),
+            ("\nErrors: " + "; ".join(sorted(set(errs))[:5])) if errs else "",
+        ]
+    )
 
 
 def main() -> None:
@@ -398,35 +476,46 @@ def main() -> None:
     ap.add_argument("--sessions", type=int, default=50)
     ap.add_argument("--seconds", type=float, default=60)
     ap.add_argument("--no-write", action="store_true", help="print only; leave RELIABILITY.md alone")
-    ap.add_argument("--raw-client", action="store_true",
-                    help="leave gradio_client as shipped (a new SSL context per request: see cache_ssl_contexts)")
-    ap.add_argument("--procs", type=int, default=4,
-                    help="client processes the sessions are spread over (one Python process's GIL caps how many "
-                         "requests gradio_client can prepare per second)")
+    ap.add_argument(
+        "--raw-client",
+        action="store_true",
+        help="leave gradio_client as shipped (a new SSL context per request: see cache_ssl_contexts)",
+    )
+    ap.add_argument(
+        "--procs",
+        type=int,
+        default=4,
+        help="client processes the sessions are spread over (one Python process's GIL caps how many "
+        "requests gradio_client can prepare per second)",
+    )
     args = ap.parse_args()
     setup_env()
     if not args.raw_client:
         cache_ssl_contexts()
     parts = args.parts.split(",")
     corpus, store = corpus_store("load")
-    runs = {"load": lambda: part_load(store, corpus, args.sessions, args.seconds, args.raw_client, args.procs),
-            "queue": lambda: part_queue(store, corpus),
-            "isolation": lambda: part_isolation(store, corpus),
-            "ingest": part_ingest}
-    intro = "\n\n".join([
-        "## Load (`benchmarks/reliability/load.py`)",
-        "```bash\n.venv/bin/python benchmarks/reliability/load.py            # all parts, about 5 minutes\n"
-        ".venv/bin/python benchmarks/reliability/load.py --parts load --sessions 50 --seconds 60\n```",
-        "The chat server runs in a child process (`talentbot.web.launch(TalentBot(...), block=False)` over the "
-        "ingested `corpus/`); the gradio_client sessions of the load part run in 4 client processes (`--procs`), "
-        "since one Python process's GIL caps how many requests gradio_client can prepare per second. Clients "
-        "and server share the same 2 CPUs. Each part below is rewritten when it is run.",
-        "gradio_client opens a new httpx client, and so builds a new SSL context (loading the CA bundle, even "
-        "for `http://`), for every request: about 38 ms of CPU per request on this machine against about 16 ms "
-        "that the server spends answering. On 2 CPUs shared with the server, that load-generator cost sets the "
-        "latency, so the script caches httpx's SSL contexts in its client processes by default; "
-        "`--raw-client` measures gradio_client as shipped (section `load (raw client)`).",
-    ])
+    runs = {
+        "load": lambda: part_load(store, corpus, args.sessions, args.seconds, args.raw_client, args.procs),
+        "queue": lambda: part_queue(store, corpus),
+        "isolation": lambda: part_isolation(store, corpus),
+        "ingest": part_ingest,
+    }
+    intro = "\n\n".join(
+        [
+            "## Load (`benchmarks/reliability/load.py`)",
+            "```bash\n.venv/bin/python benchmarks/reliability/load.py            # all parts, about 5 minutes\n"
+            ".venv/bin/python benchmarks/reliability/load.py --parts load --sessions 50 --seconds 60\n```",
+            "The chat server runs in a child process (`talentbot.web.launch(TalentBot(...), block=False)` over the "
+            "ingested `corpus/`); the gradio_client sessions of the load part run in 4 client processes (`--procs`), "
+            "since one Python process's GIL caps how many requests gradio_client can prepare per second. Clients "
+            "and server share the same 2 CPUs. Each part below is rewritten when it is run.",
+            "gradio_client opens a new httpx client, and so builds a new SSL context (loading the CA bundle, even "
+            "for `http://`), for every request: about 38 ms of CPU per request on this machine against about 16 ms "
+            "that the server spends answering. On 2 CPUs shared with the server, that load-generator cost sets the "
+            "latency, so the script caches httpx's SSL contexts in its client processes by default; "
+            "`--raw-client` measures gradio_client as shipped (section `load (raw client)`).",
+        ]
+    )
     if not args.no_write:
         write_section("load", intro)
     for part in parts:
@@ -435,6 +524,7 @@ def main() -> None:
         print(body, flush=True)
         if not args.no_write:
             write_section(f"load-{part}" + ("-raw-client" if args.raw_client else ""), body)
+
 
 if __name__ == "__main__":
     main()

@@ -55,14 +55,18 @@ def fetch_files(url: str, text: str) -> bytes:
     return got
 
 
-def post_big(url: str, path: str, body: bytes, timeout: float = 120, chunked: bool = False) -> tuple[int, bytes]:
+def post_big(
+    url: str, path: str, body: bytes, timeout: float = 120, chunked: bool = False
+) -> tuple[int, bytes]:
     """POST ``body`` over a plain socket, reading the server's answer as soon as it comes (a server that refuses
     a big body answers before it is all sent, then closes the connection): (status, response body).
     ``chunked``: no Content-Length (Transfer-Encoding: chunked), so the server must count as it reads."""
     host, port = re.match(r"http://([^:/]+):(\d+)", url).groups()
     length = "Transfer-Encoding: chunked" if chunked else f"Content-Length: {len(body)}"
-    head = (f"POST {path} HTTP/1.1\r\nHost: {host}:{port}\r\nContent-Type: application/json\r\n"
-            f"{length}\r\nConnection: close\r\n\r\n").encode()
+    head = (
+        f"POST {path} HTTP/1.1\r\nHost: {host}:{port}\r\nContent-Type: application/json\r\n"
+        f"{length}\r\nConnection: close\r\n\r\n"
+    ).encode()
     got = b""
     with socket.create_connection((host, int(port)), timeout=timeout) as sock:
         sock.sendall(head)
@@ -70,7 +74,7 @@ def post_big(url: str, path: str, body: bytes, timeout: float = 120, chunked: bo
             for i in range(0, len(body), 2**16):
                 if select.select([sock], [], [], 0)[0]:
                     break  # the answer is there: stop sending
-                part = body[i:i + 2**16]
+                part = body[i : i + 2**16]
                 sock.sendall(b"%x\r\n%s\r\n" % (len(part), part) if chunked else part)
             else:
                 if chunked:
@@ -107,49 +111,87 @@ def part_fileread(store: Path, corpus: Path) -> str:
     marker = f"root:x:0:0:{uuid.uuid4().hex}:/root:/bin/bash\n".encode()
     secret.write_bytes(marker)
     rows = []
-    with Server(store, corpus, extra_env={"TALENTBOT_LLM_API_KEY": key, "GRADIO_TEMP_DIR": str(gradio_tmp)}) as srv:
+    with Server(
+        store, corpus, extra_env={"TALENTBOT_LLM_API_KEY": key, "GRADIO_TEMP_DIR": str(gradio_tmp)}
+    ) as srv:
         fn = fn_index(srv.url, "chat")
         db = store / "chroma.sqlite3"
-        targets = [("marker file", str(secret), marker), ("/etc/passwd", "/etc/passwd", b"root:"),
-                   ("/proc/<server pid>/environ (API key)", f"/proc/{srv.pid}/environ", key.encode()),
-                   ("/proc/self/environ (API key)", "/proc/self/environ", key.encode()),
-                   ("store's chroma.sqlite3", str(db), db.read_bytes()[:16])]
+        targets = [
+            ("marker file", str(secret), marker),
+            ("/etc/passwd", "/etc/passwd", b"root:"),
+            ("/proc/<server pid>/environ (API key)", f"/proc/{srv.pid}/environ", key.encode()),
+            ("/proc/self/environ (API key)", "/proc/self/environ", key.encode()),
+            ("store's chroma.sqlite3", str(db), db.read_bytes()[:16]),
+        ]
         for label, path, needle in targets:
             session = uuid.uuid4().hex
-            body = json.dumps({"data": [Q, [file_part(path)], ALL, ALL, "", "", None], "fn_index": fn,
-                               "session_hash": session, "event_data": None, "trigger_id": None}).encode()
-            status, _, resp = raw_request(srv.url, "POST", "/gradio_api/queue/join",
-                                          {"Content-Type": "application/json"}, body)
+            body = json.dumps(
+                {
+                    "data": [Q, [file_part(path)], ALL, ALL, "", "", None],
+                    "fn_index": fn,
+                    "session_hash": session,
+                    "event_data": None,
+                    "trigger_id": None,
+                }
+            ).encode()
+            status, _, resp = raw_request(
+                srv.url, "POST", "/gradio_api/queue/join", {"Content-Type": "application/json"}, body
+            )
             stream = sse(srv.url, session) if status == 200 else ""
             leaked = needle in resp or needle in fetch_files(srv.url, stream + resp.decode(errors="replace"))
-            detail = json.loads(resp).get("detail", "") if resp.startswith(b"{") else resp[:80].decode(errors="replace")
-            rows.append([label, "raw HTTP: queue/join", status, str(detail)[:90], "yes" if leaked else "no",
-                         held(not leaked and status != 200)])
-        for route, payload in [("run/chat", {"data": [Q, [file_part(str(secret))], ALL, ALL, "", ""]}),
-                               ("call/chat", {"data": [Q, [file_part(str(secret))], ALL, ALL, "", ""]}),
-                               ("call/v2/chat", {"message": Q, "history": [file_part(str(secret))]}),
-                               ("run/reingest (fn_index of chat)",
-                                {"data": [Q, [file_part(str(secret))], ALL, ALL, "", "", None], "fn_index": fn}),
-                               ("run/chat, no meta", {"data": [Q, [file_part(str(secret), meta=False)], ALL, ALL,
-                                                               "", ""]})]:
+            detail = (
+                json.loads(resp).get("detail", "")
+                if resp.startswith(b"{")
+                else resp[:80].decode(errors="replace")
+            )
+            rows.append(
+                [
+                    label,
+                    "raw HTTP: queue/join",
+                    status,
+                    str(detail)[:90],
+                    "yes" if leaked else "no",
+                    held(not leaked and status != 200),
+                ]
+            )
+        for route, payload in [
+            ("run/chat", {"data": [Q, [file_part(str(secret))], ALL, ALL, "", ""]}),
+            ("call/chat", {"data": [Q, [file_part(str(secret))], ALL, ALL, "", ""]}),
+            ("call/v2/chat", {"message": Q, "history": [file_part(str(secret))]}),
+            (
+                "run/reingest (fn_index of chat)",
+                {"data": [Q, [file_part(str(secret))], ALL, ALL, "", "", None], "fn_index": fn},
+            ),
+            ("run/chat, no meta", {"data": [Q, [file_part(str(secret), meta=False)], ALL, ALL, "", ""]}),
+        ]:
             r = httpx.post(srv.url + "gradio_api/" + route.split(" ")[0], json=payload, timeout=30)
             leaked = marker in r.content or marker in fetch_files(srv.url, r.text)
-            rows.append(["marker file", f"raw HTTP: {route}", r.status_code, r.text[:90], "yes" if leaked else "no",
-                         held(not leaked and r.status_code >= 400)])
+            rows.append(
+                [
+                    "marker file",
+                    f"raw HTTP: {route}",
+                    r.status_code,
+                    r.text[:90],
+                    "yes" if leaked else "no",
+                    held(not leaked and r.status_code >= 400),
+                ]
+            )
         rows += client_attempts(srv.url, secret, marker, f"/proc/{srv.pid}/environ", key.encode())
         copies = sum(cache_copies(gradio_tmp, n) for n in (marker, key.encode()))
     ok = all(r[-1] == "held" for r in rows) and not copies
-    return "\n".join([
-        "### Server files read through a chat-history file part (issue #16, item 1)\n",
-        "Server with default settings (uploads off), `TALENTBOT_LLM_API_KEY` set in its environment and its "
-        "Gradio cache in a folder of its own. Each request carries the issue's payload "
-        "`{\"role\":\"user\",\"content\":[{\"type\":\"file\",\"file\":{\"path\":PATH,\"meta\":"
-        "{\"_type\":\"gradio.FileData\"}}}]}` as the chat history; an answer's `/gradio_api/file=` URLs would be "
-        "fetched.\n",
-        md_table(["target", "how", "status", "response", "content leaked", "verdict"], rows),
-        f"\nCopies of the marker file or the key found in the server's Gradio cache afterwards: **{copies}**. "
-        f"Result: **{'held' if ok else 'NOT held'}**.",
-    ])
+    return "\n".join(
+        [
+            "### Server files read through a chat-history file part (issue #16, item 1)\n",
+            "Server with default settings (uploads off), `TALENTBOT_LLM_API_KEY` set in its environment and its "
+            "Gradio cache in a folder of its own. Each request carries the issue's payload "
+            '`{"role":"user","content":[{"type":"file","file":{"path":PATH,"meta":'
+            '{"_type":"gradio.FileData"}}}]}` as the chat history; an answer\'s `/gradio_api/file=` URLs would be '
+            "fetched.\n",
+            md_table(["target", "how", "status", "response", "content leaked", "verdict"], rows),
+            f"\nCopies of the marker file or the key found in the server's Gradio cache afterwards: **{copies}**. "
+            f"Result: **{'held' if ok else 'NOT held'}**.",
+        ]
+    )
 
 
 def client_attempts(url: str, secret: Path, marker: bytes, environ: str, key: bytes) -> list[list]:
@@ -161,9 +203,11 @@ def client_attempts(url: str, secret: Path, marker: bytes, environ: str, key: by
     c = Client(url, verbose=False, download_files=False)
     real = Endpoint.process_input_files
     try:
-        for label, path, needle, exact in [("marker file", str(secret), marker, False),
-                                           ("marker file", str(secret), marker, True),
-                                           ("/proc/<server pid>/environ (API key)", environ, key, True)]:
+        for label, path, needle, exact in [
+            ("marker file", str(secret), marker, False),
+            ("marker file", str(secret), marker, True),
+            ("/proc/<server pid>/environ (API key)", environ, key, True),
+        ]:
             Endpoint.process_input_files = (lambda self, *data: data) if exact else real
             try:
                 out = c.predict(Q, [file_part(path, meta=exact)], ALL, ALL, "", "", api_name="/chat")
@@ -175,8 +219,16 @@ def client_attempts(url: str, secret: Path, marker: bytes, environ: str, key: by
                     text = e.response.text
             leaked = needle in text.encode() or needle in fetch_files(url, text)
             how = "gradio_client, payload as written" if exact else "gradio_client, path without meta"
-            rows.append([label, how, status, text[:90], "yes" if leaked else "no",
-                         held(not leaked and status != "answered")])
+            rows.append(
+                [
+                    label,
+                    how,
+                    status,
+                    text[:90],
+                    "yes" if leaked else "no",
+                    held(not leaked and status != "answered"),
+                ]
+            )
     finally:
         Endpoint.process_input_files = real
         c.close()
@@ -189,25 +241,65 @@ def part_uploadpath(store: Path, corpus: Path) -> str:
     target.write_text("# 服务器上的文件\n\n第一条 这个文件不应进入语料库。\n", encoding="utf-8")
     before = sorted(p.name for p in corpus.iterdir())
     rows = []
-    with Server(store, corpus, allow_upload=True, max_upload_mb=1,
-                extra_env={"GRADIO_TEMP_DIR": str(OUT / "security-api" / "gradio-tmp-up")}) as srv:
+    with Server(
+        store,
+        corpus,
+        allow_upload=True,
+        max_upload_mb=1,
+        extra_env={"GRADIO_TEMP_DIR": str(OUT / "security-api" / "gradio-tmp-up")},
+    ) as srv:
         fn = fn_index(srv.url, "upload")
-        for label, f in [("{path}", {"path": str(target)}),
-                         ("{path, meta: FileData}", {"path": str(target), "meta": {"_type": "gradio.FileData"}}),
-                         ("{path: /etc/passwd}", {"path": "/etc/passwd", "meta": {"_type": "gradio.FileData"}})]:
+        for label, f in [
+            ("{path}", {"path": str(target)}),
+            ("{path, meta: FileData}", {"path": str(target), "meta": {"_type": "gradio.FileData"}}),
+            ("{path: /etc/passwd}", {"path": "/etc/passwd", "meta": {"_type": "gradio.FileData"}}),
+        ]:
             session = uuid.uuid4().hex
-            r = httpx.post(srv.url + "gradio_api/queue/join", timeout=30, json={
-                "data": [[f]], "fn_index": fn, "session_hash": session, "event_data": None, "trigger_id": None})
+            r = httpx.post(
+                srv.url + "gradio_api/queue/join",
+                timeout=30,
+                json={
+                    "data": [[f]],
+                    "fn_index": fn,
+                    "session_hash": session,
+                    "event_data": None,
+                    "trigger_id": None,
+                },
+            )
             stream = sse(srv.url, session) if r.status_code == 200 else ""
             r2 = httpx.post(srv.url + "gradio_api/run/upload", json={"data": [[f]]}, timeout=60)
             added = sorted(p.name for p in corpus.iterdir()) != before
-            rows.append([label, r.status_code, r.text[:90], r2.status_code, "yes" if added else "no",
-                         held(not added and r.status_code >= 400 and r2.status_code >= 400 and "server-only" not in
-                              stream)])
-    return "\n".join([
-        "### The upload function given a server path (issue #16, item 1, uploads on)\n",
-        md_table(["file value", "queue/join status", "message", "run/upload status", "file entered the corpus",
-                  "verdict"], rows)])
+            rows.append(
+                [
+                    label,
+                    r.status_code,
+                    r.text[:90],
+                    r2.status_code,
+                    "yes" if added else "no",
+                    held(
+                        not added
+                        and r.status_code >= 400
+                        and r2.status_code >= 400
+                        and "server-only" not in stream
+                    ),
+                ]
+            )
+    return "\n".join(
+        [
+            "### The upload function given a server path (issue #16, item 1, uploads on)\n",
+            md_table(
+                [
+                    "file value",
+                    "queue/join status",
+                    "message",
+                    "run/upload status",
+                    "file entered the corpus",
+                    "verdict",
+                ],
+                rows,
+            ),
+        ]
+    )
 
 
 # ---------------------------------------------------------------------------------------------- CORS
@@ -216,30 +308,72 @@ def part_cors(store: Path, corpus: Path) -> str:
     with Server(store, corpus) as srv:
         port = int(re.search(r":(\d+)/", srv.url).group(1))
         fn = fn_index(srv.url, "chat")
-        body = json.dumps({"data": [Q, [], ALL, ALL, "", "", None], "fn_index": fn,
-                           "session_hash": uuid.uuid4().hex}).encode()
-        for origin in (f"http://localhost:{port + 1}", f"http://127.0.0.1:{port + 1}", "http://127.0.0.1:8080",
-                       "http://localhost", "null", EVIL, f"http://127.0.0.1:{port}"):
+        body = json.dumps(
+            {"data": [Q, [], ALL, ALL, "", "", None], "fn_index": fn, "session_hash": uuid.uuid4().hex}
+        ).encode()
+        for origin in (
+            f"http://localhost:{port + 1}",
+            f"http://127.0.0.1:{port + 1}",
+            "http://127.0.0.1:8080",
+            "http://localhost",
+            "null",
+            EVIL,
+            f"http://127.0.0.1:{port}",
+        ):
             own = origin == f"http://127.0.0.1:{port}"
             for method, path, headers, data in [
-                    ("OPTIONS", "/gradio_api/queue/join", {"Access-Control-Request-Method": "POST",
-                                                           "Access-Control-Request-Headers": "content-type"}, None),
-                    ("POST", "/gradio_api/queue/join", {"Content-Type": "application/json"}, body),
-                    ("GET", "/config", {}, None)]:
+                (
+                    "OPTIONS",
+                    "/gradio_api/queue/join",
+                    {
+                        "Access-Control-Request-Method": "POST",
+                        "Access-Control-Request-Headers": "content-type",
+                    },
+                    None,
+                ),
+                ("POST", "/gradio_api/queue/join", {"Content-Type": "application/json"}, body),
+                ("GET", "/config", {}, None),
+            ]:
                 status, h, resp = raw_request(srv.url, method, path, {"Origin": origin, **headers}, data)
-                acao, creds = h.get("access-control-allow-origin", ""), h.get("access-control-allow-credentials", "")
+                acao, creds = (
+                    h.get("access-control-allow-origin", ""),
+                    h.get("access-control-allow-credentials", ""),
+                )
                 drove = method == "POST" and status == 200 and b"event_id" in resp
-                ok = (drove if own else not drove and not acao and status >= 400) or (own and method != "POST")
-                rows.append([origin, method, path, status, acao or "(none)", creds or "(none)",
-                             "own origin: works" if own and ok else held(ok)])
+                ok = (drove if own else not drove and not acao and status >= 400) or (
+                    own and method != "POST"
+                )
+                rows.append(
+                    [
+                        origin,
+                        method,
+                        path,
+                        status,
+                        acao or "(none)",
+                        creds or "(none)",
+                        "own origin: works" if own and ok else held(ok),
+                    ]
+                )
     bad = [r for r in rows if "NOT" in r[-1]]
-    return "\n".join([
-        "### Other local origins driving the chat (issue #16, item 7)\n",
-        "Preflight, the chat's `queue/join` and `/config`, each with the `Origin` shown (Host is the server's).\n",
-        md_table(["Origin", "method", "path", "status", "Access-Control-Allow-Origin",
-                  "Access-Control-Allow-Credentials", "verdict"], rows),
-        f"\nResult: **{'held' if not bad else 'NOT held'}** ({len(bad)} request(s) let through).",
-    ])
+    return "\n".join(
+        [
+            "### Other local origins driving the chat (issue #16, item 7)\n",
+            "Preflight, the chat's `queue/join` and `/config`, each with the `Origin` shown (Host is the server's).\n",
+            md_table(
+                [
+                    "Origin",
+                    "method",
+                    "path",
+                    "status",
+                    "Access-Control-Allow-Origin",
+                    "Access-Control-Allow-Credentials",
+                    "verdict",
+                ],
+                rows,
+            ),
+            f"\nResult: **{'held' if not bad else 'NOT held'}** ({len(bad)} request(s) let through).",
+        ]
+    )
 
 
 # -------------------------------------------------------------------------------------- caps and memory
@@ -249,8 +383,16 @@ def part_caps(store: Path, corpus: Path, sessions: int = 13) -> str:
         fn = fn_index(srv.url, "chat")
 
         def join(data: list, chunked: bool = False) -> tuple[int, bytes, float]:
-            raw = json.dumps({"data": data, "fn_index": fn, "session_hash": uuid.uuid4().hex, "event_data": None,
-                              "trigger_id": None}, ensure_ascii=False).encode()
+            raw = json.dumps(
+                {
+                    "data": data,
+                    "fn_index": fn,
+                    "session_hash": uuid.uuid4().hex,
+                    "event_data": None,
+                    "trigger_id": None,
+                },
+                ensure_ascii=False,
+            ).encode()
             t0 = time.perf_counter()
             status, resp = post_big(srv.url, "/gradio_api/queue/join", raw, chunked=chunked)
             return status, resp, time.perf_counter() - t0
@@ -258,30 +400,52 @@ def part_caps(store: Path, corpus: Path, sessions: int = 13) -> str:
         rss0 = srv.rss_mb()
         big = "问" * (35 * 2**20 // 3)
         for label, data, chunked in [
-                ("35 MB history", [Q, [{"role": "user", "content": big}], ALL, ALL, "", "", None], False),
-                ("35 MB region", [Q, [], big, ALL, "", "", None], False),
-                ("35 MB date_from", [Q, [], ALL, ALL, big, "", None], False),
-                ("35 MB history, chunked (no Content-Length)", [Q, [{"role": "user", "content": big}], ALL, ALL, "",
-                                                                "", None], True)]:
+            ("35 MB history", [Q, [{"role": "user", "content": big}], ALL, ALL, "", "", None], False),
+            ("35 MB region", [Q, [], big, ALL, "", "", None], False),
+            ("35 MB date_from", [Q, [], ALL, ALL, big, "", None], False),
+            (
+                "35 MB history, chunked (no Content-Length)",
+                [Q, [{"role": "user", "content": big}], ALL, ALL, "", "", None],
+                True,
+            ),
+        ]:
             status, resp, secs = join(data, chunked)
-            rows.append([label, status, f"{secs:.2f} s", len(resp), resp[:90].decode(errors="replace"),
-                         held(status == 413 and len(resp) < 2000)])
+            rows.append(
+                [
+                    label,
+                    status,
+                    f"{secs:.2f} s",
+                    len(resp),
+                    resp[:90].decode(errors="replace"),
+                    held(status == 413 and len(resp) < 2000),
+                ]
+            )
         rss_big = srv.hwm_mb()
         from gradio_client import Client
 
         c = Client(srv.url, verbose=False)
         try:
-            for label, args in [("region of 500 characters", (Q, [], "山" * 500, ALL, "", "")),
-                                ("date_from of 500 characters", (Q, [], ALL, ALL, "2" * 500, "")),
-                                ("question of 5,000 characters", ("问" * 5000, [], ALL, ALL, "", ""))]:
+            for label, args in [
+                ("region of 500 characters", (Q, [], "山" * 500, ALL, "", "")),
+                ("date_from of 500 characters", (Q, [], ALL, ALL, "2" * 500, "")),
+                ("question of 5,000 characters", ("问" * 5000, [], ALL, ALL, "", "")),
+            ]:
                 try:
                     c.predict(*args, api_name="/chat")
                     rows.append([label, "answered", "", "", "", held(False)])
                 except Exception as e:  # noqa: BLE001 - the refusal is the outcome
-                    rows.append([label, type(e).__name__, "", len(str(e)), str(e)[:90], held(len(str(e)) < 2000)])
+                    rows.append(
+                        [label, type(e).__name__, "", len(str(e)), str(e)[:90], held(len(str(e)) < 2000)]
+                    )
             # sessions with long histories: what each one leaves in the server
-            long = [m for i in range(200) for m in ({"role": "user", "content": f"第{i}问" + "问" * 100},
-                                                     {"role": "assistant", "content": "答" * 500})]
+            long = [
+                m
+                for i in range(200)
+                for m in (
+                    {"role": "user", "content": f"第{i}问" + "问" * 100},
+                    {"role": "assistant", "content": "答" * 500},
+                )
+            ]
             rss_before = srv.rss_mb()
             kept = []
             for _ in range(sessions):
@@ -305,15 +469,17 @@ def part_caps(store: Path, corpus: Path, sessions: int = 13) -> str:
             flood.append(status)
         time.sleep(1)
         log_added = srv.log_lines() - lines0
-    return "\n".join([
-        "### Request body and field caps, per-session memory, log flood (issue #16, item 4)\n",
-        f"Server with default settings (RSS {rss0:.0f} MB after warm-up; peak {rss_big:.0f} MB after the 35 MB "
-        "bodies).\n",
-        md_table(["request", "status / error", "time", "response bytes", "response", "verdict"], rows),
-        f"\n**Sessions**: {sessions} new gradio_client sessions, each sending a history of 200 turns "
-        f"({body_kb} KB) with its question: history sent back {sorted(set(map(str, kept)))} messages; server RSS "
-        f"{rss_before:.0f} -> {rss_after:.0f} MB, **{per_session:.1f} MB per session** "
-        f"({held(per_session < 10)}; before the fix 30-60 MB).\n",
-        f"**Log flood**: 3 requests of 10,000 malformed history messages each (statuses {flood}) added "
-        f"**{log_added}** lines to the server log ({held(log_added <= 3 * 5)}; before the fix about 30,000).",
-    ])
+    return "\n".join(
+        [
+            "### Request body and field caps, per-session memory, log flood (issue #16, item 4)\n",
+            f"Server with default settings (RSS {rss0:.0f} MB after warm-up; peak {rss_big:.0f} MB after the 35 MB "
+            "bodies).\n",
+            md_table(["request", "status / error", "time", "response bytes", "response", "verdict"], rows),
+            f"\n**Sessions**: {sessions} new gradio_client sessions, each sending a history of 200 turns "
+            f"({body_kb} KB) with its question: history sent back {sorted(set(map(str, kept)))} messages; server RSS "
+            f"{rss_before:.0f} -> {rss_after:.0f} MB, **{per_session:.1f} MB per session** "
+            f"({held(per_session < 10)}; before the fix 30-60 MB).\n",
+            f"**Log flood**: 3 requests of 10,000 malformed history messages each (statuses {flood}) added "
+            f"**{log_added}** lines to the server log ({held(log_added <= 3 * 5)}; before the fix about 30,000).",
+        ]
+    )

@@ -11,12 +11,24 @@ from typing import TYPE_CHECKING, Any
 __version__ = "0.1.0"
 
 _EXPORTS = {
-    "Answer": "answer", "AnswerEvent": "answer", "Citation": "answer", "TextEvent": "answer",
-    "TalentBot": "bot", "Settings": "config", "IngestReport": "ingest", "Filters": "retrieval",
+    "Answer": "answer",
+    "AnswerEvent": "answer",
+    "Citation": "answer",
+    "TextEvent": "answer",
+    "TalentBot": "bot",
+    "Settings": "config",
+    "IngestReport": "ingest",
+    "Filters": "retrieval",
     "Search": "retrieval",
-    "TalentBotError": "errors", "ConfigError": "errors", "ModelLoadError": "errors", "InputError": "errors",
-    "StoreError": "errors", "StoreCorruptError": "errors", "StoreLockedError": "errors",
-    "EmptyStoreError": "errors", "LLMError": "errors",
+    "TalentBotError": "errors",
+    "ConfigError": "errors",
+    "ModelLoadError": "errors",
+    "InputError": "errors",
+    "StoreError": "errors",
+    "StoreCorruptError": "errors",
+    "StoreLockedError": "errors",
+    "EmptyStoreError": "errors",
+    "LLMError": "errors",
 }
 __all__ = sorted(_EXPORTS)
 

@@ -89,7 +89,7 @@ def _zones(text: str) -> list[str]:
         if not w.endswith(ZONE_WORDS):
             continue
         name: list[str] = []
-        for prev in reversed(ws[max(0, i - 3):i]):
+        for prev in reversed(ws[max(0, i - 3) : i]):
             if prev in STOPWORDS or not _CJK.match(prev) or len(prev) < 2 and not name:
                 break
             name.insert(0, prev)
@@ -174,14 +174,22 @@ class Profiles:
 def profiles(manifest: Mapping[str, object]) -> Profiles:
     """The :class:`Profiles` of a manifest (article key -> record)."""
     places = {k: record_places(r) for k, r in manifest.items()}
-    return Profiles(places, {k: norm_title(getattr(r, "title", "")) for k, r in manifest.items()},
-                    {k: getattr(r, "date", "") for k, r in manifest.items()},
-                    set().union(*places.values()) if places else set(),
-                    [getattr(r, "title", "") for r in manifest.values()])
+    return Profiles(
+        places,
+        {k: norm_title(getattr(r, "title", "")) for k, r in manifest.items()},
+        {k: getattr(r, "date", "") for k, r in manifest.items()},
+        set().union(*places.values()) if places else set(),
+        [getattr(r, "title", "") for r in manifest.values()],
+    )
 
 
-def scope(anchors: Anchors, manifest: Mapping[str, object], articles_with: Callable[[str], set[str]],
-          rarest: Callable[[str], str], known: Profiles | None = None) -> Scope:
+def scope(
+    anchors: Anchors,
+    manifest: Mapping[str, object],
+    articles_with: Callable[[str], set[str]],
+    rarest: Callable[[str], str],
+    known: Profiles | None = None,
+) -> Scope:
     """Which articles match every anchor of a question.
 
     ``articles_with(text)`` gives the keys of articles whose text holds ``text``; ``rarest(phrase)`` the
@@ -198,7 +206,9 @@ def scope(anchors: Anchors, manifest: Mapping[str, object], articles_with: Calla
     kind: set[str] = set()
     for form, codes in anchors.places:
         ok = {k for k, p in places.items() if codes & p}
-        names = {g.name(c) for c in codes} | {g.by_code[c].short for c in codes if len(g.by_code[c].short) >= 2}
+        names = {g.name(c) for c in codes} | {
+            g.by_code[c].short for c in codes if len(g.by_code[c].short) >= 2
+        }
         for name in names | ({form} if not form.isascii() else set()):
             ok |= articles_with(name)  # or its text names the place
         if not ok:
@@ -223,17 +233,23 @@ def scope(anchors: Anchors, manifest: Mapping[str, object], articles_with: Calla
             return Scope(set(), f"资料中没有关于{zone}的内容。")
         allowed &= ok
     if anchors.years:
-        allowed &= {k for k, d in known.dates.items() for y in anchors.years if d.startswith(y)} \
-            | set().union(*(articles_with(y) for y in anchors.years))
+        allowed &= {
+            k for k, d in known.dates.items() for y in anchors.years if d.startswith(y)
+        } | set().union(*(articles_with(y) for y in anchors.years))
     if not allowed:
-        named = [*anchors.place_names, *(f"《{t}》" for t in anchors.titles), *anchors.zones,
-                 *(f"{y}年" for y in anchors.years)]
+        named = [
+            *anchors.place_names,
+            *(f"《{t}》" for t in anchors.titles),
+            *anchors.zones,
+            *(f"{y}年" for y in anchors.years),
+        ]
         return Scope(set(), f"资料中没有同时涉及{'、'.join(named)}的内容。")
     return Scope(allowed)
 
 
-def index_lookups(index: LexicalIndex | None,
-                  rows_article: np.ndarray) -> tuple[Callable[[str], set[str]], Callable[[str], str]]:
+def index_lookups(
+    index: LexicalIndex | None, rows_article: np.ndarray
+) -> tuple[Callable[[str], set[str]], Callable[[str], str]]:
     """``articles_with`` and ``rarest`` for :func:`scope`, over a lexical index whose row ``i`` belongs to
     article ``rows_article[i]``. A Chinese text is held by a chunk holding all of its character pairs."""
     import numpy as np

@@ -24,8 +24,10 @@ NO_ANSWER_ZH = "资料中没有找到与这个问题相关的内容，无法回�
 NO_ANSWER_EN = "The documents don't cover this question, so there is no answer to give."
 
 _ANAPHORA = re.compile(r"^(该|其|此|这|上述|他们|它们)(?!外)")
-_ASKS_NUMBER = re.compile(r"多少|几|何时|哪一天|哪天|什么时候|日期|期限|金额|多长|多大|规模|how many|how much|when|date|how long",
-                          re.I)
+_ASKS_NUMBER = re.compile(
+    r"多少|几|何时|哪一天|哪天|什么时候|日期|期限|金额|多长|多大|规模|how many|how much|when|date|how long",
+    re.I,
+)
 _HAS_NUMBER = re.compile(r"\d|[一二三四五六七八九十百千万两]+(?:日|天|个月|年|倍|名|元|人|项|%)")
 _ASKS_LIST = re.compile(r"哪些|哪几|包括|包含|有什么|分别|what are|which .*(?:are|were)|list", re.I)
 _COMPARE = re.compile(r"哪一部|哪一个|哪个|较短|较长|更晚|更早|更长|更短|earlier|later|which", re.I)
@@ -67,9 +69,16 @@ class Answer:
     parts: list[dict] = field(default_factory=list)  # a multi-part answer: {label, answer, n} per part
 
     def as_dict(self) -> dict:
-        return {"question": self.question, "answer": self.text, "no_answer": self.no_answer,
-                "citations": [c.as_dict() for c in self.citations], "mode": self.mode, "warnings": self.warnings,
-                "highlights": self.highlights, "parts": self.parts}
+        return {
+            "question": self.question,
+            "answer": self.text,
+            "no_answer": self.no_answer,
+            "citations": [c.as_dict() for c in self.citations],
+            "mode": self.mode,
+            "warnings": self.warnings,
+            "highlights": self.highlights,
+            "parts": self.parts,
+        }
 
 
 @dataclass
@@ -134,10 +143,21 @@ def answer_sentences(text: str) -> list[str]:
 
 def citation_for(n: int, p: Passage, quote: str = "") -> Citation:
     m = p.meta
-    return Citation(n=n, title=m.get("title", ""), source=m.get("source", ""), date=m.get("date", ""),
-                    path=m.get("path", ""), text=p.text, score=round(float(p.score), 4), file=m.get("file", ""),
-                    label=m.get("label", ""), page=m.get("page"), quote=quote, id=p.id,
-                    effective=m.get("effective", ""))
+    return Citation(
+        n=n,
+        title=m.get("title", ""),
+        source=m.get("source", ""),
+        date=m.get("date", ""),
+        path=m.get("path", ""),
+        text=p.text,
+        score=round(float(p.score), 4),
+        file=m.get("file", ""),
+        label=m.get("label", ""),
+        page=m.get("page"),
+        quote=quote,
+        id=p.id,
+        effective=m.get("effective", ""),
+    )
 
 
 def passage_support(p: Passage) -> float:
@@ -146,10 +166,14 @@ def passage_support(p: Passage) -> float:
     if text == p.text:
         return p.coverage
     header = " ".join(str(p.meta.get(k, "")) for k in ("title", "chapter", "label"))
-    return coverage(p.groups, set(tokenize(text)) | (set() if is_injection(header) else set(tokenize(header))))
+    return coverage(
+        p.groups, set(tokenize(text)) | (set() if is_injection(header) else set(tokenize(header)))
+    )
 
 
-def pick_sentences(question: str, passages: list[Passage], max_sentences: int = 2) -> list[tuple[float, int, str]]:
+def pick_sentences(
+    question: str, passages: list[Passage], max_sentences: int = 2
+) -> list[tuple[float, int, str]]:
     """Choose (coverage, passage index, sentence) triples that answer ``question``, best first."""
     groups = passages[0].groups if passages else []
     wants_number = bool(_ASKS_NUMBER.search(question))
@@ -178,8 +202,12 @@ def pick_sentences(question: str, passages: list[Passage], max_sentences: int = 
                 score += 0.15
             if yes_no and yes_no_match(question, s):
                 score += 0.15  # 可以…补偿吗 -> the sentence that says 可以索取补偿, not its neighbour on 应当
-            if wants_number and not _HAS_NUMBER.search(s) and si + 1 < len(sents) \
-                    and _HAS_NUMBER.search(sents[si + 1]):
+            if (
+                wants_number
+                and not _HAS_NUMBER.search(s)
+                and si + 1 < len(sents)
+                and _HAS_NUMBER.search(sents[si + 1])
+            ):
                 s += sents[si + 1]  # the figure asked for follows in the next sentence
             scored.append((score, cov, pi, s))
     scored.sort(key=lambda x: -x[0])
@@ -194,7 +222,9 @@ def pick_sentences(question: str, passages: list[Passage], max_sentences: int = 
         other_article = passages[pi].meta.get("article") != passages[best[2]].meta.get("article")
         if s in best[3] or best[3] in s:
             continue
-        if (compare and other_article and score >= 0.6 * best[0]) or (pi != best[2] and score >= 0.9 * best[0]):
+        if (compare and other_article and score >= 0.6 * best[0]) or (
+            pi != best[2] and score >= 0.9 * best[0]
+        ):
             chosen.append((cov, pi, s))
     return chosen
 
@@ -207,25 +237,34 @@ def refused(question: str, quoted: list[tuple[Passage, str]], support: float, mi
     本科生 quoted), or date another event than the one asked, or name another 第X批 than the one asked, or
     when an English question names something (a capitalised word) no document has a word for."""
     text = "".join(s for _, s in quoted)
-    cited = [f"{p.meta.get('title', '')} {p.meta.get('label', '')}\n{p.text}"
-             for p, _ in quoted]  # a later chunk of 第十二条 does not repeat its label in its text
+    cited = [
+        f"{p.meta.get('title', '')} {p.meta.get('label', '')}\n{p.text}" for p, _ in quoted
+    ]  # a later chunk of 第十二条 does not repeat its label in its text
     titles = "".join(str(p.meta.get("title", "")) for p, _ in quoted)
-    return not quoted or support < min_coverage \
-        or not all(f.held_by(text) for f in focus_terms(question)) \
-        or not all(states_unit(text, u) for u in asked_units(question)) \
-        or other_degree(question, text + titles) \
-        or not dates_event([s for _, s in quoted], dated_event(question)) \
-        or bool(missing(named_in_question(question), cited)) \
-        or bool(unknown_names(question, quoted[0][0].groups))  # 'in Paris': a name the documents never use
+    return (
+        not quoted
+        or support < min_coverage
+        or not all(f.held_by(text) for f in focus_terms(question))
+        or not all(states_unit(text, u) for u in asked_units(question))
+        or other_degree(question, text + titles)
+        or not dates_event([s for _, s in quoted], dated_event(question))
+        or bool(missing(named_in_question(question), cited))
+        or bool(unknown_names(question, quoted[0][0].groups))
+    )  # 'in Paris': a name the documents never use
 
 
-def compose(question: str, passages: list[Passage], min_coverage: float,
-            siblings: Siblings | None = None) -> Shaped | None:
+def compose(
+    question: str, passages: list[Passage], min_coverage: float, siblings: Siblings | None = None
+) -> Shaped | None:
     """The quotes that answer ``question`` from ``passages``, shaped for it (:mod:`talentbot.quoting`), or
     None when the refusal gate (:func:`refused`) turns the best sentences down. A shaped answer passes the
     gate too, else the chosen sentences are quoted as they are."""
     chosen = pick_sentences(question, passages) if passages else []
-    support = max([c for c, _, _ in chosen] + [passage_support(passages[pi]) for _, pi, _ in chosen]) if chosen else 0.0
+    support = (
+        max([c for c, _, _ in chosen] + [passage_support(passages[pi]) for _, pi, _ in chosen])
+        if chosen
+        else 0.0
+    )
     pairs = [(passages[pi], s) for _, pi, s in chosen]
     if refused(question, pairs, support, min_coverage):
         return None
@@ -270,15 +309,16 @@ def _spans_of(text: str, quoted: list[str]) -> list[str]:
     spans.sort()
     merged: list[list[int]] = []
     for a, b in spans:
-        if merged and not text[merged[-1][1]:a].strip():
+        if merged and not text[merged[-1][1] : a].strip():
             merged[-1][1] = max(merged[-1][1], b)
         else:
             merged.append([a, b])
     return [text[a:b] for a, b in merged] + [t for t in loose if not any(t in text[a:b] for a, b in merged)]
 
 
-def extractive_events(question: str, passages: list[Passage], min_coverage: float,
-                      siblings: Siblings | None = None) -> Iterator[Event]:
+def extractive_events(
+    question: str, passages: list[Passage], min_coverage: float, siblings: Siblings | None = None
+) -> Iterator[Event]:
     """Stream an extractive answer: text events, then the final :class:`AnswerEvent`. ``siblings`` gives
     the other chunks of a passage's 第X条, so that a list is quoted whole."""
     shaped = compose(question, passages, min_coverage, siblings)
@@ -291,5 +331,12 @@ def extractive_events(question: str, passages: list[Passage], min_coverage: floa
     lines = quote_lines(shaped.quotes, numbers, is_english(question))
     for i, line in enumerate(lines):
         yield TextEvent(line if i == 0 else "\n" + line)
-    yield AnswerEvent(Answer(text="\n".join(lines), no_answer=False, citations=cite(shaped.quotes, numbers),
-                             question=question, highlights=shaped.highlights))
+    yield AnswerEvent(
+        Answer(
+            text="\n".join(lines),
+            no_answer=False,
+            citations=cite(shaped.quotes, numbers),
+            question=question,
+            highlights=shaped.highlights,
+        )
+    )

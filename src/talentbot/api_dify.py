@@ -49,8 +49,11 @@ def dify_error(status: int, message: str, authorization: str | None = None) -> d
     if status in (401, 403):
         scheme = (authorization or "").partition(" ")[0]
         code = BAD_HEADER if scheme.lower() != "bearer" else AUTH_FAILED
-        message = ("Invalid Authorization header format. Expected 'Bearer <api-key>' format."
-                   if code == BAD_HEADER else "Authorization failed: the API key is not this server's.")
+        message = (
+            "Invalid Authorization header format. Expected 'Bearer <api-key>' format."
+            if code == BAD_HEADER
+            else "Authorization failed: the API key is not this server's."
+        )
         return {"error_code": code, "error_msg": message}
     return {"error_code": status, "error_msg": message}
 
@@ -59,8 +62,12 @@ def record(p: Passage, url: str | None) -> dict[str, Any]:
     """One Dify record: the passage text, its score and title, and where it comes from."""
     m = p.meta
     meta = {k: m.get(k, "") for k in ("source", "date", "effective", "label", "file", "region")}
-    return {"content": p.text, "score": round(float(p.coverage), 4), "title": str(m.get("title", "")),
-            "metadata": {**meta, "id": p.id, "url": url or ""}}
+    return {
+        "content": p.text,
+        "score": round(float(p.coverage), 4),
+        "title": str(m.get("title", "")),
+        "metadata": {**meta, "id": p.id, "url": url or ""},
+    }
 
 
 def dify_router(bot: TalentBot, gate: Gate) -> fastapi.APIRouter:
@@ -83,10 +90,17 @@ def dify_router(bot: TalentBot, gate: Gate) -> fastapi.APIRouter:
         except ValidationError as e:
             err = e.errors()[0]
             where = ".".join(str(x) for x in err.get("loc", ()))
-            return JSONResponse({"error_code": 400, "error_msg": f"invalid request: {where}: {err['msg']}"}, 400)
+            return JSONResponse(
+                {"error_code": 400, "error_msg": f"invalid request: {where}: {err['msg']}"}, 400
+            )
         if req.knowledge_id != KNOWLEDGE_ID:
-            return JSONResponse({"error_code": NO_KNOWLEDGE, "error_msg": f"The knowledge does not exist: use "
-                                 f"the knowledge id '{KNOWLEDGE_ID}'."}, 404)
+            return JSONResponse(
+                {
+                    "error_code": NO_KNOWLEDGE,
+                    "error_msg": f"The knowledge does not exist: use the knowledge id '{KNOWLEDGE_ID}'.",
+                },
+                404,
+            )
         try:
             passages = await gate.run(search, bot.check_question(req.query), req.retrieval_setting.top_k)
         except InputError as e:
@@ -95,7 +109,9 @@ def dify_router(bot: TalentBot, gate: Gate) -> fastapi.APIRouter:
             return JSONResponse({"error_code": 429, "error_msg": str(e)}, 429)
         except TalentBotError as e:
             logger.warning("dify retrieval failed: %s", e)
-            return JSONResponse({"error_code": 500, "error_msg": str(e)}, 503 if isinstance(e, EmptyStoreError) else 500)
+            return JSONResponse(
+                {"error_code": 500, "error_msg": str(e)}, 503 if isinstance(e, EmptyStoreError) else 500
+            )
         base = s.public_url or str(request.base_url)
         threshold = req.retrieval_setting.score_threshold
         records = [record(p, doc_url(base, p.id, key)) for p in passages if p.coverage >= threshold]

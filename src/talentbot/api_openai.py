@@ -71,8 +71,14 @@ class ChatRequest(BaseModel):
 class ApiError(Exception):
     """An error to send in OpenAI's shape."""
 
-    def __init__(self, status: int, message: str, kind: str = "invalid_request_error", code: str | None = None,
-                 param: str | None = None) -> None:
+    def __init__(
+        self,
+        status: int,
+        message: str,
+        kind: str = "invalid_request_error",
+        code: str | None = None,
+        param: str | None = None,
+    ) -> None:
         super().__init__(message)
         self.status, self.kind, self.code, self.param = status, kind, code, param
 
@@ -82,8 +88,12 @@ class ApiError(Exception):
 
 def openai_error(status: int, message: str, code: str | None = None) -> dict[str, Any]:
     """``{"error": ...}`` for a refusal (used by the request guard too)."""
-    kind = {401: "authentication_error", 403: "permission_error", 404: "not_found_error",
-            429: "rate_limit_error"}.get(status, "invalid_request_error" if status < 500 else "server_error")
+    kind = {
+        401: "authentication_error",
+        403: "permission_error",
+        404: "not_found_error",
+        429: "rate_limit_error",
+    }.get(status, "invalid_request_error" if status < 500 else "server_error")
     return ApiError(status, message, kind, code).body()
 
 
@@ -107,7 +117,9 @@ def _text(m: _Message) -> str:
     return " ".join(p.text or "" for p in m.content)
 
 
-def parse(body: bytes, max_turns: int, max_chars: int) -> tuple[ChatRequest, str, list[tuple[str, str]], Filters]:
+def parse(
+    body: bytes, max_turns: int, max_chars: int
+) -> tuple[ChatRequest, str, list[tuple[str, str]], Filters]:
     """The request, its question (the last user message), the chat history before it, and the filters."""
     try:
         req = ChatRequest.model_validate_json(body)
@@ -116,16 +128,28 @@ def parse(body: bytes, max_turns: int, max_chars: int) -> tuple[ChatRequest, str
         where = ".".join(str(x) for x in err.get("loc", ()))
         raise ApiError(400, f"invalid request: {where}: {err['msg']}", param=where or None) from None
     if req.model != MODEL:
-        raise ApiError(404, f"the model '{req.model[:100]}' does not exist; use '{MODEL}'", "invalid_request_error",
-                       "model_not_found", "model")
-    turns: list[tuple[str, str]] = [(m.role, _text(m)) for m in req.messages if m.role in ("user", "assistant")]
+        raise ApiError(
+            404,
+            f"the model '{req.model[:100]}' does not exist; use '{MODEL}'",
+            "invalid_request_error",
+            "model_not_found",
+            "model",
+        )
+    turns: list[tuple[str, str]] = [
+        (m.role, _text(m)) for m in req.messages if m.role in ("user", "assistant")
+    ]
     if not turns or turns[-1][0] != "user":
         raise ApiError(400, "the last message must be the user's question", param="messages")
-    history = [(r, strip_references(t)[:max_chars] if r == "assistant" else t[:max_chars])
-               for r, t in turns[:-1]][-2 * max_turns:]
+    history = [
+        (r, strip_references(t)[:max_chars] if r == "assistant" else t[:max_chars]) for r, t in turns[:-1]
+    ][-2 * max_turns :]
     try:
-        filters = Filters(region=req.region or None, source=req.source or None, date_from=req.date_from or None,
-                          date_to=req.date_to or None)
+        filters = Filters(
+            region=req.region or None,
+            source=req.source or None,
+            date_from=req.date_from or None,
+            date_to=req.date_to or None,
+        )
     except InputError as e:
         raise ApiError(400, str(e), param="date_from") from None
     return req, turns[-1][1], history, filters
@@ -138,14 +162,24 @@ def _annotations(text: str, answer: Answer, urls: dict[int, str | None]) -> list
         if url:
             start, end = marker_span(text, c.n)
             title = f"{c.title} {c.label}".strip()
-            out.append({"type": "url_citation",
-                        "url_citation": {"url": url, "title": title, "start_index": start, "end_index": end}})
+            out.append(
+                {
+                    "type": "url_citation",
+                    "url_citation": {"url": url, "title": title, "start_index": start, "end_index": end},
+                }
+            )
     return out
 
 
 def _chunk(cid: str, created: int, delta: dict[str, Any], finish: str | None = None, **extra: Any) -> str:
-    data = {"id": cid, "object": "chat.completion.chunk", "created": created, "model": MODEL,
-            "choices": [{"index": 0, "delta": delta, "finish_reason": finish, "logprobs": None}], **extra}
+    data = {
+        "id": cid,
+        "object": "chat.completion.chunk",
+        "created": created,
+        "model": MODEL,
+        "choices": [{"index": 0, "delta": delta, "finish_reason": finish, "logprobs": None}],
+        **extra,
+    }
     return f"data: {json.dumps(data, ensure_ascii=False)}\n\n"
 
 
@@ -159,17 +193,25 @@ def openai_router(bot: TalentBot, gate: Gate) -> fastapi.APIRouter:
 
     @router.get("/v1/models", include_in_schema=False)
     async def models() -> dict[str, Any]:
-        return {"object": "list", "data": [{"id": MODEL, "object": "model", "created": 0, "owned_by": "talentbot"}]}
+        return {
+            "object": "list",
+            "data": [{"id": MODEL, "object": "model", "created": 0, "owned_by": "talentbot"}],
+        }
 
     @router.post("/v1/chat/completions", include_in_schema=False)
     async def completions(request: fastapi.Request) -> Response:
         try:
-            req, question, history, filters = parse(await request.body(), s.max_history_turns, s.max_message_chars)
+            req, question, history, filters = parse(
+                await request.body(), s.max_history_turns, s.max_message_chars
+            )
             bot.check_question(question)  # a bad question is a 400 before anything streams
             base = s.public_url or str(request.base_url)
             if req.stream:
-                return StreamingResponse(await _stream(question, history, filters, req.k, base),
-                                         media_type="text/event-stream", headers={"Cache-Control": "no-cache"})
+                return StreamingResponse(
+                    await _stream(question, history, filters, req.k, base),
+                    media_type="text/event-stream",
+                    headers={"Cache-Control": "no-cache"},
+                )
             answer = await gate.run(bot.ask, question, history, filters, req.k)
         except ApiError as e:
             return JSONResponse(e.body(), e.status)
@@ -178,16 +220,27 @@ def openai_router(bot: TalentBot, gate: Gate) -> fastapi.APIRouter:
             return JSONResponse(err.body(), err.status)
         urls = citation_urls(answer, base, key)
         text = answer.text + references(answer, urls)
-        message = {"role": "assistant", "content": text, "refusal": None,
-                   "annotations": _annotations(text, answer, urls)}
-        return JSONResponse({"id": f"chatcmpl-{uuid.uuid4().hex}", "object": "chat.completion",
-                             "created": int(time.time()), "model": MODEL,
-                             "choices": [{"index": 0, "message": message, "finish_reason": "stop", "logprobs": None}],
-                             "usage": {"prompt_tokens": 0, "completion_tokens": 0, "total_tokens": 0},
-                             "talentbot": answer_json(answer, urls)})
+        message = {
+            "role": "assistant",
+            "content": text,
+            "refusal": None,
+            "annotations": _annotations(text, answer, urls),
+        }
+        return JSONResponse(
+            {
+                "id": f"chatcmpl-{uuid.uuid4().hex}",
+                "object": "chat.completion",
+                "created": int(time.time()),
+                "model": MODEL,
+                "choices": [{"index": 0, "message": message, "finish_reason": "stop", "logprobs": None}],
+                "usage": {"prompt_tokens": 0, "completion_tokens": 0, "total_tokens": 0},
+                "talentbot": answer_json(answer, urls),
+            }
+        )
 
-    async def _stream(question: str, history: list[tuple[str, str]], filters: Filters, k: int | None,
-                      base: str) -> AsyncIterator[str]:
+    async def _stream(
+        question: str, history: list[tuple[str, str]], filters: Filters, k: int | None, base: str
+    ) -> AsyncIterator[str]:
         """The SSE body; the first event is computed before the response starts, so that an empty store or a
         busy server is an HTTP error rather than a broken stream."""
         token = await gate.acquire()
@@ -213,7 +266,7 @@ def openai_router(bot: TalentBot, gate: Gate) -> fastapi.APIRouter:
                         break
                     ev = await anext(events)
                 urls = citation_urls(answer, base, key)
-                tail = answer.text[len(streamed):] if answer.text.startswith(streamed) else ""
+                tail = answer.text[len(streamed) :] if answer.text.startswith(streamed) else ""
                 tail += references(answer, urls)
                 if tail:
                     yield _chunk(cid, created, {"content": tail})
@@ -223,7 +276,11 @@ def openai_router(bot: TalentBot, gate: Gate) -> fastapi.APIRouter:
                 yield _chunk(cid, created, {}, "stop", talentbot=answer_json(answer, urls))
                 yield "data: [DONE]\n\n"
             except (TalentBotError, StopAsyncIteration) as e:
-                err = from_bot_error(e) if isinstance(e, TalentBotError) else ApiError(500, "the answer ended early")
+                err = (
+                    from_bot_error(e)
+                    if isinstance(e, TalentBotError)
+                    else ApiError(500, "the answer ended early")
+                )
                 logger.warning("chat completion stream failed: %s", err)
                 yield f"data: {json.dumps(err.body(), ensure_ascii=False)}\n\n"
             finally:

@@ -59,14 +59,31 @@ def doc_url(base: str | None, passage_id: str, key: str | None) -> str | None:
 
 def citation_json(c: Citation, url: str | None = None) -> dict[str, Any]:
     """One citation as the API hands it out (no server paths)."""
-    return {"n": c.n, "id": c.id, "title": c.title, "source": c.source, "date": c.date, "effective": c.effective,
-            "label": c.label, "page": c.page, "file": c.file, "quote": c.quote, "text": c.text, "url": url}
+    return {
+        "n": c.n,
+        "id": c.id,
+        "title": c.title,
+        "source": c.source,
+        "date": c.date,
+        "effective": c.effective,
+        "label": c.label,
+        "page": c.page,
+        "file": c.file,
+        "quote": c.quote,
+        "text": c.text,
+        "url": url,
+    }
 
 
 def answer_json(answer: Answer, urls: dict[int, str | None]) -> dict[str, Any]:
     """The full typed answer: text with [n] markers, ``no_answer``, citations with their links."""
-    return {"answer": answer.text, "no_answer": answer.no_answer, "mode": answer.mode,
-            "warnings": list(answer.warnings), "citations": [citation_json(c, urls.get(c.n)) for c in answer.citations]}
+    return {
+        "answer": answer.text,
+        "no_answer": answer.no_answer,
+        "mode": answer.mode,
+        "warnings": list(answer.warnings),
+        "citations": [citation_json(c, urls.get(c.n)) for c in answer.citations],
+    }
 
 
 def citation_urls(answer: Answer, base: str | None, key: str | None) -> dict[int, str | None]:
@@ -80,7 +97,11 @@ def references(answer: Answer, urls: dict[int, str | None]) -> str:
     lines = []
     for c in answer.citations:
         meta = "，".join(x for x in (c.source, c.date) if x)
-        line = f"[{c.n}] 《{c.title.strip('《》')}》" + (f" {c.label}" if c.label else "") + (f"（{meta}）" if meta else "")
+        line = (
+            f"[{c.n}] 《{c.title.strip('《》')}》"
+            + (f" {c.label}" if c.label else "")
+            + (f"（{meta}）" if meta else "")
+        )
         lines.append(line + (f" {urls[c.n]}" if urls.get(c.n) else ""))
     return f"\n\n{REFERENCES}\n" + "\n".join(lines)
 

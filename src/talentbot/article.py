@@ -33,8 +33,9 @@ def first_line(text: str) -> str:
     return next((ln.strip() for ln in text.split("\n") if ln.strip()), "")[:80]
 
 
-def make_article(path: Path, title: str, pages: list[tuple[int | None, str]], meta: dict[str, Any],
-                 empty: str) -> Article:
+def make_article(
+    path: Path, title: str, pages: list[tuple[int | None, str]], meta: dict[str, Any], empty: str
+) -> Article:
     """An article of the non-blank pages; ``source`` and ``date`` come out of ``meta``. Raises
     :class:`ParseError` with ``empty`` as the reason when no page holds text."""
     pages = [(n, t) for n, t in pages if t.strip()]

@@ -65,7 +65,9 @@ class TalentBot:
                 from .embeddings import Embedder
 
                 s = self.settings
-                self._embedder = Embedder(s.model_name, s.device, s.embed_batch_size, s.embed_bf16, s.model_cache)
+                self._embedder = Embedder(
+                    s.model_name, s.device, s.embed_batch_size, s.embed_bf16, s.model_cache
+                )
             return self._embedder
 
     @property
@@ -98,8 +100,12 @@ class TalentBot:
         return TalentRetriever(retriever=self.retriever, k=k or self.settings.k, filters=filters)
 
     # ----------------------------------------------------------------------------------- ingest
-    def ingest(self, paths: Sequence[str | Path] | None = None, rebuild: bool = False,
-               progress: Progress | None = None) -> IngestReport:
+    def ingest(
+        self,
+        paths: Sequence[str | Path] | None = None,
+        rebuild: bool = False,
+        progress: Progress | None = None,
+    ) -> IngestReport:
         """Index new and changed files under ``paths`` (default: the corpus folder); remove deleted ones."""
         from filelock import FileLock, Timeout
 
@@ -163,7 +169,8 @@ class TalentBot:
             raise StoreLockedError(
                 f"another ingest ({held.get('owner')}) is writing to the Chroma server at "
                 f"{self.settings.chroma_url} (its lease runs until {until:%H:%M:%S} UTC unless renewed); "
-                "wait for it to finish, then run this again")
+                "wait for it to finish, then run this again"
+            )
         return lease
 
     def articles(self) -> list[ArticleRecord]:
@@ -176,35 +183,54 @@ class TalentBot:
         if not isinstance(question, str):
             raise InputError("the question must be text")
         if _CONTROL.search(question):
-            raise InputError("the question contains control characters (such as NUL); remove them and ask again")
+            raise InputError(
+                "the question contains control characters (such as NUL); remove them and ask again"
+            )
         q = question.strip()
         if not q:
             raise InputError("the question is empty: type a question, e.g. 人才公寓有哪些支持方式？")
         if len(q) > self.settings.max_question_chars:
-            raise InputError(f"the question is {len(q)} characters long; keep it under "
-                             f"{self.settings.max_question_chars} characters")
+            raise InputError(
+                f"the question is {len(q)} characters long; keep it under "
+                f"{self.settings.max_question_chars} characters"
+            )
         if not _WORDY.search(q):
-            raise InputError("the question has no words in it (only symbols or emoji); type a question in words")
+            raise InputError(
+                "the question has no words in it (only symbols or emoji); type a question in words"
+            )
         return q
 
-    def stream(self, question: str, history: History = None, filters: Filters | None = None,
-               k: int | None = None, trace: Search | None = None) -> Iterator[Event]:
+    def stream(
+        self,
+        question: str,
+        history: History = None,
+        filters: Filters | None = None,
+        k: int | None = None,
+        trace: Search | None = None,
+    ) -> Iterator[Event]:
         """Yield :class:`TextEvent` pieces as the answer is produced, then one :class:`AnswerEvent`.
         In LLM mode the pieces are streamed only once the answer's figures are checked. ``trace``, when
         given, is filled with the passages retrieved (best first) and the seconds per retrieval stage."""
         q = self.check_question(question)
         if not self.retriever.manifest:  # cached per store generation: no Chroma count on every question
             raise EmptyStoreError("nothing is indexed yet: run `talentbot ingest corpus` first")
-        for ev in self.chain.stream({"question": q, "history": history or [], "filters": filters, "k": k,
-                                     "trace": trace}):
+        for ev in self.chain.stream(
+            {"question": q, "history": history or [], "filters": filters, "k": k, "trace": trace}
+        ):
             if not isinstance(ev, (TextEvent, AnswerEvent)):
                 raise TypeError(f"the answer chain yielded a {type(ev).__name__}, not an answer event")
             yield ev
             if isinstance(ev, AnswerEvent):
                 return
 
-    def ask(self, question: str, history: History = None, filters: Filters | None = None,
-            k: int | None = None, trace: Search | None = None) -> Answer:
+    def ask(
+        self,
+        question: str,
+        history: History = None,
+        filters: Filters | None = None,
+        k: int | None = None,
+        trace: Search | None = None,
+    ) -> Answer:
         """Answer ``question`` (with optional chat ``history`` and ``filters``); consumes :meth:`stream`."""
         answer = final_answer(self.stream(question, history, filters, k, trace))
         if answer is None:

@@ -54,11 +54,18 @@ def build_chain(settings: Settings, retriever: Retriever, llm: LLMAnswerer | Non
         k = inputs.get("k") or settings.k
         parts = split_parts(c.question) if llm is None and c.standalone == c.question else []
         results: list[PartResult] = []
-        if len(parts) <= k:  # each part within its own scope, the k passages shared: "北京和上海…分别" is two questions
+        if (
+            len(parts) <= k
+        ):  # each part within its own scope, the k passages shared: "北京和上海…分别" is two questions
             for part in parts:
                 scope = retriever.scope(part.anchors)
-                found = [] if scope.missing else retriever.search(part.question, max(1, k // len(parts)),
-                                                                  inputs.get("filters"), within=scope.keys)
+                found = (
+                    []
+                    if scope.missing
+                    else retriever.search(
+                        part.question, max(1, k // len(parts)), inputs.get("filters"), within=scope.keys
+                    )
+                )
                 results.append(PartResult(part, found, scope.missing))
         if results:
             merged = _interleave([r.passages for r in results])  # every part's passages, best first
@@ -70,8 +77,9 @@ def build_chain(settings: Settings, retriever: Retriever, llm: LLMAnswerer | Non
         if scope.missing:
             _trace(inputs, Search())
             return {**inputs, "passages": [], "missing": scope.missing}
-        searched = retriever.run(c.standalone, inputs.get("k"), inputs.get("filters"), terms=c.terms,
-                                 within=scope.keys)
+        searched = retriever.run(
+            c.standalone, inputs.get("k"), inputs.get("filters"), terms=c.terms, within=scope.keys
+        )
         _trace(inputs, searched)
         return {**inputs, "passages": searched.passages, "missing": None}
 
@@ -89,11 +97,18 @@ def build_chain(settings: Settings, retriever: Retriever, llm: LLMAnswerer | Non
             return
         yield from extractive_events(inputs["question"], inputs["passages"], settings.min_coverage, siblings)
 
-    answer = llm.answer_chain(settings.min_coverage) if llm is not None else RunnableLambda(extractive,
-                                                                                          name="extractive")
-    return (RunnableLambda(condense, name="condense") | RunnableLambda(retrieve, name="retrieve")
-            | RunnableBranch((lambda inputs: bool(inputs["missing"]), RunnableLambda(refuse, name="refuse")),
-                             answer)).with_config(run_name="talentbot")
+    answer = (
+        llm.answer_chain(settings.min_coverage)
+        if llm is not None
+        else RunnableLambda(extractive, name="extractive")
+    )
+    return (
+        RunnableLambda(condense, name="condense")
+        | RunnableLambda(retrieve, name="retrieve")
+        | RunnableBranch(
+            (lambda inputs: bool(inputs["missing"]), RunnableLambda(refuse, name="refuse")), answer
+        )
+    ).with_config(run_name="talentbot")
 
 
 def _trace(inputs: dict, found: Search) -> None:
@@ -122,8 +137,15 @@ def article_unit(retriever: Retriever) -> Siblings:
             if row is None or any(row[1].get(f) != p.meta.get(f) for f in ("label", "chapter")):
                 return None
             text, meta = row
-            return Passage(f"{key}:{i}", text, meta, p.score, coverage(p.groups, set(meta.get("tokens", "").split())),
-                           p.terms, p.groups)
+            return Passage(
+                f"{key}:{i}",
+                text,
+                meta,
+                p.score,
+                coverage(p.groups, set(meta.get("tokens", "").split())),
+                p.terms,
+                p.groups,
+            )
 
         before: list[Passage] = []
         after: list[Passage] = []

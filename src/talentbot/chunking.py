@@ -142,7 +142,7 @@ def _cut(sentence: str, size: int) -> list[str]:
                 pieces.append(cur)
                 cur = ""
             step = -(-len(clause) // -(-len(clause) // size))
-            pieces.extend(clause[i:i + step] for i in range(0, len(clause), step))
+            pieces.extend(clause[i : i + step] for i in range(0, len(clause), step))
             continue
         if cur and len(_join([cur, clause])) > size:
             pieces.append(cur)
@@ -165,7 +165,17 @@ def chunk_article(article: Article, size: int = 180, overlap: int = 0) -> list[C
     chunks: list[Chunk] = []
     for page, chapter, label, paragraphs in _units(article):
         row = len(paragraphs) == 1 and is_row(paragraphs[0])
-        for text in paragraphs if row else _pack(paragraphs, size, overlap, break_paragraphs=not ARTICLE.match(label)):
-            chunks.append(Chunk(text=text, ordinal=len(chunks), title=article.title, chapter=chapter,
-                                label=label, page=page))
+        for text in (
+            paragraphs if row else _pack(paragraphs, size, overlap, break_paragraphs=not ARTICLE.match(label))
+        ):
+            chunks.append(
+                Chunk(
+                    text=text,
+                    ordinal=len(chunks),
+                    title=article.title,
+                    chapter=chapter,
+                    label=label,
+                    page=page,
+                )
+            )
     return chunks

@@ -19,8 +19,12 @@ if TYPE_CHECKING:
     from .bot import TalentBot
     from .config import Settings
 
-app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
-                  help="Grounded, cited answers about talent policies (人才政策) from your own documents.")
+app = typer.Typer(
+    add_completion=False,
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    help="Grounded, cited answers about talent policies (人才政策) from your own documents.",
+)
 
 StoreOpt = Annotated[Path | None, typer.Option("--store", help="Store folder (env TALENTBOT_STORE).")]
 ChromaOpt = Annotated[str | None, typer.Option("--chroma-url", help="Use a `chroma run` server at this URL.")]
@@ -30,7 +34,9 @@ JsonOpt = Annotated[bool, typer.Option("--json", help="Print machine-readable JS
 def _settings(store: Path | None = None, chroma_url: str | None = None, **extra: Any) -> Settings:
     from .config import load_settings
 
-    overrides = {k: v for k, v in {"store": store, "chroma_url": chroma_url, **extra}.items() if v is not None}
+    overrides = {
+        k: v for k, v in {"store": store, "chroma_url": chroma_url, **extra}.items() if v is not None
+    }
     return load_settings(**overrides)  # a bad value: ConfigError, one line, exit 2
 
 
@@ -48,8 +54,16 @@ def _fail(err: TalentBotError) -> typer.Exit:
 @app.command()
 def ingest(
     paths: Annotated[list[Path] | None, typer.Argument(help="Files or folders (default: corpus/).")] = None,
-    rebuild: Annotated[bool, typer.Option("--rebuild", help="Index everything again into new collections built aside; questions are answered from the old ones until the switch.")] = False,
-    store: StoreOpt = None, chroma_url: ChromaOpt = None, as_json: JsonOpt = False,
+    rebuild: Annotated[
+        bool,
+        typer.Option(
+            "--rebuild",
+            help="Index everything again into new collections built aside; questions are answered from the old ones until the switch.",
+        ),
+    ] = False,
+    store: StoreOpt = None,
+    chroma_url: ChromaOpt = None,
+    as_json: JsonOpt = False,
 ) -> None:
     """Index new and changed articles; remove deleted ones. Exit 1 if a file failed (the rest is indexed)."""
     from rich.console import Console
@@ -82,14 +96,22 @@ def ingest(
 
 @app.command()
 def ask(
-    question: Annotated[str, typer.Argument(help="The question, e.g. 北京无许可证从事人才市场中介服务，最高罚款多少？")],
+    question: Annotated[
+        str, typer.Argument(help="The question, e.g. 北京无许可证从事人才市场中介服务，最高罚款多少？")
+    ],
     k: Annotated[int | None, typer.Option("--k", help="Passages to retrieve.")] = None,
     region: Annotated[str | None, typer.Option(help="Only articles about this province/city.")] = None,
     source: Annotated[str | None, typer.Option(help="Only articles from this publisher.")] = None,
     file: Annotated[str | None, typer.Option(help="Only this file name.")] = None,
-    date_from: Annotated[str | None, typer.Option("--from", help="Only articles dated on/after (YYYY[-MM-DD]).")] = None,
-    date_to: Annotated[str | None, typer.Option("--to", help="Only articles dated on/before (YYYY[-MM-DD]).")] = None,
-    store: StoreOpt = None, chroma_url: ChromaOpt = None, as_json: JsonOpt = False,
+    date_from: Annotated[
+        str | None, typer.Option("--from", help="Only articles dated on/after (YYYY[-MM-DD]).")
+    ] = None,
+    date_to: Annotated[
+        str | None, typer.Option("--to", help="Only articles dated on/before (YYYY[-MM-DD]).")
+    ] = None,
+    store: StoreOpt = None,
+    chroma_url: ChromaOpt = None,
+    as_json: JsonOpt = False,
 ) -> None:
     """Answer a question with numbered citations of the passages it used."""
     from .retrieval import Filters
@@ -116,7 +138,8 @@ def ask(
 def serve(
     host: Annotated[str | None, typer.Option(help="Address to bind (default 127.0.0.1).")] = None,
     port: Annotated[int | None, typer.Option(help="Port (default 7860).")] = None,
-    store: StoreOpt = None, chroma_url: ChromaOpt = None,
+    store: StoreOpt = None,
+    chroma_url: ChromaOpt = None,
 ) -> None:
     """Start the browser chat (Gradio). Its URL is printed once it accepts requests; a port in use exits 1,
     an address that cannot be bound 2, each with a one-line error."""
@@ -125,8 +148,11 @@ def serve(
         from .web import launch
 
         def ready(url: str) -> None:
-            typer.echo(f"talentbot chat on {url}  (Ctrl+C to stop); OpenAI API {url}v1, MCP {url}mcp, "
-                       f"Dify {url}retrieval", err=True)
+            typer.echo(
+                f"talentbot chat on {url}  (Ctrl+C to stop); OpenAI API {url}v1, MCP {url}mcp, "
+                f"Dify {url}retrieval",
+                err=True,
+            )
 
         launch(_bot(settings), on_ready=ready)
     except TalentBotError as e:
@@ -153,7 +179,9 @@ def mcp(store: StoreOpt = None, chroma_url: ChromaOpt = None) -> None:
 def eval_cmd(
     qa_file: Annotated[Path, typer.Argument(help="JSONL question set ({q, a, doc, type}).")],
     k: Annotated[int | None, typer.Option("--k", help="Passages to retrieve.")] = None,
-    store: StoreOpt = None, chroma_url: ChromaOpt = None, as_json: JsonOpt = False,
+    store: StoreOpt = None,
+    chroma_url: ChromaOpt = None,
+    as_json: JsonOpt = False,
     show: Annotated[bool, typer.Option("--show", help="List the questions that missed.")] = False,
 ) -> None:
     """Measure retrieval (hit@1, hit@k, MRR) and answers (contains, cited, no-answer) on a question set."""
@@ -179,6 +207,7 @@ def main() -> None:
     # reach the root's handlers whatever the root's level is.
     handler = logging.StreamHandler(sys.stderr)
     handler.setLevel(logging.WARNING)
-    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s",
-                        handlers=[handler])
+    logging.basicConfig(
+        level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s", handlers=[handler]
+    )
     app()

@@ -25,16 +25,41 @@ from .places import gazetteer
 from .quoting import Quote, Siblings
 from .shape import no_ordinals, with_unit
 
-_CUE = re.compile(r"分别|各自|各是|哪(?:一)?[个部家项条]|哪里|谁|[更较](?:早|晚|多|少|高|低|长|短|大|小)|最(?:早|晚)"
-                  r"|不同|区别|差异|异同|相比|比较|对比|相同|一样")
+_CUE = re.compile(
+    r"分别|各自|各是|哪(?:一)?[个部家项条]|哪里|谁|[更较](?:早|晚|多|少|高|低|长|短|大|小)|最(?:早|晚)"
+    r"|不同|区别|差异|异同|相比|比较|对比|相同|一样"
+)
 _CONNECTOR = re.compile(r"以及|或者|还是|[和与及、跟同或，,]")
-_COMPARATIVE = re.compile(r"[更较最](早|晚|多|少|高|低|长|短|大|小)|(早|晚)于|(?:哪(?:一)?[个部家项条]|谁)([先后])")
-_ASKS_WHICH = re.compile(r"(?:的)?(?:是)?哪(?:一)?[个部家项条](?:条例|规定|地方)?(?!先|后)|谁(?=[更较最])|分别|各自")
-_REWRITE = [(re.compile(r"(?:哪(?:一)?[个部家项条]|谁)[先后]"), "何时"), (re.compile(r"[更较最](?:早|晚)"), "何时"), (re.compile(r"[更较最](?:长|短)"), "多长"),
-            (re.compile(r"[更较最](?:多|少|高|低|大|小)"), "多少"),
-            (re.compile(r"有(?:什么|何)(?:不一样|不同|区别|差异)|的?(?:区别|差异|异同|不同之处)(?:是什么|在哪里|有哪些)?"), "是什么")]
-_RELATION = {"早": "早于", "晚": "晚于", "多": "多于", "少": "少于", "高": "高于", "低": "低于", "长": "长于",
-             "短": "短于", "大": "大于", "小": "小于"}
+_COMPARATIVE = re.compile(
+    r"[更较最](早|晚|多|少|高|低|长|短|大|小)|(早|晚)于|(?:哪(?:一)?[个部家项条]|谁)([先后])"
+)
+_ASKS_WHICH = re.compile(
+    r"(?:的)?(?:是)?哪(?:一)?[个部家项条](?:条例|规定|地方)?(?!先|后)|谁(?=[更较最])|分别|各自"
+)
+_REWRITE = [
+    (re.compile(r"(?:哪(?:一)?[个部家项条]|谁)[先后]"), "何时"),
+    (re.compile(r"[更较最](?:早|晚)"), "何时"),
+    (re.compile(r"[更较最](?:长|短)"), "多长"),
+    (re.compile(r"[更较最](?:多|少|高|低|大|小)"), "多少"),
+    (
+        re.compile(
+            r"有(?:什么|何)(?:不一样|不同|区别|差异)|的?(?:区别|差异|异同|不同之处)(?:是什么|在哪里|有哪些)?"
+        ),
+        "是什么",
+    ),
+]
+_RELATION = {
+    "早": "早于",
+    "晚": "晚于",
+    "多": "多于",
+    "少": "少于",
+    "高": "高于",
+    "低": "低于",
+    "长": "长于",
+    "短": "短于",
+    "大": "大于",
+    "小": "小于",
+}
 _ASCENDING = set("早少低短小")
 _DOC_KIND = re.compile(r"条例|办法|规定|细则|意见|通知|决定|方案|政策|计划|纲要|示范区|开发区|新区|知识城")
 
@@ -70,12 +95,17 @@ def _names(question: str, anchors: Anchors) -> list[tuple[str, int, int, Anchors
     if len(anchors.titles) >= 2:
         for t in anchors.titles:
             at = question.find(f"《{t}》")
-            out.append((f"《{t}》", at, at + len(t) + 2,
-                        Anchors(anchors.places, (t,), anchors.zones, anchors.years)))
+            out.append(
+                (f"《{t}》", at, at + len(t) + 2, Anchors(anchors.places, (t,), anchors.zones, anchors.years))
+            )
     elif len(anchors.places) >= 2:
         # a broader place only says where the parts lie (山西 of 山西忻州和太原)
-        places = [(f, c) for f, c in anchors.places if not any(_deeper(c2, c) for f2, c2 in anchors.places if f2 != f)]
-        if any(_nested(a, b) for i, (_, a) in enumerate(places) for _, b in places[i + 1:]):
+        places = [
+            (f, c)
+            for f, c in anchors.places
+            if not any(_deeper(c2, c) for f2, c2 in anchors.places if f2 != f)
+        ]
+        if any(_nested(a, b) for i, (_, a) in enumerate(places) for _, b in places[i + 1 :]):
             return []  # the same place twice (山西, 山西省): not parts
         for f, c in places:
             at = question.find(f)
@@ -119,8 +149,10 @@ def _by_name(q: str) -> list[Part]:
     names = _names(q, question_anchors(q))
     if not names:
         return []
-    gaps = [q[a_end:b_start].strip("省市区县的 ") for (_, _, a_end, _), (_, b_start, _, _) in zip(names, names[1:],
-                                                                                                 strict=False)]
+    gaps = [
+        q[a_end:b_start].strip("省市区县的 ")
+        for (_, _, a_end, _), (_, b_start, _, _) in zip(names, names[1:], strict=False)
+    ]
     if not all(_CONNECTOR.fullmatch(g) for g in gaps) and not _CUE.search(q):
         return []
     spans = _phrases(q, names, adjacent=all(not g or _CONNECTOR.fullmatch(g) for g in gaps))
@@ -161,15 +193,19 @@ def _cut(text: str, start: int, end: int, first: bool) -> str:
     for the first name)."""
     before = re.search(rf"(?:{_CONNECTOR.pattern})$", text[:start])
     if before and not first:
-        return text[:before.start()] + text[end:]
+        return text[: before.start()] + text[end:]
     after = _CONNECTOR.match(text, end)
-    return text[:start] + text[after.end() if after else end:]
+    return text[:start] + text[after.end() if after else end :]
 
 
 def _figure(quotes: list[Quote], kind: str) -> tuple[str, str, tuple] | None:
     """The one figure of a part's lead quote that a comparison is about, as (text, unit, sort key): a date
     with its year, or a number with its unit; None when there is not exactly one."""
-    found = [f for f in extract(no_ordinals(quotes[0].text)) if (is_date(f) if kind == "date" else f.kind == "number" and f.unit)]
+    found = [
+        f
+        for f in extract(no_ordinals(quotes[0].text))
+        if (is_date(f) if kind == "date" else f.kind == "number" and f.unit)
+    ]
     if len(found) != 1:
         return None
     f = found[0]
@@ -205,8 +241,9 @@ def comparison(question: str, answered: list[tuple[str, list[Quote]]]) -> str | 
     return "比较：" + _RELATION[word].join(f"{label}（{f[0]}）" for label, f in ordered) + "。"
 
 
-def parts_events(question: str, results: list[PartResult], min_coverage: float,
-                 siblings: Siblings | None = None) -> Iterator[Event]:
+def parts_events(
+    question: str, results: list[PartResult], min_coverage: float, siblings: Siblings | None = None
+) -> Iterator[Event]:
     """Stream the answer to a multi-part question: one labelled block per part, then the comparison."""
     numbers: dict[str, int] = {}
     lines: list[str] = []
@@ -230,7 +267,9 @@ def parts_events(question: str, results: list[PartResult], min_coverage: float,
         quoted += shaped.quotes
         answered.append((label, shaped.quotes))
         highlights += shaped.highlights
-        table.append({"label": label, "answer": shaped.quotes[0].text, "n": numbers[shaped.quotes[0].passage.id]})
+        table.append(
+            {"label": label, "answer": shaped.quotes[0].text, "n": numbers[shaped.quotes[0].passage.id]}
+        )
     if not answered:
         refusal = no_answer(question, "".join(dict.fromkeys(x for x in reasons if x)) or None)
         yield TextEvent(refusal.text)
@@ -241,5 +280,13 @@ def parts_events(question: str, results: list[PartResult], min_coverage: float,
         lines.append(stated)
     for i, line in enumerate(lines):
         yield TextEvent(line if i == 0 else "\n" + line)
-    yield AnswerEvent(Answer(text="\n".join(lines), no_answer=False, citations=cite(quoted, numbers),
-                             question=question, highlights=list(dict.fromkeys(highlights)), parts=table))
+    yield AnswerEvent(
+        Answer(
+            text="\n".join(lines),
+            no_answer=False,
+            citations=cite(quoted, numbers),
+            question=question,
+            highlights=list(dict.fromkeys(highlights)),
+            parts=table,
+        )
+    )

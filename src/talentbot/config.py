@@ -12,10 +12,14 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from .errors import ConfigError
 
 BUNDLED_MODELS = ("multilingual-e5-small", "all-MiniLM-L6-v2")
-BUNDLED_ALIASES = {"e5": "multilingual-e5-small", "multilingual-e5-small": "multilingual-e5-small",
-                   "intfloat/multilingual-e5-small": "multilingual-e5-small", "minilm": "all-MiniLM-L6-v2",
-                   "all-minilm-l6-v2": "all-MiniLM-L6-v2",
-                   "sentence-transformers/all-minilm-l6-v2": "all-MiniLM-L6-v2"}
+BUNDLED_ALIASES = {
+    "e5": "multilingual-e5-small",
+    "multilingual-e5-small": "multilingual-e5-small",
+    "intfloat/multilingual-e5-small": "multilingual-e5-small",
+    "minilm": "all-MiniLM-L6-v2",
+    "all-minilm-l6-v2": "all-MiniLM-L6-v2",
+    "sentence-transformers/all-minilm-l6-v2": "all-MiniLM-L6-v2",
+}
 DEFAULT_MODEL = "multilingual-e5-small"
 
 
@@ -30,7 +34,9 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="TALENTBOT_", extra="ignore", populate_by_name=True)
 
     # --- storage -----------------------------------------------------------------------------------
-    store: Path = Field(Path("vectorstore"), description="Folder of the embedded Chroma store and the lexical index.")
+    store: Path = Field(
+        Path("vectorstore"), description="Folder of the embedded Chroma store and the lexical index."
+    )
     chroma_url: str | None = Field(
         None, description="URL of a Chroma server (`chroma run`); when set it replaces the embedded store."
     )
@@ -39,45 +45,66 @@ class Settings(BaseSettings):
 
     # --- loading and chunking ----------------------------------------------------------------------
     max_file_mb: float = Field(50.0, description="Files larger than this are skipped with a reason.")
-    chunk_size: int = Field(220, ge=40, le=2000, description="Maximum characters of passage text in one chunk.")
+    chunk_size: int = Field(
+        220, ge=40, le=2000, description="Maximum characters of passage text in one chunk."
+    )
     chunk_overlap: int = Field(
-        80, ge=0, le=500, description="Characters of whole trailing sentences repeated at the start of the next chunk."
+        80,
+        ge=0,
+        le=500,
+        description="Characters of whole trailing sentences repeated at the start of the next chunk.",
     )
 
     # --- parser limits (zip and YAML bombs, pathological files) -----------------------------------
     max_file_chars: int = Field(
-        2_000_000, ge=1000, description="Files whose text is longer than this many characters are skipped with a reason."
+        2_000_000,
+        ge=1000,
+        description="Files whose text is longer than this many characters are skipped with a reason.",
     )
     max_unpacked_mb: float = Field(
-        64.0, gt=0, description="Largest total unpacked size of a .docx (a zip); above it the file is refused as a "
-        "possible zip bomb, before anything is unpacked."
+        64.0,
+        gt=0,
+        description="Largest total unpacked size of a .docx (a zip); above it the file is refused as a "
+        "possible zip bomb, before anything is unpacked.",
     )
     max_zip_entries: int = Field(2000, ge=1, description="Most entries a .docx (a zip) may hold.")
     max_zip_ratio: float = Field(
-        100.0, gt=1, description="Highest compression ratio of a .docx entry of 1 MB or more (real documents stay "
-        "far below; zip bombs far above)."
+        100.0,
+        gt=1,
+        description="Highest compression ratio of a .docx entry of 1 MB or more (real documents stay "
+        "far below; zip bombs far above).",
     )
     parse_timeout: float = Field(
-        60.0, gt=0, description="Seconds a PDF, Word or HTML file may take to parse (in a worker process) before "
-        "it is skipped; it is not parsed again until it changes."
+        60.0,
+        gt=0,
+        description="Seconds a PDF, Word or HTML file may take to parse (in a worker process) before "
+        "it is skipped; it is not parsed again until it changes.",
     )
     parse_memory_mb: int = Field(
         1024, ge=128, description="Memory (address space, MB) the parser worker process may use."
     )
     max_sheet_rows: int = Field(
-        20_000, ge=1, description="Most rows an .xlsx or .csv file may hold (all sheets together); a larger one is "
-        "skipped with a reason."
+        20_000,
+        ge=1,
+        description="Most rows an .xlsx or .csv file may hold (all sheets together); a larger one is "
+        "skipped with a reason.",
     )
     ocr_max_pages: int = Field(
-        50, ge=1, description="Most scanned pages of one PDF read by OCR; later pages are left out with a warning."
+        50,
+        ge=1,
+        description="Most scanned pages of one PDF read by OCR; later pages are left out with a warning.",
     )
     ocr_timeout: float = Field(
-        600.0, gt=0, description="Seconds OCR may spend on one file; the pages not reached by then are left out "
-        "with a warning."
+        600.0,
+        gt=0,
+        description="Seconds OCR may spend on one file; the pages not reached by then are left out "
+        "with a warning.",
     )
     ocr_memory_mb: int = Field(
-        3072, ge=512, description="Memory (address space, MB) the parser worker may use once it runs OCR (the "
-        "engine and its models need more than parsing)."
+        3072,
+        ge=512,
+        description="Memory (address space, MB) the parser worker may use once it runs OCR (the "
+        "engine and its models need more than parsing).",
     )
 
     # --- embeddings --------------------------------------------------------------------------------
@@ -93,7 +120,9 @@ class Settings(BaseSettings):
     )
     device: str = Field("cpu", description="Torch device for embeddings: cpu, cuda, cuda:0 …")
     embed_batch_size: int = Field(
-        16, ge=1, description="Texts per encoding batch (16 measured fastest on CPU: benchmarks/encode_bench.py)."
+        16,
+        ge=1,
+        description="Texts per encoding batch (16 measured fastest on CPU: benchmarks/encode_bench.py).",
     )
     embed_bf16: bool = Field(
         True, description="Encode under bfloat16 autocast (checked to stay within 0.999 cosine of float32)."
@@ -101,10 +130,13 @@ class Settings(BaseSettings):
 
     # --- retrieval ---------------------------------------------------------------------------------
     k: int = Field(4, ge=1, le=50, description="Passages returned per question.")
-    candidates: int = Field(40, ge=1, le=500, description="Candidates fetched from each retriever before fusion.")
+    candidates: int = Field(
+        40, ge=1, le=500, description="Candidates fetched from each retriever before fusion."
+    )
     fusion: Literal["rrf", "lexical", "dense"] = Field(
-        "rrf", description="How dense and lexical rankings are combined (chosen by benchmarks/quality.py, see "
-        "docs/retrieval.md)."
+        "rrf",
+        description="How dense and lexical rankings are combined (chosen by benchmarks/quality.py, see "
+        "docs/retrieval.md).",
     )
     lexical_weight: float = Field(1.0, ge=0, description="Weight of the lexical ranking in fusion.")
     dense_weight: float = Field(0.3, ge=0, description="Weight of the dense ranking in fusion.")
@@ -119,7 +151,8 @@ class Settings(BaseSettings):
 
     # --- optional LLM ------------------------------------------------------------------------------
     llm_base_url: str | None = Field(
-        None, description="OpenAI-compatible endpoint, e.g. https://api.deepseek.com/v1; empty means extractive."
+        None,
+        description="OpenAI-compatible endpoint, e.g. https://api.deepseek.com/v1; empty means extractive.",
     )
     llm_model: str = Field("gpt-4o-mini", description="Model name sent to the LLM endpoint.")
     llm_api_key: SecretStr | None = Field(None, description="API key for the LLM endpoint (never logged).")
@@ -139,10 +172,15 @@ class Settings(BaseSettings):
 
     # --- web UI request limits (memory and abuse) ---------------------------------------------------
     max_request_kb: int = Field(
-        1024, ge=16, description="Largest request body the web UI reads, in KB (uploads are capped by max_upload_mb)."
+        1024,
+        ge=16,
+        description="Largest request body the web UI reads, in KB (uploads are capped by max_upload_mb).",
     )
     max_history_turns: int = Field(
-        20, ge=1, le=200, description="Chat turns (question + answer) kept per session; older ones leave the chat."
+        20,
+        ge=1,
+        le=200,
+        description="Chat turns (question + answer) kept per session; older ones leave the chat.",
     )
     max_message_chars: int = Field(
         4000, ge=100, description="Characters kept of each chat-history message a client sends back."
@@ -151,18 +189,22 @@ class Settings(BaseSettings):
         100, ge=10, description="Longest region, source or date filter accepted by the web UI, in characters."
     )
     max_sessions: int = Field(
-        200, ge=10, description="Browser sessions whose state the web UI keeps in memory (up to ~1.6 MB each with "
-        "the largest history accepted); the oldest are dropped."
+        200,
+        ge=10,
+        description="Browser sessions whose state the web UI keeps in memory (up to ~1.6 MB each with "
+        "the largest history accepted); the oldest are dropped.",
     )
 
     # --- programs (OpenAI-compatible API, MCP, Dify knowledge API) -----------------------------------
     api_key: SecretStr | None = Field(
-        None, description="Bearer key the OpenAI-compatible API, MCP and Dify endpoints require "
-        "(`Authorization: Bearer <key>`); required to serve beyond loopback, and checked on loopback too once set."
+        None,
+        description="Bearer key the OpenAI-compatible API, MCP and Dify endpoints require "
+        "(`Authorization: Bearer <key>`); required to serve beyond loopback, and checked on loopback too once set.",
     )
     public_url: str | None = Field(
-        None, description="Address clients reach `serve` at (e.g. https://talentbot.example.org), used in citation "
-        "links to /doc pages; empty: the address each request was sent to."
+        None,
+        description="Address clients reach `serve` at (e.g. https://talentbot.example.org), used in citation "
+        "links to /doc pages; empty: the address each request was sent to.",
     )
 
     @property

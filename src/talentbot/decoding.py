@@ -10,7 +10,11 @@ from .limits import ParseError
 
 def decode(data: bytes) -> str:
     """Decode text bytes exactly: BOMs first, then strict UTF-8, then GB18030, then Big5; else raise LoadError."""
-    for bom, enc in ((codecs.BOM_UTF8, "utf-8-sig"), (codecs.BOM_UTF16_LE, "utf-16"), (codecs.BOM_UTF16_BE, "utf-16")):
+    for bom, enc in (
+        (codecs.BOM_UTF8, "utf-8-sig"),
+        (codecs.BOM_UTF16_LE, "utf-16"),
+        (codecs.BOM_UTF16_BE, "utf-16"),
+    ):
         if data.startswith(bom):
             try:
                 return data.decode(enc)

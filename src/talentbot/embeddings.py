@@ -31,9 +31,15 @@ def check_device(device: str) -> None:
 
     kind = device.split(":", 1)[0]
     if kind == "cuda" and not torch.cuda.is_available():
-        build = "this torch build has no CUDA (the CPU wheel)" if torch.version.cuda is None else "no GPU is visible"
-        raise ModelLoadError(f"device '{device}' is not available: {build}. Use TALENTBOT_DEVICE=cpu, or install a "
-                             "CUDA build of torch on a machine with an NVIDIA GPU.")
+        build = (
+            "this torch build has no CUDA (the CPU wheel)"
+            if torch.version.cuda is None
+            else "no GPU is visible"
+        )
+        raise ModelLoadError(
+            f"device '{device}' is not available: {build}. Use TALENTBOT_DEVICE=cpu, or install a "
+            "CUDA build of torch on a machine with an NVIDIA GPU."
+        )
     if kind == "mps" and not torch.backends.mps.is_available():
         raise ModelLoadError(f"device '{device}' is not available here; use TALENTBOT_DEVICE=cpu")
     if kind not in ("cpu", "cuda", "mps"):
@@ -48,8 +54,16 @@ class Embedder(Embeddings):
     """Wraps a SentenceTransformer; also a LangChain ``Embeddings``. ``computed`` counts texts encoded.
     ``query_engine=False`` embeds questions with sentence-transformers even for the bundled e5."""
 
-    def __init__(self, model: str, device: str = "cpu", batch_size: int = 64, bf16: bool = False,
-                 cache: Path | None = None, *, query_engine: bool = True) -> None:
+    def __init__(
+        self,
+        model: str,
+        device: str = "cpu",
+        batch_size: int = 64,
+        bf16: bool = False,
+        cache: Path | None = None,
+        *,
+        query_engine: bool = True,
+    ) -> None:
         self.model_name = model
         self.query_engine = query_engine
         self.cache = cache
@@ -127,9 +141,14 @@ class Embedder(Embeddings):
 
             ctx = torch.autocast(device_type=model.device.type, dtype=torch.bfloat16)
         with ctx:
-            vecs = model.encode(list(texts), prompt_name=prompt_name, batch_size=self.batch_size,
-                                normalize_embeddings=True,
-                                convert_to_numpy=True, show_progress_bar=False)
+            vecs = model.encode(
+                list(texts),
+                prompt_name=prompt_name,
+                batch_size=self.batch_size,
+                normalize_embeddings=True,
+                convert_to_numpy=True,
+                show_progress_bar=False,
+            )
         self.computed += len(texts)
         return np.asarray(vecs, dtype=np.float32)
 

@@ -22,7 +22,9 @@ MAX_SENSE_WORDS = 3  # a longer definition is an explanation, not a rendering
 _LOCK = threading.Lock()
 _PARENS = re.compile(r"\([^()]*\)|\[[^\[\]]*\]")
 _FILLER = re.compile(r"\b(?:to|a|an|the|sb|sth|one's|oneself|of|etc)\b")
-_SKIP_SENSE = re.compile(r"^(?:cl:|variant of|see |abbr|surname|old variant|used in|also written|classifier)", re.I)
+_SKIP_SENSE = re.compile(
+    r"^(?:cl:|variant of|see |abbr|surname|old variant|used in|also written|classifier)", re.I
+)
 
 
 def sense_key(definition: str) -> str:
@@ -68,8 +70,9 @@ def _english(term: str) -> bool:
     return term.isascii() and term.isalpha() and len(term) >= 3
 
 
-def renderings(terms: Sequence[str], index: LexicalIndex,
-               senses: dict[str, frozenset[str]] | None = None) -> dict[str, frozenset[str]]:
+def renderings(
+    terms: Sequence[str], index: LexicalIndex, senses: dict[str, frozenset[str]] | None = None
+) -> dict[str, frozenset[str]]:
     """English term of ``terms`` -> the index words standing for it (empty when none do). A two-word
     phrase with a rendering ('take effect' -> 生效, 施行) renders both its words. ``senses``: the sense
     index to use (default: CC-CEDICT's)."""

@@ -94,7 +94,9 @@ def enumeration(chunks: list[Passage], at: str) -> list[Piece]:
         if reach[1] <= lead_start or reach[0] >= end:
             continue  # the quoted sentence is not part of this list
         bounds = [(lead_start, first.start(), False)]
-        bounds += [(m.start(), (run[i + 1].start() if i + 1 < len(run) else end), True) for i, m in enumerate(run)]
+        bounds += [
+            (m.start(), (run[i + 1].start() if i + 1 < len(run) else end), True) for i, m in enumerate(run)
+        ]
         pieces: list[Piece] = []
         for a, b, item in bounds:
             while a < b and text[a].isspace():
@@ -107,7 +109,9 @@ def enumeration(chunks: list[Passage], at: str) -> list[Piece]:
     return []
 
 
-def _cite(chunks: list[Passage], spans: list[tuple[int, int]], text: str, a: int, b: int, item: bool) -> list[Piece]:
+def _cite(
+    chunks: list[Passage], spans: list[tuple[int, int]], text: str, a: int, b: int, item: bool
+) -> list[Piece]:
     """The span a..b of the joined text, quoted from a chunk that holds it whole, or cut where chunks meet."""
     for c, (s, e) in zip(chunks, spans, strict=True):
         if s <= a and b <= e:

@@ -41,7 +41,9 @@ class EvalResult:
     rows: list[dict] = field(default_factory=list)
 
     def summary(self) -> dict:
-        return {k: (round(v, 4) if isinstance(v, float) else v) for k, v in self.__dict__.items() if k != "rows"}
+        return {
+            k: (round(v, 4) if isinstance(v, float) else v) for k, v in self.__dict__.items() if k != "rows"
+        }
 
 
 def _row_problem(row: object) -> str | None:
@@ -52,8 +54,9 @@ def _row_problem(row: object) -> str | None:
         return "'q' must be a non-empty text"
     for key in ("a", "doc", "history"):
         value = row.get(key, [])
-        if not isinstance(value, list) or not all(isinstance(v, (str, dict) if key == "history" else str)
-                                                  for v in value):
+        if not isinstance(value, list) or not all(
+            isinstance(v, (str, dict) if key == "history" else str) for v in value
+        ):
             return f"'{key}' must be a list of texts"
     return None
 
@@ -72,8 +75,10 @@ def read_questions(path: Path) -> list[dict]:
         try:
             row = json.loads(line)
         except json.JSONDecodeError as e:
-            raise InputError(f"{path}:{i}: not valid JSON ({e.msg}); expected an object with 'q' (text) "
-                             "and 'a' (list of expected strings)") from e
+            raise InputError(
+                f"{path}:{i}: not valid JSON ({e.msg}); expected an object with 'q' (text) "
+                "and 'a' (list of expected strings)"
+            ) from e
         problem = _row_problem(row)
         if problem:
             raise InputError(f"{path}:{i}: {problem}; expected an object with 'q' (text) and 'a' (list)")
@@ -123,9 +128,15 @@ def run_eval(bot: TalentBot, path: Path, k: int | None = None) -> EvalResult:
         latencies.append((time.perf_counter() - t0) * 1000)
         passages = trace.passages
         rank = next((i + 1 for i, p in enumerate(passages) if expected and _holds(p.text, expected)), None)
-        out = {"q": row["q"], "type": row.get("type", ""), "no_answer": answer.no_answer, "rank": rank,
-               "answer": answer.text, "cited": [c.file for c in answer.citations],
-               "ms": round(latencies[-1], 1)}
+        out = {
+            "q": row["q"],
+            "type": row.get("type", ""),
+            "no_answer": answer.no_answer,
+            "rank": rank,
+            "answer": answer.text,
+            "cited": [c.file for c in answer.citations],
+            "ms": round(latencies[-1], 1),
+        }
         if expected:
             res.answerable += 1
             hit1 += rank == 1

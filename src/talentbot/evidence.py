@@ -13,13 +13,70 @@ from .lexical import words
 from .passages import TermGroup
 
 _QUANTITY_WORD = re.compile(r"^(多少|几\w*)$")
-_MEASURE_NOUNS = {"钱", "人数", "金额", "数额", "数量", "总数", "规模", "期限", "时间", "时长", "年龄", "比例", "比重",
-                  "标准", "幅度", "上限", "下限", "额度"}  # the kind of figure asked for, not the thing
+_MEASURE_NOUNS = {
+    "钱",
+    "人数",
+    "金额",
+    "数额",
+    "数量",
+    "总数",
+    "规模",
+    "期限",
+    "时间",
+    "时长",
+    "年龄",
+    "比例",
+    "比重",
+    "标准",
+    "幅度",
+    "上限",
+    "下限",
+    "额度",
+}  # the kind of figure asked for, not the thing
 _FOCUS_SKIP = _MEASURE_NOUNS | {
-    "哪", "什么", "有", "是", "的", "了", "给予", "为", "在", "得", "到", "可以", "能", "应当",
-    "共", "一共", "共有", "总共", "累计", "合计", "大约", "约",
-    "位", "名", "个", "家", "所", "项", "种", "条", "次", "年", "人", "元", "天", "日", "个月", "小时", "周岁"}
-_REQUIREMENT = re.compile(r"(?:什么|哪些|何种)([\u4e00-\u9fff]{2,4}?)(?:方面的)?(?:要求|条件|限制)")  # 学历要求
+    "哪",
+    "什么",
+    "有",
+    "是",
+    "的",
+    "了",
+    "给予",
+    "为",
+    "在",
+    "得",
+    "到",
+    "可以",
+    "能",
+    "应当",
+    "共",
+    "一共",
+    "共有",
+    "总共",
+    "累计",
+    "合计",
+    "大约",
+    "约",
+    "位",
+    "名",
+    "个",
+    "家",
+    "所",
+    "项",
+    "种",
+    "条",
+    "次",
+    "年",
+    "人",
+    "元",
+    "天",
+    "日",
+    "个月",
+    "小时",
+    "周岁",
+}
+_REQUIREMENT = re.compile(
+    r"(?:什么|哪些|何种)([\u4e00-\u9fff]{2,4}?)(?:方面的)?(?:要求|条件|限制)"
+)  # 学历要求
 _VERB_END = re.compile(r"[到至为成过]$")  # 涨到, 提高至, 调整为: a verb with its result, not a thing counted
 _CLAUSE = re.compile(r"[，,、；;？?！!。]")
 
@@ -44,8 +101,11 @@ def focus_terms(question: str) -> list[Focus]:
     out = []
     unit_asked = bool(asked_units(question) - {"number"})
     for clause in _CLAUSE.split(question):
-        out += [Focus((m.group(1),), True) for m in _REQUIREMENT.finditer(clause)
-                if m.group(1) not in _FOCUS_SKIP - _MEASURE_NOUNS]
+        out += [
+            Focus((m.group(1),), True)
+            for m in _REQUIREMENT.finditer(clause)
+            if m.group(1) not in _FOCUS_SKIP - _MEASURE_NOUNS
+        ]
         ws = [w for w in words(clause) if re.search(r"\w", w)]
         for i, w in enumerate(ws):
             if _QUANTITY_WORD.match(w) and not (i and ws[i - 1].startswith("哪")):  # 哪几类: a list
@@ -58,7 +118,9 @@ def _per(ws: list[str]) -> list[Focus]:
     """'每平方米多少元': a rate, per 平方米, which the quote must state too."""
     out = []
     for i, w in enumerate(ws):
-        unit = w[1:] if w.startswith("每") and len(w) > 1 else ws[i + 1] if w == "每" and i + 1 < len(ws) else ""
+        unit = (
+            w[1:] if w.startswith("每") and len(w) > 1 else ws[i + 1] if w == "每" and i + 1 < len(ws) else ""
+        )
         unit = unit.removeprefix("个")
         if unit and is_unit(unit):
             out.append(Focus((unit,), True))
@@ -67,8 +129,12 @@ def _per(ws: list[str]) -> list[Focus]:
 
 def _content(w: str) -> bool:
     """A word that can name what is asked: two or more Chinese characters, not a unit or function word."""
-    return len(w) > 1 and w not in _FOCUS_SKIP and not _QUANTITY_WORD.match(w) \
+    return (
+        len(w) > 1
+        and w not in _FOCUS_SKIP
+        and not _QUANTITY_WORD.match(w)
         and bool(re.search(r"[\u4e00-\u9fff]", w))
+    )
 
 
 def _focus_at(ws: list[str], i: int, unit_asked: bool) -> list[Focus]:
@@ -106,7 +172,9 @@ _DEGREE_OF = {"学士": "本科", "大专": "专科", "高职": "专科"}
 
 def degrees(text: str) -> set[str]:
     """The degree levels ``text`` names: 博士, 硕士, 研究生 (either), 本科, 专科, 中专 (博士后 is a post)."""
-    return {_DEGREE_OF.get(m.group(1) or m.group(0), m.group(1) or m.group(0)) for m in _DEGREE.finditer(text)}
+    return {
+        _DEGREE_OF.get(m.group(1) or m.group(0), m.group(1) or m.group(0)) for m in _DEGREE.finditer(text)
+    }
 
 
 def other_degree(question: str, quoted: str) -> bool:
@@ -116,9 +184,9 @@ def other_degree(question: str, quoted: str) -> bool:
     if not asked or not named:
         return False
     either = {"博士", "硕士"}
-    return not any(d in named or (d == "研究生" and named & either) or (d in either and "研究生" in named)
-                   for d in asked)
-
+    return not any(
+        d in named or (d == "研究生" and named & either) or (d in either and "研究生" in named) for d in asked
+    )
 
 
 _DATE_WORD = re.compile(r"^(?:何时|什么时候|哪一天|哪天|日期|哪一年|哪年)$")
@@ -149,4 +217,6 @@ def unknown_names(question: str, groups: Sequence[TermGroup]) -> list[str]:
     """Capitalised English words past the first ('in Paris', 'of France') that the index renders by no
     Chinese word (their term group is the '?word' placeholder): a name the documents never use."""
     names = {m.group(1).lower() for m in _NAME.finditer(question.strip())}
-    return sorted(alt[1:] for g in groups for alt in g.alternatives if alt.startswith("?") and alt[1:] in names)
+    return sorted(
+        alt[1:] for g in groups for alt in g.alternatives if alt.startswith("?") and alt[1:] in names
+    )

@@ -28,7 +28,9 @@ class FailureLog:
     def __init__(self, store: Store, limits: Limits, loader_version: str = "") -> None:
         """``loader_version``: a file that failed under other loaders is parsed again (they may read it now)."""
         self.store = store
-        self.fingerprint = f"{limits.fingerprint()}|{loader_version}" if loader_version else limits.fingerprint()
+        self.fingerprint = (
+            f"{limits.fingerprint()}|{loader_version}" if loader_version else limits.fingerprint()
+        )
         rec = store.get_record(FAILURES_ID)
         try:
             self.entries: dict[str, dict] = json.loads(rec["json"]) if rec else {}
@@ -42,15 +44,24 @@ class FailureLog:
         e = self.entries.get(key)
         if e is None or st is None:
             return None
-        same = (e.get("size"), e.get("mtime_ns"), e.get("limits")) == (st.st_size, st.st_mtime_ns, self.fingerprint)
+        same = (e.get("size"), e.get("mtime_ns"), e.get("limits")) == (
+            st.st_size,
+            st.st_mtime_ns,
+            self.fingerprint,
+        )
         return str(e.get("error", "")) if same else None
 
     def remember(self, key: str, path: Path, st: os.stat_result | None, error: str) -> None:
         """Record that ``path`` (as stat'ed before it was parsed) failed with ``error``."""
         if st is None:
             return
-        self.entries[key] = {"path": str(path.resolve()), "size": st.st_size,
-                             "mtime_ns": st.st_mtime_ns, "limits": self.fingerprint, "error": error}
+        self.entries[key] = {
+            "path": str(path.resolve()),
+            "size": st.st_size,
+            "mtime_ns": st.st_mtime_ns,
+            "limits": self.fingerprint,
+            "error": error,
+        }
         self._dirty = True
 
     def forget(self, key: str) -> None:

@@ -25,43 +25,83 @@ import cn2an
 
 _CN_DIGIT = "零〇一二三四五六七八九两壹贰貳叁參肆伍陆陸柒捌玖"
 _CN_ALL = _CN_DIGIT + "十百千万亿拾佰仟萬億"
-_SCALE = {"十": 10, "百": 100, "千": 1000, "万": 10**4, "亿": 10**8,
-          "thousand": 10**3, "million": 10**6, "billion": 10**9}
+_SCALE = {
+    "十": 10,
+    "百": 100,
+    "千": 1000,
+    "万": 10**4,
+    "亿": 10**8,
+    "thousand": 10**3,
+    "million": 10**6,
+    "billion": 10**9,
+}
 _UNITS = [  # (pattern, normalised unit), longest first
-    (r"个?工作日|working days?", "工作日"), (r"个?月|months?", "月"), (r"周?岁|years? old", "岁"),
-    (r"个?小时|hours?", "小时"), (r"周年|年度|年|years?", "年"), (r"日|天|days?", "日"), (r"周|星期|weeks?", "周"),
-    (r"(?:万|亿|千)?元|yuan|RMB|CNY", "元"), (r"%|‰|percent|per cent", "%"), (r"倍|times", "倍"),
-    (r"(?:万)?(?:人次|人|名|位)|people|persons?|talents?", "人"), (r"折", "折"),
+    (r"个?工作日|working days?", "工作日"),
+    (r"个?月|months?", "月"),
+    (r"周?岁|years? old", "岁"),
+    (r"个?小时|hours?", "小时"),
+    (r"周年|年度|年|years?", "年"),
+    (r"日|天|days?", "日"),
+    (r"周|星期|weeks?", "周"),
+    (r"(?:万|亿|千)?元|yuan|RMB|CNY", "元"),
+    (r"%|‰|percent|per cent", "%"),
+    (r"倍|times", "倍"),
+    (r"(?:万)?(?:人次|人|名|位)|people|persons?|talents?", "人"),
+    (r"折", "折"),
     (r"个|项|次|家|所|批|级|类|种|条|款|章|节|期|届|轮|户|套|亩|平方米|公里|大", None),
 ]
 _UNIT = re.compile(r"[ \t-]{0,2}(" + "|".join(f"(?:{p})" for p, _ in _UNITS) + ")", re.I)
-_ONE_UNIT = re.compile(r"个?月|年|日|天|周|倍|名|元|人|周?岁|个?小时|个?工作日")  # what a lone 一 must precede
+_ONE_UNIT = re.compile(
+    r"个?月|年|日|天|周|倍|名|元|人|周?岁|个?小时|个?工作日"
+)  # what a lone 一 must precede
 
-_EN_SMALL = {w: i for i, w in enumerate(
-    "zero one two three four five six seven eight nine ten eleven twelve thirteen fourteen fifteen sixteen "
-    "seventeen eighteen nineteen".split())}
-_EN_TENS = {w: 10 * i for i, w in enumerate("twenty thirty forty fifty sixty seventy eighty ninety".split(), 2)}
-_EN_WORD = r"(?:" + "|".join(sorted([*_EN_SMALL, *_EN_TENS, "hundred", "thousand", "million", "billion"],
-                                    key=len, reverse=True)) + r")"
-_EN_PHRASE = re.compile(rf"\b(?:an?\s+(?=hundred|thousand|million|billion))?{_EN_WORD}\b"
-                        rf"(?:(?:\s+and\s+|[\s-]+){_EN_WORD}\b)*", re.I)
+_EN_SMALL = {
+    w: i
+    for i, w in enumerate(
+        "zero one two three four five six seven eight nine ten eleven twelve thirteen fourteen fifteen sixteen "
+        "seventeen eighteen nineteen".split()
+    )
+}
+_EN_TENS = {
+    w: 10 * i for i, w in enumerate("twenty thirty forty fifty sixty seventy eighty ninety".split(), 2)
+}
+_EN_WORD = (
+    r"(?:"
+    + "|".join(
+        sorted([*_EN_SMALL, *_EN_TENS, "hundred", "thousand", "million", "billion"], key=len, reverse=True)
+    )
+    + r")"
+)
+_EN_PHRASE = re.compile(
+    rf"\b(?:an?\s+(?=hundred|thousand|million|billion))?{_EN_WORD}\b"
+    rf"(?:(?:\s+and\s+|[\s-]+){_EN_WORD}\b)*",
+    re.I,
+)
 _MONTHS = {m: i for i, m in enumerate("jan feb mar apr may jun jul aug sep oct nov dec".split(), 1)}
-_MONTH = r"(?P<mon>jan(?:uary)?|feb(?:ruary)?|mar(?:ch)?|apr(?:il)?|may|june?|july?|aug(?:ust)?|sep(?:t(?:ember)?)?" \
-         r"|oct(?:ober)?|nov(?:ember)?|dec(?:ember)?)"
+_MONTH = (
+    r"(?P<mon>jan(?:uary)?|feb(?:ruary)?|mar(?:ch)?|apr(?:il)?|may|june?|july?|aug(?:ust)?|sep(?:t(?:ember)?)?"
+    r"|oct(?:ober)?|nov(?:ember)?|dec(?:ember)?)"
+)
 _Y = r"(?P<y>\d{4}|[〇零一二三四五六七八九]{4})"
 _M = r"(?P<m>\d{1,2}|十[一二]?|[一二三四五六七八九])"
 _D = r"(?P<d>\d{1,2}|[一二三]?十[一二三四五六七八九]?|[一二三四五六七八九])"
-_DATES = [re.compile(p, re.I) for p in (
-    rf"{_Y}\s*年\s*{_M}\s*月(?:\s*{_D}\s*[日号])?",
-    rf"(?<![\d个]){_M}\s*月\s*{_D}\s*[日号]",
-    r"(?<![\d.])(?P<y>\d{4})\s*[-/.]\s*(?P<m>\d{1,2})\s*[-/.]\s*(?P<d>\d{1,2})(?![\d.]\d)",
-    rf"\b{_MONTH}\.?\s+(?P<d>\d{{1,2}})(?:st|nd|rd|th)?,?\s+(?P<y>\d{{4}})\b",
-    rf"\b(?P<d>\d{{1,2}})(?:st|nd|rd|th)?\s+{_MONTH}\.?,?\s+(?P<y>\d{{4}})\b",
-    rf"\b{_MONTH}\.?,?\s+(?P<y>\d{{4}})\b",
-)]
+_DATES = [
+    re.compile(p, re.I)
+    for p in (
+        rf"{_Y}\s*年\s*{_M}\s*月(?:\s*{_D}\s*[日号])?",
+        rf"(?<![\d个]){_M}\s*月\s*{_D}\s*[日号]",
+        r"(?<![\d.])(?P<y>\d{4})\s*[-/.]\s*(?P<m>\d{1,2})\s*[-/.]\s*(?P<d>\d{1,2})(?![\d.]\d)",
+        rf"\b{_MONTH}\.?\s+(?P<d>\d{{1,2}})(?:st|nd|rd|th)?,?\s+(?P<y>\d{{4}})\b",
+        rf"\b(?P<d>\d{{1,2}})(?:st|nd|rd|th)?\s+{_MONTH}\.?,?\s+(?P<y>\d{{4}})\b",
+        rf"\b{_MONTH}\.?,?\s+(?P<y>\d{{4}})\b",
+    )
+]
 _PERCENT = re.compile(rf"百分之(?P<n>\d+(?:\.\d+)?|[{_CN_ALL}]+(?:点[{_CN_DIGIT}]+)?)")
-_NUMBER = re.compile(rf"(?P<ar>\d+(?:\.\d+)?)(?:\s*(?P<sc>[百千万亿]+|(?:thousand|million|billion)\b))?"
-                     rf"|(?P<cn>[{_CN_ALL}]+(?:点[{_CN_DIGIT}]+)?)", re.I)
+_NUMBER = re.compile(
+    rf"(?P<ar>\d+(?:\.\d+)?)(?:\s*(?P<sc>[百千万亿]+|(?:thousand|million|billion)\b))?"
+    rf"|(?P<cn>[{_CN_ALL}]+(?:点[{_CN_DIGIT}]+)?)",
+    re.I,
+)
 _MARKER = re.compile(r"\[\d{1,2}\]")
 _RANGE = re.compile(rf"\s*[至到～~\-—或]\s*(?:\d+(?:\.\d+)?|[{_CN_ALL}]+)")
 
@@ -153,7 +193,9 @@ def extract(text: str) -> list[Figure]:
     for m in _EN_PHRASE.finditer(text):
         words = m.group(0).lower().split()
         unit = _unit_at(text, m.end())
-        if len(words) == 1 and (unit is None or re.search(r"\d\s*$", text[max(0, m.start() - 3):m.start()])):
+        if len(words) == 1 and (
+            unit is None or re.search(r"\d\s*$", text[max(0, m.start() - 3) : m.start()])
+        ):
             continue  # "one of the measures", "the two regulations": words; "1.5 million" is read below
         out.append(Figure(m.group(0), "number", _en_words(m.group(0)), unit))
         text = _blank(text, m.start(), m.end())
@@ -167,8 +209,9 @@ def extract(text: str) -> list[Figure]:
             out.append(Figure(m.group(0).strip(), "number", bare * scale, unit, bare if scale > 1 else None))
             continue
         cn = m.group("cn")
-        if len(cn) == 1 and (cn in "百千万亿佰仟萬億" or unit is None
-                             or (cn == "一" and not _ONE_UNIT.match(text, m.end()))):
+        if len(cn) == 1 and (
+            cn in "百千万亿佰仟萬億" or unit is None or (cn == "一" and not _ONE_UNIT.match(text, m.end()))
+        ):
             continue  # 统一, 一些, 百姓, 十分: words, not figures
         if len(cn) > 1 and len(cn) != 4 and not re.search(r"[十百千万亿拾佰仟萬億〇零点]", cn):
             continue  # 一一, 三五: not a number (a year, 二〇二〇, has four digits)
@@ -182,9 +225,11 @@ def _supports(f: Figure, pool: list[Figure], source: str) -> bool:
         return f.text in source
     if f.kind == "date":
         date = cast(_Date, f.value)
-        return any(s.kind == "date"
-                   and all(a is None or a == b for a, b in zip(date, cast(_Date, s.value), strict=True))
-                   for s in pool)
+        return any(
+            s.kind == "date"
+            and all(a is None or a == b for a, b in zip(date, cast(_Date, s.value), strict=True))
+            for s in pool
+        )
     for s in pool:
         if s.kind == "date":
             continue
@@ -203,8 +248,11 @@ def source_figures(sources: list[str]) -> list[Figure]:
             pool.append(f)
             if f.kind == "date":
                 date = cast(_Date, f.value)
-                pool.extend(Figure(f.text, "number", Decimal(v), u)
-                            for v, u in zip(date, ("年", "月", "日"), strict=True) if v is not None)
+                pool.extend(
+                    Figure(f.text, "number", Decimal(v), u)
+                    for v, u in zip(date, ("年", "月", "日"), strict=True)
+                    if v is not None
+                )
     return pool
 
 
@@ -232,19 +280,29 @@ def named_in_question(question: str) -> list[Figure]:
         if f.kind == "date" and isinstance(f.value, tuple):
             if f.value[1] is not None:
                 out.append(f)
-        elif ordinal or (isinstance(f.value, Decimal) and f.value > 10
-                         and not (f.unit == "年" and 1900 <= f.value <= 2100)):
+        elif ordinal or (
+            isinstance(f.value, Decimal) and f.value > 10 and not (f.unit == "年" and 1900 <= f.value <= 2100)
+        ):
             out.append(f)
     return out
 
 
 _ASKS_QUANTITY = re.compile(r"(?<!第)(?:多少|几(?![乎何]))")
-_ASKS_DATE = re.compile(r"哪一?天|何时|什么时[候间]|哪一?年|几月几[日号]|日期|when\b|what date|which year", re.I)
+_ASKS_DATE = re.compile(
+    r"哪一?天|何时|什么时[候间]|哪一?年|几月几[日号]|日期|when\b|what date|which year", re.I
+)
 _APPROX = re.compile(r"(?<=[\d十百千万亿])[多余来](?=[个名人位元年月日天岁倍%])")  # 600多名, 1.4万余名
 _ASKS_DURATION = re.compile(r"多长时间|多久|多长|how long", re.I)
 _DURATIONS = {"年", "月", "日", "工作日", "周", "小时"}
-_MEASURE_WORDS = [(re.compile(p), u) for p, u in (  # 比例是多少: a share; 年龄是多少: an age
-    (r"比例|比重|占比|百分比", "%"), (r"年龄|岁数", "岁"), (r"人数", "人"), (r"金额|资金|费用|钱数", "元"))]
+_MEASURE_WORDS = [
+    (re.compile(p), u)
+    for p, u in (  # 比例是多少: a share; 年龄是多少: an age
+        (r"比例|比重|占比|百分比", "%"),
+        (r"年龄|岁数", "岁"),
+        (r"人数", "人"),
+        (r"金额|资金|费用|钱数", "元"),
+    )
+]
 _SHARE = re.compile(r"分之|[∶:]\s*\d|[一二三四五六七八九\d]成")  # 三分之一, 1∶22, 七成: shares without %
 _MEASURES = {"年", "月", "日", "工作日", "小时", "周", "岁", "元", "%", "倍", "人", "折"}
 _ASIDE = re.compile(r"[（(][^（）()]{1,4}[）)]")  # 65（含）岁: an aside between a figure and its unit
@@ -259,12 +317,14 @@ def asked_units(question: str) -> set[str]:
     if _ASKS_DURATION.search(text):
         units.add("duration")
     for m in _ASKS_QUANTITY.finditer(text):
-        if text[max(0, m.start() - 1):m.start()] == "哪":
+        if text[max(0, m.start() - 1) : m.start()] == "哪":
             continue  # 哪几类: a list, not a count
         units.add("number")
-        units.update(u for pattern, u in _MEASURE_WORDS if pattern.search(text, max(0, m.start() - 6), m.start()))
+        units.update(
+            u for pattern, u in _MEASURE_WORDS if pattern.search(text, max(0, m.start() - 6), m.start())
+        )
         u = _UNIT.match(text, m.end())
-        if u and len(_first_word(text[m.end():m.end() + 8])) > len(u.group(0)):
+        if u and len(_first_word(text[m.end() : m.end() + 8])) > len(u.group(0)):
             continue  # 多少人才奖金: the word is 人才, not the unit 人
         unit = "元" if text.startswith("钱", m.end()) else _unit_at(text, m.end())
         if unit in _MEASURES:
@@ -289,8 +349,10 @@ def states_unit(text: str, unit: str) -> bool:
         return any(f.unit in _DURATIONS and not is_date(f) for f in figures)
     if unit == "%" and _SHARE.search(text):
         return True
-    return any(f.unit == unit or (f.unit == "工作日" and unit == "日") or (f.kind == "date" and unit == "年")
-               for f in figures)
+    return any(
+        f.unit == unit or (f.unit == "工作日" and unit == "日") or (f.kind == "date" and unit == "年")
+        for f in figures
+    )
 
 
 def is_date(f: Figure) -> bool:

@@ -27,8 +27,16 @@ def html_article(path: Path, html: str, limits: Limits, url: str = "") -> Articl
     doc: Any = trafilatura.bare_extraction(html, include_comments=False, with_metadata=True)
     body = clean_text((doc.text if doc else "") or "")
     check_chars(len(body), limits)
-    meta = ({"title": doc.title or "", "date": doc.date or "", "source": doc.sitename or "", "url": doc.url or url}
-            if doc else {})
+    meta = (
+        {
+            "title": doc.title or "",
+            "date": doc.date or "",
+            "source": doc.sitename or "",
+            "url": doc.url or url,
+        }
+        if doc
+        else {}
+    )
     return make_article(path, meta.pop("title", "") or path.stem, [(None, body)], meta, NO_MAIN_TEXT)
 
 

@@ -58,9 +58,15 @@ class IngestReport:
     repaired: int = 0
 
     def as_dict(self) -> dict:
-        return {"added": self.added, "updated": self.updated, "unchanged": self.unchanged,
-                "removed": self.removed, "failed": self.failed, "chunks": self.chunks,
-                "seconds": round(self.seconds, 3)}
+        return {
+            "added": self.added,
+            "updated": self.updated,
+            "unchanged": self.unchanged,
+            "removed": self.removed,
+            "failed": self.failed,
+            "chunks": self.chunks,
+            "seconds": round(self.seconds, 3),
+        }
 
 
 def article_key(path: Path) -> str:
@@ -78,19 +84,37 @@ CHUNKER_VERSION = "v7"  # bump when loaders/chunking/tokens change for unchanged
 def content_hash(article: Article, settings: Settings) -> str:
     """Digest of the cleaned article and of every setting that changes its chunks or vectors."""
     h = hashlib.sha256()
-    for part in (settings.model_label, str(settings.chunk_size), str(settings.chunk_overlap), CHUNKER_VERSION,
-                 article.title, article.source, article.date, repr(sorted(article.metadata.items())),
-                 repr(article.pages)):
+    for part in (
+        settings.model_label,
+        str(settings.chunk_size),
+        str(settings.chunk_overlap),
+        CHUNKER_VERSION,
+        article.title,
+        article.source,
+        article.date,
+        repr(sorted(article.metadata.items())),
+        repr(article.pages),
+    ):
         h.update(part.encode("utf-8", "surrogatepass"))
         h.update(b"\x00")
     return h.hexdigest()
 
 
 def _chunk_meta(rec: ArticleRecord, chunk: Chunk, article: Article) -> dict:
-    meta = {"article": rec.key, "ordinal": chunk.ordinal, "hash": rec.hash, "title": rec.title,
-            "source": rec.source, "date": rec.date, "path": rec.path, "file": rec.file, "region": rec.region,
-            "chapter": chunk.chapter, "label": chunk.label,
-            "tokens": " ".join(tokenize(chunk.indexed_text))}
+    meta = {
+        "article": rec.key,
+        "ordinal": chunk.ordinal,
+        "hash": rec.hash,
+        "title": rec.title,
+        "source": rec.source,
+        "date": rec.date,
+        "path": rec.path,
+        "file": rec.file,
+        "region": rec.region,
+        "chapter": chunk.chapter,
+        "label": chunk.label,
+        "tokens": " ".join(tokenize(chunk.indexed_text)),
+    }
     if rec.effective:  # cited with the passage (answer.citation_for)
         meta["effective"] = rec.effective
     if chunk.page is not None:
@@ -107,13 +131,19 @@ def repair(store: Store) -> int:
     seen: dict[str, list[tuple[int, str]]] = {}
     for row in store.iter_chunks():
         meta = row["metadata"] or {}
-        seen.setdefault(meta.get("article", ""), []).append((int(meta.get("ordinal", -1)), meta.get("hash", "")))
+        seen.setdefault(meta.get("article", ""), []).append(
+            (int(meta.get("ordinal", -1)), meta.get("hash", ""))
+        )
     broken = 0
     for key in set(seen) | set(manifest):
         rec = manifest.get(key)
         rows = seen.get(key, [])
-        ok = rec is not None and len(rows) == rec.chunks and all(h == rec.hash for _, h in rows) \
+        ok = (
+            rec is not None
+            and len(rows) == rec.chunks
+            and all(h == rec.hash for _, h in rows)
             and sorted(o for o, _ in rows) == list(range(rec.chunks))
+        )
         if not ok:
             broken += 1
             store.remove_article(key)
@@ -123,8 +153,14 @@ def repair(store: Store) -> int:
 Progress = Callable[[int, int, str], None]
 
 
-def run_ingest(store: Store, embedder: Embedder, settings: Settings, paths: Sequence[Path],
-               rebuild: bool = False, progress: Progress | None = None) -> IngestReport:
+def run_ingest(
+    store: Store,
+    embedder: Embedder,
+    settings: Settings,
+    paths: Sequence[Path],
+    rebuild: bool = False,
+    progress: Progress | None = None,
+) -> IngestReport:
     """Bring the store in line with the files under ``paths``. The caller holds the write lock."""
     t0 = time.perf_counter()
     report = IngestReport()
@@ -142,8 +178,13 @@ def run_ingest(store: Store, embedder: Embedder, settings: Settings, paths: Sequ
     files = list(discover(paths, blocked))
     limits = Limits.from_settings(settings)
     failures = FailureLog(store, limits, CHUNKER_VERSION)
-    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="talentbot-tokenize") as pool, Parser(limits, files) as parser:
-        seen = _ingest_files(store, embedder, settings, files, manifest, report, pool, progress, parser, failures)
+    with (
+        ThreadPoolExecutor(max_workers=1, thread_name_prefix="talentbot-tokenize") as pool,
+        Parser(limits, files) as parser,
+    ):
+        seen = _ingest_files(
+            store, embedder, settings, files, manifest, report, pool, progress, parser, failures
+        )
     blocked_dirs = [d for d, _ in blocked]
     report.removed = _remove_missing(store, manifest, seen, paths, blocked_dirs)
     _report_blocked(blocked, manifest, seen, report)
@@ -160,9 +201,18 @@ def run_ingest(store: Store, embedder: Embedder, settings: Settings, paths: Sequ
     return report
 
 
-def _ingest_files(store: Store, embedder: Embedder, settings: Settings, files: list[Path],
-                  manifest: dict[str, ArticleRecord], report: IngestReport, pool: Executor,
-                  progress: Progress | None, parser: Parser, failures: FailureLog) -> set[str]:
+def _ingest_files(
+    store: Store,
+    embedder: Embedder,
+    settings: Settings,
+    files: list[Path],
+    manifest: dict[str, ArticleRecord],
+    report: IngestReport,
+    pool: Executor,
+    progress: Progress | None,
+    parser: Parser,
+    failures: FailureLog,
+) -> set[str]:
     """Load, chunk and flush every new or changed file; return the keys of all files seen."""
     seen: set[str] = set()
     pending: list[tuple[ArticleRecord, Article, list[Chunk], bool]] = []
@@ -195,18 +245,37 @@ def article_record(key: str, path: Path, article: Article, digest: str, chunks: 
     """The manifest record of an article: its regions (:func:`talentbot.regions.article_regions`) and the dates
     it states of itself (:func:`talentbot.policy_dates.policy_dates`; an ``effective`` date in the front
     matter wins)."""
-    region, codes = article_regions(article.title, article.source, article.text, article.metadata.get("region", ""))
+    region, codes = article_regions(
+        article.title, article.source, article.text, article.metadata.get("region", "")
+    )
     dates = policy_dates(article.text, issued=article.date)
-    return ArticleRecord(key=key, path=str(path.resolve()), title=article.title, source=article.source,
-                         date=article.date, hash=digest, chunks=chunks, region=region, region_codes=codes,
-                         places=",".join(place_codes(article.title, article.source, article.text)),
-                         effective=valid_iso(article.metadata.get("effective", "")) or dates.effective,
-                         adopted=dates.adopted, amended=",".join(dates.amended), expires=dates.expires,
-                         repeals="；".join(dates.repeals))
+    return ArticleRecord(
+        key=key,
+        path=str(path.resolve()),
+        title=article.title,
+        source=article.source,
+        date=article.date,
+        hash=digest,
+        chunks=chunks,
+        region=region,
+        region_codes=codes,
+        places=",".join(place_codes(article.title, article.source, article.text)),
+        effective=valid_iso(article.metadata.get("effective", "")) or dates.effective,
+        adopted=dates.adopted,
+        amended=",".join(dates.amended),
+        expires=dates.expires,
+        repeals="；".join(dates.repeals),
+    )
 
 
-def _load(path: Path, key: str, parser: Parser, failures: FailureLog, manifest: dict[str, ArticleRecord],
-          report: IngestReport) -> Article | None:
+def _load(
+    path: Path,
+    key: str,
+    parser: Parser,
+    failures: FailureLog,
+    manifest: dict[str, ArticleRecord],
+    report: IngestReport,
+) -> Article | None:
     """Load one file, or report why not (a failure remembered from an earlier run is not parsed again)."""
     st = stat_or_none(path)
     reason = failures.known(key, st)
@@ -237,7 +306,9 @@ def _flush(store: Store, embedder: Embedder, pending: list, report: IngestReport
     A crash before the records are written leaves chunks the next run's repair recognises by hash."""
     if not pending:
         return
-    metas = pool.submit(lambda: [_chunk_meta(rec, c, article) for rec, article, chunks, _ in pending for c in chunks])
+    metas = pool.submit(
+        lambda: [_chunk_meta(rec, c, article) for rec, article, chunks, _ in pending for c in chunks]
+    )
     ids = [f"{rec.key}:{c.ordinal}" for rec, _, chunks, _ in pending for c in chunks]
     texts = [c.indexed_text for _, _, chunks, _ in pending for c in chunks]
     kept = _unchanged_vectors(store, pending)
@@ -268,19 +339,33 @@ def _unchanged_vectors(store: Store, pending: list) -> dict[str, Any]:
     to loading or chunking embeds only what changed). The store's embedding model is this ingest's (claimed
     at its start), so a stored vector is the one the model would compute."""
     ids = [f"{rec.key}:{c.ordinal}" for rec, _, chunks, is_update in pending if is_update for c in chunks]
-    wanted = {f"{rec.key}:{c.ordinal}": c.indexed_text for rec, _, chunks, is_update in pending if is_update
-              for c in chunks}
+    wanted = {
+        f"{rec.key}:{c.ordinal}": c.indexed_text
+        for rec, _, chunks, is_update in pending
+        if is_update
+        for c in chunks
+    }
     kept = {}
     for cid, (doc, meta, vector) in store.chunk_vectors(ids).items():
-        old = Chunk(text=doc, ordinal=int(meta.get("ordinal", 0)), title=str(meta.get("title", "")),
-                    chapter=str(meta.get("chapter", "")), label=str(meta.get("label", "")))
+        old = Chunk(
+            text=doc,
+            ordinal=int(meta.get("ordinal", 0)),
+            title=str(meta.get("title", "")),
+            chapter=str(meta.get("chapter", "")),
+            label=str(meta.get("label", "")),
+        )
         if vector is not None and old.indexed_text == wanted[cid]:
             kept[cid] = vector
     return kept
 
 
-def _remove_missing(store: Store, manifest: dict[str, ArticleRecord], seen: set[str],
-                    roots: Iterable[Path], blocked: Iterable[Path] = ()) -> int:
+def _remove_missing(
+    store: Store,
+    manifest: dict[str, ArticleRecord],
+    seen: set[str],
+    roots: Iterable[Path],
+    blocked: Iterable[Path] = (),
+) -> int:
     """Remove articles that lived under an ingested folder (or were named) but are gone now. Articles under
     a folder that could not be listed are kept: they were not looked at, not found missing."""
     roots, blocked = [r.resolve() for r in roots], [b.resolve() for b in blocked]
@@ -301,11 +386,16 @@ def _remove_missing(store: Store, manifest: dict[str, ArticleRecord], seen: set[
     return removed
 
 
-def _report_blocked(blocked: list[tuple[Path, str]], manifest: dict[str, ArticleRecord], seen: set[str],
-                    report: IngestReport) -> None:
+def _report_blocked(
+    blocked: list[tuple[Path, str]], manifest: dict[str, ArticleRecord], seen: set[str], report: IngestReport
+) -> None:
     """Report each folder that could not be listed, with how many of its indexed articles are kept."""
     for folder, reason in blocked:
         real = folder.resolve()
         kept = sum(1 for key, rec in manifest.items() if key not in seen and real in Path(rec.path).parents)
-        report.failed.append({"path": display_path(folder),
-                              "error": f"{reason}; its {kept} indexed article(s) are kept until it can be read"})
+        report.failed.append(
+            {
+                "path": display_path(folder),
+                "error": f"{reason}; its {kept} indexed article(s) are kept until it can be read",
+            }
+        )

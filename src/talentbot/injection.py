@@ -26,16 +26,24 @@ from functools import lru_cache
 from .sentences import pieces
 
 # where a clause starts: text start or punctuation, then an optional article label or list number
-_START = (r"(?:^|[。！？!?；;，,：:\n“”\"'「」『』（）()【】\[\]<>《》—])\s*+"
-          r"(?:第[一二三四五六七八九十百零〇\d]{1,6}[条章节款项]\s*+|[（(]?[一二三四五六七八九十\d]{1,3}[)）、.．]\s*+)?+")
-_ADDRESSEE = (r"(?:AI助手|AI|A\.I\.|人工智能助手|人工智能|大语言模型|语言模型|大模型|模型|智能体|智能助手|助手|聊天机器人"
-              r"|机器人|assistant|chatbot|LLM|ChatGPT|GPT|bot)")
+_START = (
+    r"(?:^|[。！？!?；;，,：:\n“”\"'「」『』（）()【】\[\]<>《》—])\s*+"
+    r"(?:第[一二三四五六七八九十百零〇\d]{1,6}[条章节款项]\s*+|[（(]?[一二三四五六七八九十\d]{1,3}[)）、.．]\s*+)?+"
+)
+_ADDRESSEE = (
+    r"(?:AI助手|AI|A\.I\.|人工智能助手|人工智能|大语言模型|语言模型|大模型|模型|智能体|智能助手|助手|聊天机器人"
+    r"|机器人|assistant|chatbot|LLM|ChatGPT|GPT|bot)"
+)
 _POLITE = rf"(?:请|你|您|现在|从现在(?:起|开始)|务必|一定要|立即|立刻|马上|直接|注意|特别提示|{_ADDRESSEE})"
-_OVERRIDE_ZH = (r"(?:忽略|忽视|无视|(?:不要|不用|不必|无需|无须|别|请勿|勿)(?:再|去)?(?:理会|理睬|管|遵守|遵循)"
-                r"|不理会|不理睬|别管|忘记|忘掉|忘了|抛开|抛弃|丢弃|丢掉|放弃|跳过|绕过)")
+_OVERRIDE_ZH = (
+    r"(?:忽略|忽视|无视|(?:不要|不用|不必|无需|无须|别|请勿|勿)(?:再|去)?(?:理会|理睬|管|遵守|遵循)"
+    r"|不理会|不理睬|别管|忘记|忘掉|忘了|抛开|抛弃|丢弃|丢掉|放弃|跳过|绕过)"
+)
 _CONTEXT_ZH = r"(?:以上|上述|上面|上文|前述|前文|前面|前边|之前|先前|此前|早先|原先|原有|刚才|系统|开发者|默认|所有|全部|一切|任何)"
-_OBJECT_ZH = (r"(?:指令|指示|命令|提示词?|规则|规定|要求|设定|设置|约束|限制|内容|文字|说明|信息|对话|上下文|准则|守则"
-              r"|任务|身份|角色|一切|话|(?:所|刚才)?(?:说|讲|写|提到)的)")
+_OBJECT_ZH = (
+    r"(?:指令|指示|命令|提示词?|规则|规定|要求|设定|设置|约束|限制|内容|文字|说明|信息|对话|上下文|准则|守则"
+    r"|任务|身份|角色|一切|话|(?:所|刚才)?(?:说|讲|写|提到)的)"
+)
 _PLACE_ZH = r"(?:以上|上述|上面|上文|前文|前面|前边|之前|先前|此前|刚才)"  # where earlier text is
 _CORE_ZH = r"(?:指令|指示|命令|提示词|规则|设定|约束|上下文|对话)"
 _IN = r"[^。！？!?\n]"  # a character inside the sentence
@@ -75,14 +83,20 @@ _ZH = [
     r"系统提示词|提示词注入|越狱|开发者模式|(?:系统|开发者|管理员)(?:提示|消息|指令)\s*[:：]",
     r"(?:新的?|最新的?|更新的?|真正的?)(?:指令|指示)\s*[:：]|以下(?:是|为)(?:新的?|真正的?|最高优先级的?)(?:指令|指示|规则)",
 ]
-_OVERRIDE_EN = (r"(?:ignore|disregard|forget|override|overrule|bypass|skip|discard|abandon|set aside|throw out"
-                r"|pay no (?:attention|heed) to|do not (?:follow|obey)|don't (?:follow|obey)|stop following|never mind)")
-_OBJECT_EN = (r"(?:instructions?|prompts?|rules|directions|directives?|guidelines|guidance|context|messages?|commands?"
-              r"|constraints|guardrails|orders|everything|above|before|earlier|so far)")
+_OVERRIDE_EN = (
+    r"(?:ignore|disregard|forget|override|overrule|bypass|skip|discard|abandon|set aside|throw out"
+    r"|pay no (?:attention|heed) to|do not (?:follow|obey)|don't (?:follow|obey)|stop following|never mind)"
+)
+_OBJECT_EN = (
+    r"(?:instructions?|prompts?|rules|directions|directives?|guidelines|guidance|context|messages?|commands?"
+    r"|constraints|guardrails|orders|everything|above|before|earlier|so far)"
+)
 # an imperative: at the start of a clause, after words that only soften or join it ("Employers who
 # disregard the above rules" is a statement about employers)
-_IMPERATIVE_EN = (r"(?:^|[.!?;:,\n\"'(\[—-])\s*+(?:(?:please|now|just|kindly|simply|also|and|then|so|you must"
-                  r"|you should|you will|you need to|you have to|i want you to|i need you to)\s++)*+")
+_IMPERATIVE_EN = (
+    r"(?:^|[.!?;:,\n\"'(\[—-])\s*+(?:(?:please|now|just|kindly|simply|also|and|then|so|you must"
+    r"|you should|you will|you need to|you have to|i want you to|i need you to)\s++)*+"
+)
 _EN = [
     rf"{_IMPERATIVE_EN}{_OVERRIDE_EN}\b(?:\W++\w++){{0,6}}?\W++{_OBJECT_EN}\b",
     rf"{_IMPERATIVE_EN}{_OVERRIDE_EN}\W++(?:\w++\W++){{0,4}}?(?:previous|prior|above|earlier|preceding|foregoing"
@@ -101,8 +115,10 @@ _EN = [
 _PATTERNS = [re.compile(p) for p in _ZH] + [re.compile(p, re.I) for p in _EN]
 # "用人单位忽略上述要求的，由…责令改正", "忽略上述要求的单位，…": the clause describes a violation (a condition,
 # or who commits it), it does not command anything
-_CONDITIONAL = re.compile(r"[^，,。；;！？!?\n]*的(?=[，,；;]|$|(?:用人)?单位|机构|企业|个人|人员|组织|部门|人才"
-                          r"|申请人|行为|情形|情况|者|人)")
+_CONDITIONAL = re.compile(
+    r"[^，,。；;！？!?\n]*的(?=[，,；;]|$|(?:用人)?单位|机构|企业|个人|人员|组织|部门|人才"
+    r"|申请人|行为|情形|情况|者|人)"
+)
 _CONDITIONAL_CHECKED = len(_ZH_OVERRIDE)  # the first patterns are the Chinese overrides
 
 
@@ -125,7 +141,9 @@ def sentences(text: str) -> list[str]:
     return pieces(text, lines=True)
 
 
-@lru_cache(maxsize=4096)  # passages repeat from question to question; each is at most a few hundred characters
+@lru_cache(
+    maxsize=4096
+)  # passages repeat from question to question; each is at most a few hundred characters
 def strip_injections(text: str) -> str:
     """``text`` without its injection sentences; one ending in a colon takes the sentence it introduces."""
     parts = sentences(text)

@@ -50,6 +50,7 @@ STOPWORDS = set(
 )
 _TOKEN_OK = re.compile(r"[\w\u4e00-\u9fff]", re.U)
 
+
 def _tokenizer() -> Any:
     """jieba-rs (rjieba): jieba's dictionary and algorithm, compiled. It cuts like jieba 0.42 on the whole
     corpus and eval set (except hyphenated runs, split below), 14x faster, and loads in 0.1 s instead of 0.45 s."""
@@ -83,7 +84,7 @@ def tokenize(text: str) -> list[str]:
     out = [w for w in (w.strip() for w in words) if w and w not in STOPWORDS and _TOKEN_OK.search(w)]
     if BIGRAMS:
         for run in _CJK_RUN.findall(text):
-            out.extend("#" + run[i:i + 2] for i in range(len(run) - 1))
+            out.extend("#" + run[i : i + 2] for i in range(len(run) - 1))
     return out
 
 
@@ -146,7 +147,9 @@ class LexicalIndex:
         return self.pinyin.get(syllables, [])
 
     @classmethod
-    def build(cls, ids: Sequence[str], token_lists: Sequence[list[str]], generation: int = -1) -> LexicalIndex:
+    def build(
+        cls, ids: Sequence[str], token_lists: Sequence[list[str]], generation: int = -1
+    ) -> LexicalIndex:
         import bm25s
 
         if not ids:
@@ -230,7 +233,10 @@ class LexicalIndex:
             saved = json.loads((folder / "pinyin.json").read_text(encoding="utf-8"))
         except (OSError, ValueError):
             saved = None
-        if isinstance(saved, dict) and saved.get("generation") == index.generation \
-                and pinyin_table_ok(saved.get("table"), index.vocab):
+        if (
+            isinstance(saved, dict)
+            and saved.get("generation") == index.generation
+            and pinyin_table_ok(saved.get("table"), index.vocab)
+        ):
             index._pinyin = saved.get("table")
         return index

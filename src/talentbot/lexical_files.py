@@ -23,8 +23,13 @@ if TYPE_CHECKING:
 
 MANIFEST = "manifest.json"
 FORMAT = 1
-BM25_FILES = ("data.csc.index.npy", "indices.csc.index.npy", "indptr.csc.index.npy", "vocab.index.json",
-              "params.index.json")
+BM25_FILES = (
+    "data.csc.index.npy",
+    "indices.csc.index.npy",
+    "indptr.csc.index.npy",
+    "vocab.index.json",
+    "params.index.json",
+)
 IDS_FILE = "ids.json"
 _MAX_MANIFEST_BYTES = 1 << 20
 _METHODS = {"robertson", "atire", "bm25l", "bm25+", "lucene"}
@@ -45,8 +50,11 @@ def _sha256(path: Path) -> str:
 
 def write_manifest(folder: Path, generation: int, count: int) -> None:
     """Record the size and sha256 of every index file in ``folder`` (call last, once they are written)."""
-    files = {p.name: {"size": p.stat().st_size, "sha256": _sha256(p)}
-             for p in sorted(folder.iterdir()) if p.is_file() and p.name in (*BM25_FILES, IDS_FILE)}
+    files = {
+        p.name: {"size": p.stat().st_size, "sha256": _sha256(p)}
+        for p in sorted(folder.iterdir())
+        if p.is_file() and p.name in (*BM25_FILES, IDS_FILE)
+    }
     data = {"format": FORMAT, "generation": generation, "count": count, "files": files}
     (folder / MANIFEST).write_text(json.dumps(data, indent=1))
 
@@ -101,8 +109,12 @@ def check_params(params: Mapping) -> None:
     """BM25 parameters that bm25s would accept and that score sensibly."""
     for key, low, high in (("k1", 0.0, 100.0), ("b", 0.0, 1.0), ("delta", 0.0, 100.0)):
         value = params.get(key)
-        if not isinstance(value, (int, float)) or isinstance(value, bool) or not math.isfinite(value) \
-                or not low <= value <= high:
+        if (
+            not isinstance(value, (int, float))
+            or isinstance(value, bool)
+            or not math.isfinite(value)
+            or not low <= value <= high
+        ):
             raise IndexProblem(f"params.index.json has a bad {key} ({value!r})")
     if params.get("method") not in _METHODS or params.get("idf_method") not in _METHODS:
         raise IndexProblem("params.index.json names an unknown BM25 method")
@@ -110,7 +122,18 @@ def check_params(params: Mapping) -> None:
         raise IndexProblem("params.index.json names an unknown dtype")
     if params.get("backend") not in ("numpy", "auto"):
         raise IndexProblem("params.index.json names an unknown backend")
-    expected = {"k1", "b", "delta", "method", "idf_method", "dtype", "int_dtype", "num_docs", "version", "backend"}
+    expected = {
+        "k1",
+        "b",
+        "delta",
+        "method",
+        "idf_method",
+        "dtype",
+        "int_dtype",
+        "num_docs",
+        "version",
+        "backend",
+    }
     if set(params) - expected:
         raise IndexProblem(f"params.index.json has unknown keys {sorted(set(params) - expected)}")
 
@@ -122,29 +145,46 @@ def check_structure(bm25: bm25s.BM25, ids: Sequence[str]) -> None:
     if not isinstance(vocab, dict) or not vocab:
         raise IndexProblem("vocab.index.json is not a word table")
     if not isinstance(mat, dict) or mat.get("num_docs") != len(ids):
-        raise IndexProblem(f"the matrix has {mat.get('num_docs') if isinstance(mat, dict) else '?'} rows "
-                           f"for {len(ids)} ids")
+        raise IndexProblem(
+            f"the matrix has {mat.get('num_docs') if isinstance(mat, dict) else '?'} rows for {len(ids)} ids"
+        )
     data, indices, indptr = (np.asarray(mat.get(k)) for k in ("data", "indices", "indptr"))
     if indptr.ndim != 1 or indices.ndim != 1 or data.ndim != 1 or len(indptr) < 1:
         raise IndexProblem("the matrix arrays are not 1-dimensional")
-    if not (np.issubdtype(indptr.dtype, np.integer) and np.issubdtype(indices.dtype, np.integer)
-            and np.issubdtype(data.dtype, np.floating)):
+    if not (
+        np.issubdtype(indptr.dtype, np.integer)
+        and np.issubdtype(indices.dtype, np.integer)
+        and np.issubdtype(data.dtype, np.floating)
+    ):
         raise IndexProblem("the matrix arrays have the wrong types")
     columns = len(indptr) - 1
-    if indptr[0] != 0 or np.any(np.diff(indptr) < 0) or indptr[-1] != len(indices) or len(indices) != len(data):
+    if (
+        indptr[0] != 0
+        or np.any(np.diff(indptr) < 0)
+        or indptr[-1] != len(indices)
+        or len(indices) != len(data)
+    ):
         raise IndexProblem("indptr is not a monotone pointer array ending at the data length")
     if len(indices) and (indices.min() < 0 or indices.max() >= len(ids)):
         raise IndexProblem("indices point outside the rows")
     if not np.all(np.isfinite(data)):
         raise IndexProblem("data holds non-finite scores")
     if getattr(bm25, "method", "") != "robertson" and len(data) and data.min() <= 0:
-        raise IndexProblem("data holds scores of zero or less (every BM25 weight but Robertson's is positive)")
+        raise IndexProblem(
+            "data holds scores of zero or less (every BM25 weight but Robertson's is positive)"
+        )
     values = list(vocab.values())
     if not all(isinstance(w, str) for w in vocab) or not all(type(v) is int for v in values):
         raise IndexProblem("vocab.index.json is not a word -> column table")
-    if len(set(values)) != len(values) or min(values) < 0 or max(values) >= len(vocab) \
-            or len(vocab) - columns not in (0, 1):
-        raise IndexProblem(f"the word table ({len(vocab)} words) does not match the matrix ({columns} columns)")
+    if (
+        len(set(values)) != len(values)
+        or min(values) < 0
+        or max(values) >= len(vocab)
+        or len(vocab) - columns not in (0, 1)
+    ):
+        raise IndexProblem(
+            f"the word table ({len(vocab)} words) does not match the matrix ({columns} columns)"
+        )
     if any(v >= columns for w, v in vocab.items() if w != ""):  # bm25s keeps '' as a column-less extra word
         raise IndexProblem("the word table points past the matrix")
 
@@ -155,18 +195,28 @@ def _sample(n: int) -> list[int]:
     return sorted({round(i * (n - 1) / (_SAMPLE_ROWS - 1)) for i in range(_SAMPLE_ROWS)})
 
 
-def check_against_collection(bm25: bm25s.BM25, ids: Sequence[str], collection_ids: Iterable[str],
-                             tokens_of: Callable[[list[str]], Mapping[str, list[str]]]) -> None:
+def check_against_collection(
+    bm25: bm25s.BM25,
+    ids: Sequence[str],
+    collection_ids: Iterable[str],
+    tokens_of: Callable[[list[str]], Mapping[str, list[str]]],
+) -> None:
     """The index covers exactly the collection's chunks, and sampled rows hold exactly their tokens."""
     have, want = set(ids), set(collection_ids)
     if have != want:
-        raise IndexProblem(f"it lists {len(have)} chunks, {len(have - want)} not in the collection, "
-                           f"while the collection holds {len(want)}, {len(want - have)} not in it")
+        raise IndexProblem(
+            f"it lists {len(have)} chunks, {len(have - want)} not in the collection, "
+            f"while the collection holds {len(want)}, {len(want - have)} not in it"
+        )
     if bm25 is None:
         return
     rows = _sample(len(ids))
     tokens = tokens_of([ids[r] for r in rows])
-    indices, indptr, vocab = np.asarray(bm25.scores["indices"]), np.asarray(bm25.scores["indptr"]), bm25.vocab_dict
+    indices, indptr, vocab = (
+        np.asarray(bm25.scores["indices"]),
+        np.asarray(bm25.scores["indptr"]),
+        bm25.vocab_dict,
+    )
     for r in rows:
         positions = np.flatnonzero(indices == r)
         columns = set((np.searchsorted(indptr, positions, side="right") - 1).tolist())
@@ -179,4 +229,5 @@ def pinyin_table_ok(table: object, vocab: Mapping[str, int]) -> bool:
     """A saved pinyin table is a syllables -> [index words] mapping."""
     return isinstance(table, dict) and all(
         isinstance(k, str) and isinstance(v, list) and all(isinstance(w, str) and w in vocab for w in v)
-        for k, v in table.items())
+        for k, v in table.items()
+    )

@@ -50,12 +50,19 @@ class Limits:
     @classmethod
     def from_settings(cls, settings: Settings) -> Limits:
         """The limits the settings ask for."""
-        return cls(max_bytes=int(settings.max_file_mb * MB), max_chars=settings.max_file_chars,
-                   max_unpacked_bytes=int(settings.max_unpacked_mb * MB), max_zip_entries=settings.max_zip_entries,
-                   max_zip_ratio=settings.max_zip_ratio, timeout_s=settings.parse_timeout,
-                   memory_mb=settings.parse_memory_mb, max_sheet_rows=settings.max_sheet_rows,
-                   ocr_max_pages=settings.ocr_max_pages, ocr_timeout_s=settings.ocr_timeout,
-                   ocr_memory_mb=settings.ocr_memory_mb)
+        return cls(
+            max_bytes=int(settings.max_file_mb * MB),
+            max_chars=settings.max_file_chars,
+            max_unpacked_bytes=int(settings.max_unpacked_mb * MB),
+            max_zip_entries=settings.max_zip_entries,
+            max_zip_ratio=settings.max_zip_ratio,
+            timeout_s=settings.parse_timeout,
+            memory_mb=settings.parse_memory_mb,
+            max_sheet_rows=settings.max_sheet_rows,
+            ocr_max_pages=settings.ocr_max_pages,
+            ocr_timeout_s=settings.ocr_timeout,
+            ocr_memory_mb=settings.ocr_memory_mb,
+        )
 
     def fingerprint(self) -> str:
         """A stable text of every limit: a failure remembered under other limits is tried again."""
@@ -70,7 +77,9 @@ class Limits:
 def check_chars(count: int, limits: Limits) -> None:
     """Refuse text longer than ``limits.max_chars`` characters."""
     if count > limits.max_chars:
-        raise ParseError(f"text is over {limits.max_chars:,} characters (raise TALENTBOT_MAX_FILE_CHARS to index it)")
+        raise ParseError(
+            f"text is over {limits.max_chars:,} characters (raise TALENTBOT_MAX_FILE_CHARS to index it)"
+        )
 
 
 def check_zip(data: bytes, limits: Limits, what: str) -> None:
@@ -82,17 +91,25 @@ def check_zip(data: bytes, limits: Limits, what: str) -> None:
     except (zipfile.BadZipFile, ValueError, OSError) as e:
         raise ParseError(f"corrupt or unreadable {what} ({e})") from e
     if len(infos) > limits.max_zip_entries:
-        raise ParseError(f"{what} holds {len(infos):,} zip entries, over the limit of {limits.max_zip_entries:,} "
-                         "(a zip bomb?); raise TALENTBOT_MAX_ZIP_ENTRIES to index it")
+        raise ParseError(
+            f"{what} holds {len(infos):,} zip entries, over the limit of {limits.max_zip_entries:,} "
+            "(a zip bomb?); raise TALENTBOT_MAX_ZIP_ENTRIES to index it"
+        )
     total = sum(i.file_size for i in infos)
     if total > limits.max_unpacked_bytes:
-        raise ParseError(f"{what} unpacks to {total / MB:,.0f} MB, over the {limits.max_unpacked_bytes / MB:,.0f} MB "
-                         "limit (a zip bomb?); raise TALENTBOT_MAX_UNPACKED_MB to index it")
+        raise ParseError(
+            f"{what} unpacks to {total / MB:,.0f} MB, over the {limits.max_unpacked_bytes / MB:,.0f} MB "
+            "limit (a zip bomb?); raise TALENTBOT_MAX_UNPACKED_MB to index it"
+        )
     for i in infos:
-        if i.file_size >= ZIP_RATIO_MIN_BYTES and i.file_size > limits.max_zip_ratio * max(i.compress_size, 1):
-            raise ParseError(f"{what} entry {i.filename!r} is packed {i.file_size / max(i.compress_size, 1):,.0f}:1, "
-                             f"over the {limits.max_zip_ratio:g}:1 limit (a zip bomb?); "
-                             "raise TALENTBOT_MAX_ZIP_RATIO to index it")
+        if i.file_size >= ZIP_RATIO_MIN_BYTES and i.file_size > limits.max_zip_ratio * max(
+            i.compress_size, 1
+        ):
+            raise ParseError(
+                f"{what} entry {i.filename!r} is packed {i.file_size / max(i.compress_size, 1):,.0f}:1, "
+                f"over the {limits.max_zip_ratio:g}:1 limit (a zip bomb?); "
+                "raise TALENTBOT_MAX_ZIP_RATIO to index it"
+            )
 
 
 class _NoAliasLoader(yaml.SafeLoader):
@@ -102,15 +119,18 @@ class _NoAliasLoader(yaml.SafeLoader):
     def compose_node(self, parent: yaml.Node | None, index: Any) -> yaml.Node | None:  # PyYAML's signature
         if self.check_event(yaml.AliasEvent):
             event = self.peek_event()
-            raise yaml.composer.ComposerError(None, None, "aliases (*name) are not allowed in front matter",
-                                              event.start_mark)
+            raise yaml.composer.ComposerError(
+                None, None, "aliases (*name) are not allowed in front matter", event.start_mark
+            )
         return super().compose_node(parent, index)
 
 
 def load_yaml(text: str) -> object:
     """Parse YAML front matter under the caps: at most FRONT_MATTER_MAX characters, no aliases, bounded depth."""
     if len(text) > FRONT_MATTER_MAX:
-        raise ParseError(f"YAML front matter is over {FRONT_MATTER_MAX // 1024} KB; keep it to title, source, date, url")
+        raise ParseError(
+            f"YAML front matter is over {FRONT_MATTER_MAX // 1024} KB; keep it to title, source, date, url"
+        )
     try:
         return yaml.load(text, Loader=_NoAliasLoader)  # a SafeLoader subclass
     except yaml.YAMLError as e:

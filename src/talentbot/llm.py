@@ -60,7 +60,8 @@ Rules:
 - If the passages do not contain the answer, reply with exactly {no_answer} and nothing else."""
 
 PROMPT = ChatPromptTemplate.from_messages(
-    [("system", SYSTEM), ("human", "{open}\n{passages}\n{close}\n\nQuestion: {question}")])
+    [("system", SYSTEM), ("human", "{open}\n{passages}\n{close}\n\nQuestion: {question}")]
+)
 
 
 def figures(text: str) -> list[str]:
@@ -75,7 +76,9 @@ def evidence(p: Passage) -> str:
 
 def _header(p: Passage) -> str:
     """A passage's title and label for the prompt; a title that addresses a model is left out."""
-    return " ".join(v for v in (p.meta.get("title", ""), p.meta.get("label", "")) if v and not is_injection(v))
+    return " ".join(
+        v for v in (p.meta.get("title", ""), p.meta.get("label", "")) if v and not is_injection(v)
+    )
 
 
 def unsupported_figures(text: str, cited: list[Passage]) -> list[str]:
@@ -87,10 +90,16 @@ def prompt_inputs(inputs: dict) -> dict:
     """The prompt's variables for ``inputs`` (question, passages): the passages fenced by a marker unique to
     this request, which is removed from their text."""
     token = secrets.token_hex(8)
-    body = "\n\n".join(f"[{i}] {_header(p)}\n{evidence(p)}".replace(token, "")
-                         for i, p in enumerate(inputs["passages"], 1))
-    return {"open": f"<<<PASSAGES {token}>>>", "close": f"<<<END PASSAGES {token}>>>", "passages": body,
-            "question": inputs["question"], "no_answer": NO_ANSWER_TOKEN}
+    body = "\n\n".join(
+        f"[{i}] {_header(p)}\n{evidence(p)}".replace(token, "") for i, p in enumerate(inputs["passages"], 1)
+    )
+    return {
+        "open": f"<<<PASSAGES {token}>>>",
+        "close": f"<<<END PASSAGES {token}>>>",
+        "passages": body,
+        "question": inputs["question"],
+        "no_answer": NO_ANSWER_TOKEN,
+    }
 
 
 def _text(message: object) -> str:
@@ -102,7 +111,7 @@ def answer_events(answer: Answer) -> Iterator[Event]:
     text, start = answer.text, 0
     for m in _PIECE.finditer(text):
         if m.end() > start:
-            yield TextEvent(text[start:m.end()])
+            yield TextEvent(text[start : m.end()])
             start = m.end()
     if start < len(text) or not text:
         yield TextEvent(text[start:])
@@ -152,7 +161,7 @@ def verify(chunks: Iterator[object], ctx: dict) -> Iterator[Event]:
         text += _text(chunk)
         ends = [m.end() for m in _SENTENCE_END.finditer(text, checked)]
         if ends:
-            bad = unsupported_figures(text[checked:ends[-1]], ctx["passages"])
+            bad = unsupported_figures(text[checked : ends[-1]], ctx["passages"])
             checked = ends[-1]
             if bad:
                 raise Rejected(_unsupported(ctx["extractive"], bad))
@@ -168,8 +177,10 @@ def fall_back(inputs: dict) -> Iterator[Event]:
     if isinstance(error, Rejected):
         answer = error.answer
     else:
-        answer = fallback(inputs["extractive"], f"the LLM endpoint failed ({describe_error(error)}); "
-                                                "showing the extractive answer")
+        answer = fallback(
+            inputs["extractive"],
+            f"the LLM endpoint failed ({describe_error(error)}); showing the extractive answer",
+        )
     yield from answer_events(answer)
 
 
@@ -177,13 +188,22 @@ def fallback(extractive: Answer, warning: str) -> Answer:
     """The extractive answer in place of the LLM's, with ``warning``."""
     logger.warning(warning)
     prefix = "Note: " if is_english(extractive.question) else "注意："
-    return Answer(text=extractive.text, no_answer=extractive.no_answer, citations=extractive.citations,
-                  question=extractive.question, mode="extractive-fallback", warnings=[prefix + warning])
+    return Answer(
+        text=extractive.text,
+        no_answer=extractive.no_answer,
+        citations=extractive.citations,
+        question=extractive.question,
+        mode="extractive-fallback",
+        warnings=[prefix + warning],
+    )
 
 
 def _unsupported(extractive: Answer, bad: list[str]) -> Answer:
-    return fallback(extractive, f"the LLM answer had figures not in its cited passages "
-                                f"({', '.join(bad[:5])}); showing the extractive answer")
+    return fallback(
+        extractive,
+        f"the LLM answer had figures not in its cited passages "
+        f"({', '.join(bad[:5])}); showing the extractive answer",
+    )
 
 
 def _with_extractive(min_coverage: float) -> Callable[[dict], dict]:
@@ -193,6 +213,7 @@ def _with_extractive(min_coverage: float) -> Callable[[dict], dict]:
             if isinstance(ev, AnswerEvent):
                 answer = ev.answer
         return {**inputs, "extractive": answer or no_answer(inputs["question"])}
+
     return run
 
 
@@ -209,32 +230,43 @@ class LLMAnswerer:
 
         self.settings = settings
         key = settings.llm_api_key or SecretStr("not-needed")  # local servers (Ollama, vLLM) take any key
-        common: dict[str, Any] = dict(base_url=settings.llm_base_url, api_key=key, model=settings.llm_model,
-                      timeout=settings.llm_timeout, max_retries=1, temperature=settings.llm_temperature)
+        common: dict[str, Any] = dict(
+            base_url=settings.llm_base_url,
+            api_key=key,
+            model=settings.llm_model,
+            timeout=settings.llm_timeout,
+            max_retries=1,
+            temperature=settings.llm_temperature,
+        )
         self.model = ChatOpenAI(streaming=True, **common)
         # condensing needs no streaming; also used for servers that ignore "stream": true
         self.plain_model = ChatOpenAI(streaming=False, **common)
 
         # the prompt and the model; a server that answers a stream request without streaming is asked again
-        self.generate = (RunnableLambda(prompt_inputs, name="fence") | PROMPT
-                         | self.model.with_fallbacks([self.plain_model], exceptions_to_handle=(ValueError,)))
+        self.generate = (
+            RunnableLambda(prompt_inputs, name="fence")
+            | PROMPT
+            | self.model.with_fallbacks([self.plain_model], exceptions_to_handle=(ValueError,))
+        )
 
     def ask(self, inputs: dict) -> Runnable:
         """``prompt | ChatOpenAI | verify`` for this request (the parser is bound to its passages), with the
         extractive answer as its fallback when the answer is rejected or the endpoint fails."""
+
         def checked(chunks: Iterator[object]) -> Iterator[Event]:
             yield from verify(chunks, inputs)
 
         return (self.generate | RunnableGenerator(checked, name="verify")).with_fallbacks(
-            [RunnableLambda(fall_back, name="fall_back")], exception_key="error")
+            [RunnableLambda(fall_back, name="fall_back")], exception_key="error"
+        )
 
     def answer_chain(self, min_coverage: float) -> Runnable:
         """``{question, passages}`` -> events: the extractive answer; when it finds nothing, that refusal
         (the model is never asked); else :meth:`ask`."""
         refuse = RunnableLambda(_refuse, name="refuse")
-        return (RunnableLambda(_with_extractive(min_coverage), name="extractive")
-                | RunnableBranch((lambda inputs: inputs["extractive"].no_answer, refuse),
-                                 RunnableLambda(self.ask, name="ask")))
+        return RunnableLambda(_with_extractive(min_coverage), name="extractive") | RunnableBranch(
+            (lambda inputs: inputs["extractive"].no_answer, refuse), RunnableLambda(self.ask, name="ask")
+        )
 
 
 def describe_error(e: Exception) -> str:

@@ -28,13 +28,38 @@ from .decoding import decode
 from .limits import MB, Limits, LoadError, ParseError, check_chars, load_yaml
 from .webtext import clean_web_text, looks_like_web_page
 
-__all__ = ["SUPPORTED", "Article", "LoadError", "ParseError", "clean_web_text", "decode", "discover",
-           "display_path", "load", "parse", "read_file"]
+__all__ = [
+    "SUPPORTED",
+    "Article",
+    "LoadError",
+    "ParseError",
+    "clean_web_text",
+    "decode",
+    "discover",
+    "display_path",
+    "load",
+    "parse",
+    "read_file",
+]
 
 logger = logging.getLogger(__name__)
 
-SUPPORTED = {".txt", ".md", ".markdown", ".html", ".htm", ".mhtml", ".mht", ".pdf", ".docx", ".xlsx", ".csv",
-             ".png", ".jpg", ".jpeg"}
+SUPPORTED = {
+    ".txt",
+    ".md",
+    ".markdown",
+    ".html",
+    ".htm",
+    ".mhtml",
+    ".mht",
+    ".pdf",
+    ".docx",
+    ".xlsx",
+    ".csv",
+    ".png",
+    ".jpg",
+    ".jpeg",
+}
 
 
 def display_path(path: Path | str) -> str:
@@ -53,7 +78,7 @@ def _front_matter(text: str) -> tuple[dict[str, str], str]:
     meta = load_yaml(m.group(1)) or {}
     if not isinstance(meta, dict):
         return {}, text
-    return {str(k): _meta_str(v) for k, v in meta.items() if v is not None}, text[m.end():]
+    return {str(k): _meta_str(v) for k, v in meta.items() if v is not None}, text[m.end() :]
 
 
 def _meta_str(value: object) -> str:
@@ -77,14 +102,16 @@ def _load_text(path: Path, data: bytes, limits: Limits) -> Article:
     if not meta and looks_like_web_page(body):
         web_title, body, meta = clean_web_text(body)
         if not body:
-            raise ParseError("no article text: only web-page furniture (breadcrumbs, bylines, image names, share links)")
+            raise ParseError(
+                "no article text: only web-page furniture (breadcrumbs, bylines, image names, share links)"
+            )
         title = title or web_title
     if not meta.get("date"):
         dated = _DATE_LINE.match(body)  # a file that starts with its date on a line of its own
         if dated and 1 <= int(dated.group(2)) <= 12 and 1 <= int(dated.group(3)) <= 31:
             y, mo, d = dated.groups()
             meta["date"] = f"{y}-{int(mo):02d}-{int(d):02d}"
-            body = body[dated.end():].lstrip("\n")
+            body = body[dated.end() :].lstrip("\n")
     if not title:
         title = _lead_title(body) or path.stem
     return make_article(path, title, [(None, body)], meta, "no text found")
@@ -107,24 +134,48 @@ def _lead_title(text: str, longest: int = 50) -> str:
 
 def _lazy(module: str, name: str) -> Loader:
     """A loader in another module, imported when first used (``import talentbot`` stays light)."""
+
     def load(path: Path, data: bytes, limits: Limits) -> Article:
         return cast(Loader, getattr(importlib.import_module(f"talentbot.{module}"), name))(path, data, limits)
+
     return load
 
 
 Loader = Callable[[Path, bytes, Limits], Article]
 _LOADERS: dict[str, Loader] = {
-    ".txt": _load_text, ".md": _load_text, ".markdown": _load_text,
-    ".html": _lazy("htmlpage", "load_html"), ".htm": _lazy("htmlpage", "load_html"),
-    ".mhtml": _lazy("htmlpage", "load_mhtml"), ".mht": _lazy("htmlpage", "load_mhtml"),
-    ".pdf": _lazy("pdfs", "load_pdf"), ".docx": _lazy("word", "load_docx"),
-    ".xlsx": _lazy("sheets", "load_xlsx"), ".csv": _lazy("sheets", "load_csv"),
-    ".png": _lazy("ocr", "load_image"), ".jpg": _lazy("ocr", "load_image"), ".jpeg": _lazy("ocr", "load_image"),
+    ".txt": _load_text,
+    ".md": _load_text,
+    ".markdown": _load_text,
+    ".html": _lazy("htmlpage", "load_html"),
+    ".htm": _lazy("htmlpage", "load_html"),
+    ".mhtml": _lazy("htmlpage", "load_mhtml"),
+    ".mht": _lazy("htmlpage", "load_mhtml"),
+    ".pdf": _lazy("pdfs", "load_pdf"),
+    ".docx": _lazy("word", "load_docx"),
+    ".xlsx": _lazy("sheets", "load_xlsx"),
+    ".csv": _lazy("sheets", "load_csv"),
+    ".png": _lazy("ocr", "load_image"),
+    ".jpg": _lazy("ocr", "load_image"),
+    ".jpeg": _lazy("ocr", "load_image"),
 }
-_WHAT = {".pdf": "PDF", ".docx": "Word file", ".xlsx": "Excel file", ".csv": "CSV file", ".mhtml": "MHTML page",
-         ".mht": "MHTML page", ".png": "image", ".jpg": "image", ".jpeg": "image"}
-_KINDS = ((stat.S_ISFIFO, "a named pipe (FIFO)"), (stat.S_ISCHR, "a character device"),
-          (stat.S_ISBLK, "a block device"), (stat.S_ISSOCK, "a socket"), (stat.S_ISDIR, "a folder"))
+_WHAT = {
+    ".pdf": "PDF",
+    ".docx": "Word file",
+    ".xlsx": "Excel file",
+    ".csv": "CSV file",
+    ".mhtml": "MHTML page",
+    ".mht": "MHTML page",
+    ".png": "image",
+    ".jpg": "image",
+    ".jpeg": "image",
+}
+_KINDS = (
+    (stat.S_ISFIFO, "a named pipe (FIFO)"),
+    (stat.S_ISCHR, "a character device"),
+    (stat.S_ISBLK, "a block device"),
+    (stat.S_ISSOCK, "a socket"),
+    (stat.S_ISDIR, "a folder"),
+)
 
 
 def read_file(path: Path, limits: Limits | None = None) -> bytes:
@@ -137,7 +188,9 @@ def read_file(path: Path, limits: Limits | None = None) -> bytes:
         where = "file name" if not _utf8(path.name) else "folder name"
         raise LoadError(f"its {where} is not valid UTF-8: rename it in UTF-8 to index it") from None
     if path.suffix.lower() not in _LOADERS:
-        raise LoadError(f"unsupported file type '{path.suffix or '(none)'}'; use one of {', '.join(sorted(SUPPORTED))}")
+        raise LoadError(
+            f"unsupported file type '{path.suffix or '(none)'}'; use one of {', '.join(sorted(SUPPORTED))}"
+        )
     try:
         # O_NONBLOCK: opening a FIFO must not wait for a writer; the kind is then checked on the open file.
         fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0))
@@ -153,8 +206,10 @@ def read_file(path: Path, limits: Limits | None = None) -> bytes:
     except OSError as e:
         raise LoadError(f"cannot read file: {e.strerror or e}") from e
     if cap is not None and size > cap:
-        raise LoadError(f"file is {size / MB:.0f} MB, over the {cap / MB:.0f} MB limit "
-                        "(raise TALENTBOT_MAX_FILE_MB to index it)")
+        raise LoadError(
+            f"file is {size / MB:.0f} MB, over the {cap / MB:.0f} MB limit "
+            "(raise TALENTBOT_MAX_FILE_MB to index it)"
+        )
     if not data:
         raise LoadError("empty file")
     return data

@@ -104,10 +104,14 @@ def build_mcp(bot: TalentBot, gate: Gate) -> MCPServer:
         return Filters(region=region or None, date_from=date_from or None, date_to=date_to or None)
 
     @server.tool(annotations=ToolAnnotations(read_only_hint=True, open_world_hint=False))
-    async def search_policies(query: str, ctx: Context, region: str | None = None, date_from: str | None = None,
-                              date_to: str | None = None,
-                              k: Annotated[int | None, Field(ge=1, le=50)] = None,
-                              ) -> Annotated[CallToolResult, SearchResult]:
+    async def search_policies(
+        query: str,
+        ctx: Context,
+        region: str | None = None,
+        date_from: str | None = None,
+        date_to: str | None = None,
+        k: Annotated[int | None, Field(ge=1, le=50)] = None,
+    ) -> Annotated[CallToolResult, SearchResult]:
         """Search the indexed talent-policy documents (人才政策). Returns the best passages, each with title,
         source, date, article label and text. Optional filters: region (a province or city, e.g. 山西),
         date_from / date_to (YYYY, YYYY-MM or YYYY-MM-DD)."""
@@ -117,23 +121,47 @@ def build_mcp(bot: TalentBot, gate: Gate) -> MCPServer:
         except TalentBotError as e:
             raise ToolError(str(e)) from None
         base = _base(ctx, s.public_url)
-        out = SearchResult(query=q, passages=[PassageOut(
-            id=p.id, title=str(p.meta.get("title", "")), source=str(p.meta.get("source", "")),
-            date=str(p.meta.get("date", "")), effective=str(p.meta.get("effective", "")),
-            label=str(p.meta.get("label", "")), file=str(p.meta.get("file", "")), text=p.text,
-            score=round(float(p.coverage), 4), url=doc_url(base, p.id, key)) for p in passages])
-        text = "\n\n".join(f"[{i}] 《{p.title}》 {p.label}（{p.source}，{p.date}）\n{p.text}"
-                           for i, p in enumerate(out.passages, 1)) or "没有找到相关段落。No passage matches."
-        return CallToolResult(content=[TextContent(type="text", text=text)],
-                              structured_content=out.model_dump(mode="json"))
+        out = SearchResult(
+            query=q,
+            passages=[
+                PassageOut(
+                    id=p.id,
+                    title=str(p.meta.get("title", "")),
+                    source=str(p.meta.get("source", "")),
+                    date=str(p.meta.get("date", "")),
+                    effective=str(p.meta.get("effective", "")),
+                    label=str(p.meta.get("label", "")),
+                    file=str(p.meta.get("file", "")),
+                    text=p.text,
+                    score=round(float(p.coverage), 4),
+                    url=doc_url(base, p.id, key),
+                )
+                for p in passages
+            ],
+        )
+        text = (
+            "\n\n".join(
+                f"[{i}] 《{p.title}》 {p.label}（{p.source}，{p.date}）\n{p.text}"
+                for i, p in enumerate(out.passages, 1)
+            )
+            or "没有找到相关段落。No passage matches."
+        )
+        return CallToolResult(
+            content=[TextContent(type="text", text=text)], structured_content=out.model_dump(mode="json")
+        )
 
     @server.tool(annotations=ToolAnnotations(read_only_hint=True, open_world_hint=False))
-    async def ask(question: str, ctx: Context, history: list[HistoryMessage] | None = None,
-                  ) -> Annotated[CallToolResult, AskResult]:
+    async def ask(
+        question: str,
+        ctx: Context,
+        history: list[HistoryMessage] | None = None,
+    ) -> Annotated[CallToolResult, AskResult]:
         """Answer a question about the indexed talent-policy documents with numbered citations [n] of the
         passages used, or say that the documents do not cover it (no_answer). ``history``: earlier turns of
         the conversation, for follow-up questions."""
-        turns = [(m.role, m.content[:s.max_message_chars]) for m in (history or [])][-2 * s.max_history_turns:]
+        turns = [(m.role, m.content[: s.max_message_chars]) for m in (history or [])][
+            -2 * s.max_history_turns :
+        ]
         try:
             answer = await gate.run(bot.ask, bot.check_question(question), turns)
         except TalentBotError as e:
@@ -141,14 +169,31 @@ def build_mcp(bot: TalentBot, gate: Gate) -> MCPServer:
         urls = citation_urls(answer, _base(ctx, s.public_url), key)
         data = answer_json(answer, urls)
         out = AskResult(answer=answer.text, no_answer=answer.no_answer, citations=data["citations"])
-        return CallToolResult(content=[TextContent(type="text", text=answer.text + references(answer, urls))],
-                              structured_content=out.model_dump(mode="json"))
+        return CallToolResult(
+            content=[TextContent(type="text", text=answer.text + references(answer, urls))],
+            structured_content=out.model_dump(mode="json"),
+        )
 
-    @server.resource(ARTICLES_URI, name="articles", title="Indexed articles", mime_type="application/json",
-                     description="The articles talentbot answers from: title, source, date, region, file.")
+    @server.resource(
+        ARTICLES_URI,
+        name="articles",
+        title="Indexed articles",
+        mime_type="application/json",
+        description="The articles talentbot answers from: title, source, date, region, file.",
+    )
     def articles() -> str:
-        rows = [{"title": a.title, "source": a.source, "date": a.date, "effective": a.effective, "region": a.region,
-                 "file": a.file, "passages": int(a.chunks or 0)} for a in bot.articles()]
+        rows = [
+            {
+                "title": a.title,
+                "source": a.source,
+                "date": a.date,
+                "effective": a.effective,
+                "region": a.region,
+                "file": a.file,
+                "passages": int(a.chunks or 0),
+            }
+            for a in bot.articles()
+        ]
         return json.dumps(rows, ensure_ascii=False)
 
     def _search(query: str, k: int | None, filters: Filters) -> list[Any]:
@@ -167,9 +212,14 @@ def _quiet_server() -> MCPServer:
     root = _logging.getLogger()
     handlers, level = list(root.handlers), root.level
     try:
-        return MCPServer("talentbot", title="talentbot", version=_version(), log_level="WARNING",
-                         instructions="Grounded, cited answers about Chinese talent policies (人才政策) from the "
-                         "indexed documents. Use search_policies for passages, ask for a cited answer.")
+        return MCPServer(
+            "talentbot",
+            title="talentbot",
+            version=_version(),
+            log_level="WARNING",
+            instructions="Grounded, cited answers about Chinese talent policies (人才政策) from the "
+            "indexed documents. Use search_policies for passages, ask for a cited answer.",
+        )
     finally:
         root.handlers[:], root.level = handlers, level
 
@@ -185,9 +235,13 @@ def http_routes(server: MCPServer, max_body: int) -> list[BaseRoute]:
     for the server's app. Host and origin checks are the outer app's (TrustedHost, the request guard)."""
     from mcp.server.transport_security import TransportSecuritySettings
 
-    app = server.streamable_http_app(streamable_http_path="/mcp", stateless_http=True, json_response=True,
-                                     max_request_body_size=max_body,
-                                     transport_security=TransportSecuritySettings(enable_dns_rebinding_protection=False))
+    app = server.streamable_http_app(
+        streamable_http_path="/mcp",
+        stateless_http=True,
+        json_response=True,
+        max_request_body_size=max_body,
+        transport_security=TransportSecuritySettings(enable_dns_rebinding_protection=False),
+    )
     return list(app.routes)
 
 
@@ -195,5 +249,3 @@ def run_stdio(bot: TalentBot) -> None:
     """Serve the MCP server over stdin/stdout until the client closes it (``talentbot mcp``)."""
     s = bot.settings
     build_mcp(bot, Gate(s.concurrency, s.max_queue)).run("stdio")
-
-

@@ -56,7 +56,9 @@ def _allow_memory(limits: Limits) -> None:
         soft, hard = resource.getrlimit(resource.RLIMIT_AS)
         want = limits.ocr_memory_mb * MB
         if soft != resource.RLIM_INFINITY and soft < want:
-            resource.setrlimit(resource.RLIMIT_AS, (want if hard == resource.RLIM_INFINITY else min(want, hard), hard))
+            resource.setrlimit(
+                resource.RLIMIT_AS, (want if hard == resource.RLIM_INFINITY else min(want, hard), hard)
+            )
     except (ImportError, ValueError, OSError):
         pass
 
@@ -77,8 +79,10 @@ def engine(limits: Limits, what: str) -> Any:
     try:
         return _engine()
     except (ImportError, OSError) as e:  # e.g. OpenCV without the system's libGL
-        raise OcrMissing(f"{what}, but the OCR engine cannot load ({str(e).splitlines()[0]}); on Debian/Ubuntu: "
-                         "apt-get install libgl1 libglib2.0-0") from e
+        raise OcrMissing(
+            f"{what}, but the OCR engine cannot load ({str(e).splitlines()[0]}); on Debian/Ubuntu: "
+            "apt-get install libgl1 libglib2.0-0"
+        ) from e
 
 
 def read_image(image: Any, limits: Limits, what: str = "the image needs OCR") -> str:
@@ -95,8 +99,10 @@ def read_image(image: Any, limits: Limits, what: str = "the image needs OCR") ->
         raise
     except Exception as e:  # onnxruntime reports running out of memory as its own RuntimeException
         if "bad_alloc" in str(e) or "allocat" in str(e).lower():
-            raise ParseError(f"OCR needs more than {limits.ocr_memory_mb} MB of memory; raise "
-                             "TALENTBOT_OCR_MEMORY_MB to allow more") from e
+            raise ParseError(
+                f"OCR needs more than {limits.ocr_memory_mb} MB of memory; raise "
+                "TALENTBOT_OCR_MEMORY_MB to allow more"
+            ) from e
         raise
     return boxes_to_text(result or [])
 
@@ -140,8 +146,9 @@ def boxes_to_text(result: Sequence[Sequence[Any]]) -> str:
     paragraphs: list[str] = []
     prev: tuple[float, float, float, str] | None = None
     for row in rows:
-        runs_on = (prev is not None and prev[3][-1] not in _END and prev[1] >= right - 0.8 * h
-                   and row[0] <= left + h)
+        runs_on = (
+            prev is not None and prev[3][-1] not in _END and prev[1] >= right - 0.8 * h and row[0] <= left + h
+        )
         paragraphs[-1:] = [_join(paragraphs[-1], row[3])] if runs_on else [*paragraphs[-1:], row[3]]
         prev = row
     return "\n".join(paragraphs)
@@ -157,8 +164,10 @@ def read_pdf_pages(data: bytes, pages: Sequence[int], limits: Limits) -> tuple[d
     todo = list(pages)[: limits.ocr_max_pages]
     notes = []
     if len(pages) > len(todo):
-        notes.append(f"OCR read the first {len(todo)} of {len(pages)} scanned pages; pages from {pages[len(todo)]} on "
-                     "are not indexed (raise TALENTBOT_OCR_MAX_PAGES to read them)")
+        notes.append(
+            f"OCR read the first {len(todo)} of {len(pages)} scanned pages; pages from {pages[len(todo)]} on "
+            "are not indexed (raise TALENTBOT_OCR_MAX_PAGES to read them)"
+        )
     try:
         doc = pdfium.PdfDocument(data)
     except pdfium.PdfiumError as e:
@@ -169,8 +178,10 @@ def read_pdf_pages(data: bytes, pages: Sequence[int], limits: Limits) -> tuple[d
     try:
         for done, number in enumerate(todo):
             if time.monotonic() - start > limits.ocr_timeout_s:
-                notes.append(f"OCR stopped after {limits.ocr_timeout_s:g} s at page {number}; the {len(todo) - done} "
-                             "scanned page(s) from there on are not indexed (raise TALENTBOT_OCR_TIMEOUT)")
+                notes.append(
+                    f"OCR stopped after {limits.ocr_timeout_s:g} s at page {number}; the {len(todo) - done} "
+                    "scanned page(s) from there on are not indexed (raise TALENTBOT_OCR_TIMEOUT)"
+                )
                 break
             if progress:
                 progress(done, len(todo))
@@ -193,16 +204,27 @@ def load_image(path: Path, data: bytes, limits: Limits) -> Article:
         image = Image.open(io.BytesIO(data))
         pixels = image.size[0] * image.size[1]
         if pixels > MAX_PIXELS:
-            raise ParseError(f"the image is {image.size[0]}x{image.size[1]} pixels, over the {MAX_PIXELS // 10**6} "
-                             "megapixel limit (a decompression bomb?)")
+            raise ParseError(
+                f"the image is {image.size[0]}x{image.size[1]} pixels, over the {MAX_PIXELS // 10**6} "
+                "megapixel limit (a decompression bomb?)"
+            )
         image.load()
     except Image.DecompressionBombError as e:  # Pillow's own, larger cap, checked when the file is opened
-        raise ParseError(f"the image is over the {MAX_PIXELS // 10**6} megapixel limit (a decompression bomb?)") from e
+        raise ParseError(
+            f"the image is over the {MAX_PIXELS // 10**6} megapixel limit (a decompression bomb?)"
+        ) from e
     except (UnidentifiedImageError, OSError, ValueError) as e:
-        raise ParseError(f"corrupt or unreadable image ({str(e).splitlines()[0] if str(e) else type(e).__name__})") from e
+        raise ParseError(
+            f"corrupt or unreadable image ({str(e).splitlines()[0] if str(e) else type(e).__name__})"
+        ) from e
     progress = PROGRESS.get()
     if progress:
         progress(0, 1)
     text = read_image(image, limits, "the image needs OCR")
-    return make_article(path, first_line(text) or path.stem, [(None, text)], {"ocr": True},
-                        "no text found (OCR read no text in the image)")
+    return make_article(
+        path,
+        first_line(text) or path.stem,
+        [(None, text)],
+        {"ocr": True},
+        "no text found (OCR read no text in the image)",
+    )

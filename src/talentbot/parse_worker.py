@@ -40,10 +40,21 @@ from .ocr import PROGRESS, OcrMissing
 
 logger = logging.getLogger(__name__)
 
-WORKER_SUFFIXES = frozenset({".pdf", ".docx", ".xlsx", ".html", ".htm", ".mhtml", ".mht", ".png", ".jpg", ".jpeg"})
-_PARSER_MODULES = {".pdf": ("pypdf", "pdfplumber"), ".docx": ("docx",), ".xlsx": ("openpyxl",),
-                   ".html": ("trafilatura",), ".htm": ("trafilatura",), ".mhtml": ("trafilatura",),
-                   ".mht": ("trafilatura",), ".png": ("PIL.Image",), ".jpg": ("PIL.Image",), ".jpeg": ("PIL.Image",)}
+WORKER_SUFFIXES = frozenset(
+    {".pdf", ".docx", ".xlsx", ".html", ".htm", ".mhtml", ".mht", ".png", ".jpg", ".jpeg"}
+)
+_PARSER_MODULES = {
+    ".pdf": ("pypdf", "pdfplumber"),
+    ".docx": ("docx",),
+    ".xlsx": ("openpyxl",),
+    ".html": ("trafilatura",),
+    ".htm": ("trafilatura",),
+    ".mhtml": ("trafilatura",),
+    ".mht": ("trafilatura",),
+    ".png": ("PIL.Image",),
+    ".jpg": ("PIL.Image",),
+    ".jpeg": ("PIL.Image",),
+}
 _PRELOADABLE = frozenset(m for mods in _PARSER_MODULES.values() for m in mods)
 PageProgress = Callable[[Path, int, int], None]
 START_TIMEOUT = 60.0  # seconds for a worker to start (interpreter + imports), outside the per-file limit
@@ -57,7 +68,9 @@ class Parser:
     ``on_page(path, done, total)`` is called before each page the worker OCRs (progress of a long file).
     """
 
-    def __init__(self, limits: Limits, files: Iterable[Path] = (), on_page: PageProgress | None = None) -> None:
+    def __init__(
+        self, limits: Limits, files: Iterable[Path] = (), on_page: PageProgress | None = None
+    ) -> None:
         self.limits = limits
         self.on_page = on_page
         self._preload = sorted({m for p in files for m in _PARSER_MODULES.get(p.suffix.lower(), ())})
@@ -86,7 +99,9 @@ class Parser:
         if path.suffix.lower() not in WORKER_SUFFIXES:
             return parse(path, data, self.limits)
         worker = self._worker if self._worker is not None and self._worker.alive() else self._start()
-        article = _article(path, worker.request(path.name, data, self.limits, lambda d, t: self._page(path, d, t)))
+        article = _article(
+            path, worker.request(path.name, data, self.limits, lambda d, t: self._page(path, d, t))
+        )
         for note in article.notes:
             logger.warning("%s: %s", path.name, note)
         return article
@@ -111,8 +126,15 @@ class Parser:
 
 def _article(path: Path, reply: dict) -> Article:
     a = reply["article"]
-    return Article(path=path, title=a["title"], pages=[(n, t) for n, t in a["pages"]], source=a["source"],
-                   date=a["date"], metadata=dict(a["metadata"]), notes=list(reply.get("notes", [])))
+    return Article(
+        path=path,
+        title=a["title"],
+        pages=[(n, t) for n, t in a["pages"]],
+        source=a["source"],
+        date=a["date"],
+        metadata=dict(a["metadata"]),
+        notes=list(reply.get("notes", [])),
+    )
 
 
 class _Worker:
@@ -122,17 +144,23 @@ class _Worker:
         # The worker needs none of our settings (an API key stays out of its reach), and with -P it never
         # imports a module from the current folder.
         env = {k: v for k, v in os.environ.items() if not k.startswith("TALENTBOT_")}
-        env["PYTHONPATH"] = os.pathsep.join(p for p in (str(Path(__file__).resolve().parents[1]),
-                                                        os.environ.get("PYTHONPATH")) if p)
+        env["PYTHONPATH"] = os.pathsep.join(
+            p for p in (str(Path(__file__).resolve().parents[1]), os.environ.get("PYTHONPATH")) if p
+        )
         self.memory_mb = memory_mb
         self.proc = subprocess.Popen(  # our own module, run by our own interpreter
             [sys.executable, "-P", "-m", "talentbot.parse_worker", str(memory_mb), *preload],
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=env)
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            env=env,
+        )
         self.stdin = cast(IO[bytes], self.proc.stdin)  # both pipes exist: PIPE above
         self.stdout = cast(IO[bytes], self.proc.stdout)
         self.replies: queue.Queue[bytes | None] = queue.Queue()
-        threading.Thread(target=self._read, args=(self.stdout,), daemon=True,
-                         name="talentbot-parse-reader").start()
+        threading.Thread(
+            target=self._read, args=(self.stdout,), daemon=True, name="talentbot-parse-reader"
+        ).start()
         self._ready = False
 
     def _read(self, stream: IO[bytes]) -> None:
@@ -153,8 +181,10 @@ class _Worker:
             return None
         if line is None:
             rc = self.proc.wait()
-            raise ParseError(f"the parser stopped (exit code {rc}): the file is damaged or needs more than "
-                             f"{self.memory_mb} MB of memory (TALENTBOT_PARSE_MEMORY_MB)")
+            raise ParseError(
+                f"the parser stopped (exit code {rc}): the file is damaged or needs more than "
+                f"{self.memory_mb} MB of memory (TALENTBOT_PARSE_MEMORY_MB)"
+            )
         return json.loads(line)
 
     def request(self, name: str, data: bytes, limits: Limits, progress: Callable[[int, int], None]) -> dict:
@@ -165,7 +195,9 @@ class _Worker:
                 ready = None
             if ready is None:  # not the file's fault: not remembered as a failed file
                 self.stop()
-                raise LoadError(f"the parser worker did not start ({sys.executable} -P -m talentbot.parse_worker)")
+                raise LoadError(
+                    f"the parser worker did not start ({sys.executable} -P -m talentbot.parse_worker)"
+                )
             self._ready = True
         header = json.dumps({"name": name, "size": len(data), "limits": asdict(limits)}).encode() + b"\n"
         try:
@@ -185,12 +217,18 @@ class _Worker:
         if reply is None:
             self.stop()
             if ocr_deadline is not None:
-                raise ParseError(f"OCR took longer than {limits.ocr_timeout_s:g} s; raise TALENTBOT_OCR_TIMEOUT "
-                                 "to allow more")
-            raise ParseError(f"parsing took longer than {limits.timeout_s:g} s (a decompression bomb or a "
-                             "pathological file?); raise TALENTBOT_PARSE_TIMEOUT to allow more")
+                raise ParseError(
+                    f"OCR took longer than {limits.ocr_timeout_s:g} s; raise TALENTBOT_OCR_TIMEOUT "
+                    "to allow more"
+                )
+            raise ParseError(
+                f"parsing took longer than {limits.timeout_s:g} s (a decompression bomb or a "
+                "pathological file?); raise TALENTBOT_PARSE_TIMEOUT to allow more"
+            )
         if "error" in reply:
-            if reply.get("restart"):  # the worker exits after this answer: wait for it, start afresh next time
+            if reply.get(
+                "restart"
+            ):  # the worker exits after this answer: wait for it, start afresh next time
                 self.stop()
             raise (LoadError if reply.get("retry") else ParseError)(reply["error"])
         return reply
@@ -217,7 +255,9 @@ def _serve(memory_mb: int, preload: list[str]) -> None:
 
         _, hard = resource.getrlimit(resource.RLIMIT_AS)
         cap = memory_mb * 2**20
-        resource.setrlimit(resource.RLIMIT_AS, (cap if hard == resource.RLIM_INFINITY else min(cap, hard), hard))
+        resource.setrlimit(
+            resource.RLIMIT_AS, (cap if hard == resource.RLIM_INFINITY else min(cap, hard), hard)
+        )
     except (ImportError, ValueError, OSError):  # no RLIMIT_AS here: the time limit still holds
         pass
     inp = sys.stdin.buffer
@@ -226,7 +266,9 @@ def _serve(memory_mb: int, preload: list[str]) -> None:
     logging.disable(logging.CRITICAL)  # parsers' warnings about damaged files: the reply carries the reason
     for name in preload:
         if name in _PRELOADABLE:
-            with contextlib.suppress(ImportError):  # an optional parser: the file's reply says what is missing
+            with contextlib.suppress(
+                ImportError
+            ):  # an optional parser: the file's reply says what is missing
                 importlib.import_module(name)
     out.write(b'{"ready": true}\n')
     out.flush()
@@ -241,15 +283,26 @@ def _serve(memory_mb: int, preload: list[str]) -> None:
         data = inp.read(req["size"])
         try:
             a = parse(Path(req["name"]), data, Limits.from_dict(req["limits"]))
-            reply: dict[str, Any] = {"article": {"title": a.title, "pages": a.pages, "source": a.source,
-                                                 "date": a.date, "metadata": a.metadata}, "notes": a.notes}
+            reply: dict[str, Any] = {
+                "article": {
+                    "title": a.title,
+                    "pages": a.pages,
+                    "source": a.source,
+                    "date": a.date,
+                    "metadata": a.metadata,
+                },
+                "notes": a.notes,
+            }
         except OcrMissing as e:
             reply = {"error": str(e), "retry": True}
         except LoadError as e:
             reply = {"error": str(e)}
         except MemoryError:
-            reply = {"error": f"parsing needs more than {memory_mb} MB of memory (a decompression bomb?); "
-                              "raise TALENTBOT_PARSE_MEMORY_MB to allow more", "restart": True}
+            reply = {
+                "error": f"parsing needs more than {memory_mb} MB of memory (a decompression bomb?); "
+                "raise TALENTBOT_PARSE_MEMORY_MB to allow more",
+                "restart": True,
+            }
         except RecursionError:
             reply = {"error": "the file is nested too deeply to parse"}
         out.write(json.dumps(reply).encode() + b"\n")

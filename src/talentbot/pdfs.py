@@ -24,8 +24,11 @@ logger = logging.getLogger(__name__)
 
 MIN_TEXT = 10  # visible characters below which a page with an image counts as scanned
 CAPTION_MAX = 40
-_PLACEHOLDER_TITLE = re.compile(r"^(untitled\S*|untitled document|document\d*|\(anonymous\)|microsoft word - .*|"
-                                r".*\.(docx?|pdf|txt|wps))$", re.I)
+_PLACEHOLDER_TITLE = re.compile(
+    r"^(untitled\S*|untitled document|document\d*|\(anonymous\)|microsoft word - .*|"
+    r".*\.(docx?|pdf|txt|wps))$",
+    re.I,
+)
 
 
 def pdf_title(title: str) -> str:
@@ -43,8 +46,9 @@ def _open(data: bytes) -> Any:
         try:
             opened = reader.decrypt("")  # many PDFs carry only an owner password: readable by anyone
         except (DependencyError, PdfReadError, NotImplementedError) as e:
-            raise ParseError(f"the PDF is encrypted and cannot be opened ({e}); save an unprotected copy to index it") \
-                from e
+            raise ParseError(
+                f"the PDF is encrypted and cannot be opened ({e}); save an unprotected copy to index it"
+            ) from e
         if not opened:
             raise ParseError("the PDF is encrypted with a password: save an unprotected copy to index it")
     return reader
@@ -70,7 +74,11 @@ def load_pdf(path: Path, data: bytes, limits: Limits) -> Article:
             chars += len(texts[-1])
             check_chars(chars, limits)  # stop at the page that crosses the cap, not after the last one
         info: dict[str, Any] = reader.metadata or {}
-        scanned = [i + 1 for i, t in enumerate(texts) if len("".join(t.split())) < MIN_TEXT and _has_image(reader.pages[i])]
+        scanned = [
+            i + 1
+            for i, t in enumerate(texts)
+            if len("".join(t.split())) < MIN_TEXT and _has_image(reader.pages[i])
+        ]
     except (PdfReadError, ValueError, KeyError, TypeError, OSError) as e:
         raise ParseError(f"corrupt or unreadable PDF ({e})") from e
     if any(texts):
@@ -84,8 +92,13 @@ def load_pdf(path: Path, data: bytes, limits: Limits) -> Article:
             read, notes = read_pdf_pages(data, scanned, limits)
         except OcrMissing:
             if any(t.strip() for t in texts):
-                read, notes = {}, [f"{len(scanned)} scanned page(s) not indexed: "
-                                   "install OCR with pip install 'talentbot[ocr]'"]
+                read, notes = (
+                    {},
+                    [
+                        f"{len(scanned)} scanned page(s) not indexed: "
+                        "install OCR with pip install 'talentbot[ocr]'"
+                    ],
+                )
             else:
                 raise
         for n, text in read.items():
@@ -94,10 +107,16 @@ def load_pdf(path: Path, data: bytes, limits: Limits) -> Article:
         if any(t.strip() for t in read.values()):
             meta = {"ocr": True, "ocr_pages": ",".join(str(n) for n, t in read.items() if t.strip())}
     pages: list[tuple[int | None, str]] = [(i + 1, t) for i, t in enumerate(texts)]
-    title = pdf_title(str(info.get("/Title") or "")) or first_line(next((t for t in texts if t.strip()), "")) \
+    title = (
+        pdf_title(str(info.get("/Title") or ""))
+        or first_line(next((t for t in texts if t.strip()), ""))
         or path.stem
-    empty = ("no text found (the scanned pages hold no text OCR can read)" if scanned
-             else "no text found (no text layer and no images)")
+    )
+    empty = (
+        "no text found (the scanned pages hold no text OCR can read)"
+        if scanned
+        else "no text found (no text layer and no images)"
+    )
     article = make_article(path, title, pages, meta, empty)
     article.notes.extend(notes)
     return article
@@ -141,8 +160,11 @@ def _page_with_tables(page: Any, tables: list[Any], count: int) -> tuple[str, in
         beside = _text(page, (0, t_top, page.width, t_bottom), outside=table.bbox)
         count += 1
         caption = above.strip().split("\n")[-1].strip() if above.strip() else ""
-        title = caption if caption and len(caption) <= CAPTION_MAX and caption[-1] not in "。；;！？!?：:，," \
+        title = (
+            caption
+            if caption and len(caption) <= CAPTION_MAX and caption[-1] not in "。；;！？!?：:，,"
             else f"表{count}"
+        )
         parts += [above, beside, "\n".join(table_lines(table.extract(), title))]
         top = max(top, t_bottom)
     parts.append(_text(page, (0, top, page.width, page.height)) if top < page.height else "")

@@ -30,8 +30,23 @@ import ahocorasick
 
 from .errors import ConfigError
 
-ZONE_WORDS = ("经济技术开发区", "高新技术产业开发区", "经济开发区", "高新技术开发区", "技术开发区", "开发区",
-              "高新区", "经开区", "示范区", "试验区", "新区", "自贸区", "产业园", "工业园", "园区")
+ZONE_WORDS = (
+    "经济技术开发区",
+    "高新技术产业开发区",
+    "经济开发区",
+    "高新技术开发区",
+    "技术开发区",
+    "开发区",
+    "高新区",
+    "经开区",
+    "示范区",
+    "试验区",
+    "新区",
+    "自贸区",
+    "产业园",
+    "工业园",
+    "园区",
+)
 _GENERIC_SHARED = 4  # a short name used by more divisions than this is a generic word (城区, 郊区, 高新区)
 _GENERIC_DISTRICT = re.compile(r"^[\u4e00-\u9fff]区$")  # 城区, 郊区, 矿区: districts named by a common word
 _SUFFIX = re.compile(r"(省|市|自治区|特别行政区|自治州|地区|盟|县|区|旗|自治县|自治旗|林区|特区)$")

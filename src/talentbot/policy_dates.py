@@ -29,15 +29,23 @@ from typing import cast
 from .figures import extract, plain
 
 _SENTENCE = re.compile(r"[^。；;！？!?\n]+")
-_KEYWORDS = re.compile(r"施行|实施|执行|生效|试行|通过|修正|修订|修改|废止|失效|有效期|公布|发布|印发|颁布|截止|截至")
+_KEYWORDS = re.compile(
+    r"施行|实施|执行|生效|试行|通过|修正|修订|修改|废止|失效|有效期|公布|发布|印发|颁布|截止|截至"
+)
 _TITLES = re.compile(r"《[^《》]*》|〈[^〈〉]*〉")
-_DOC_WORDS = ("条例|办法|规定|细则|意见|通知|决定|法|方案|措施|规则|政策|公告|通告|指引|标准|规划|计划|制度|章程"
-              "|准则|纲要|实施意见|若干规定")
+_DOC_WORDS = (
+    "条例|办法|规定|细则|意见|通知|决定|法|方案|措施|规则|政策|公告|通告|指引|标准|规划|计划|制度|章程"
+    "|准则|纲要|实施意见|若干规定"
+)
 _OWN_SUBJECT = re.compile(rf"本[\u4e00-\u9fff]{{0,10}}?(?:{_DOC_WORDS})")
-_BARE_LEAD = re.compile(r"(?:第[\d一二三四五六七八九十百零〇]+条)?[\s　]*(?:(?:以上|上述)[^，,]{0,12}[，,]?)?[\s　]*"
-                        r"(?:自|从|于)?[\s　]*")
-_TAKES_EFFECT = re.compile(r"[\s　]*(?:零时|0时)?[\s　]*(?:起|开始|以后)?[\s　]*(?:正式)?[\s　]*"
-                           r"(?:施行|实施|执行|生效|试行)(?!的)")
+_BARE_LEAD = re.compile(
+    r"(?:第[\d一二三四五六七八九十百零〇]+条)?[\s　]*(?:(?:以上|上述)[^，,]{0,12}[，,]?)?[\s　]*"
+    r"(?:自|从|于)?[\s　]*"
+)
+_TAKES_EFFECT = re.compile(
+    r"[\s　]*(?:零时|0时)?[\s　]*(?:起|开始|以后)?[\s　]*(?:正式)?[\s　]*"
+    r"(?:施行|实施|执行|生效|试行)(?!的)"
+)
 _ENDS = re.compile(r"[\s　]*(?:起|后)?[\s　]*(?:废止|失效|停止(?:施行|执行))(?!的)")
 _UNTIL = re.compile(r"(?:截至|截止(?:日期)?(?:为|到)?|至|到)[\s　]*$")
 _FROM_ISSUE = re.compile(r"自(?:公布|发布|印发|签发|颁布|下发)之日起[\s　]*(?:施行|实施|执行|生效|试行)")
@@ -97,7 +105,7 @@ def _own(before: str) -> int:
 def _clause(sentence: str, end: int, next_start: int) -> str:
     """What follows a date up to the next date or comma, titles left out, trailing brackets and 根据 cut."""
     stop = _CLAUSE_END.search(sentence, end, next_start)
-    text = sentence[end: stop.start() if stop else next_start][:CLAUSE_MAX + 1]
+    text = sentence[end : stop.start() if stop else next_start][: CLAUSE_MAX + 1]
     if len(text) > CLAUSE_MAX:
         return ""
     return _TRAILING.sub("", _TITLES.sub("", text)).strip()
@@ -149,9 +157,13 @@ def policy_dates(text: str, issued: str = "") -> PolicyDates:
     eff = _best(effective)
     if not eff and from_issue:
         eff = issued_in_text[0] if issued_in_text else issued
-    return PolicyDates(effective=eff, adopted=min(adopted, default=""),
-                       amended=tuple(sorted(set(amended))), expires=_best(expires),
-                       repeals=tuple(dict.fromkeys(repeals)))
+    return PolicyDates(
+        effective=eff,
+        adopted=min(adopted, default=""),
+        amended=tuple(sorted(set(amended))),
+        expires=_best(expires),
+        repeals=tuple(dict.fromkeys(repeals)),
+    )
 
 
 def _best(found: list[tuple[int, str]]) -> str:

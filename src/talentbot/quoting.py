@@ -46,11 +46,13 @@ def _unlabelled(passage: Passage, text: str) -> str:
     """``text`` without the 第X条 it opens with when that is its passage's label (the source names it)."""
     label = str(passage.meta.get("label", ""))
     m = _LABEL.match(text)
-    rest = text[m.end():] if m and label and text.lstrip().startswith(label) else text
+    rest = text[m.end() :] if m and label and text.lstrip().startswith(label) else text
     return rest if len(rest) >= 2 else text
 
 
-def shape_quotes(question: str, chosen: list[tuple[Passage, str]], siblings: Siblings | None = None) -> Shaped:
+def shape_quotes(
+    question: str, chosen: list[tuple[Passage, str]], siblings: Siblings | None = None
+) -> Shaped:
     """The answer lines for ``chosen`` (passage, sentence) pairs, best first, shaped by :func:`question_kind`."""
     kind = question_kind(question)
     quotes: list[Quote] = []
@@ -63,8 +65,15 @@ def shape_quotes(question: str, chosen: list[tuple[Passage, str]], siblings: Sib
             # the best sentence's list, whole; a further sentence is quoted as it is
             pieces = enumeration(siblings(p) if siblings else [p], sentence) if i == 0 else []
             if pieces:
-                quotes += [Quote(x.passage, _unlabelled(x.passage, x.text) if not x.item else x.text,
-                                 lead=j == 0, item=x.item) for j, x in enumerate(pieces)]
+                quotes += [
+                    Quote(
+                        x.passage,
+                        _unlabelled(x.passage, x.text) if not x.item else x.text,
+                        lead=j == 0,
+                        item=x.item,
+                    )
+                    for j, x in enumerate(pieces)
+                ]
                 listed.append("".join(x.text for x in pieces))
                 continue
         elif kind == "who" and i == 0:

@@ -81,8 +81,11 @@ def _dominant(g: Gazetteer, text: str) -> set[str]:
                     counts[a] = counts.get(a, 0.0) + share
     out: set[str] = set()
     for level in (0, 1):
-        here = {c: n for c, n in counts.items()
-                if g.by_code[c].level == level and (level == 0 or g.by_code[c].parent in out)}
+        here = {
+            c: n
+            for c, n in counts.items()
+            if g.by_code[c].level == level and (level == 0 or g.by_code[c].parent in out)
+        }
         top = max(here.values(), default=0)
         out |= {c for c, n in here.items() if n >= MIN_MENTIONS and n >= DOMINANT_SHARE * top}
     return out

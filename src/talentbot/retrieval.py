@@ -115,18 +115,26 @@ class Retriever:
                 logger.info("no lexical index at %s yet: building it from the collection", folder)
                 return None
             if index.generation != generation:
-                logger.info("the lexical index at %s is of generation %s, the store of %s: rebuilding it",
-                            folder, index.generation, generation)
+                logger.info(
+                    "the lexical index at %s is of generation %s, the store of %s: rebuilding it",
+                    folder,
+                    index.generation,
+                    generation,
+                )
                 return None
             check_against_collection(index.bm25, index.ids, self.store.chunk_ids(), self._tokens_of)
         except IndexProblem as e:
-            logger.warning("the lexical index at %s failed its check (%s): rebuilding it from the collection",
-                           folder, e)
+            logger.warning(
+                "the lexical index at %s failed its check (%s): rebuilding it from the collection", folder, e
+            )
             return None
         return index
 
     def _tokens_of(self, ids: list[str]) -> dict[str, list[str]]:
-        return {cid: (meta or {}).get("tokens", "").split() for cid, (_, meta) in self.store.get_chunks(ids).items()}
+        return {
+            cid: (meta or {}).get("tokens", "").split()
+            for cid, (_, meta) in self.store.get_chunks(ids).items()
+        }
 
     def rebuild_index(self, generation: int, store: Store | None = None) -> LexicalIndex:
         """Build the BM25 index from the tokens stored in the collection of ``store`` (default: this
@@ -165,14 +173,26 @@ class Retriever:
             known = self._profiles[1]
         return scope(anchors, manifest, articles_with, rarest, known)
 
-    def search(self, question: str, k: int | None = None, filters: Filters | None = None,
-               terms: list[str] | None = None, within: set[str] | None = None) -> list[Passage]:
+    def search(
+        self,
+        question: str,
+        k: int | None = None,
+        filters: Filters | None = None,
+        terms: list[str] | None = None,
+        within: set[str] | None = None,
+    ) -> list[Passage]:
         """The ``k`` best passages for ``question``, best first. ``terms`` overrides its lexical terms;
         ``within`` limits the search to those article keys (a :class:`Scope`'s)."""
         return self.run(question, k, filters, terms, within).passages
 
-    def run(self, question: str, k: int | None = None, filters: Filters | None = None,
-            terms: list[str] | None = None, within: set[str] | None = None) -> Search:
+    def run(
+        self,
+        question: str,
+        k: int | None = None,
+        filters: Filters | None = None,
+        terms: list[str] | None = None,
+        within: set[str] | None = None,
+    ) -> Search:
         """:meth:`search`, with the seconds each stage took."""
         s = self.settings
         k = k or s.k
@@ -227,6 +247,7 @@ class Retriever:
         top = top[np.argsort(-scores[top], kind="stable")]
         return [(index.ids[i], float(scores[i])) for i in top if scores[i] > 0]
 
+
 class TalentRetriever(BaseRetriever):
     """LangChain ``BaseRetriever`` over the hybrid search (for use in other LangChain chains)."""
 
@@ -236,6 +257,12 @@ class TalentRetriever(BaseRetriever):
     k: int = 4
     filters: Filters | None = None
 
-    def _get_relevant_documents(self, query: str, *, run_manager: CallbackManagerForRetrieverRun) -> list[Document]:
-        return [Document(page_content=p.text, id=p.id, metadata={**p.meta, "score": p.score, "coverage": p.coverage})
-                for p in self.retriever.search(query, self.k, self.filters)]
+    def _get_relevant_documents(
+        self, query: str, *, run_manager: CallbackManagerForRetrieverRun
+    ) -> list[Document]:
+        return [
+            Document(
+                page_content=p.text, id=p.id, metadata={**p.meta, "score": p.score, "coverage": p.coverage}
+            )
+            for p in self.retriever.search(query, self.k, self.filters)
+        ]

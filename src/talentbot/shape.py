@@ -24,29 +24,91 @@ from .tables import is_row
 
 _ASKS_NUMBER = re.compile(r"多少|几|多长|多大|多久|how many|how much|how long", re.I)
 _ASKS_LIST = re.compile(r"哪些|哪几|包括|包含|有什么|有哪|what are|which .*(?:are|were)|list", re.I)
-_YESNO = re.compile(r"吗\W*$|是否|能否|可否|能不能|可不可以|有没有|是不是|要不要|需不需要|^\s*(?:is|are|can|may|must|does|do)\b",
-                    re.I)
-_WHO = re.compile(r"谁|哪(?:一)?[家个所]?(?:企业|公司|部门|单位|机构|机关|集团|组织)|什么(?:企业|公司|部门|单位|机构|机关)"
-                  r"|which (?:company|firm|department|agency|authority|organi[sz]ation)|\bwho\b", re.I)
+_YESNO = re.compile(
+    r"吗\W*$|是否|能否|可否|能不能|可不可以|有没有|是不是|要不要|需不需要|^\s*(?:is|are|can|may|must|does|do)\b",
+    re.I,
+)
+_WHO = re.compile(
+    r"谁|哪(?:一)?[家个所]?(?:企业|公司|部门|单位|机构|机关|集团|组织)|什么(?:企业|公司|部门|单位|机构|机关)"
+    r"|which (?:company|firm|department|agency|authority|organi[sz]ation)|\bwho\b",
+    re.I,
+)
 # the families of modal words a yes/no question asks about, and what answers them
 _PERMIT = ("可以", "能够", "可", "能", "有权", "允许", "不得", "不能", "不可", "禁止", "不予")
 _OBLIGE = ("应当", "必须", "须", "需要", "需", "应", "不必", "无须", "无需")
 _ASK_PERMIT = re.compile(r"能否|可否|能不能|可不可以|可以|能|允许|有权")
 _ASK_OBLIGE = re.compile(r"是否(?:需要|应当|必须|要)|要不要|需不需要|需要|必须|应当|应该")
 _CLAUSE_END = re.compile(r"[，；：,;:。！？!?]")
-_ITEM = re.compile(r"\s*(?:[（(][一二三四五六七八九十\d]{1,3}[)）]|[一二三四五六七八九十]{1,3}、|\d{1,2}[.、．](?!\d))\s*")
+_ITEM = re.compile(
+    r"\s*(?:[（(][一二三四五六七八九十\d]{1,3}[)）]|[一二三四五六七八九十]{1,3}、|\d{1,2}[.、．](?!\d))\s*"
+)
 _LABEL = re.compile(r"\s*第[一二三四五六七八九十百零〇\d]+条[\s　]*")
 _SEGMENT_END = re.compile(r"[；;。！？!?]")
-_UNIT_TAIL = re.compile(r"\s*(?:[万亿千百])?(?:元|人次|人|名|位|个工作日|工作日|个月|月|年|日|天|周岁|岁|小时|周|倍|项|家|所|套|平方米)")
+_UNIT_TAIL = re.compile(
+    r"\s*(?:[万亿千百])?(?:元|人次|人|名|位|个工作日|工作日|个月|月|年|日|天|周岁|岁|小时|周|倍|项|家|所|套|平方米)"
+)
 FULLER_MAX = 200  # the item or sentence around a direct clause follows it when at most this long
 _ANAPHOR = re.compile(r"(该|其|此|这|上述|他们|它们)(?!外)")  # a clause that needs the sentence before it
 
 # organisations: the word that ends a name, by what a question asks for
 _ORG_COMPANY = ("有限责任公司", "股份有限公司", "有限公司", "公司", "集团", "企业", "厂")
-_ORG_BODY = ("委员会", "办公室", "部门", "政府", "机关", "机构", "中心", "小组", "局", "厅", "委", "研究院", "研究所",
-             "设计院", "法院", "检察院", "事务所", "协会", "学会", "银行", "大学", "学院")
-_GENERIC = {"主管", "有关", "相关", "其他", "行政", "职能", "业务", "上级", "所在", "各级", "本级", "同级", "该", "本", "各",
-            "原", "有限", "用人", "中介", "服务", "人才", "管理", "其", "等", "和", "或者", "及", "科技型", "高新技术", "重点", "龙头"}
+_ORG_BODY = (
+    "委员会",
+    "办公室",
+    "部门",
+    "政府",
+    "机关",
+    "机构",
+    "中心",
+    "小组",
+    "局",
+    "厅",
+    "委",
+    "研究院",
+    "研究所",
+    "设计院",
+    "法院",
+    "检察院",
+    "事务所",
+    "协会",
+    "学会",
+    "银行",
+    "大学",
+    "学院",
+)
+_GENERIC = {
+    "主管",
+    "有关",
+    "相关",
+    "其他",
+    "行政",
+    "职能",
+    "业务",
+    "上级",
+    "所在",
+    "各级",
+    "本级",
+    "同级",
+    "该",
+    "本",
+    "各",
+    "原",
+    "有限",
+    "用人",
+    "中介",
+    "服务",
+    "人才",
+    "管理",
+    "其",
+    "等",
+    "和",
+    "或者",
+    "及",
+    "科技型",
+    "高新技术",
+    "重点",
+    "龙头",
+}
 
 
 def question_kind(question: str) -> str:
@@ -95,7 +157,11 @@ def _spans(sentence: str) -> list[tuple[int, int]]:
 
 def no_ordinals(text: str) -> str:
     """``text`` without 第X条/第X批 ordinals and item markers, whose numbers are not the figure asked."""
-    return re.sub(r"第[一二三四五六七八九十百零〇\d]+[条款项章节批届次]|[（(][一二三四五六七八九十\d]{1,3}[)）]", " ", text)
+    return re.sub(
+        r"第[一二三四五六七八九十百零〇\d]+[条款项章节批届次]|[（(][一二三四五六七八九十\d]{1,3}[)）]",
+        " ",
+        text,
+    )
 
 
 def _holds_figure(kind: str, units: set[str], clause: str) -> bool:
@@ -140,10 +206,14 @@ def direct_part(question: str, sentence: str, passage: Passage) -> Direct | None
         elif not _holds_figure(kind, units, clause):
             continue
         # the clause within its item ("对新引进的硕士研究生，给予…五万元"): who or what the figure is for
-        context = sentence[max((m.end() for m in _SEGMENT_END.finditer(sentence, 0, s)), default=0):e]
-        rank = (all(f.held_by(clause + header) for f in focus), event is None or supports(event, clause),
-                not other_degree(question, context), coverage(passage.groups, set(tokenize(context)) | header_toks),
-                coverage(passage.groups, set(tokenize(clause)) | header_toks))
+        context = sentence[max((m.end() for m in _SEGMENT_END.finditer(sentence, 0, s)), default=0) : e]
+        rank = (
+            all(f.held_by(clause + header) for f in focus),
+            event is None or supports(event, clause),
+            not other_degree(question, context),
+            coverage(passage.groups, set(tokenize(context)) | header_toks),
+            coverage(passage.groups, set(tokenize(clause)) | header_toks),
+        )
         if best is None or rank > best[0]:
             best = (rank, i)
     if best is None:
@@ -174,7 +244,7 @@ def _segment(sentence: str, start: int, end: int) -> str:
     right = next((m.end() for m in _SEGMENT_END.finditer(sentence, end)), len(sentence))
     seg = sentence[left:right]
     label = _LABEL.match(seg)
-    return seg[label.end():].strip() if label else seg.strip()
+    return seg[label.end() :].strip() if label else seg.strip()
 
 
 def _highlights(kind: str, units: set[str], clause: str, family: tuple[str, ...]) -> list[str]:
@@ -186,7 +256,12 @@ def _highlights(kind: str, units: set[str], clause: str, family: tuple[str, ...]
     for f in extract(no_ordinals(clause)):
         if kind == "date" and not is_date(f):
             continue
-        if kind == "number" and wanted and f.unit not in wanted and not (f.unit == "工作日" and "日" in wanted):
+        if (
+            kind == "number"
+            and wanted
+            and f.unit not in wanted
+            and not (f.unit == "工作日" and "日" in wanted)
+        ):
             continue
         if f.text in clause:
             out.append(with_unit(clause, f.text) if f.kind == "number" else f.text)
@@ -197,7 +272,7 @@ def with_unit(text: str, figure: str) -> str:
     """``figure`` as ``text`` writes it with its unit: 五 -> 五人, 30万 -> 30万元."""
     at = text.find(figure)
     tail = _UNIT_TAIL.match(text, at + len(figure)) if at >= 0 else None
-    return text[at:tail.end()] if tail else figure
+    return text[at : tail.end()] if tail else figure
 
 
 def yes_no_match(question: str, sentence: str) -> bool:
@@ -206,21 +281,71 @@ def yes_no_match(question: str, sentence: str) -> bool:
     m = _ASK_OBLIGE.search(question) or _ASK_PERMIT.search(question) or re.search(r"是否|吗", question)
     if not m or not any(w in sentence for w in _modal_family(question)):
         return False
-    after = [t for t in tokenize(question[m.end():]) if not t.startswith("#")]
+    after = [t for t in tokenize(question[m.end() :]) if not t.startswith("#")]
     return any(t in sentence for t in after)
 
 
 _PREPOSITIONS = set("由为对向给经从在被将把与和及")
-_STOP = {"为", "由", "对", "向", "给", "是", "的", "在", "与", "和", "及", "或", "经", "将", "把", "被", "从", "同", "会同",
-         "以", "于", "其中", "其", "该", "等", "并", "也", "还", "支持", "鼓励", "引导", "帮助", "指导", "组织", "推动", "负责",
-         "成立", "设立", "成为", "作为", "通过", "依托", "联合", "携手", "包括", "如", "例如"}
+_STOP = {
+    "为",
+    "由",
+    "对",
+    "向",
+    "给",
+    "是",
+    "的",
+    "在",
+    "与",
+    "和",
+    "及",
+    "或",
+    "经",
+    "将",
+    "把",
+    "被",
+    "从",
+    "同",
+    "会同",
+    "以",
+    "于",
+    "其中",
+    "其",
+    "该",
+    "等",
+    "并",
+    "也",
+    "还",
+    "支持",
+    "鼓励",
+    "引导",
+    "帮助",
+    "指导",
+    "组织",
+    "推动",
+    "负责",
+    "成立",
+    "设立",
+    "成为",
+    "作为",
+    "通过",
+    "依托",
+    "联合",
+    "携手",
+    "包括",
+    "如",
+    "例如",
+}
 
 
 def _joins_name(ws: list[str], k: int, ends: tuple[str, ...]) -> bool:
     """``ws[k]`` is a 和 inside one name (人力资源和社会保障局, 工业和信息化部门), not between two
     (财政局和科技局): the word before it is not itself a name's ending."""
-    return ws[k] == "和" and k > 0 and bool(re.fullmatch(r"[\u4e00-\u9fff]{2,}", ws[k - 1])) \
+    return (
+        ws[k] == "和"
+        and k > 0
+        and bool(re.fullmatch(r"[\u4e00-\u9fff]{2,}", ws[k - 1]))
         and not ws[k - 1].endswith(ends)
+    )
 
 
 def organisation(question: str, sentence: str) -> str | None:
@@ -238,18 +363,27 @@ def organisation(question: str, sentence: str) -> str | None:
             if not w.endswith(ends):
                 continue
             j, head = i, ""
-            while j > 0 and re.fullmatch(r"[\u4e00-\u9fffA-Za-z（）()]+", ws[j - 1]) \
-                    and (ws[j - 1] not in _STOP or _joins_name(ws, j - 1, ends)) \
-                    and len(ws[j - 1]) + sum(map(len, ws[j:i + 1])) <= 30:
-                if len(ws[j - 1]) > 1 and ws[j - 1][0] in _PREPOSITIONS:  # jieba joins 由 to the name: 由市 | 人事局
+            while (
+                j > 0
+                and re.fullmatch(r"[\u4e00-\u9fffA-Za-z（）()]+", ws[j - 1])
+                and (ws[j - 1] not in _STOP or _joins_name(ws, j - 1, ends))
+                and len(ws[j - 1]) + sum(map(len, ws[j : i + 1])) <= 30
+            ):
+                if (
+                    len(ws[j - 1]) > 1 and ws[j - 1][0] in _PREPOSITIONS
+                ):  # jieba joins 由 to the name: 由市 | 人事局
                     head = ws[j - 1][1:]
                     break
                 j -= 1
-            name = head + "".join(ws[j:i + 1])
+            name = head + "".join(ws[j : i + 1])
             suffix = next(e for e in ends if w.endswith(e))
             own = [*ws[j:i], w[: -len(suffix)]]  # the words before the ending: not all generic (主管部门)
-            if any(x and x not in _GENERIC for x in own) and len(name) >= 3 and name not in question \
-                    and name in sentence:
+            if (
+                any(x and x not in _GENERIC for x in own)
+                and len(name) >= 3
+                and name not in question
+                and name in sentence
+            ):
                 found.append(name)
     # 领导小组 | 办公室: the longer name that goes on from a shorter one
     found = [n for n in found if not any(o != n and o.startswith(n) for o in found)]

@@ -31,8 +31,10 @@ def _capped(rows: Iterable[_Row], counted: list[int], limits: Limits) -> Iterato
     for row in rows:
         counted[0] += 1
         if counted[0] > limits.max_sheet_rows:
-            raise ParseError(f"the spreadsheet has over {limits.max_sheet_rows:,} rows "
-                             "(raise TALENTBOT_MAX_SHEET_ROWS to index it)")
+            raise ParseError(
+                f"the spreadsheet has over {limits.max_sheet_rows:,} rows "
+                "(raise TALENTBOT_MAX_SHEET_ROWS to index it)"
+            )
         yield row
 
 
@@ -72,7 +74,9 @@ def load_xlsx(path: Path, data: bytes, limits: Limits) -> Article:
     chars, counted = 0, [0]
     try:
         for ws in book.worksheets:
-            rows = _capped(([_value(c) for c in row] for row in ws.iter_rows(max_col=MAX_COLUMNS)), counted, limits)
+            rows = _capped(
+                ([_value(c) for c in row] for row in ws.iter_rows(max_col=MAX_COLUMNS)), counted, limits
+            )
             sheet = table_lines(list(rows), _sheet_title(ws.title, path.stem))
             chars += sum(len(s) for s in sheet)
             check_chars(chars, limits)
@@ -80,8 +84,13 @@ def load_xlsx(path: Path, data: bytes, limits: Limits) -> Article:
         title = book.properties.title or _lead(lines)
     finally:
         book.close()
-    return make_article(path, title or path.stem, [(None, "\n".join(lines))], {},
-                        "no text found (the workbook's sheets are empty)")
+    return make_article(
+        path,
+        title or path.stem,
+        [(None, "\n".join(lines))],
+        {},
+        "no text found (the workbook's sheets are empty)",
+    )
 
 
 def load_csv(path: Path, data: bytes, limits: Limits) -> Article:
@@ -99,8 +108,13 @@ def load_csv(path: Path, data: bytes, limits: Limits) -> Article:
     except csv.Error as e:
         raise ParseError(f"corrupt CSV ({e})") from e
     lines = table_lines([[c.strip() for c in row[:MAX_COLUMNS]] for row in rows], path.stem)
-    return make_article(path, _lead(lines) or path.stem, [(None, "\n".join(lines))], {},
-                        "no text found (the CSV file has no cells)")
+    return make_article(
+        path,
+        _lead(lines) or path.stem,
+        [(None, "\n".join(lines))],
+        {},
+        "no text found (the CSV file has no cells)",
+    )
 
 
 def _lead(lines: list[str]) -> str:

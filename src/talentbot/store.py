@@ -121,8 +121,12 @@ class Store(StoreRecords):
 
     def _log_mode(self) -> None:
         if self.readonly:
-            logger.warning("the disk holding the vector store %s is full (%s): answering from a read-only view "
-                           "of it; free some disk space before the next ingest", self.where, self._client.reason)
+            logger.warning(
+                "the disk holding the vector store %s is full (%s): answering from a read-only view "
+                "of it; free some disk space before the next ingest",
+                self.where,
+                self._client.reason,
+            )
         else:
             logger.warning("the vector store %s is writable again", self.where)
 
@@ -151,13 +155,20 @@ class Store(StoreRecords):
 
     def _open(self) -> None:
         try:
-            name = self._fixed_name or read_pointer(self._client, self.settings).get("active") \
+            name = (
+                self._fixed_name
+                or read_pointer(self._client, self.settings).get("active")
                 or self.settings.collection
+            )
             self._chunks = self._client.get_or_create_collection(
-                name, metadata={"hnsw:space": "cosine"}, embedding_function=None)
+                name, metadata={"hnsw:space": "cosine"}, embedding_function=None
+            )
             self._articles = self._client.get_or_create_collection(
-                f"{name}_articles", metadata={"hnsw:space": "cosine"}, embedding_function=None)
-        except chroma_errors() as e:  # a damaged file, a full disk or a lost server: failure() tells them apart
+                f"{name}_articles", metadata={"hnsw:space": "cosine"}, embedding_function=None
+            )
+        except (
+            chroma_errors()
+        ) as e:  # a damaged file, a full disk or a lost server: failure() tells them apart
             kind = classify(e)
             if kind is None:
                 raise
@@ -167,7 +178,12 @@ class Store(StoreRecords):
 
     def adopt(self, other: Store) -> None:
         """Use ``other``'s collections from now on (the switch at the end of a rebuild aside)."""
-        self._chunks, self._articles, self._base, self.name = other._chunks, other._articles, other._base, other.name
+        self._chunks, self._articles, self._base, self.name = (
+            other._chunks,
+            other._articles,
+            other._base,
+            other.name,
+        )
 
     def reset(self) -> None:
         """Drop both collections and start empty (``ingest --rebuild`` of a damaged store; a sound one is
@@ -195,9 +211,11 @@ class Store(StoreRecords):
         try:
             wipe_embedded(self.settings.store)
         except OSError as e:
-            raise StoreError(f"cannot remove the damaged vector store files in {self.settings.store}: "
-                             f"{e.strerror or e}; remove them by hand (chroma.sqlite3 and the UUID-named "
-                             "folders), then run `talentbot ingest` again") from e
+            raise StoreError(
+                f"cannot remove the damaged vector store files in {self.settings.store}: "
+                f"{e.strerror or e}; remove them by hand (chroma.sqlite3 and the UUID-named "
+                "folders), then run `talentbot ingest` again"
+            ) from e
         self.damage = None
         self._client = open_client(self.settings)
         self._open()
@@ -213,13 +231,18 @@ class Store(StoreRecords):
 
     # ------------------------------------------------------------------------------------- chunks
     @_guarded("writing passages", write=True)
-    def write_chunks(self, ids: Sequence[str], vectors: Any, texts: Sequence[str],
-                     metas: Sequence[dict]) -> None:
+    def write_chunks(
+        self, ids: Sequence[str], vectors: Any, texts: Sequence[str], metas: Sequence[dict]
+    ) -> None:
         """Upsert chunks in batches below Chroma's limit."""
         step = max(1, min(self.client.get_max_batch_size(), 1000))
         for i in range(0, len(ids), step):
-            self.chunks.upsert(ids=list(ids[i:i + step]), embeddings=vectors[i:i + step],
-                               documents=list(texts[i:i + step]), metadatas=list(metas[i:i + step]))
+            self.chunks.upsert(
+                ids=list(ids[i : i + step]),
+                embeddings=vectors[i : i + step],
+                documents=list(texts[i : i + step]),
+                metadatas=list(metas[i : i + step]),
+            )
 
     @_guarded("removing old passages", write=True)
     def trim_chunks(self, key: str, keep: int) -> None:
@@ -258,15 +281,22 @@ class Store(StoreRecords):
         if not ids:
             return {}
         got = self.chunks.get(ids=list(ids), include=["documents", "metadatas", "embeddings"])
-        return {cid: (doc, meta, vec) for cid, doc, meta, vec
-                in zip(got["ids"], got["documents"], got["metadatas"], got["embeddings"], strict=True)}
+        return {
+            cid: (doc, meta, vec)
+            for cid, doc, meta, vec in zip(
+                got["ids"], got["documents"], got["metadatas"], got["embeddings"], strict=True
+            )
+        }
 
     @_guarded("reading passages")
     def get_chunks(self, ids: Sequence[str]) -> dict[str, tuple[str, dict]]:
         if not ids:  # Chroma refuses an empty list of ids
             return {}
         got = self.chunks.get(ids=list(ids), include=["documents", "metadatas"])
-        return {cid: (doc, meta) for cid, doc, meta in zip(got["ids"], got["documents"], got["metadatas"], strict=True)}
+        return {
+            cid: (doc, meta)
+            for cid, doc, meta in zip(got["ids"], got["documents"], got["metadatas"], strict=True)
+        }
 
     @_guarded("searching passages")
     def query(self, vector: Any, n: int, keys: Sequence[str] | None = None) -> list[tuple[str, float]]:

@@ -52,8 +52,10 @@ def _server_target(settings: Settings) -> tuple[str, int, bool]:
     if url.scheme not in ("http", "https") or not url.hostname:
         raise ConfigError(f"TALENTBOT_CHROMA_URL '{raw}' is not an http(s) URL such as http://127.0.0.1:8000")
     if url.query or url.fragment or url.username or url.password:
-        raise ConfigError(f"TALENTBOT_CHROMA_URL '{_server_label(settings)}' must not carry credentials, a query "
-                          "or a fragment: give only scheme, host, port and (behind a proxy) a path")
+        raise ConfigError(
+            f"TALENTBOT_CHROMA_URL '{_server_label(settings)}' must not carry credentials, a query "
+            "or a fragment: give only scheme, host, port and (behind a proxy) a path"
+        )
     ssl = url.scheme == "https"
     port = port or (443 if ssl else 80)
     path = url.path.rstrip("/")
@@ -74,7 +76,9 @@ def open_client(settings: Settings) -> Any:
         host, port, ssl = _server_target(settings)
         try:
             return chromadb.HttpClient(host=host, port=port, ssl=ssl, settings=chroma_settings)
-        except chroma_errors() as e:  # a ValueError raised while handling httpx's ConnectError, or a ChromaError
+        except (
+            chroma_errors()
+        ) as e:  # a ValueError raised while handling httpx's ConnectError, or a ChromaError
             kind = classify(e)
             if kind is None:
                 raise
@@ -114,6 +118,7 @@ def _open_error(folder: Path, kind: Failure, detail: str, left: str | None) -> S
     if kind in (Failure.READ_ONLY, Failure.DENIED):
         return local_error(kind, folder, "opening it", detail)
     if (folder / SQLITE_FILE).exists():
-        return StoreCorruptError(f"the vector store at {folder} cannot be opened ({detail}); "
-                                 f"if it is damaged, {REBUILD_HINT}")
+        return StoreCorruptError(
+            f"the vector store at {folder} cannot be opened ({detail}); if it is damaged, {REBUILD_HINT}"
+        )
     return StoreError(f"cannot open the vector store at {folder}: {detail}")

@@ -63,8 +63,13 @@ _SQLITE_CODES = {  # primary result codes (https://sqlite.org/rescode.html)
     sqlite3.SQLITE_CORRUPT: Failure.DAMAGED,
     sqlite3.SQLITE_NOTADB: Failure.DAMAGED,
 }
-_ERRNOS = {errno.ENOSPC: Failure.NO_SPACE, errno.EDQUOT: Failure.NO_SPACE, errno.EROFS: Failure.READ_ONLY,
-           errno.EACCES: Failure.DENIED, errno.EPERM: Failure.DENIED}
+_ERRNOS = {
+    errno.ENOSPC: Failure.NO_SPACE,
+    errno.EDQUOT: Failure.NO_SPACE,
+    errno.EROFS: Failure.READ_ONLY,
+    errno.EACCES: Failure.DENIED,
+    errno.EPERM: Failure.DENIED,
+}
 _GATEWAY = {502, 503, 504}  # a proxy in front of a server that is down
 _CODE = re.compile(r"\(code: (\d+)\)")
 _OS_ERROR = re.compile(r"\(os error (\d+)\)")
@@ -132,12 +137,19 @@ def _one(e: BaseException) -> Failure | None:
         return _from_text(e) or (Failure.OTHER if isinstance(e, ChromaError) else None)
     if isinstance(e, ChromaError):
         return Failure.OTHER
-    if isinstance(e, httpx.TimeoutException | httpx.NetworkError | httpx.RemoteProtocolError | httpx.ProxyError):
+    if isinstance(
+        e, httpx.TimeoutException | httpx.NetworkError | httpx.RemoteProtocolError | httpx.ProxyError
+    ):
         return Failure.UNREACHABLE
     if isinstance(e, httpx.HTTPStatusError):
         status = e.response.status_code
-        return Failure.UNREACHABLE if status in _GATEWAY else Failure.DENIED if status in (401, 403) \
+        return (
+            Failure.UNREACHABLE
+            if status in _GATEWAY
+            else Failure.DENIED
+            if status in (401, 403)
             else Failure.OTHER
+        )
     if isinstance(e, httpx.HTTPError):
         return Failure.OTHER
     if isinstance(e, ConnectionError | TimeoutError):
@@ -176,15 +188,21 @@ def first_line(e: BaseException) -> str:
 def server_error(kind: Failure, where: str, action: str | None, detail: str) -> StoreError:
     """The user-facing error for a failed call to the Chroma server at ``where`` (``action`` None: connecting)."""
     if kind is Failure.DENIED:
-        return StoreError(f"the Chroma server at {where} refused access{f' while {action}' if action else ''} "
-                          f"({detail}); talentbot sends no credentials: let it in from this host")
+        return StoreError(
+            f"the Chroma server at {where} refused access{f' while {action}' if action else ''} "
+            f"({detail}); talentbot sends no credentials: let it in from this host"
+        )
     if action is None:
-        return StoreError(f"cannot reach the Chroma server at {where}: {detail}. Start it with "
-                          "`chroma run --path DIR --host 127.0.0.1 --port 8000`, or fix TALENTBOT_CHROMA_URL / "
-                          "--chroma-url")
+        return StoreError(
+            f"cannot reach the Chroma server at {where}: {detail}. Start it with "
+            "`chroma run --path DIR --host 127.0.0.1 --port 8000`, or fix TALENTBOT_CHROMA_URL / "
+            "--chroma-url"
+        )
     if kind is Failure.UNREACHABLE:
-        return StoreError(f"lost the Chroma server at {where} while {action} ({detail}); check that `chroma run` "
-                          "is up, then try again")
+        return StoreError(
+            f"lost the Chroma server at {where} while {action} ({detail}); check that `chroma run` "
+            "is up, then try again"
+        )
     return StoreError(f"the Chroma server at {where} failed while {action}: {detail}")
 
 
@@ -192,12 +210,17 @@ def local_error(kind: Failure, folder: Path, action: str, detail: str) -> StoreE
     """The user-facing error for a failed call to the embedded store in ``folder`` that is neither a full disk
     nor damage SQLite's own check finds (the callers test those first)."""
     if kind is Failure.READ_ONLY:
-        return StoreError(f"the vector store at {folder} is on a read-only file system, so {action} failed "
-                          f"({detail}); make it writable, or point TALENTBOT_STORE at a writable folder")
+        return StoreError(
+            f"the vector store at {folder} is on a read-only file system, so {action} failed "
+            f"({detail}); make it writable, or point TALENTBOT_STORE at a writable folder"
+        )
     if kind is Failure.DENIED:
-        return StoreError(f"no permission to use the vector store at {folder}, so {action} failed ({detail}); "
-                          "check the owner and permissions of the folder and its files")
+        return StoreError(
+            f"no permission to use the vector store at {folder}, so {action} failed ({detail}); "
+            "check the owner and permissions of the folder and its files"
+        )
     if kind is Failure.DAMAGED:
-        return StoreCorruptError(f"the vector store at {folder} cannot be read ({detail}); if it is damaged, "
-                                 f"{REBUILD_HINT}")
+        return StoreCorruptError(
+            f"the vector store at {folder} cannot be read ({detail}); if it is damaged, {REBUILD_HINT}"
+        )
     return StoreError(f"the vector store at {folder} failed while {action}: {detail}")

@@ -82,7 +82,8 @@ def _disk_full_error(folder: Path, action: str, detail: str, left: str) -> Store
     return StoreError(
         f"the disk holding the vector store {folder} is full ({left}) so {action} failed ({detail}). "
         "Free some disk space (or point TALENTBOT_STORE elsewhere), then run `talentbot ingest` again: "
-        "it repairs the interrupted ingest; until then the store answers from what was indexed before")
+        "it repairs the interrupted ingest; until then the store answers from what was indexed before"
+    )
 
 
 def _segment_dirs(folder: Path) -> list[Path]:

@@ -47,8 +47,14 @@ def _gone(owner: str) -> bool:
 class IngestLease:
     """Take with :meth:`acquire` (None, or the other holder's record), give back with :meth:`release`."""
 
-    def __init__(self, store: Store, ttl: float = 60.0, renew_every: float = 5.0, settle: float = 0.3,
-                 owner: str | None = None) -> None:
+    def __init__(
+        self,
+        store: Store,
+        ttl: float = 60.0,
+        renew_every: float = 5.0,
+        settle: float = 0.3,
+        owner: str | None = None,
+    ) -> None:
         self.store, self.ttl, self.renew_every, self.settle = store, ttl, renew_every, settle
         self.owner = owner or this_process()
         self._stop = threading.Event()
@@ -59,13 +65,19 @@ class IngestLease:
         return self.store.get_record(LEASE_ID)
 
     def _write(self) -> None:
-        self.store.put_record(LEASE_ID, {"kind": "lease", "owner": self.owner, "expires": time.time() + self.ttl})
+        self.store.put_record(
+            LEASE_ID, {"kind": "lease", "owner": self.owner, "expires": time.time() + self.ttl}
+        )
 
     def acquire(self) -> dict[str, Any] | None:
         """Take the lease; None when taken, else the record of the ingest that holds it."""
         held = self.holder()
-        if held and held.get("owner") != self.owner and float(held.get("expires", 0)) > time.time() \
-                and not _gone(str(held.get("owner", ""))):
+        if (
+            held
+            and held.get("owner") != self.owner
+            and float(held.get("expires", 0)) > time.time()
+            and not _gone(str(held.get("owner", "")))
+        ):
             return held
         self._write()
         time.sleep(self.settle)  # a rival who wrote at the same time has written by now: the last one wins

@@ -67,7 +67,9 @@ class ReadOnlyClient:
         with self.connect() as con:
             row = con.execute(
                 "SELECT c.id, s.id FROM collections c JOIN segments s ON s.collection = c.id AND s.scope = 'METADATA' "
-                "WHERE c.name = ?", (name,)).fetchone()
+                "WHERE c.name = ?",
+                (name,),
+            ).fetchone()
         if row is None:
             from chromadb.errors import NotFoundError  # as Chroma says it
 
@@ -100,31 +102,50 @@ class ReadOnlyCollection:
 
     def count(self) -> int:
         with self.client.connect() as con:
-            return int(con.execute("SELECT count(*) FROM embeddings WHERE segment_id = ?",
-                                   (self._segment,)).fetchone()[0])
+            return int(
+                con.execute(
+                    "SELECT count(*) FROM embeddings WHERE segment_id = ?", (self._segment,)
+                ).fetchone()[0]
+            )
 
-    def get(self, ids: Sequence[str] | None = None, where: dict | None = None, include: Sequence[str] = (),
-            limit: int | None = None, offset: int | None = None) -> dict[str, Any]:
+    def get(
+        self,
+        ids: Sequence[str] | None = None,
+        where: dict | None = None,
+        include: Sequence[str] = (),
+        limit: int | None = None,
+        offset: int | None = None,
+    ) -> dict[str, Any]:
         with self.client.connect() as con:
             rows = self._rows(con, ids, where, limit, offset)
             metas = self._metadata(con, [r for r, _ in rows]) if include else {}
         out: dict[str, Any] = {"ids": [cid for _, cid in rows], "embeddings": None}
         if "metadatas" in include:
-            out["metadatas"] = [{k: v for k, v in metas.get(r, {}).items() if not k.startswith("chroma:")}
-                                for r, _ in rows]
+            out["metadatas"] = [
+                {k: v for k, v in metas.get(r, {}).items() if not k.startswith("chroma:")} for r, _ in rows
+            ]
         if "documents" in include:
             out["documents"] = [metas.get(r, {}).get(DOCUMENT_KEY) for r, _ in rows]
         return out
 
-    def _rows(self, con: sqlite3.Connection, ids: Sequence[str] | None, where: dict[str, Any] | None,
-              limit: int | None, offset: int | None) -> list[tuple[int, str]]:
+    def _rows(
+        self,
+        con: sqlite3.Connection,
+        ids: Sequence[str] | None,
+        where: dict[str, Any] | None,
+        limit: int | None,
+        offset: int | None,
+    ) -> list[tuple[int, str]]:
         seg = self._segment
         if ids is not None:
             rows: list[tuple[int, str]] = []
             for i in range(0, len(ids), _BATCH):
-                part = list(ids[i:i + _BATCH])
-                rows += con.execute(f"SELECT id, embedding_id FROM embeddings WHERE segment_id = ? AND embedding_id "
-                                    f"IN ({','.join('?' * len(part))}) ORDER BY id", (seg, *part)).fetchall()
+                part = list(ids[i : i + _BATCH])
+                rows += con.execute(
+                    f"SELECT id, embedding_id FROM embeddings WHERE segment_id = ? AND embedding_id "
+                    f"IN ({','.join('?' * len(part))}) ORDER BY id",
+                    (seg, *part),
+                ).fetchall()
             return rows
         sql = "SELECT e.id, e.embedding_id FROM embeddings e"
         args: list[str | int] = [seg]
@@ -144,12 +165,21 @@ class ReadOnlyCollection:
     def _metadata(con: sqlite3.Connection, rowids: list[int]) -> dict[int, dict[str, Any]]:
         out: dict[int, dict[str, Any]] = {r: {} for r in rowids}
         for i in range(0, len(rowids), _BATCH):
-            part = rowids[i:i + _BATCH]
+            part = rowids[i : i + _BATCH]
             for rid, key, s, n, f, b in con.execute(
-                    "SELECT id, key, string_value, int_value, float_value, bool_value FROM embedding_metadata "
-                    f"WHERE id IN ({','.join('?' * len(part))})", part):
-                out[rid][key] = s if s is not None else n if n is not None else f if f is not None else \
-                    (bool(b) if b is not None else None)
+                "SELECT id, key, string_value, int_value, float_value, bool_value FROM embedding_metadata "
+                f"WHERE id IN ({','.join('?' * len(part))})",
+                part,
+            ):
+                out[rid][key] = (
+                    s
+                    if s is not None
+                    else n
+                    if n is not None
+                    else f
+                    if f is not None
+                    else (bool(b) if b is not None else None)
+                )
         return out
 
     def query(self, *args: Any, **kwargs: Any) -> dict[str, Any]:

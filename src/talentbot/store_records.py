@@ -39,7 +39,9 @@ class ArticleRecord:
     hash: str
     chunks: int
     region: str = ""
-    places: str | None = None  # division codes it names and those above them (anchors.place_codes); None: unknown
+    places: str | None = (
+        None  # division codes it names and those above them (anchors.place_codes); None: unknown
+    )
     region_codes: str = ""  # codes of the regions it is about and those above them (regions.article_regions)
     effective: str = ""  # the dates it states of itself (policy_dates): when it takes effect, ISO
     adopted: str = ""
@@ -57,6 +59,7 @@ def _guarded(action: str, write: bool = False) -> Callable[[_F], _F]:
     :mod:`talentbot.store_errors`). A store open read-only (full disk) tries to open writable again before
     a ``write``, and every few seconds. A collection dropped under this reader (another process rebuilt the
     store) or an embedded Chroma this process restarted after a failure: reopen, and try once more."""
+
     def decorate(fn: _F) -> _F:
         @functools.wraps(fn)
         def wrapper(self: Store, *args: Any, **kwargs: Any) -> Any:
@@ -67,7 +70,9 @@ def _guarded(action: str, write: bool = False) -> Callable[[_F], _F]:
                     return fn(self, *args, **kwargs)
                 except chroma_errors() as e:
                     kind = _failed(self, e, action, retry=attempt == 1)
-                except Exception as e:  # only chromadb's bare Exception for an HTTP error (untyped_http) is kept
+                except (
+                    Exception
+                ) as e:  # only chromadb's bare Exception for an HTTP error (untyped_http) is kept
                     if not untyped_http(e):
                         raise
                     kind = _failed(self, e, action, retry=False)
@@ -77,7 +82,9 @@ def _guarded(action: str, write: bool = False) -> Callable[[_F], _F]:
                 else:
                     self._open()
             raise AssertionError("unreachable: the second attempt returns or raises")
+
         return cast(_F, wrapper)
+
     return decorate
 
 
@@ -120,15 +127,21 @@ class StoreRecords:
         state = self.state() if state is None else state
         built, built_dim = state.get("embedding_model"), state.get("embedding_dim")
         if built is None and self.manifest():
-            problem = "does not record which embedding model made its vectors (it was built by an older talentbot)"
+            problem = (
+                "does not record which embedding model made its vectors (it was built by an older talentbot)"
+            )
         elif built is not None and built != label:
             problem = f"was built with the embedding model '{built}', but the setting is '{label}'"
         elif dim is not None and built_dim is not None and built_dim != dim:
-            problem = f"holds {built_dim}-dimensional vectors, but the model '{label}' makes {dim}-dimensional ones"
+            problem = (
+                f"holds {built_dim}-dimensional vectors, but the model '{label}' makes {dim}-dimensional ones"
+            )
         else:
             return
-        raise ModelMismatchError(f"the vector store at {self.where} {problem}; vectors of two models are never "
-                                 f"mixed: {REBUILD_HINT}, or set TALENTBOT_EMBEDDING_MODEL back to the store's model")
+        raise ModelMismatchError(
+            f"the vector store at {self.where} {problem}; vectors of two models are never "
+            f"mixed: {REBUILD_HINT}, or set TALENTBOT_EMBEDDING_MODEL back to the store's model"
+        )
 
     def claim_model(self, label: str | None = None, dim: int | None = None) -> None:
         """:meth:`check_model`, then remember the model (and vector length) if the store does not record it yet;

@@ -60,20 +60,33 @@ def read_pointer(client: Any, settings: Settings) -> dict[str, Any]:
     except ValueError:
         pending = None
     prefix = f"{settings.collection}-"
-    if not (isinstance(active, str) and (active == settings.collection or active.startswith(prefix))
-            and isinstance(pending, list) and all(isinstance(n, str) and n.startswith(prefix) for n in pending)):
-        logger.warning("the collection pointer of %s is unreadable (%s); using collection %s",
-                       settings.collection, meta, settings.collection)
+    if not (
+        isinstance(active, str)
+        and (active == settings.collection or active.startswith(prefix))
+        and isinstance(pending, list)
+        and all(isinstance(n, str) and n.startswith(prefix) for n in pending)
+    ):
+        logger.warning(
+            "the collection pointer of %s is unreadable (%s); using collection %s",
+            settings.collection,
+            meta,
+            settings.collection,
+        )
         return {}
     return {"active": active, "pending": pending}
 
 
 @_guarded("switching collections", write=True)
 def _write_pointer(store: Store, active: str, pending: list[str]) -> None:
-    col = store.client.get_or_create_collection(pointer_name(store.settings), metadata={"hnsw:space": "cosine"},
-                                                embedding_function=None)
-    col.upsert(ids=[POINTER_ID], embeddings=[[1.0]], documents=[""],
-               metadatas=[{"kind": "active", "active": active, "pending": json.dumps(pending)}])
+    col = store.client.get_or_create_collection(
+        pointer_name(store.settings), metadata={"hnsw:space": "cosine"}, embedding_function=None
+    )
+    col.upsert(
+        ids=[POINTER_ID],
+        embeddings=[[1.0]],
+        documents=[""],
+        metadatas=[{"kind": "active", "active": active, "pending": json.dumps(pending)}],
+    )
 
 
 def _drop(store: Store, name: str) -> bool:
@@ -141,4 +154,6 @@ def discard(store: Store, staging: Store) -> None:
             pointer = read_pointer(store.client, store.settings)
             _write_pointer(store, store.name, [n for n in pointer.get("pending", []) if n != staging.name])
     except TalentBotError as e:
-        logger.warning("could not drop the collections of the failed rebuild (%s); the next ingest drops them", e)
+        logger.warning(
+            "could not drop the collections of the failed rebuild (%s); the next ingest drops them", e
+        )

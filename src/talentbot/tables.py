@@ -78,7 +78,9 @@ def table_lines(rows: Sequence[Sequence[object]], title: str = "") -> list[str]:
     width = max((len(r) for r in cells), default=0)
     lines: list[str] = []
     i = 0
-    while i < len(cells) and width > 1 and len({c for c in cells[i] if c}) == 1:  # title rows above the header
+    while (
+        i < len(cells) and width > 1 and len({c for c in cells[i] if c}) == 1
+    ):  # title rows above the header
         only = next(c for c in cells[i] if c)
         title = only if i == 0 else f"{title} {only}"
         lines.append(only)
@@ -91,7 +93,7 @@ def table_lines(rows: Sequence[Sequence[object]], title: str = "") -> list[str]:
         value = header_row[j] if j < len(header_row) else None
         headers.append(_header(value, j) if value is not None or not headers else headers[-1])
     section, above = "", [""] * width
-    for row in cells[i + 1:]:
+    for row in cells[i + 1 :]:
         values = [row[j] if j < len(row) else "" for j in range(width)]
         if [v or "" for v in values] == [h if header_row[j] else "" for j, h in enumerate(headers)]:
             continue  # the header repeated (a table running over pages)
@@ -102,8 +104,10 @@ def table_lines(rows: Sequence[Sequence[object]], title: str = "") -> list[str]:
             continue
         filled = [above[j] if v is None else v for j, v in enumerate(values)]
         above = [v or "" for v in filled]
-        line = row_line(f"{title}·{section}" if title and section else title or section,
-                        list(zip(headers, [v or "" for v in filled], strict=True)))
+        line = row_line(
+            f"{title}·{section}" if title and section else title or section,
+            list(zip(headers, [v or "" for v in filled], strict=True)),
+        )
         if line:
             lines.append(line)
     return lines

@@ -39,7 +39,7 @@ def idf(term: str, index: LexicalIndex) -> float:
     """The term's IDF; 0 for a word jieba cut differently here (a name cut in two in the text), whose
     bigrams count instead."""
     if term not in index.vocab:
-        pairs = [f"#{term[i:i + 2]}" for i in range(len(term) - 1)]
+        pairs = [f"#{term[i : i + 2]}" for i in range(len(term) - 1)]
         if pairs and all(p in index.vocab for p in pairs):
             return 0.0
     return index.idf(term)

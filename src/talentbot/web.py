@@ -65,8 +65,10 @@ def _auth(bot: TalentBot) -> tuple[str, str] | None:
     s = bot.settings
     auth = (s.auth_user, s.auth_password.get_secret_value()) if s.auth_user and s.auth_password else None
     if not is_loopback(s.host) and auth is None:
-        raise ConfigError(f"binding {s.host} exposes the chat beyond this machine: set TALENTBOT_AUTH_USER and "
-                          "TALENTBOT_AUTH_PASSWORD, or bind 127.0.0.1")
+        raise ConfigError(
+            f"binding {s.host} exposes the chat beyond this machine: set TALENTBOT_AUTH_USER and "
+            "TALENTBOT_AUTH_PASSWORD, or bind 127.0.0.1"
+        )
     return auth
 
 
@@ -74,8 +76,10 @@ def _check_api_key(bot: TalentBot) -> None:
     """Refuse to serve beyond loopback without an API key: the API, MCP and Dify endpoints would be open."""
     s = bot.settings
     if not is_loopback(s.host) and api_key(s) is None:
-        raise ConfigError(f"binding {s.host} exposes the API, MCP and Dify endpoints beyond this machine: set "
-                          "TALENTBOT_API_KEY (clients send it as 'Authorization: Bearer <key>'), or bind 127.0.0.1")
+        raise ConfigError(
+            f"binding {s.host} exposes the API, MCP and Dify endpoints beyond this machine: set "
+            "TALENTBOT_API_KEY (clients send it as 'Authorization: Bearer <key>'), or bind 127.0.0.1"
+        )
 
 
 def _trim_gradio_overheads(demo: gr.Blocks) -> None:
@@ -94,14 +98,23 @@ def _guard_config(demo: gr.Blocks, bot: TalentBot) -> GuardConfig:
     """What the request guard needs: the caps, which functions take files or a chat history, the API key."""
     s = bot.settings
     key = api_key(s)
-    chat_fns = {i: next(n for n, b in enumerate(f.inputs) if isinstance(b, gr.Chatbot))
-                for i, f in demo.fns.items() if f.name == "chat"}
-    return GuardConfig(max_body=s.max_request_kb * 1024, allow_upload=s.allow_upload, upload_folder=upload_folder(),
-                       max_history_messages=2 * s.max_history_turns,
-                       upload_fns={i for i, f in demo.fns.items() if f.api_name == "upload"},
-                       chat_fns=chat_fns, api_names={f.api_name: i for i, f in demo.fns.items() if f.api_name},
-                       max_upload_body=int(s.max_upload_mb * 2**20) * MAX_FILES_PER_UPLOAD + 2**20,
-                       api_key=key, api_locked=key is None and not is_loopback(s.host))
+    chat_fns = {
+        i: next(n for n, b in enumerate(f.inputs) if isinstance(b, gr.Chatbot))
+        for i, f in demo.fns.items()
+        if f.name == "chat"
+    }
+    return GuardConfig(
+        max_body=s.max_request_kb * 1024,
+        allow_upload=s.allow_upload,
+        upload_folder=upload_folder(),
+        max_history_messages=2 * s.max_history_turns,
+        upload_fns={i for i, f in demo.fns.items() if f.api_name == "upload"},
+        chat_fns=chat_fns,
+        api_names={f.api_name: i for i, f in demo.fns.items() if f.api_name},
+        max_upload_body=int(s.max_upload_mb * 2**20) * MAX_FILES_PER_UPLOAD + 2**20,
+        api_key=key,
+        api_locked=key is None and not is_loopback(s.host),
+    )
 
 
 def create_app(bot: TalentBot) -> fastapi.FastAPI:
@@ -129,7 +142,9 @@ def create_app(bot: TalentBot) -> fastapi.FastAPI:
     bot.store.count()  # fail early, with the store's own message, if it cannot be opened
     demo = build_app(bot).queue(default_concurrency_limit=s.concurrency, max_size=s.max_queue)
     _trim_gradio_overheads(demo)
-    demo.state_session_capacity = s.max_sessions  # sessions whose state is kept; read when Gradio's app is made
+    demo.state_session_capacity = (
+        s.max_sessions
+    )  # sessions whose state is kept; read when Gradio's app is made
     gate = Gate(s.concurrency, s.max_queue)
     mcp = build_mcp(bot, gate)
 
@@ -146,9 +161,18 @@ def create_app(bot: TalentBot) -> fastapi.FastAPI:
     outer.add_middleware(CORSMiddleware, allow_origins=[])  # its presence switches Gradio's CORS layer off
     outer.add_middleware(RequestGuard, config=_guard_config(demo, bot))
     outer.add_middleware(TrustedHostMiddleware, allowed_hosts=_trusted_hosts(s.host))
-    app = gr.mount_gradio_app(outer, demo, path="", auth=auth, show_error=False, ssr_mode=False,
-                              max_file_size=int(s.max_upload_mb * 2**20), css=CSS, footer_links=["api"],
-                              blocked_paths=[str(s.store.resolve()), str(s.corpus.resolve())])
+    app = gr.mount_gradio_app(
+        outer,
+        demo,
+        path="",
+        auth=auth,
+        show_error=False,
+        ssr_mode=False,
+        max_file_size=int(s.max_upload_mb * 2**20),
+        css=CSS,
+        footer_links=["api"],
+        blocked_paths=[str(s.store.resolve()), str(s.corpus.resolve())],
+    )
     # Gradio checks that a file a client names was really uploaded (processing_utils._check_allowed) only
     # once the app "has launched", which launch() sets and mount_gradio_app() does not: set it, so the check
     # runs under our own uvicorn too.
@@ -183,9 +207,13 @@ def bind(host: str, port: int) -> socket.socket:
     try:
         infos = socket.getaddrinfo(host or None, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
     except (socket.gaierror, UnicodeError) as e:
-        raise ConfigError(f"cannot serve on {where}: the host '{host}' is not an address ({_reason(e)}); "
-                          "set --host / TALENTBOT_HOST to an address of this machine, e.g. 127.0.0.1") from None
-    family, kind, proto, _, address = next((i for i in infos if i[0] == socket.AF_INET), infos[0])  # localhost: IPv4
+        raise ConfigError(
+            f"cannot serve on {where}: the host '{host}' is not an address ({_reason(e)}); "
+            "set --host / TALENTBOT_HOST to an address of this machine, e.g. 127.0.0.1"
+        ) from None
+    family, kind, proto, _, address = next(
+        (i for i in infos if i[0] == socket.AF_INET), infos[0]
+    )  # localhost: IPv4
     sock = socket.socket(family, kind, proto)
     try:
         if os.name != "nt":  # as uvicorn does: a restart may bind while old connections linger in TIME_WAIT
@@ -195,13 +223,19 @@ def bind(host: str, port: int) -> socket.socket:
     except OSError as e:
         sock.close()
         if e.errno == errno.EADDRINUSE:
-            raise TalentBotError(f"cannot serve on {where}: the port is in use by another program; stop it, or "
-                                 "pick another port with --port / TALENTBOT_PORT") from None
+            raise TalentBotError(
+                f"cannot serve on {where}: the port is in use by another program; stop it, or "
+                "pick another port with --port / TALENTBOT_PORT"
+            ) from None
         if e.errno in (errno.EACCES, errno.EPERM):
-            raise ConfigError(f"cannot serve on {where}: not allowed to bind this port ({_reason(e)}); pick a "
-                              "port above 1023 with --port / TALENTBOT_PORT") from None
-        raise ConfigError(f"cannot serve on {where}: {_reason(e)}; set --host / TALENTBOT_HOST to an address "
-                          "of this machine, e.g. 127.0.0.1") from None
+            raise ConfigError(
+                f"cannot serve on {where}: not allowed to bind this port ({_reason(e)}); pick a "
+                "port above 1023 with --port / TALENTBOT_PORT"
+            ) from None
+        raise ConfigError(
+            f"cannot serve on {where}: {_reason(e)}; set --host / TALENTBOT_HOST to an address "
+            "of this machine, e.g. 127.0.0.1"
+        ) from None
     return sock
 
 
@@ -216,7 +250,9 @@ def _url(sock: socket.socket) -> str:
     return f"http://[{host}]:{port}/" if ":" in host else f"http://{host}:{port}/"
 
 
-def launch(bot: TalentBot, block: bool = True, on_ready: Callable[[str], None] | None = None) -> Server | None:
+def launch(
+    bot: TalentBot, block: bool = True, on_ready: Callable[[str], None] | None = None
+) -> Server | None:
     """Serve the chat on the configured host and port. The port is bound first, so a port in use or a bad
     address fails at once with a one-line error (:func:`bind`). ``on_ready(url)`` is called once the server
     accepts requests, never before. ``block=False`` returns a :class:`Server` once up."""
@@ -231,19 +267,25 @@ def launch(bot: TalentBot, block: bool = True, on_ready: Callable[[str], None] |
     try:
         _check_api_key(bot)  # the socket is closed below when refused
         app = create_app(bot)
-        server = uvicorn.Server(uvicorn.Config(app, host=s.host, port=sock.getsockname()[1], log_level="warning",
-                                               timeout_graceful_shutdown=2))
+        server = uvicorn.Server(
+            uvicorn.Config(
+                app, host=s.host, port=sock.getsockname()[1], log_level="warning", timeout_graceful_shutdown=2
+            )
+        )
         url = _url(sock)
         if block:
-            watcher = threading.Thread(target=_announce, args=(server, url, on_ready), daemon=True,
-                                       name="talentbot-ready")
+            watcher = threading.Thread(
+                target=_announce, args=(server, url, on_ready), daemon=True, name="talentbot-ready"
+            )
             watcher.start()
             try:
                 server.run(sockets=[sock])
             finally:
                 server.should_exit = True  # the watcher stops waiting
             return None
-        thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True, name="talentbot-web")
+        thread = threading.Thread(
+            target=server.run, kwargs={"sockets": [sock]}, daemon=True, name="talentbot-web"
+        )
         thread.start()
         deadline = time.monotonic() + 30
         while not server.started:

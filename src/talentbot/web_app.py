@@ -54,6 +54,7 @@ HISTORY_CHARS = 2000  # characters kept of each of them
 
 def _filters(region: object, source: object, date_from: object, date_to: object, limit: int) -> Filters:
     """The filters as the bot takes them; a value that is not text or is longer than ``limit`` is refused."""
+
     def clean(name: str, v: object) -> str | None:
         if v is None:
             return None
@@ -61,12 +62,18 @@ def _filters(region: object, source: object, date_from: object, date_to: object,
             raise InputError(f"the {name} filter must be text; pick one from the list")
         v = v.strip()
         if len(v) > limit:
-            raise InputError(f"the {name} filter is {len(v)} characters long; the longest accepted is {limit}: "
-                             "pick one from the list or shorten it")
+            raise InputError(
+                f"the {name} filter is {len(v)} characters long; the longest accepted is {limit}: "
+                "pick one from the list or shorten it"
+            )
         return None if not v or v == ALL else v
 
-    return Filters(region=clean("region", region), source=clean("source", source),
-                   date_from=clean("date from", date_from), date_to=clean("date to", date_to))
+    return Filters(
+        region=clean("region", region),
+        source=clean("source", source),
+        date_from=clean("date from", date_from),
+        date_to=clean("date to", date_to),
+    )
 
 
 def _turn(history: list[dict], shown: list, max_turns: int) -> int:
@@ -82,9 +89,15 @@ def build_app(bot: TalentBot) -> gr.Blocks:
     """The Gradio Blocks app over ``bot``."""
     s = bot.settings
 
-    def chat(message: str, history: list, region: str | None = None, source: str | None = None,
-             date_from: str | None = None, date_to: str | None = None,
-             shown: list | None = None) -> Iterator[tuple[Any, Any, str, Any]]:
+    def chat(
+        message: str,
+        history: list,
+        region: str | None = None,
+        source: str | None = None,
+        date_from: str | None = None,
+        date_to: str | None = None,
+        shown: list | None = None,
+    ) -> Iterator[tuple[Any, Any, str, Any]]:
         """Answer ``message`` given the chat ``history``; streams (history, sources panel, textbox, shown).
 
         The history comes from the client: only its text messages are kept, capped and re-escaped, and only
@@ -101,9 +114,13 @@ def build_app(bot: TalentBot) -> gr.Blocks:
             shown = [t for t in shown if t[0] < turn][-keep:] if keep else []  # turns cleared or trimmed away
             question = bot.check_question(message or "")
             filters = _filters(region, source, date_from, date_to, s.max_filter_chars)
-            events = bot.stream(question, history=bot_history(history, HISTORY_MESSAGES, HISTORY_CHARS),
-                                filters=filters)
-            history = history + [{"role": "user", "content": md_safe(question)}, {"role": "assistant", "content": ""}]
+            events = bot.stream(
+                question, history=bot_history(history, HISTORY_MESSAGES, HISTORY_CHARS), filters=filters
+            )
+            history = history + [
+                {"role": "user", "content": md_safe(question)},
+                {"role": "assistant", "content": ""},
+            ]
             text = ""
             for ev in events:
                 if isinstance(ev, TextEvent):
@@ -136,11 +153,16 @@ def build_app(bot: TalentBot) -> gr.Blocks:
             raise gr.Error(html.escape(str(e))) from None
 
     def summary_of(r: IngestReport, skip: set[int] | frozenset[int] = frozenset()) -> str:
-        failed = "".join(f"\n- {md_safe(Path(f['path']).name)}: {md_safe(f['error'])}" for f in r.failed
-                         if id(f) not in skip)
-        return (f"**added** {r.added} · **updated** {r.updated} · **unchanged** {r.unchanged} · "
-                f"**removed** {r.removed} · **failed** {len(r.failed)} · **chunks** {r.chunks} · "
-                f"{r.seconds:.1f} s{failed}")
+        failed = "".join(
+            f"\n- {md_safe(Path(f['path']).name)}: {md_safe(f['error'])}"
+            for f in r.failed
+            if id(f) not in skip
+        )
+        return (
+            f"**added** {r.added} · **updated** {r.updated} · **unchanged** {r.unchanged} · "
+            f"**removed** {r.removed} · **failed** {len(r.failed)} · **chunks** {r.chunks} · "
+            f"{r.seconds:.1f} s{failed}"
+        )
 
     def reingest(
         progress: gr.Progress = gr.Progress(),  # noqa: B008 - Gradio injects progress through the default
@@ -149,7 +171,8 @@ def build_app(bot: TalentBot) -> gr.Blocks:
         return summary_of(ingest_corpus(progress)), article_rows()
 
     def upload(
-        files: list | None, progress: gr.Progress = gr.Progress(),  # noqa: B008 - as above
+        files: list | None,
+        progress: gr.Progress = gr.Progress(),  # noqa: B008 - as above
     ) -> tuple[str, list[list]]:
         """Save real uploads into the corpus under free names (never replacing an article), re-index, and take
         out again the ones the ingest rejected; returns (summary markdown, article table)."""
@@ -161,24 +184,40 @@ def build_app(bot: TalentBot) -> gr.Blocks:
             raise gr.Error(html.escape(str(e))) from None
         r = ingest_corpus(progress)
         removed = drop_rejected(r.failed, list(saved))
-        notes = [f"{md_safe(saved[p])}: not added ({md_safe(f['error'])}); removed from the corpus"
-                 for p, f in removed.items()]
-        notes += [f"{md_safe(name)}: an article of that name exists, so it was saved as {md_safe(p.name)}"
-                  for p, name in saved.items() if p not in removed and p.name != safe_name(name)]
+        notes = [
+            f"{md_safe(saved[p])}: not added ({md_safe(f['error'])}); removed from the corpus"
+            for p, f in removed.items()
+        ]
+        notes += [
+            f"{md_safe(name)}: an article of that name exists, so it was saved as {md_safe(p.name)}"
+            for p, name in saved.items()
+            if p not in removed and p.name != safe_name(name)
+        ]
         skip = {id(f) for f in removed.values()}
         return summary_of(r, skip) + "".join(f"\n- {n}" for n in notes), article_rows()
 
     with gr.Blocks(title="talentbot · 人才政策问答") as demo:
-        gr.Markdown("## talentbot · 人才政策问答\n每个答案都引用原文段落，请点击 [n] 核对数字与日期。"
-                    "Every answer cites the passages it comes from.")
+        gr.Markdown(
+            "## talentbot · 人才政策问答\n每个答案都引用原文段落，请点击 [n] 核对数字与日期。"
+            "Every answer cites the passages it comes from."
+        )
         with gr.Tabs():
             with gr.Tab("对话 Chat", id="chat"):
                 with gr.Row():
                     with gr.Column(scale=3):
-                        chatbot = gr.Chatbot(label="对话", height=520, sanitize_html=True, render_markdown=True,
-                                             elem_id="tb-chat")
-                        box = gr.Textbox(placeholder="输入问题，例如：北京无许可证从事人才市场中介服务，最高罚款多少？",
-                                         show_label=False, max_length=s.max_question_chars, elem_id="tb-question")
+                        chatbot = gr.Chatbot(
+                            label="对话",
+                            height=520,
+                            sanitize_html=True,
+                            render_markdown=True,
+                            elem_id="tb-chat",
+                        )
+                        box = gr.Textbox(
+                            placeholder="输入问题，例如：北京无许可证从事人才市场中介服务，最高罚款多少？",
+                            show_label=False,
+                            max_length=s.max_question_chars,
+                            elem_id="tb-question",
+                        )
                         with gr.Row():
                             send = gr.Button("提问 Ask", variant="primary", elem_id="tb-send")
                             clear = gr.Button("清空 Clear")
@@ -186,10 +225,12 @@ def build_app(bot: TalentBot) -> gr.Blocks:
                             # choices as indexed now (refreshed on each page load); other values are
                             # accepted too, so API callers and articles ingested later can be filtered on
                             regions, srcs = choices()
-                            region = gr.Dropdown(label="地区 Region", choices=regions, value=ALL,
-                                                 allow_custom_value=True)
-                            source = gr.Dropdown(label="来源 Source", choices=srcs, value=ALL,
-                                                 allow_custom_value=True)
+                            region = gr.Dropdown(
+                                label="地区 Region", choices=regions, value=ALL, allow_custom_value=True
+                            )
+                            source = gr.Dropdown(
+                                label="来源 Source", choices=srcs, value=ALL, allow_custom_value=True
+                            )
                             with gr.Row():
                                 date_from = gr.Textbox(label="起始日期 From (YYYY-MM-DD)")
                                 date_to = gr.Textbox(label="截止日期 To (YYYY-MM-DD)")
@@ -199,21 +240,37 @@ def build_app(bot: TalentBot) -> gr.Blocks:
                         sources = gr.HTML(sources_html(None, 0), elem_id="tb-sources")
                         shown = gr.State([])
             with gr.Tab("文章 Articles", id="articles"):
-                table = gr.Dataframe(headers=["标题 title", "来源 source", "日期 date", "地区 region",
-                                              "段落 chunks", "文件 file"], interactive=False, wrap=True,
-                                     column_widths=["24%", "30%", "10%", "8%", "7%", "21%"], elem_id="tb-articles")
+                table = gr.Dataframe(
+                    headers=[
+                        "标题 title",
+                        "来源 source",
+                        "日期 date",
+                        "地区 region",
+                        "段落 chunks",
+                        "文件 file",
+                    ],
+                    interactive=False,
+                    wrap=True,
+                    column_widths=["24%", "30%", "10%", "8%", "7%", "21%"],
+                    elem_id="tb-articles",
+                )
                 reingest_btn = gr.Button(f"重新索引 {s.corpus}/ (re-ingest)")
                 summary = gr.Markdown()
                 if s.allow_upload:
-                    files = gr.File(label=f"上传文章 Upload (≤ {s.max_upload_mb:g} MB each)", file_count="multiple",
-                                    file_types=sorted(SUPPORTED))
+                    files = gr.File(
+                        label=f"上传文章 Upload (≤ {s.max_upload_mb:g} MB each)",
+                        file_count="multiple",
+                        file_types=sorted(SUPPORTED),
+                    )
                     files.upload(upload, files, [summary, table], api_name="upload")
 
         inputs = [box, chatbot, region, source, date_from, date_to, shown]
         outputs = [chatbot, sources, box, shown]
         send.click(chat, inputs, outputs, api_name="chat")
         box.submit(chat, inputs, outputs, api_visibility="private")
-        clear.click(lambda: ([], sources_html(None, 0), []), None, [chatbot, sources, shown], api_visibility="private")
+        clear.click(
+            lambda: ([], sources_html(None, 0), []), None, [chatbot, sources, shown], api_visibility="private"
+        )
         chatbot.clear(lambda: (sources_html(None, 0), []), None, [sources, shown], api_visibility="private")
         reingest_btn.click(reingest, None, [summary, table], api_name="reingest", concurrency_limit=1)
 

@@ -49,7 +49,9 @@ class GuardConfig:
     upload_folder: Path  # Gradio's upload folder: the only place an uploaded file can be
     max_history_messages: int  # chat messages kept from a client's history
     upload_fns: set[int] = field(default_factory=set)  # fn ids of the upload function
-    chat_fns: dict[int, int] = field(default_factory=dict)  # fn id of a chat event -> index of its history input
+    chat_fns: dict[int, int] = field(
+        default_factory=dict
+    )  # fn id of a chat event -> index of its history input
     api_names: dict[str, int] = field(default_factory=dict)  # api_name -> fn id
     max_upload_body: int = 0  # bytes of one upload request (all its files); 0: no cap
     api_key: str | None = None  # the bearer key the program endpoints require; None: none
@@ -70,10 +72,13 @@ class Refused(Exception):
 def _file_refs(value: object, found: list[dict], depth: int = 0) -> None:
     """Collect every object in ``value`` that Gradio would treat as a file (it has a string ``path``)."""
     if depth > 64:
-        raise Refused(400, InputError("the request is nested too deeply; send the chat fields as plain values"))
+        raise Refused(
+            400, InputError("the request is nested too deeply; send the chat fields as plain values")
+        )
     if isinstance(value, dict):
-        if isinstance(value.get("path"), str) or (isinstance(value.get("meta"), dict)
-                                                   and value["meta"].get("_type") == "gradio.FileData"):
+        if isinstance(value.get("path"), str) or (
+            isinstance(value.get("meta"), dict) and value["meta"].get("_type") == "gradio.FileData"
+        ):
             found.append(value)
         for v in value.values():
             _file_refs(v, found, depth + 1)
@@ -110,8 +115,13 @@ class RequestGuard:
         try:
             origin = headers.get("origin")
             if origin is not None and not _own_origin(origin, headers.get("host", "")):
-                raise Refused(403, InputError(f"requests from another web page ({origin[:100]}) are refused; "
-                                              "open the chat at its own address"))
+                raise Refused(
+                    403,
+                    InputError(
+                        f"requests from another web page ({origin[:100]}) are refused; "
+                        "open the chat at its own address"
+                    ),
+                )
             if scope["type"] == "websocket":
                 await self.app(scope, receive, send)
                 return
@@ -129,13 +139,21 @@ class RequestGuard:
             route = _DATA_ROUTE.search(path)
             new_body = self._check(body, route) if body else body
         except Refused as e:
-            logger.warning("refused %s %s from %s: %s", scope.get("method", "WS"), path[:200],
-                           (scope.get("client") or ("?",))[0], e)
+            logger.warning(
+                "refused %s %s from %s: %s",
+                scope.get("method", "WS"),
+                path[:200],
+                (scope.get("client") or ("?",))[0],
+                e,
+            )
             await self._refuse(scope, receive, send, e)
             return
         if new_body is not body:
-            scope = dict(scope, headers=[(k, v) for k, v in scope["headers"] if k.lower() != b"content-length"]
-                         + [(b"content-length", str(len(new_body)).encode())])
+            scope = dict(
+                scope,
+                headers=[(k, v) for k, v in scope["headers"] if k.lower() != b"content-length"]
+                + [(b"content-length", str(len(new_body)).encode())],
+            )
         await self.app(scope, self._replay(new_body, receive), send)
 
     async def _api(self, scope: Scope, receive: Receive, send: Send, headers: dict, path: str) -> None:
@@ -144,26 +162,49 @@ class RequestGuard:
         key = self.config.api_key
         try:
             if self.config.api_locked:
-                raise Refused(401, InputError("this server is reachable beyond loopback: set TALENTBOT_API_KEY "
-                                              "to use the API, MCP and Dify endpoints"))
+                raise Refused(
+                    401,
+                    InputError(
+                        "this server is reachable beyond loopback: set TALENTBOT_API_KEY "
+                        "to use the API, MCP and Dify endpoints"
+                    ),
+                )
             if not bearer_ok(headers.get("authorization"), key):
-                raise Refused(401, InputError("a valid API key is required: send 'Authorization: Bearer <key>' "
-                                              "with the key set in TALENTBOT_API_KEY"))
+                raise Refused(
+                    401,
+                    InputError(
+                        "a valid API key is required: send 'Authorization: Bearer <key>' "
+                        "with the key set in TALENTBOT_API_KEY"
+                    ),
+                )
             origin = headers.get("origin")
             if key is None and origin is not None and not _own_origin(origin, headers.get("host", "")):
-                raise Refused(403, InputError(f"requests from another web page ({origin[:100]}) are refused "
-                                              "unless they carry the API key (TALENTBOT_API_KEY)"))
+                raise Refused(
+                    403,
+                    InputError(
+                        f"requests from another web page ({origin[:100]}) are refused "
+                        "unless they carry the API key (TALENTBOT_API_KEY)"
+                    ),
+                )
             if scope.get("method") not in _BODY_METHODS:
                 await self.app(scope, receive, send)
                 return
             body = await self._read_body(headers, receive)
         except Refused as e:
-            logger.warning("refused %s %s from %s: %s", scope.get("method"), path[:200],
-                           (scope.get("client") or ("?",))[0], e)
+            logger.warning(
+                "refused %s %s from %s: %s",
+                scope.get("method"),
+                path[:200],
+                (scope.get("client") or ("?",))[0],
+                e,
+            )
             from starlette.responses import JSONResponse
 
-            await JSONResponse(refusal_body(path, e.status, str(e), headers.get("authorization")), e.status,
-                               {"WWW-Authenticate": "Bearer"} if e.status == 401 else None)(scope, receive, send)
+            await JSONResponse(
+                refusal_body(path, e.status, str(e), headers.get("authorization")),
+                e.status,
+                {"WWW-Authenticate": "Bearer"} if e.status == 401 else None,
+            )(scope, receive, send)
             return
         if body is not None:
             await self.app(scope, self._replay(body, receive), send)
@@ -176,8 +217,13 @@ class RequestGuard:
             return receive
         try:
             if int(headers.get("content-length", "0")) > cap:
-                raise Refused(413, InputError(f"the upload is larger than {cap // 2**20} MB in all; "
-                                              "upload fewer or smaller files at a time"))
+                raise Refused(
+                    413,
+                    InputError(
+                        f"the upload is larger than {cap // 2**20} MB in all; "
+                        "upload fewer or smaller files at a time"
+                    ),
+                )
         except ValueError:
             raise Refused(400, InputError("the request has an invalid Content-Length")) from None
         size = 0
@@ -193,8 +239,10 @@ class RequestGuard:
     async def _read_body(self, headers: dict, receive: Receive) -> bytes | None:
         """The whole body, refused as soon as it is known to exceed the cap."""
         limit = self.config.max_body
-        too_big = Refused(413, InputError(f"the request is larger than {limit // 1024} KB; "
-                                          "send a shorter question or history"))
+        too_big = Refused(
+            413,
+            InputError(f"the request is larger than {limit // 1024} KB; send a shorter question or history"),
+        )
         try:
             if int(headers.get("content-length", "0")) > limit:
                 raise too_big
@@ -224,9 +272,13 @@ class RequestGuard:
         fn = self._target(data, route)
         if files:
             self._check_files(files, fn)
-        if (fn in self.config.chat_fns and isinstance(data, dict)
-                and self._clean_history(data, self.config.chat_fns[fn],
-                                        v2=bool(route and route["kind"] == "call/v2"))):
+        if (
+            fn in self.config.chat_fns
+            and isinstance(data, dict)
+            and self._clean_history(
+                data, self.config.chat_fns[fn], v2=bool(route and route["kind"] == "call/v2")
+            )
+        ):
             return json.dumps(data, ensure_ascii=False).encode()
         return body
 
@@ -234,7 +286,10 @@ class RequestGuard:
         """The fn id Gradio will run, chosen as Gradio chooses it: ``fn_index`` first, else the API name."""
         if route is None:
             return None
-        if route["kind"] in ("call", "call/v2"):  # Gradio runs the function the route names, whatever the body says
+        if route["kind"] in (
+            "call",
+            "call/v2",
+        ):  # Gradio runs the function the route names, whatever the body says
             return self.config.api_names.get(route["api"])
         fn_index = data.get("fn_index") if isinstance(data, dict) else None
         if fn_index is not None:
@@ -245,8 +300,13 @@ class RequestGuard:
 
     def _check_files(self, files: list[dict], fn: int | None) -> None:
         if fn not in self.config.upload_fns or not self.config.allow_upload:
-            raise Refused(400, InputError("this endpoint takes text only: files and file paths are refused "
-                                          "(chat history messages must be text)"))
+            raise Refused(
+                400,
+                InputError(
+                    "this endpoint takes text only: files and file paths are refused "
+                    "(chat history messages must be text)"
+                ),
+            )
         folder = self.config.upload_folder.resolve()
         for f in files:
             try:
@@ -255,8 +315,13 @@ class RequestGuard:
             except (OSError, ValueError):
                 ok = False
             if not ok:
-                raise Refused(400, InputError("only files uploaded through this page can be added; "
-                                              "upload the file itself, not a path on the server"))
+                raise Refused(
+                    400,
+                    InputError(
+                        "only files uploaded through this page can be added; "
+                        "upload the file itself, not a path on the server"
+                    ),
+                )
 
     def _clean_history(self, data: dict, index: int, v2: bool) -> bool:
         """Refuse a history that is not a list of text messages; keep its last messages, in the one form Gradio
@@ -269,15 +334,27 @@ class RequestGuard:
         if history is None:
             return False
         if not isinstance(history, list):
-            raise Refused(400, InputError("the chat history must be a list of messages "
-                                          "{role: user|assistant, content: text}"))
-        keep = history[-self.config.max_history_messages:] if self.config.max_history_messages else []
+            raise Refused(
+                400,
+                InputError(
+                    "the chat history must be a list of messages {role: user|assistant, content: text}"
+                ),
+            )
+        keep = history[-self.config.max_history_messages :] if self.config.max_history_messages else []
         texts = [message_text(m) for m in keep]
         bad = [i for i, t in enumerate(texts, len(history) - len(keep)) if t is None]
         if bad:
-            raise Refused(400, InputError(f"{len(bad)} chat history message(s) are not text messages (first: "
-                                          f"#{bad[0]}); each must be {{role: user|assistant, content: text}}"))
-        clean = [{"role": m["role"], "content": [{"type": "text", "text": t}]} for m, t in zip(keep, texts, strict=True)]
+            raise Refused(
+                400,
+                InputError(
+                    f"{len(bad)} chat history message(s) are not text messages (first: "
+                    f"#{bad[0]}); each must be {{role: user|assistant, content: text}}"
+                ),
+            )
+        clean = [
+            {"role": m["role"], "content": [{"type": "text", "text": t}]}
+            for m, t in zip(keep, texts, strict=True)
+        ]
         if clean == history:
             return False
         if v2:
@@ -307,4 +384,3 @@ class RequestGuard:
         from starlette.responses import JSONResponse
 
         await JSONResponse({"detail": str(error)}, error.status)(scope, receive, send)
-

@@ -46,7 +46,9 @@ def md_unsafe(text: str) -> str:
 
 
 # A line that is an item of a quoted list: （一）…, 一、…, 一是… (1. is a Markdown list item by itself).
-_ITEM_LINE = re.compile(r"^(?:[（(][一二三四五六七八九十\d]{1,3}[)）]|[一二三四五六七八九十]{1,3}、|[一二三四五六七八九十]是)")
+_ITEM_LINE = re.compile(
+    r"^(?:[（(][一二三四五六七八九十\d]{1,3}[)）]|[一二三四五六七八九十]{1,3}、|[一二三四五六七八九十]是)"
+)
 
 
 def _bold(body: str, highlights: list[str]) -> str:
@@ -79,8 +81,12 @@ def parts_table(answer: Answer) -> str:
 
     def cell(text: object) -> str:
         return md_safe(str(text)).replace("|", "｜").replace("\n", " ")
-    rows = [f"| {cell(p.get('label', ''))} | {cell(p.get('answer', ''))} | "
-            f"{cell('[' + str(p['n']) + ']') if p.get('n') else '—'} |" for p in answer.parts]
+
+    rows = [
+        f"| {cell(p.get('label', ''))} | {cell(p.get('answer', ''))} | "
+        f"{cell('[' + str(p['n']) + ']') if p.get('n') else '—'} |"
+        for p in answer.parts
+    ]
     return "\n".join(["| 问题 Part | 答案 Answer | 出处 Source |", "| --- | --- | --- |", *rows])
 
 
@@ -95,9 +101,11 @@ def answer_markdown(answer: Answer, turn: int) -> str:
     if table:
         body += "\n\n" + table
     cited = {str(c.n) for c in answer.citations}
-    body = re.sub(r"\\\[(\d{1,2})\\\]",
-                  lambda m: f"[[{m.group(1)}]](#cite-{turn}-{m.group(1)})" if m.group(1) in cited else m.group(0),
-                  body)
+    body = re.sub(
+        r"\\\[(\d{1,2})\\\]",
+        lambda m: f"[[{m.group(1)}]](#cite-{turn}-{m.group(1)})" if m.group(1) in cited else m.group(0),
+        body,
+    )
     warnings = "".join(f"\n\n> ⚠️ {md_safe(w)}" for w in answer.warnings)
     return body + warnings
 
@@ -107,8 +115,10 @@ def sources_html(answer: Answer | None, turn: int) -> str:
     if answer is None:
         return "<div class='tb-meta'>引用的原文会显示在这里。Cited passages appear here.</div>"
     if answer.no_answer:
-        return ("<div class='tb-none'>资料中没有找到可以回答这个问题的段落，因此不引用任何原文。<br>"
-                "No passage in the documents answers this question.</div>")
+        return (
+            "<div class='tb-none'>资料中没有找到可以回答这个问题的段落，因此不引用任何原文。<br>"
+            "No passage in the documents answers this question.</div>"
+        )
     cards = []
     for c in answer.citations:
         text = html.escape(c.text)
@@ -118,11 +128,16 @@ def sources_html(answer: Answer | None, turn: int) -> str:
                 text = text.replace(eq, f"<mark>{eq}</mark>", 1)
         where = " · ".join(html.escape(x) for x in (c.file, c.label, f"第{c.page}页" if c.page else "") if x)
         effective = getattr(c, "effective", "") or ""  # when the cited policy takes effect, where known
-        meta = " · ".join(html.escape(x) for x in (c.source, c.date, f"施行 effective {effective}" if effective else "")
-                          if x)
-        cards.append(f"<div class='tb-cite' id='cite-{turn}-{c.n}'><div class='tb-head'>[{c.n}] "
-                     f"{html.escape(c.title)}</div><div class='tb-meta'>{meta}<br>{where}</div>"
-                     f"<div class='tb-text'>{text}</div></div>")
+        meta = " · ".join(
+            html.escape(x)
+            for x in (c.source, c.date, f"施行 effective {effective}" if effective else "")
+            if x
+        )
+        cards.append(
+            f"<div class='tb-cite' id='cite-{turn}-{c.n}'><div class='tb-head'>[{c.n}] "
+            f"{html.escape(c.title)}</div><div class='tb-meta'>{meta}<br>{where}</div>"
+            f"<div class='tb-text'>{text}</div></div>"
+        )
     return "".join(cards)
 
 
@@ -130,8 +145,10 @@ def sources_panel(shown: list) -> str:
     """The Sources panel: the cards of each (turn, question, cards_html) in ``shown``, newest turn first."""
     if not shown:
         return sources_html(None, 0)
-    return "".join(f"<div class='tb-turn'>第{turn}问 · Q{turn}: {html.escape(q)}</div>{cards}"
-                   for turn, q, cards in reversed(shown))
+    return "".join(
+        f"<div class='tb-turn'>第{turn}问 · Q{turn}: {html.escape(q)}</div>{cards}"
+        for turn, q, cards in reversed(shown)
+    )
 
 
 def message_text(message: object) -> str | None:
@@ -159,10 +176,10 @@ def redisplay(text: str) -> str:
     lines = []
     for line in text.split("\n"):
         quote = "> " if line.startswith("> ") else ""  # the warnings under an answer are block quotes
-        line = line[len(quote):]
+        line = line[len(quote) :]
         out, last = [quote], 0
         for m in _CITE_LINK.finditer(line):
-            out += [md_safe(md_unsafe(line[last:m.start()])), m.group(0)]
+            out += [md_safe(md_unsafe(line[last : m.start()])), m.group(0)]
             last = m.end()
         out.append(md_safe(md_unsafe(line[last:])))
         lines.append("".join(out))
@@ -177,7 +194,7 @@ def clean_history(history: object, max_turns: int, max_chars: int) -> list[dict]
     """
     messages = history if isinstance(history, list) else []
     out, dropped = [], 0
-    for m in messages[-2 * max_turns:] if max_turns > 0 else []:
+    for m in messages[-2 * max_turns :] if max_turns > 0 else []:
         text = message_text(m)
         if text is None:
             dropped += 1

@@ -42,8 +42,10 @@ def check_uploads(files: list, settings: Settings) -> list[Path]:
         except (OSError, ValueError):
             is_upload = False
         if not is_upload:
-            raise InputError(f"{path.name}: only files uploaded through this page can be added; upload the file "
-                             "itself, not a path on the server")
+            raise InputError(
+                f"{path.name}: only files uploaded through this page can be added; upload the file "
+                "itself, not a path on the server"
+            )
         if path.suffix.lower() not in SUPPORTED:
             raise InputError(f"{path.name}: unsupported type; use {', '.join(sorted(SUPPORTED))}")
         if real.stat().st_size > settings.max_upload_mb * 2**20:
@@ -86,12 +88,15 @@ def save_upload(src: Path, corpus: Path) -> Path:
         if i > 1:
             logger.info("upload %s saved as %s: an article of that name exists", src.name, target.name)
         return target
-    raise InputError(f"{src.name}: too many articles of that name in {corpus}; rename the file and upload it again")
+    raise InputError(
+        f"{src.name}: too many articles of that name in {corpus}; rename the file and upload it again"
+    )
 
 
 def drop_rejected(failed: list[dict], saved: list[Path]) -> dict[Path, dict]:
     """Delete the saved uploads the ingest rejected (listed in ``failed``); return each removed path with
     its ``failed`` entry."""
+
     def same(entry: dict, path: Path) -> bool:
         try:
             return Path(entry["path"]).resolve() == path.resolve()

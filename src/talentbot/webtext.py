@@ -20,16 +20,26 @@ _BYLINE = re.compile(
     rf"(?:发布时间|发布日期|发表时间|时间|日期)\s*[:：]\s*(?P<date>{_DATE})"
 )
 _BARE_DATE = re.compile(rf"(?<!\d){_DATE}")
-_POSTED = re.compile(rf"^.{{0,40}}?(?P<date>{_DATE})日?\s*(?:\d{{1,2}}:\d{{2}}(?::\d{{2}})?)?\s*(?:发表于|发布于)\S{{0,10}}$")
+_POSTED = re.compile(
+    rf"^.{{0,40}}?(?P<date>{_DATE})日?\s*(?:\d{{1,2}}:\d{{2}}(?::\d{{2}})?)?\s*(?:发表于|发布于)\S{{0,10}}$"
+)
 _ORIGIN_LINE = re.compile(r"^[（(]\s*来源\s*[:：]\s*(?P<origin>[^）)]+)[）)]$")
-_TAIL = re.compile(r"^(分享到|更多分享|一键分享|返回搜狐|相关(阅读|新闻|链接|推荐|文章|稿件|文档)|推荐阅读|延伸阅读|热点推荐|"
-                   r"热门推荐|热门文章|猜你喜欢|扫一扫在手机|微信扫一扫|用微信扫描|预览时标签不可点|继续滑动看下一个|"
-                   r"向上滑动看下一个|免责声明|版权声明|声明\s*[:：]|网站地图|主办单位\s*[:：]|版权所有)")
+_TAIL = re.compile(
+    r"^(分享到|更多分享|一键分享|返回搜狐|相关(阅读|新闻|链接|推荐|文章|稿件|文档)|推荐阅读|延伸阅读|热点推荐|"
+    r"热门推荐|热门文章|猜你喜欢|扫一扫在手机|微信扫一扫|用微信扫描|预览时标签不可点|继续滑动看下一个|"
+    r"向上滑动看下一个|免责声明|版权声明|声明\s*[:：]|网站地图|主办单位\s*[:：]|版权所有)"
+)
 _SEP = r"[\s【】\[\]()（）|｜/:：·]*"
-_WIDGET = re.compile(rf"^{_SEP}(?:(?:字体|字号|大|中|小|默认|打印(?:本页)?|关闭(?:本页|窗口)?|收藏(?:本页)?|分享|纠错|"
-                     rf"返回顶部|返回|顶部|放大|缩小|阅读原文|在看|点赞|赞|留言|写留言|[Xx×]){_SEP})+$")
-_COUNTER = re.compile(r"^(浏览次数|浏览量|阅读量|阅读数|阅读|点击数|点击量|访问量|访问次数|人气)\s*[:：]?\s*[\d,.]+[万wW+]*次?$")
-_LINK_LINE = re.compile(r"^(上一篇|下一篇|上一条|下一条|原标题)\s*[:：]|^(发布于|发表于|IP属地)\s*[:：]?\s*\S{1,12}$")
+_WIDGET = re.compile(
+    rf"^{_SEP}(?:(?:字体|字号|大|中|小|默认|打印(?:本页)?|关闭(?:本页|窗口)?|收藏(?:本页)?|分享|纠错|"
+    rf"返回顶部|返回|顶部|放大|缩小|阅读原文|在看|点赞|赞|留言|写留言|[Xx×]){_SEP})+$"
+)
+_COUNTER = re.compile(
+    r"^(浏览次数|浏览量|阅读量|阅读数|阅读|点击数|点击量|访问量|访问次数|人气)\s*[:：]?\s*[\d,.]+[万wW+]*次?$"
+)
+_LINK_LINE = re.compile(
+    r"^(上一篇|下一篇|上一条|下一条|原标题)\s*[:：]|^(发布于|发表于|IP属地)\s*[:：]?\s*\S{1,12}$"
+)
 TAIL_LINE_MAX = 30  # a tail marker is a short line, not a sentence ('分享到朋友圈前，请先…。' is text)
 TITLE_MAX = 100  # a longer first line is a paragraph, not a headline
 TAIL_FROM = 1 / 3  # share of the text before which no tail marker cuts the page
@@ -50,7 +60,9 @@ def _is_tail(line: str) -> bool:
     """A tail marker on a line of its own: short and not a sentence, or a site's disclaimer (声明：…)."""
     if not _TAIL.match(line):
         return False
-    return line.startswith(("声明", "免责声明", "版权声明")) or (len(line) <= TAIL_LINE_MAX and not line.endswith("。"))
+    return line.startswith(("声明", "免责声明", "版权声明")) or (
+        len(line) <= TAIL_LINE_MAX and not line.endswith("。")
+    )
 
 
 def _furniture(line: str) -> bool:
@@ -58,8 +70,13 @@ def _furniture(line: str) -> bool:
     follows '原标题：…' on the same line."""
     if len(line) > TITLE_MAX:
         return False
-    return bool(_BREADCRUMB.match(line) or _IMAGE_LINE.match(line) or _WIDGET.match(line)
-                or _COUNTER.match(line) or _LINK_LINE.match(line))
+    return bool(
+        _BREADCRUMB.match(line)
+        or _IMAGE_LINE.match(line)
+        or _WIDGET.match(line)
+        or _COUNTER.match(line)
+        or _LINK_LINE.match(line)
+    )
 
 
 def clean_web_text(text: str) -> tuple[str, str, dict[str, str]]:
@@ -100,7 +117,9 @@ def clean_web_text(text: str) -> tuple[str, str, dict[str, str]]:
 
 
 _WORD_CHAR = re.compile(r"[\w\u4e00-\u9fff]")
-BYLINE_RESIDUE_MAX = 20  # word characters a byline line may hold besides its fields (a clock time, a hit count)
+BYLINE_RESIDUE_MAX = (
+    20  # word characters a byline line may hold besides its fields (a clock time, a hit count)
+)
 SINGLE_FIELD_MAX = 40  # a line of one byline field ('责任编辑：张三') is at most this long
 
 
@@ -128,5 +147,8 @@ def looks_like_web_page(text: str) -> bool:
     head = text[:600]
     if _BREADCRUMB.search(head) or (_BYLINE.search(head) and "来源" in head):
         return True
-    return any(_is_tail(s) or (_WIDGET.match(s) and len(s) > 3) or _POSTED.match(s)
-               for s in (ln.strip() for ln in text.split("\n")) if s)
+    return any(
+        _is_tail(s) or (_WIDGET.match(s) and len(s) > 3) or _POSTED.match(s)
+        for s in (ln.strip() for ln in text.split("\n"))
+        if s
+    )

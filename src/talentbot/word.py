@@ -55,5 +55,10 @@ def load_docx(path: Path, data: bytes, limits: Limits) -> Article:
     body = clean_text("\n\n".join(parts))
     props = d.core_properties
     meta = {"date": props.created.date().isoformat() if props.created else "", "source": props.author or ""}
-    return make_article(path, props.title or first_line(body) or path.stem, [(None, body)], meta,
-                        "no text found (the Word file has no paragraphs of text)")
+    return make_article(
+        path,
+        props.title or first_line(body) or path.stem,
+        [(None, body)],
+        meta,
+        "no text found (the Word file has no paragraphs of text)",
+    )
