@@ -136,3 +136,22 @@ def test_ocr_lines_join_into_paragraphs_only_where_a_line_runs_on():
         "第一段的第一行一直写到了右边的页边距没有结束第一段的第二行写到了页边距的右侧也没有结束第一段到这里结束。",
         "第二段另起一行。",
     ]
+
+
+@needs_ocr
+@pytest.mark.slow
+def test_ingest_progress_shows_each_ocr_page(tmp_path, monkeypatch, fake_embedder, ephemeral_client):
+    """A long scanned file reports its pages through the ingest's progress callback (the CLI's bar, the
+    chat's re-index), not only the log."""
+    from talentbot import TalentBot
+    from talentbot.store import Store
+
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    scanned_pdf(docs / "long.pdf", [NOTICE, NOTICE[1:]])
+    monkeypatch.setattr("talentbot.bot.Store", lambda s: Store(s, client=ephemeral_client))
+    seen: list[str] = []
+    report = TalentBot(store=tmp_path / "store").ingest([docs], progress=lambda d, t, name: seen.append(name))
+    assert report.added == 1, report.failed
+    assert "long.pdf: OCR page 1 of 2" in seen
+    assert "long.pdf: OCR page 2 of 2" in seen

@@ -178,9 +178,16 @@ def run_ingest(
     files = list(discover(paths, blocked))
     limits = Limits.from_settings(settings)
     failures = FailureLog(store, limits, CHUNKER_VERSION)
+    position = {path: i for i, path in enumerate(files)}
+
+    def on_page(path: Path, done: int, total: int) -> None:  # a long scanned file: progress per OCR'd page
+        if progress:
+            name = f"{display_path(path.name)}: OCR page {done + 1} of {total}"
+            progress(position.get(path, 0), len(files), name)
+
     with (
         ThreadPoolExecutor(max_workers=1, thread_name_prefix="talentbot-tokenize") as pool,
-        Parser(limits, files) as parser,
+        Parser(limits, files, on_page=on_page) as parser,
     ):
         seen = _ingest_files(
             store, embedder, settings, files, manifest, report, pool, progress, parser, failures
