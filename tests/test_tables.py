@@ -273,3 +273,20 @@ def test_a_spreadsheet_uploaded_in_the_chat_is_indexed_and_its_row_answered(
         assert answer.citations[0].file.endswith(".csv")
     finally:
         srv.close()
+
+
+def test_the_chat_renders_a_quoted_row_as_a_table_row():
+    from talentbot.answer import Answer, Citation
+    from talentbot.web_render import answer_markdown
+
+    quote = row_line("表2 租房补贴", [("人才层次", "骨干人才"), ("租房补贴", "每月2500元")])
+    cite = Citation(n=1, title="丙市办法", source="", date="", path="", text=quote, score=1.0, quote=quote)
+    shown = answer_markdown(Answer(text=f"据《丙市办法》：{quote}[1]", no_answer=False, citations=[cite]), 0)
+    assert "| 人才层次 | 租房补贴 |" in shown
+    assert "| 骨干人才 | 每月2500元 |" in shown
+    plain = Citation(
+        n=1, title="丙市办法", source="", date="", path="", text="正文。", score=1.0, quote="正文。"
+    )
+    assert "|---|" not in answer_markdown(
+        Answer(text="据《丙市办法》：正文。[1]", no_answer=False, citations=[plain]), 0
+    )

@@ -15,6 +15,7 @@ from typing import Any
 
 from .answer import Answer
 from .sentences import split_sentences
+from .tables import parse_row
 
 logger = logging.getLogger(__name__)
 
@@ -97,9 +98,9 @@ def answer_markdown(answer: Answer, turn: int) -> str:
     if answer.no_answer:
         return f"⚠️ **未找到答案 · No answer in the documents**\n\n_{body}_"
     body = _lists(_bold(body, answer.highlights))
-    table = parts_table(answer)
-    if table:
-        body += "\n\n" + table
+    for table in [parts_table(answer), *row_tables(answer)]:
+        if table:
+            body += "\n\n" + table
     cited = {str(c.n) for c in answer.citations}
     body = re.sub(
         r"\\\[(\d{1,2})\\\]",
@@ -108,6 +109,22 @@ def answer_markdown(answer: Answer, turn: int) -> str:
     )
     warnings = "".join(f"\n\n> ⚠️ {md_safe(w)}" for w in answer.warnings)
     return body + warnings
+
+
+def row_tables(answer: Answer) -> list[str]:
+    """A quoted table row (:mod:`talentbot.tables`) rendered as the table row it is: its headers over its
+    values, under the table's title and the citation's [n]."""
+    out = []
+    for c in answer.citations:
+        parsed = parse_row(c.quote.strip())
+        if parsed is None:
+            continue
+        title, cells = parsed
+        head = "| " + " | ".join(md_safe(h) for h, _ in cells) + " |"
+        rule = "|" + "---|" * len(cells)
+        row = "| " + " | ".join(md_safe(v.rstrip("。")) for _, v in cells) + " |"
+        out.append(f"{md_safe(title)} \\[{c.n}\\]\n\n{head}\n{rule}\n{row}")
+    return out
 
 
 def sources_html(answer: Answer | None, turn: int) -> str:
