@@ -68,6 +68,10 @@ def test_a_scanned_notice_is_answered_and_cited(tmp_path, monkeypatch, fake_embe
     assert cited.file == "notice.pdf"
     assert cited.page == 1
     assert "30万元" in cited.text
+    assert cited.ocr  # the citation says the text was read by OCR, and the source card shows it
+    from talentbot.web_render import sources_html
+
+    assert "OCR" in sources_html(answer, 0)
     answer = bot.ask("申请人才公寓应当提交哪些材料？")
     assert "学历证明和劳动合同" in answer.text
     assert answer.citations[0].file == "apartment.png"

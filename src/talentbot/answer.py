@@ -50,6 +50,7 @@ class Citation:
     quote: str = ""
     id: str = ""
     effective: str = ""  # the date the document takes effect (…起施行), when it states one
+    ocr: bool = False  # the passage was read from a scanned page by OCR
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -157,6 +158,7 @@ def citation_for(n: int, p: Passage, quote: str = "") -> Citation:
         quote=quote,
         id=p.id,
         effective=m.get("effective", ""),
+        ocr=bool(m.get("ocr")),
     )
 
 

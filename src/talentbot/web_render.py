@@ -143,7 +143,10 @@ def sources_html(answer: Answer | None, turn: int) -> str:
             eq = html.escape(q.strip())
             if eq and eq in text:
                 text = text.replace(eq, f"<mark>{eq}</mark>", 1)
-        where = " · ".join(html.escape(x) for x in (c.file, c.label, f"第{c.page}页" if c.page else "") if x)
+        scan = "OCR 扫描件识别 (scanned, read by OCR)" if getattr(c, "ocr", False) else ""
+        where = " · ".join(
+            html.escape(x) for x in (c.file, c.label, f"第{c.page}页" if c.page else "", scan) if x
+        )
         effective = getattr(c, "effective", "") or ""  # when the cited policy takes effect, where known
         meta = " · ".join(
             html.escape(x)
