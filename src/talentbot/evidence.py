@@ -76,8 +76,11 @@ _FOCUS_SKIP = _MEASURE_NOUNS | {
 }
 _REQUIREMENT = re.compile(
     r"(?:什么|哪些|何种)([\u4e00-\u9fff]{2,4}?)(?:方面的)?(?:要求|条件|限制)"
-)  # 学历要求
-_VERB_END = re.compile(r"[到至为成过]$")  # 涨到, 提高至, 调整为: a verb with its result, not a thing counted
+)  # 专业要求
+_RESULT = {"到", "至", "为", "成"}
+_VERB_END = re.compile(
+    r"[到至为成过]$"
+)  # 提高到, 上调至, 调整为: a verb with its result, not a thing counted
 _CLAUSE = re.compile(r"[，,、；;？?！!。]")
 
 
@@ -94,10 +97,10 @@ class Focus:
 
 def focus_terms(question: str) -> list[Focus]:
     """What a quantity question asks about. The words right after 多少/几 (past a counter) name the thing
-    counted, and one of them must occur as written ('多少名西部计划志愿者': 志愿者 will do); with none, the
+    counted, and one of them must occur as written ('多少名乡村振兴协理员': 协理员 will do); with none, the
     word before, loosely: a verb ('提高多少') or a noun named with its measure ('津贴标准是多少'), which a
-    text may word otherwise; and not at all when the unit asked for says what is counted ('拿到多少钱').
-    A requirement of some kind ('有什么学历要求') needs that kind (学历) written."""
+    text may word otherwise; and not at all when the unit asked for says what is counted ('一共发多少钱').
+    A requirement of some kind ('有什么专业要求') needs that kind (专业) written."""
     out = []
     unit_asked = bool(asked_units(question) - {"number"})
     for clause in _CLAUSE.split(question):
@@ -115,7 +118,7 @@ def focus_terms(question: str) -> list[Focus]:
 
 
 def _per(ws: list[str]) -> list[Focus]:
-    """'每平方米多少元': a rate, per 平方米, which the quote must state too."""
+    """'每亩多少元': a rate, per 亩, which the quote must state too."""
     out = []
     for i, w in enumerate(ws):
         unit = (
@@ -137,10 +140,15 @@ def _content(w: str) -> bool:
     )
 
 
+def _changes(ws: list[str], j: int) -> bool:
+    """``ws[j]`` is a verb with its result (涨到, or 提高 | 到, 调整 | 为): a change, not a thing counted."""
+    return bool(_VERB_END.search(ws[j])) or (j + 1 < len(ws) and ws[j + 1] in _RESULT)
+
+
 def _focus_at(ws: list[str], i: int, unit_asked: bool) -> list[Focus]:
     j = i + 2 if i + 1 < len(ws) and ws[i + 1] in _FOCUS_SKIP else i + 1  # 多少名: past the counter
     phrase = []
-    while j < len(ws) and _content(ws[j]) and not _VERB_END.search(ws[j]):
+    while j < len(ws) and _content(ws[j]) and not _changes(ws, j):
         phrase.append(ws[j])
         j += 1
     if phrase:
@@ -149,8 +157,8 @@ def _focus_at(ws: list[str], i: int, unit_asked: bool) -> list[Focus]:
         return []
     for j in range(i - 1, max(-1, i - 4), -1):  # past 是, 标准, 比例: the kind of figure asked for
         if ws[j] not in _FOCUS_SKIP and re.search(r"[\u4e00-\u9fff]", ws[j]):
-            if not _content(ws[j]) or _VERB_END.search(ws[j]):
-                return []  # 交多少: a verb of one character; 涨到多少: the target of a change, worded freely
+            if not _content(ws[j]) or _changes(ws, j):
+                return []  # 交多少: a verb of one character; 提高到多少: the target of a change, worded freely
             return [Focus((ws[j],), False)]
     return []
 
@@ -194,7 +202,7 @@ _DATE_SKIP = {"起", "开始", "正式", "的", "是", "自", "从", "于", "在
 
 
 def dated_event(question: str) -> str | None:
-    """What a date question asks the date of: '自何时起施行' -> 施行, '正式施行的日期是哪一天' -> 施行."""
+    """What a date question asks the date of: '新办法何时起实施' -> 实施, '细则的生效日期' -> 生效."""
     ws = [w for w in words(question) if re.search(r"\w", w)]
     for i, w in enumerate(ws):
         if _DATE_WORD.match(w):

@@ -271,7 +271,7 @@ def missing(figures: list[Figure], sources: list[str]) -> list[str]:
 def named_in_question(question: str) -> list[Figure]:
     """The figures a question states about the thing it asks of (第十批, 8月1日, 15分钟): ordinals, dates
     with a month, and numbers above ten. Years are left to the anchors; small counts describe the shape
-    of the answer (哪两个系列, 四个定位) rather than the thing asked about."""
+    of the answer (哪两类, 三个方面) rather than the thing asked about."""
     out = []
     plain_q = plain(question)
     for f in extract(question):
@@ -296,7 +296,7 @@ _ASKS_DURATION = re.compile(r"多长时间|多久|多长|how long", re.I)
 _DURATIONS = {"年", "月", "日", "工作日", "周", "小时"}
 _MEASURE_WORDS = [
     (re.compile(p), u)
-    for p, u in (  # 比例是多少: a share; 年龄是多少: an age
+    for p, u in (  # 补助比例多少: a share; 年龄多少: an age
         (r"比例|比重|占比|百分比", "%"),
         (r"年龄|岁数", "岁"),
         (r"人数", "人"),
@@ -310,7 +310,8 @@ _ASIDE = re.compile(r"[（(][^（）()]{1,4}[）)]")  # 65（含）岁: an aside
 
 def asked_units(question: str) -> set[str]:
     """The units a question asks its figure in: '多少岁' -> {'岁'}, '几个月' -> {'月'}, '多少钱' -> {'元'},
-    '何时' -> {'date'}, '多久' -> {'duration'}, '比例是多少' -> {'%'}, '年龄是多少' -> {'岁'}; 'number' for any 多少/几 (some figure).
+    '何时' -> {'date'}, '多久' -> {'duration'}, '补助比例多少' -> {'%'}, '年龄多少' -> {'岁'}; 'number' for any
+    多少/几 (some figure).
     Counters (个, 项, 套) are left out: a text may count the same things with another."""
     text = plain(question)
     units = {"date"} if _ASKS_DATE.search(text) else set()
@@ -325,7 +326,7 @@ def asked_units(question: str) -> set[str]:
         )
         u = _UNIT.match(text, m.end())
         if u and len(_first_word(text[m.end() : m.end() + 8])) > len(u.group(0)):
-            continue  # 多少人才奖金: the word is 人才, not the unit 人
+            continue  # 多少人才津贴: the word is 人才, not the unit 人
         unit = "元" if text.startswith("钱", m.end()) else _unit_at(text, m.end())
         if unit in _MEASURES:
             units.add("日" if unit == "工作日" else unit)
