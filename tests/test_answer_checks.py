@@ -89,7 +89,7 @@ def test_a_passage_on_the_topic_without_the_figure_asked_is_no_answer():
 
 
 def test_an_age_question_needs_an_age():
-    q = "申报青年英才项目的人最大不能超过多少岁？"
+    q = "申报青年英才项目，申报人最高可以到多少岁？"
     assert _answer(q, "青年英才项目今年面向社会遴选300名。").no_answer  # a count, not an age
     got = _answer(q, "申报青年英才项目的人年龄一般不超过35（含）周岁。")
     assert not got.no_answer
@@ -123,9 +123,9 @@ def test_another_degree_level_is_another_group():
     assert not other_degree("引进的硕士能领多少安家费？", "对引进的研究生给予安家费5万元。")  # either kind
     assert not other_degree("引进的研究生能领多少安家费？", "对引进的博士给予安家费8万元。")
     assert not other_degree("引进人才能领多少安家费？", "对引进的本科生给予安家费3万元。")  # none asked
-    q = "区里对新引进的硕士每人发放多少生活补贴？"
-    assert _answer(q, "区里对新引进的本科生每人发放生活补贴2000元。").no_answer
-    assert not _answer(q, "区里对新引进的硕士每人发放生活补贴3000元。").no_answer
+    q = "区里给来工作的硕士每人发多少安家补贴？"
+    assert _answer(q, "区里给来工作的本科生每人发安家补贴2万元。").no_answer
+    assert not _answer(q, "区里给来工作的硕士每人发安家补贴3万元。").no_answer
 
 
 def test_a_rate_needs_its_per_unit():
@@ -137,9 +137,9 @@ def test_a_rate_needs_its_per_unit():
 
 
 def test_a_discount_question_needs_a_discount():
-    assert asked_units("人才购买安居房可以打几折？") == {"number", "折"}
-    assert states_unit("人才购买安居房可按市场价8折购买。", "折")
-    assert not states_unit("人才购买安居房可获补贴8万元。", "折")
+    assert asked_units("园区食堂对入驻企业员工打几折？") == {"number", "折"}
+    assert states_unit("园区食堂对入驻企业员工按8折收费。", "折")
+    assert not states_unit("园区食堂对入驻企业员工每月补贴300元。", "折")
 
 
 @pytest.mark.parametrize(
