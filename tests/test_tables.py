@@ -237,6 +237,7 @@ def test_an_answer_quotes_the_whole_row(table_bot, question, file, row_has, figu
     assert figure in answer.text
 
 
+@pytest.mark.slow  # starts the chat server
 def test_a_spreadsheet_uploaded_in_the_chat_is_indexed_and_its_row_answered(
     tmp_path, monkeypatch, fake_embedder
 ):
