@@ -403,3 +403,22 @@ def test_a_reindex_of_unchanged_text_reuses_the_stored_vectors(tmp_path, fake_em
     edited = _ids_of(folder / "a01.md", chunk_ids(bot))
     assert bot.embedder.computed - computed == len(edited) > 0  # only the edited article's passages
     assert_consistent(bot)
+
+
+def test_a_moved_folder_keeps_its_vectors(tmp_path, fake_embedder):
+    """A renamed or moved folder comes back under new article ids: its passages are looked up by text and
+    keep their stored vectors; the old ids are removed."""
+    folder = _folder(tmp_path, n=3)
+    bot = TalentBot()
+    bot.ingest([folder])
+    before = bot.store.chunk_vectors(sorted(chunk_ids(bot)))
+    by_text = {doc: vec for doc, _, vec in before.values()}
+    moved = folder.rename(tmp_path / "moved")
+    computed = bot.embedder.computed
+    report = bot.ingest([moved])  # the files at the old location are gone: their articles are removed
+    assert (report.added, report.removed) == (3, 3)
+    assert bot.embedder.computed == computed  # nothing embedded again
+    after = bot.store.chunk_vectors(sorted(chunk_ids(bot)))
+    assert set(after).isdisjoint(before)  # new ids
+    assert all(np.allclose(vec, by_text[doc]) for doc, _, vec in after.values())
+    assert_consistent(bot)

@@ -19,7 +19,6 @@ from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import Executor, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
@@ -35,6 +34,7 @@ from .parse_worker import Parser
 from .policy_dates import policy_dates, valid_iso
 from .regions import article_regions
 from .store import ArticleRecord, Store
+from .vector_reuse import StoredVectors
 
 logger = logging.getLogger(__name__)
 
@@ -222,6 +222,7 @@ def _ingest_files(
 ) -> set[str]:
     """Load, chunk and flush every new or changed file; return the keys of all files seen."""
     seen: set[str] = set()
+    reuse = StoredVectors(store, moved=bool(set(manifest) - {article_key(p) for p in files}))
     pending: list[tuple[ArticleRecord, Article, list[Chunk], bool]] = []
     pending_chunks = 0
     for i, path in enumerate(files):
@@ -242,9 +243,9 @@ def _ingest_files(
         pending.append((rec, article, chunks, old is not None))
         pending_chunks += len(chunks)
         if pending_chunks >= FLUSH_CHUNKS:
-            _flush(store, embedder, pending, report, pool)
+            _flush(store, embedder, pending, report, pool, reuse)
             pending, pending_chunks = [], 0
-    _flush(store, embedder, pending, report, pool)
+    _flush(store, embedder, pending, report, pool, reuse)
     return seen
 
 
@@ -306,7 +307,14 @@ def _load(
     return None
 
 
-def _flush(store: Store, embedder: Embedder, pending: list, report: IngestReport, pool: Executor) -> None:
+def _flush(
+    store: Store,
+    embedder: Embedder,
+    pending: list,
+    report: IngestReport,
+    pool: Executor,
+    reuse: StoredVectors,
+) -> None:
     """Embed all pending chunks in one batch and write them in one upsert (Chroma writes far faster in
     large batches), then trim what a shorter new version left behind, then record the articles.
     The jieba tokens for the chunk metadata are computed on a second thread while the model encodes.
@@ -318,7 +326,7 @@ def _flush(store: Store, embedder: Embedder, pending: list, report: IngestReport
     )
     ids = [f"{rec.key}:{c.ordinal}" for rec, _, chunks, _ in pending for c in chunks]
     texts = [c.indexed_text for _, _, chunks, _ in pending for c in chunks]
-    kept = _unchanged_vectors(store, pending)
+    kept = reuse.find(pending)
     todo = [i for i, cid in enumerate(ids) if cid not in kept]
     fresh = embedder.encode([texts[i] for i in todo]) if todo else np.zeros((0, 0), dtype=np.float32)
     dim = fresh.shape[1] if todo else len(next(iter(kept.values())))
@@ -339,31 +347,6 @@ def _flush(store: Store, embedder: Embedder, pending: list, report: IngestReport
         else:
             report.added += 1
         store.put_article(rec)
-
-
-def _unchanged_vectors(store: Store, pending: list) -> dict[str, Any]:
-    """Vectors of re-indexed articles' chunks whose indexed text is the one stored (a re-index after a change
-    to loading or chunking embeds only what changed). The store's embedding model is this ingest's (claimed
-    at its start), so a stored vector is the one the model would compute."""
-    ids = [f"{rec.key}:{c.ordinal}" for rec, _, chunks, is_update in pending if is_update for c in chunks]
-    wanted = {
-        f"{rec.key}:{c.ordinal}": c.indexed_text
-        for rec, _, chunks, is_update in pending
-        if is_update
-        for c in chunks
-    }
-    kept = {}
-    for cid, (doc, meta, vector) in store.chunk_vectors(ids).items():
-        old = Chunk(
-            text=doc,
-            ordinal=int(meta.get("ordinal", 0)),
-            title=str(meta.get("title", "")),
-            chapter=str(meta.get("chapter", "")),
-            label=str(meta.get("label", "")),
-        )
-        if vector is not None and old.indexed_text == wanted[cid]:
-            kept[cid] = vector
-    return kept
 
 
 def _remove_missing(

@@ -258,7 +258,7 @@ class Store(StoreRecords):
         return {row["id"] for row in self.iter_chunks(include=(), page=page)}
 
     def iter_chunks(self, include: Sequence[str] = ("metadatas",), page: int = 5000) -> Iterator[dict]:
-        """Yield every chunk as {'id', 'metadata', 'document'?}, paging through the collection."""
+        """Yield every chunk as {'id', 'metadata', 'document'?, 'embedding'?}, paging through the collection."""
         offset = 0
         while True:
             got = self._page(list(include), page, offset)
@@ -268,6 +268,8 @@ class Store(StoreRecords):
                 row = {"id": cid, "metadata": got["metadatas"][i] if got.get("metadatas") else {}}
                 if got.get("documents"):
                     row["document"] = got["documents"][i]
+                if got.get("embeddings") is not None and "embeddings" in include:
+                    row["embedding"] = got["embeddings"][i]
                 yield row
             offset += len(got["ids"])
 
