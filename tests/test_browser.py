@@ -99,7 +99,9 @@ def test_ask_read_the_cited_passage_and_follow_up(page):
     passage = card.locator(".tb-text")
     assert len(passage.inner_text()) > len(card.locator("mark").inner_text()) + 20  # ... inside its passage
 
-    link = page.locator("#tb-chat a[href='#cite-1-1']")
+    link = page.locator(
+        "#tb-chat a[href='#cite-1-1']"
+    ).first  # the direct clause and its sentence both cite [1]
     expect(link).to_have_text("[1]")
     link.click()
     expect(page).to_have_url(re.compile(r"#cite-1-1$"))
