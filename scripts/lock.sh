@@ -8,7 +8,7 @@ TMP=$(mktemp -d)
 trap 'rm -rf "$TMP"' EXIT
 "$PY" -m venv "$TMP/venv"
 "$TMP/venv/bin/python" -m pip install -q --upgrade pip
-"$TMP/venv/bin/python" -m pip install -q "torch==2.13.0" -e ".[test,bench]"
+"$TMP/venv/bin/python" -m pip install -q "torch==2.13.0" -e ".[test,bench,ocr]"
 if "$TMP/venv/bin/python" -m pip list 2>/dev/null | grep -i '^nvidia'; then
   echo "error: CUDA packages were resolved; torch must be the CPU wheel" >&2; exit 1
 fi
