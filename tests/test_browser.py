@@ -118,7 +118,7 @@ def test_ask_read_the_cited_passage_and_follow_up(page):
     expect(last_bot(page)).to_contain_text("技术中心")
     expect(page.locator("#tb-sources #cite-2-1")).to_contain_text("成立技术中心")
     # the first answer's [1] still leads to its own card
-    page.locator("#tb-chat a[href='#cite-1-1']").click()
+    page.locator("#tb-chat a[href='#cite-1-1']").first.click()
     expect(page.locator("#tb-sources #cite-1-1")).to_be_in_viewport()
     expect(page.locator("#tb-sources #cite-1-1")).to_contain_text(PASSAGE)
     assert page.errors == []
