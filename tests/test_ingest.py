@@ -15,7 +15,7 @@ import pytest
 from filelock import FileLock
 
 from fixtures.docs import article_text, make_bad_files, make_good_files, make_pdf, write_article
-from fixtures.helpers import CORPUS
+from fixtures.helpers import CORPUS, SHANXI_JUNK
 from fixtures.storecheck import assert_consistent, chunk_ids, chunk_rows
 from talentbot import InputError, ModelLoadError, StoreLockedError, TalentBot
 from talentbot.ingest import article_key
@@ -260,26 +260,6 @@ def test_pdf_page_numbers_reach_the_stored_chunks(tmp_path, fake_embedder):
 
 
 # ------------------------------------------------------------------------------ the real corpus
-SHANXI_JUNK = (
-    "当前位置",
-    ".png",
-    "x-oss-process",
-    "分享到",
-    "有道云笔记",
-    "人人网",
-    "花瓣",
-    "微信朋友圈",
-    "扫一扫",
-    "一键分享",
-    "QQ空间",
-    "QQ好友",
-    "新浪微博",
-    "百度贴吧",
-    "豆瓣网",
-    "邮件分享",
-    "腾讯朋友",
-    "发布时间",
-)
 
 
 def test_no_junk_line_reaches_any_stored_chunk(corpus_bot):

@@ -19,31 +19,11 @@ from fixtures.docs import (
     make_pdf,
     truncated_pdf,
 )
-from fixtures.helpers import CORPUS
+from fixtures.helpers import CORPUS, SHANXI_JUNK
 from talentbot.chunking import chunk_article
 from talentbot.loaders import LoadError, discover, display_path, load
 
 SHANXI = CORPUS / "shanxi-kaifaqu-rencai-2024-03-28.txt"
-SHANXI_JUNK = (
-    "当前位置",
-    "首页 >>",
-    ".png",
-    "x-oss-process",
-    "分享到",
-    "有道云笔记",
-    "人人网",
-    "花瓣",
-    "微信朋友圈",
-    "扫一扫",
-    "一键分享",
-    "QQ空间",
-    "新浪微博",
-    "百度贴吧",
-    "豆瓣网",
-    "邮件分享",
-    "发布时间",
-    "编辑:刘强",
-)
 
 
 # ---------------------------------------------------------------------------------------- encodings
