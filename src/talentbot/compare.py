@@ -162,7 +162,7 @@ def _by_name(q: str) -> list[Part]:
         for j in sorted(range(len(names)), key=lambda j: -spans[j][0]):
             if j != i:
                 text = _cut(text, *spans[j], first=j == 0)
-        first, *rest = _REWRITE  # 哪一部先施行 -> 何时施行, then the other 哪个 go, then 更早 -> 何时
+        first, *rest = _REWRITE  # 哪一项先实施 -> 何时实施, then the other 哪个 go, then 更早 -> 何时
         text = _ASKS_WHICH.sub("", first[0].sub(first[1], text))
         for pattern, word in rest:
             text = pattern.sub(word, text)
@@ -172,7 +172,7 @@ def _by_name(q: str) -> list[Part]:
 
 def _phrases(q: str, names: list[tuple[str, int, int, Anchors]], adjacent: bool) -> list[tuple[int, int]]:
     """Where each name's own words lie: the name alone (北京和上海的…), or from the connector or clause start
-    before it to the connector or cue after it (河南人才流动条例和山东人才发展促进条例分别…)."""
+    before it to the connector or cue after it (甲省人才引进办法和乙市人才发展条例分别…)."""
     if adjacent:
         return [(s, e) for _, s, e, _ in names]
     out: list[tuple[int, int]] = []
@@ -183,7 +183,7 @@ def _phrases(q: str, names: list[tuple[str, int, int, Anchors]], adjacent: bool)
         limit = names[k + 1][1] if k + 1 < len(names) else len(q)
         stops = [m.start() for m in (_CONNECTOR.search(q, e, limit), _CUE.search(q, e, limit)) if m]
         stop = min(stops, default=limit)
-        kinds = [m.end() for m in _DOC_KIND.finditer(q, e, stop)]  # 河南人才流动条例: ends with its kind
+        kinds = [m.end() for m in _DOC_KIND.finditer(q, e, stop)]  # 甲省人才引进办法: ends with its kind
         out.append((start if s - start <= 4 else s, kinds[-1] if kinds else stop))
     return out
 

@@ -222,13 +222,14 @@ def _ingest_files(
 ) -> set[str]:
     """Load, chunk and flush every new or changed file; return the keys of all files seen."""
     seen: set[str] = set()
-    reuse = StoredVectors(store, moved=bool(set(manifest) - {article_key(p) for p in files}))
+    keys = {path: article_key(path) for path in files}  # resolves each path once
+    reuse = StoredVectors(store, moved=bool(set(manifest) - set(keys.values())))
     pending: list[tuple[ArticleRecord, Article, list[Chunk], bool]] = []
     pending_chunks = 0
     for i, path in enumerate(files):
         if progress:
             progress(i, len(files), display_path(path.name))
-        key = article_key(path)
+        key = keys[path]
         seen.add(key)
         article = _load(path, key, parser, failures, manifest, report)
         if article is None:
