@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from .errors import TalentBotError
 
 if TYPE_CHECKING:
-    from .answer import Answer, Citation, Event
+    from .answer import Answer, Citation
     from .config import Settings
 
 T = TypeVar("T")
@@ -162,13 +162,36 @@ class Gate:
             self.release(token)
 
 
-async def thread_events(events: Iterator[Event]) -> AsyncIterator[Event]:
-    """The events of a (blocking) answer stream, each produced on a worker thread."""
+async def thread_events(events: Iterator[T]) -> AsyncIterator[T]:
+    """The items of a (blocking) iterator, such as an answer stream, each produced on a worker thread."""
     import anyio
 
     done = object()
     while True:
-        ev = await anyio.to_thread.run_sync(next, events, done)
-        if ev is done:
+        item = await anyio.to_thread.run_sync(next, events, done)
+        if item is done:
             return
-        yield ev  # type: ignore[misc]
+        yield item  # type: ignore[misc]
+
+
+def gated(
+    fn: Callable[..., Iterator[T]], gate: Gate, on_busy: Callable[[BusyError], BaseException]
+) -> Callable[..., AsyncIterator[T]]:
+    """``fn`` (a generator function, such as the chat's) as an async generator function that holds a slot of
+    ``gate`` while it runs, each step on a worker thread: the chat and the program endpoints share one limit.
+    A refusal (:class:`BusyError`) is raised as ``on_busy(error)``, the caller's own error type."""
+    import functools
+
+    @functools.wraps(fn)
+    async def run(*args: Any, **kwargs: Any) -> AsyncIterator[T]:
+        try:
+            token = await gate.acquire()
+        except BusyError as e:
+            raise on_busy(e) from None
+        try:
+            async for item in thread_events(fn(*args, **kwargs)):
+                yield item
+        finally:
+            gate.release(token)
+
+    return run

@@ -167,8 +167,12 @@ class Settings(BaseSettings):
     auth_password: SecretStr | None = Field(None, description="Password required by the web UI.")
     allow_upload: bool = Field(False, description="Let browser users upload new articles into the corpus.")
     max_upload_mb: float = Field(10.0, gt=0, description="Largest file the web UI accepts.")
-    concurrency: int = Field(4, ge=2, description="Answers the web UI computes at once.")
-    max_queue: int = Field(64, ge=1, description="Requests waiting in the web UI queue before 'busy'.")
+    concurrency: int = Field(
+        4, ge=2, description="Answers computed at once: the chat, API, MCP and Dify share them."
+    )
+    max_queue: int = Field(
+        64, ge=1, description="Questions waiting for an answer slot before 'busy' (HTTP 429)."
+    )
 
     # --- web UI request limits (memory and abuse) ---------------------------------------------------
     max_request_kb: int = Field(

@@ -13,6 +13,7 @@ MCP over Streamable HTTP (``/mcp``, :mod:`talentbot.mcp_server`), Dify's Externa
 
 from __future__ import annotations
 
+import html
 import ipaddress
 import logging
 import os
@@ -21,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 import gradio as gr
 
-from .api_shared import Gate, api_key
+from .api_shared import BusyError, Gate, api_key, gated
 from .bot import TalentBot
 from .errors import ConfigError, TalentBotError
 from .web_app import ALL, CSS, EXAMPLES, build_app  # noqa: F401 - re-exported
@@ -94,6 +95,18 @@ def _trim_gradio_overheads(demo: gr.Blocks) -> None:
         queue.ANAYLTICS_CACHE_FREQUENCY = 200  # sic: Gradio's spelling
 
 
+def _share_gate(demo: gr.Blocks, gate: Gate) -> None:
+    """Make the chat's answers take their slots from ``gate``, the one the API, MCP and Dify answers use:
+    TALENTBOT_CONCURRENCY answers at once in all, TALENTBOT_MAX_QUEUE waiting, whichever way they came."""
+
+    def busy(e: BusyError) -> gr.Error:
+        return gr.Error(html.escape(str(e)), duration=8)
+
+    for f in demo.fns.values():
+        if f.name == "chat" and f.fn is not None:
+            f.fn = gated(f.fn, gate, busy)
+
+
 def _guard_config(demo: gr.Blocks, bot: TalentBot) -> GuardConfig:
     """What the request guard needs: the caps, which functions take files or a chat history, the API key."""
     s = bot.settings
@@ -124,7 +137,7 @@ def create_app(bot: TalentBot) -> fastapi.FastAPI:
     then the request guard (:mod:`talentbot.web_guard`: foreign origins, body size, file paths, chat
     history); then a CORS layer that allows no other origin (Gradio's own would allow any localhost page).
     The program endpoints (API, MCP, Dify, /doc) are routes of the outer app, so the same layers check them;
-    their answers share one :class:`Gate` of the chat's size (TALENTBOT_CONCURRENCY, TALENTBOT_MAX_QUEUE).
+    their answers and the chat's share one :class:`Gate` (TALENTBOT_CONCURRENCY, TALENTBOT_MAX_QUEUE).
     """
     import contextlib
 
@@ -146,6 +159,7 @@ def create_app(bot: TalentBot) -> fastapi.FastAPI:
         s.max_sessions
     )  # sessions whose state is kept; read when Gradio's app is made
     gate = Gate(s.concurrency, s.max_queue)
+    _share_gate(demo, gate)
     mcp = build_mcp(bot, gate)
 
     @contextlib.asynccontextmanager
