@@ -68,6 +68,7 @@ class Answer:
     warnings: list[str] = field(default_factory=list)
     highlights: list[str] = field(default_factory=list)  # the figures or names that answer, shown in bold
     parts: list[dict] = field(default_factory=list)  # a multi-part answer: {label, answer, n} per part
+    clarify: bool = False  # a clarifying reply to a vague question (no_answer too: nothing is quoted)
 
     def as_dict(self) -> dict:
         return {
@@ -79,6 +80,7 @@ class Answer:
             "warnings": self.warnings,
             "highlights": self.highlights,
             "parts": self.parts,
+            "clarify": self.clarify,
         }
 
 

@@ -7,11 +7,16 @@ composes with other Runnables (``chain | RunnableLambda(lambda ev: ev.answer.tex
 
 - **condense** (condense.py): a follow-up becomes a standalone question, by rule or, in LLM mode, by the
   model (``PromptTemplate | ChatOpenAI | StrOutputParser``);
+- **clarify** (clarify.py): a vague question ("有什么补贴？") names nothing to narrow it down; it gets a
+  clarifying reply listing the regions and topics the corpus covers, with example questions;
 - **retrieve**: the hybrid retriever, limited to the articles that match the places and titles the question
-  names; when none does, the answer stage refuses and says what is missing;
+  names; when none does, the answer stage refuses and says what is missing. Passages of a document that
+  another replaces give way to the version in force (in_force.py), and the answer says so;
 - **answer**: extractive (a streaming generator over the chosen sentences), or in LLM mode
   ``prompt | ChatOpenAI | verify`` behind the extractive answer (llm.py), whose figures are checked before
   any text is streamed.
+
+A refusal given while a filter is active ends with a line naming the filter (:func:`clarify.filter_note`).
 
 ``bot.as_retriever()`` is the retrieval alone as a LangChain ``BaseRetriever``.
 """
@@ -19,15 +24,26 @@ composes with other Runnables (``chain | RunnableLambda(lambda ev: ev.answer.tex
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
+from dataclasses import replace
 from typing import TYPE_CHECKING
 
-from langchain_core.runnables import Runnable, RunnableBranch, RunnableLambda
+from langchain_core.runnables import Runnable, RunnableBranch, RunnableConfig, RunnableLambda
 
 from .anchors import question_anchors
-from .answer import Answer, AnswerEvent, Event, TextEvent, extractive_events, no_answer
+from .answer import (
+    Answer,
+    AnswerEvent,
+    Event,
+    TextEvent,
+    extractive_events,
+    is_english,
+    no_answer,
+)
+from .clarify import Clarifier, clarify_text, filter_note
 from .compare import PartResult, parts_events, split_parts
 from .condense import Condensed, History, condense_rule_based, llm_condense
 from .config import Settings
+from .in_force import Swap, Versions, note, prefer
 from .passages import Passage, coverage
 from .quoting import Siblings
 from .retrieval import Retriever, Search
@@ -49,9 +65,29 @@ def build_chain(settings: Settings, retriever: Retriever, llm: LLMAnswerer | Non
             c = condense_rule_based(question, inputs.get("history"))
         return {**inputs, "condensed": c}
 
+    clarifier, versions = Clarifier(retriever), Versions(retriever)
+
+    def in_force(inputs: dict, question: str, passages: list[Passage], k: int) -> list[Passage]:
+        """``passages`` with a superseded document's giving way to the version in force (in_force.py)."""
+        manifest, lineage = versions.current()
+        if not lineage or not passages:
+            return passages
+        c: Condensed = inputs["condensed"]
+
+        def search_in(key: str) -> list[Passage]:
+            return retriever.search(question, k, inputs.get("filters"), within={key})
+
+        kept, swaps = prefer(passages, lineage, manifest, search_in, question_anchors(c.standalone).years)
+        inputs.setdefault("swaps", []).extend(swaps)
+        return kept
+
     def retrieve(inputs: dict) -> dict:
         c: Condensed = inputs["condensed"]
         k = inputs.get("k") or settings.k
+        inputs = {**inputs, "swaps": []}
+        if clarifier.vague(c.standalone, inputs.get("filters")):
+            _trace(inputs, Search())
+            return {**inputs, "passages": [], "missing": None, "clarify": True}
         parts = split_parts(c.question) if llm is None and c.standalone == c.question else []
         results: list[PartResult] = []
         if (
@@ -66,7 +102,7 @@ def build_chain(settings: Settings, retriever: Retriever, llm: LLMAnswerer | Non
                         part.question, max(1, k // len(parts)), inputs.get("filters"), within=scope.keys
                     )
                 )
-                results.append(PartResult(part, found, scope.missing))
+                results.append(PartResult(part, in_force(inputs, part.question, found, k), scope.missing))
         if results:
             merged = _interleave([r.passages for r in results])  # every part's passages, best first
             _trace(inputs, Search(merged))
@@ -80,6 +116,7 @@ def build_chain(settings: Settings, retriever: Retriever, llm: LLMAnswerer | Non
         searched = retriever.run(
             c.standalone, inputs.get("k"), inputs.get("filters"), terms=c.terms, within=scope.keys
         )
+        searched.passages = in_force(inputs, c.standalone, searched.passages, k)
         _trace(inputs, searched)
         return {**inputs, "passages": searched.passages, "missing": None}
 
@@ -88,6 +125,13 @@ def build_chain(settings: Settings, retriever: Retriever, llm: LLMAnswerer | Non
         refusal = no_answer(inputs["question"], inputs["missing"])
         yield TextEvent(refusal.text)
         yield AnswerEvent(refusal)
+
+    def clarify(inputs: dict) -> Iterator[Event]:
+        """A vague question: what the corpus covers, and example questions (clarify.py)."""
+        question = inputs["question"]
+        text = clarify_text(is_english(question), clarifier.catalogue())
+        yield TextEvent(text)
+        yield AnswerEvent(Answer(text=text, no_answer=True, question=question, clarify=True))
 
     siblings = article_unit(retriever)
 
@@ -102,13 +146,46 @@ def build_chain(settings: Settings, retriever: Retriever, llm: LLMAnswerer | Non
         if llm is not None
         else RunnableLambda(extractive, name="extractive")
     )
+    branch = RunnableBranch(
+        (lambda inputs: bool(inputs.get("clarify")), RunnableLambda(clarify, name="clarify")),
+        (lambda inputs: bool(inputs["missing"]), RunnableLambda(refuse, name="refuse")),
+        answer,
+    )
+
+    def finish(inputs: dict, config: RunnableConfig) -> Iterator[Event]:
+        """The answer, with the lines that say which version it follows or which filter a refusal had."""
+        for ev in branch.stream(inputs, config):
+            if isinstance(ev, AnswerEvent):
+                extra = closing_lines(ev.answer, inputs, versions)
+                if extra:
+                    yield TextEvent("\n" + extra)
+                    ev = AnswerEvent(replace(ev.answer, text=f"{ev.answer.text}\n{extra}"))
+            yield ev
+
     return (
         RunnableLambda(condense, name="condense")
         | RunnableLambda(retrieve, name="retrieve")
-        | RunnableBranch(
-            (lambda inputs: bool(inputs["missing"]), RunnableLambda(refuse, name="refuse")), answer
-        )
+        | RunnableLambda(finish, name="answer")
     ).with_config(run_name="talentbot")
+
+
+def closing_lines(answer: Answer, inputs: dict, versions: Versions) -> str:
+    """What an answer ends with: for a refusal under an active filter, the filter; for an answer quoting a
+    document another replaces (or the version in force, in its place), which version it follows."""
+    english = is_english(inputs["question"])
+    if answer.no_answer:
+        return "" if answer.clarify else filter_note(inputs.get("filters"), english)
+    swaps: list[Swap] = inputs.get("swaps") or []
+    if not swaps:
+        return ""
+    cited = {c.id.rsplit(":", 1)[0] for c in answer.citations}
+    manifest, _ = versions.current()
+    lines = [
+        note(s, manifest, english)
+        for s in swaps
+        if (s.by.old if s.kept else s.by.new) in cited and s.by.old in manifest and s.by.new in manifest
+    ]
+    return "\n".join(dict.fromkeys(lines))
 
 
 def _trace(inputs: dict, found: Search) -> None:
