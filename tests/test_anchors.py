@@ -126,3 +126,20 @@ def test_scope_years_match_dates_or_text():
 
 def test_scope_without_anchors_is_unrestricted():
     assert scope(question_anchors("人才公寓有哪些支持方式？"), MANIFEST, no_text, first_word).keys is None
+
+
+def test_quoted_programme_names_are_anchors():
+    a = question_anchors("某市“远航人才卡”持有人能享受哪些服务？")
+    assert a.names == ("远航人才卡",)
+    assert question_anchors("「远航人才卡」怎么申请").names == ("远航人才卡",)
+    assert not question_anchors("“北京”的补贴是多少？").names  # a place in quotes is a place
+    assert not question_anchors("人才公寓有哪些支持方式？").names
+
+
+def test_scope_needs_the_quoted_name_in_the_article_text():
+    holders = {"远航人才卡": {"hn"}}
+    s = scope(question_anchors("“远航人才卡”怎么申请？"), MANIFEST, lambda t: holders.get(t, set()), first_word)
+    assert s.keys == {"hn"}
+    s = scope(question_anchors("“启明计划”人才有什么补贴？"), MANIFEST, lambda t: holders.get(t, set()), first_word)
+    assert s.keys == set()
+    assert "“启明计划”" in s.missing

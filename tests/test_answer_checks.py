@@ -34,6 +34,7 @@ def _answer(question: str, text: str):
         ("第几条规定了罚款？", set()),  # an ordinal
         ("技改项目补助占投资额的比例是多少？", {"number", "%"}),  # the measure named before 多少
         ("申报人年龄最大多少？", {"number", "岁"}),
+        ("新办法几月几日起实行？", {"date"}),  # the 几 of a date asked for, not a quantity
     ],
 )
 def test_units_a_question_asks_for(question, units):
@@ -54,6 +55,8 @@ def test_units_a_question_asks_for(question, units):
         ("按实际投资额的5%给予奖励。", "%", True),
         ("报名人数与录取人数之比约为1∶20。", "%", True),
         ("按实际投资额给予一次性奖励10万元。", "%", False),
+        ("5月8日，市住建局发布关于调整贷款额度的通知。", "number", False),  # 多少 is never a calendar date
+        ("贷款额度上浮20%。", "number", True),
     ],
 )
 def test_a_text_states_a_figure_in_a_unit(text, unit, states):

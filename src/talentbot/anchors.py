@@ -1,4 +1,5 @@
-"""Anchors: what a question names (places, 《titles》, development zones, years) that an answer must match.
+"""Anchors: what a question names (places, 《titles》, development zones, “programmes”, years) that an answer
+must match.
 
 A passage may answer a question only when its article matches every anchor: a question about 北京 is
 never answered from a Henan regulation. Places come from the administrative-division table
@@ -22,6 +23,8 @@ if TYPE_CHECKING:
     from .lexical import LexicalIndex
 
 _TITLE = re.compile(r"《([^《》]{2,60})》")
+# a name the question quotes: a programme, card, campaign or organisation (“青年英才计划”, 「人才卡」)
+_QUOTED = re.compile(r"[“「『\"]([^“”「」『』\"\s，。？！、：；,.?!:;]{2,20})[”」』\"]")
 _YEAR = re.compile(r"(?<!\d)((?:19|20)\d{2})\s*年(?!代)")
 _CJK = re.compile(r"^[\u4e00-\u9fff]+$")
 _PAREN = re.compile(r"[（(][^（）()]*[）)]")
@@ -35,9 +38,10 @@ class Anchors:
     titles: tuple[str, ...] = ()
     zones: tuple[str, ...] = ()
     years: tuple[str, ...] = ()
+    names: tuple[str, ...] = ()  # quoted names of programmes, cards, campaigns, organisations
 
     def __bool__(self) -> bool:
-        return bool(self.places or self.titles or self.zones or self.years)
+        return bool(self.places or self.titles or self.zones or self.years or self.names)
 
     @property
     def place_names(self) -> list[str]:
@@ -62,7 +66,14 @@ def question_anchors(question: str) -> Anchors:
         places[form] = places.get(form, frozenset()) | codes
     zones = [z for z in _zones(rest) if not any(p in z or z in p for p in places)]
     years = tuple(dict.fromkeys(_YEAR.findall(question)))
-    return Anchors(tuple(places.items()), titles, tuple(dict.fromkeys(zones)), years)
+    names = tuple(
+        dict.fromkeys(
+            n
+            for n in _QUOTED.findall(rest)
+            if re.search(r"[\u4e00-\u9fff]", n) and n not in places and not any(n in z for z in zones)
+        )
+    )
+    return Anchors(tuple(places.items()), titles, tuple(dict.fromkeys(zones)), years, names)
 
 
 _LATIN_NAME = re.compile(r"\b[A-Z][a-z]{3,}\b")
@@ -232,6 +243,11 @@ def scope(
         if not ok:
             return Scope(set(), f"资料中没有关于{zone}的内容。")
         allowed &= ok
+    for name in anchors.names:  # a quoted programme or organisation is named by the article's own text
+        ok = articles_with(name)
+        if not ok:
+            return Scope(set(), f"资料中没有关于“{name}”的内容。")
+        allowed &= ok
     if anchors.years:
         allowed &= {
             k for k, d in known.dates.items() for y in anchors.years if d.startswith(y)
@@ -241,6 +257,7 @@ def scope(
             *anchors.place_names,
             *(f"《{t}》" for t in anchors.titles),
             *anchors.zones,
+            *(f"“{n}”" for n in anchors.names),
             *(f"{y}年" for y in anchors.years),
         ]
         return Scope(set(), f"资料中没有同时涉及{'、'.join(named)}的内容。")

@@ -311,7 +311,7 @@ _ASIDE = re.compile(r"[（(][^（）()]{1,4}[）)]")  # 65（含）岁: an aside
 def asked_units(question: str) -> set[str]:
     """The units a question asks its figure in: '多少岁' -> {'岁'}, '几个月' -> {'月'}, '多少钱' -> {'元'},
     '何时' -> {'date'}, '多久' -> {'duration'}, '补助比例多少' -> {'%'}, '年龄多少' -> {'岁'}; 'number' for any
-    多少/几 (some figure).
+    other 多少/几 (some quantity, not a calendar date).
     Counters (个, 项, 套) are left out: a text may count the same things with another."""
     text = plain(question)
     units = {"date"} if _ASKS_DATE.search(text) else set()
@@ -330,6 +330,8 @@ def asked_units(question: str) -> set[str]:
         unit = "元" if text.startswith("钱", m.end()) else _unit_at(text, m.end())
         if unit in _MEASURES:
             units.add("日" if unit == "工作日" else unit)
+    if "date" in units:  # 几月几日: the 几 and its 月/日 are the date asked for
+        units -= {"number", "年", "月", "日"}
     return units
 
 
@@ -344,8 +346,8 @@ def states_unit(text: str, unit: str) -> bool:
     figures = extract(_APPROX.sub("", _ASIDE.sub("", text)))
     if unit == "date":
         return any(is_date(f) for f in figures)
-    if unit == "number":
-        return bool(figures)
+    if unit == "number":  # 多少 asks for a quantity: a calendar date (7月24日) is not one
+        return any(not is_date(f) for f in figures)
     if unit == "duration":
         return any(f.unit in _DURATIONS and not is_date(f) for f in figures)
     if unit == "%" and _SHARE.search(text):
