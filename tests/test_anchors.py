@@ -138,8 +138,12 @@ def test_quoted_programme_names_are_anchors():
 
 def test_scope_needs_the_quoted_name_in_the_article_text():
     holders = {"远航人才卡": {"hn"}}
-    s = scope(question_anchors("“远航人才卡”怎么申请？"), MANIFEST, lambda t: holders.get(t, set()), first_word)
+    s = scope(
+        question_anchors("“远航人才卡”怎么申请？"), MANIFEST, lambda t: holders.get(t, set()), first_word
+    )
     assert s.keys == {"hn"}
-    s = scope(question_anchors("“启明计划”人才有什么补贴？"), MANIFEST, lambda t: holders.get(t, set()), first_word)
+    s = scope(
+        question_anchors("“启明计划”人才有什么补贴？"), MANIFEST, lambda t: holders.get(t, set()), first_word
+    )
     assert s.keys == set()
     assert "“启明计划”" in s.missing
