@@ -3,6 +3,7 @@ free loopback port asked through gradio_client and raw HTTP (secure defaults tri
 
 from __future__ import annotations
 
+import html
 import http.client
 import re
 import socket
@@ -11,15 +12,17 @@ import time
 from html.parser import HTMLParser
 from pathlib import Path
 
+import gradio as gr
 import pytest
 from gradio_client import Client, handle_file
 from gradio_client.exceptions import AppError, AuthenticationError
 from markdown_it import MarkdownIt
 
-from fixtures.helpers import WENSHUI, WENSHUI_Q, corpus_files, evidence_through, free_port, row_for
+from fixtures.helpers import CORPUS, WENSHUI, WENSHUI_Q, corpus_files, evidence_through, free_port, row_for
 from talentbot import TalentBot
 from talentbot.answer import Answer, Citation
 from talentbot.errors import ConfigError
+from talentbot.retrieval import Filters
 from talentbot.web import (
     ALL,
     EXAMPLES,
@@ -32,7 +35,9 @@ from talentbot.web import (
     sources_html,
     sources_panel,
 )
-from talentbot.web_render import bot_history, clean_history
+from talentbot.web_articles import article_count, article_rows, open_article, record_for
+from talentbot.web_notes import filter_hint, filter_line
+from talentbot.web_render import ERROR_HEAD, bot_history, clean_history
 
 Q_WENSHUI = WENSHUI_Q
 FIGURE = WENSHUI["a"][0]  # what Q_WENSHUI asks for (eval/qa_shanxi.jsonl)
@@ -113,6 +118,11 @@ def ask(
 def last_text(history: list) -> str:
     content = history[-1]["content"]
     return content if isinstance(content, str) else "".join(c.get("text", "") for c in content)
+
+
+def unbold(panel: str) -> str:
+    """The Sources panel without the bold that marks the answer's figures inside the quoted sentences."""
+    return re.sub("</?strong>", "", panel)
 
 
 def titles(panel: str) -> list[str]:
@@ -221,6 +231,19 @@ def test_no_answer_is_visibly_different():
     assert "No passage" in panel
 
 
+def test_a_clarifying_reply_is_neither_an_answer_nor_a_refusal():
+    reply = Answer(
+        "这个问题比较宽泛，请说明地区。\n可以这样问：\n- 甲市的人才公寓怎么申请？", True, [], clarify=True
+    )
+    md = answer_markdown(reply, 3)
+    assert "未找到答案" not in md
+    assert "Please narrow the question down" in md
+    assert "<li>甲市的人才公寓怎么申请？</li>" in rendered(md)  # its example questions, as a list
+    panel = sources_html(reply, 3)
+    assert "tb-none" not in panel
+    assert "nothing is cited" in panel
+
+
 def test_sources_panel_keeps_earlier_turns_newest_first():
     one = sources_html(Answer("a[1]", False, [cite(1)]), 1)
     two = sources_html(Answer("b[1]", False, [cite(1)]), 2)
@@ -268,7 +291,7 @@ def test_chat_function_streams_then_answers_with_citations(corpus_bot):
     assert history[-2] == {"role": "user", "content": Q_WENSHUI}
     assert FIGURE in history[-1]["content"]
     assert "(#cite-1-1)" in history[-1]["content"]
-    assert PASSAGE in panel
+    assert PASSAGE in unbold(panel)
     assert "id='cite-1-1'" in panel
     assert box == ""
     assert [t for t, _, _ in shown] == [1]
@@ -282,6 +305,117 @@ def test_page_load_lists_the_articles_and_filter_choices(corpus_bot):
     region_values = [c[1] if isinstance(c, tuple) else c for c in regions.choices]
     assert region_values[0] == ALL
     assert "河南" in region_values
+
+
+def test_sources_html_marks_only_the_quoted_sentences_where_they_stand():
+    # the quote's second sentence also occurs before the first: the occurrence after it is the quoted one
+    text = "（一）同上。甲条规定每人补贴500元。（一）同上。乙条另有规定。"
+    c = cite(text=text, quote="甲条规定每人补贴500元。（一）同上。")
+    out = sources_html(Answer("500元[1]", False, [c], highlights=["500元"]), 1)
+    marks = re.findall(r"<mark>(.*?)</mark>", out)
+    assert [re.sub("</?strong>", "", m) for m in marks] == ["甲条规定每人补贴500元。", "（一）同上。"]
+    assert "<strong>500元</strong>" in marks[0]  # the figure that answers, in bold inside its sentence
+    body = re.search(r"<div class='tb-text'>(.*?)</div>", out).group(1)
+    assert body.startswith("（一）同上。<mark>")  # the earlier copy and the rest of the passage: unmarked
+    assert body.endswith("</mark>乙条另有规定。")
+    # a quote that is not in the passage, or none (an LLM answer): nothing is marked, the passage is shown
+    for quote in ("别处的句子。", ""):
+        out = sources_html(Answer("x[1]", False, [cite(text=text, quote=quote)]), 1)
+        assert "<mark>" not in out
+        assert "乙条另有规定。" in out
+
+
+def _clicked(demo, elem_id: str) -> gr.EventData:
+    """The event data of a click on the page's component ``elem_id`` (an API call has no target)."""
+    return gr.EventData(next(b for b in demo.blocks.values() if getattr(b, "elem_id", None) == elem_id), None)
+
+
+def test_errors_are_chat_bubbles_in_chinese_and_english(tmp_path):
+    demo = build_app(TalentBot(store=tmp_path / "store"))  # nothing indexed
+    chat, click = _fn(demo, "chat"), _clicked(demo, "tb-send")
+    # a bad question: the error's bubble (no bubble for the question), the question left in its box to fix
+    history, _, box, _ = list(chat("😀🎉", [], ALL, ALL, "", "", [], click))[-1]
+    assert len(history) == 1
+    bubble = history[-1]["content"]
+    assert bubble.startswith(ERROR_HEAD)
+    assert "没有文字" in bubble
+    assert "no words" in bubble
+    assert box != ""  # gr.skip(): the box keeps the question
+    assert clean_history(history, 20, 4000) == history  # sent back with the next question, the bubble stays
+    earlier = [{"role": "user", "content": "问一"}, {"role": "assistant", "content": "答一"}]
+    history = list(chat("", earlier, ALL, ALL, "", "", [], click))[-1][0]
+    assert history[:2] == earlier  # the answer before is kept, the error's bubble comes after it
+    assert "问题是空的" in history[2]["content"]
+    # an error while answering: the question's bubble, then the error's in place of the answer
+    history = list(chat("人才公寓有哪些支持方式？", earlier, ALL, ALL, "", "", [], click))[-1][0]
+    assert [m["role"] for m in history] == ["user", "assistant"] * 2
+    assert "还没有索引" in history[-1]["content"]
+    assert "nothing is indexed" in history[-1]["content"]
+    # the bot never gets a failed turn as history to follow up on
+    assert bot_history(history, 12, 2000) == [("user", "问一"), ("assistant", "答一")]
+    # an API client (no component of the page triggered the event) gets the error raised, in both languages
+    with pytest.raises(gr.Error) as err:
+        list(chat("😀🎉", [], ALL, ALL, "", "", []))
+    assert "no words" in err.value.message
+    assert "没有文字" in err.value.message
+
+
+def test_filter_line_says_the_filters_in_force():
+    assert filter_line(ALL, ALL, "", "") == ""
+    assert filter_line(None, None, None, None) == ""
+    line = filter_line("广东", ALL, "2020-01-01", " ")
+    assert "地区=广东" in line
+    assert "2020-01-01 至 …" in line
+    assert "来源" not in line
+    hostile = filter_line("<script>alert(1)</script>", "x" * 500, "", "2021")
+    assert "<script" not in hostile
+    assert "&lt;script&gt;" in hostile
+    assert "x" * 500 not in hostile  # a long value is cut
+    assert "… 至 2021" in hostile
+    assert filter_hint(Filters()) == ""
+    hint = filter_hint(Filters(region="广东", date_to="2020"))
+    assert "地区=广东" in hint
+    assert "clear the filters" in hint
+    assert hint.lstrip().startswith(">")  # a note under the refusal
+
+
+def test_filter_events_show_and_clear_the_line(tmp_path):
+    demo = build_app(TalentBot(store=tmp_path / "store"))
+    row, line = _fn(demo, "show_filters")("河南", ALL, "", "2020-12-31")
+    assert row.visible is True
+    assert "地区=河南" in line
+    row, line = _fn(demo, "show_filters")(ALL, ALL, "", "")
+    assert row.visible is False
+    assert line == ""
+
+
+def test_articles_count_and_reader(corpus_bot):
+    records = corpus_bot.articles()
+    assert f"已索引 {len(corpus_files())} 篇文章" in article_count(records)
+    assert "尚未索引" in article_count([])
+    doc = HENAN["doc"][0]
+    row = next(r for r in article_rows(records) if r[5] == doc)
+    assert record_for(records, row).file == doc
+    reader = open_article(corpus_bot, row)
+    source = (CORPUS / doc).read_text(encoding="utf-8")
+    first = next(line for line in source.splitlines() if line.startswith("第一条"))
+    text = html.unescape(re.sub(r"<[^>]+>", "", reader))
+    assert row[0] in text
+    assert text.index(first) < text.index(HENAN["evidence"])  # the whole article, in order
+    assert "tb-chapter" in reader  # with its chapter headings
+    assert "<script" not in reader
+    assert "tb-none" in open_article(corpus_bot, ["不存在", "", "", "", 1, "none.md"])
+    assert record_for(records, ["only", "two"]) is None
+
+
+def test_refusal_under_a_filter_says_so(corpus_bot):
+    demo = build_app(corpus_bot)
+    history = list(_fn(demo, "chat")(Q_WENSHUI, [], "火星", ALL, "", "", [], _clicked(demo, "tb-send")))[-1][
+        0
+    ]
+    assert "未找到答案" in history[-1]["content"]
+    assert "地区=火星" in history[-1]["content"]
+    assert "clear the filters" in history[-1]["content"]
 
 
 # ---------------------------------------------------------------------------------- launch: secure defaults
@@ -345,7 +479,7 @@ def test_auth_from_env_is_enforced(corpus_store, monkeypatch):
         history, panel, _ = ask(c, Q_WENSHUI)
         c.close()
         assert FIGURE in last_text(history)
-        assert PASSAGE in panel
+        assert PASSAGE in unbold(panel)
     finally:
         srv.close()
 
@@ -371,13 +505,14 @@ def test_chat_answers_with_the_cited_passage(client):
     figure = re.search(r"\d+万元", answer).group(0)
     assert figure == FIGURE
     assert figure in panel
-    assert PASSAGE in panel
+    assert PASSAGE in unbold(panel)
     assert "[[1]](#cite-1-1)" in answer
     assert "id='cite-1-1'" in panel
     assert "人民日报客户端山西频道" in panel
     assert "2024-03-28" in panel
     assert "shanxi-kaifaqu-rencai" in panel
-    assert f"<mark>{PASSAGE}" in panel
+    assert f"<mark>{PASSAGE}" in unbold(panel)
+    assert f"<strong>{figure}</strong>" in panel  # the figure that answers, in bold inside its sentence
     assert box == ""
 
 
@@ -422,6 +557,7 @@ def test_bad_questions_get_a_clear_error(client, question, message):
     with pytest.raises(AppError) as err:
         ask(client, question)
     assert message in str(err.value)
+    assert re.search(r"[\u4e00-\u9fff]{4}", str(err.value))  # said in Chinese too
     assert "Traceback" not in str(err.value)
     assert "upstream Gradio app" not in str(err.value)
 

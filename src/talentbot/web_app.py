@@ -7,10 +7,9 @@ in front of it (:mod:`talentbot.web_guard`) already did.
 
 from __future__ import annotations
 
-import html
 import logging
-from collections.abc import Iterator
-from pathlib import Path
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, nullcontext
 from typing import Any
 
 import gradio as gr
@@ -21,8 +20,11 @@ from .errors import InputError, TalentBotError
 from .ingest import IngestReport
 from .loaders import SUPPORTED
 from .retrieval import Filters
+from .web_articles import HEADERS, READER_EMPTY, article_count, article_rows, open_article
+from .web_notes import ALL, error_bubble, error_message, filter_hint, filter_line
 from .web_render import answer_markdown, bot_history, clean_history, md_safe, sources_html, sources_panel
-from .web_upload import check_uploads, drop_rejected, safe_name, save_upload
+from .web_style import CSS  # noqa: F401 - re-exported: web.py hands it to Gradio
+from .web_upload import check_uploads, drop_rejected, ingest_summary, save_upload, upload_summary
 
 logger = logging.getLogger(__name__)
 
@@ -34,22 +36,11 @@ EXAMPLES = [
     "广州知识城对国际人才有哪些便利措施？",
     "When does Beijing's talent market regulation take effect?",
 ]
-ALL = "（全部）"
-CSS = """
-#tb-sources {max-height:640px; overflow-y:auto; padding-right:4px}
-.tb-turn {color:#57606a; font-size:0.85em; margin:14px 0 4px; padding-bottom:2px; border-bottom:1px solid #eaeef2;
-          white-space:nowrap; overflow:hidden; text-overflow:ellipsis}
-.tb-turn:first-child {margin-top:0}
-.tb-cite {border:1px solid #d0d7de; border-radius:8px; padding:8px 10px; margin:8px 0; background:#fff;
-          scroll-margin-top:8px}
-.tb-cite:target {border-color:#d4a017; box-shadow:0 0 0 3px #f5e6a8}
-.tb-head {font-weight:600} .tb-meta {color:#57606a; font-size:0.85em; margin:2px 0 6px}
-.tb-text {white-space:pre-wrap; line-height:1.6} .tb-text mark {background:#fff3a3; padding:0 1px}
-.tb-none {border:1px dashed #d4a017; background:#fff8e1; border-radius:8px; padding:10px; color:#6e5200}
-.tb-warn {color:#9a6700; font-size:0.9em}
-"""
 HISTORY_MESSAGES = 12  # chat messages handed to the bot for follow-ups
 HISTORY_CHARS = 2000  # characters kept of each of them
+API_CALL = gr.EventData(
+    None, None
+)  # what the chat's event data is when no component of the page triggered it
 
 
 def _filters(region: object, source: object, date_from: object, date_to: object, limit: int) -> Filters:
@@ -85,8 +76,16 @@ def _turn(history: list[dict], shown: list, max_turns: int) -> int:
     return users + 1
 
 
-def build_app(bot: TalentBot) -> gr.Blocks:
-    """The Gradio Blocks app over ``bot``."""
+def _failed(history: list[dict], e: BaseException, answering: bool) -> list[dict]:
+    """The chat after ``e``: its error bubble in place of the answer being written (``answering``: the last
+    message of ``history``), else after the history."""
+    bubble = {"role": "assistant", "content": error_bubble(e)}
+    return [*history[:-1], bubble] if answering else [*history, bubble]
+
+
+def build_app(bot: TalentBot, slot: Callable[[], AbstractContextManager] = nullcontext) -> gr.Blocks:
+    """The Gradio Blocks app over ``bot``. Each answer is computed inside ``slot()`` (the server's shared
+    concurrency gate, :meth:`talentbot.api_shared.Gate.held`); a refusal there is said like any error."""
     s = bot.settings
 
     def chat(
@@ -97,48 +96,63 @@ def build_app(bot: TalentBot) -> gr.Blocks:
         date_from: str | None = None,
         date_to: str | None = None,
         shown: list | None = None,
-    ) -> Iterator[tuple[Any, Any, str, Any]]:
+        event: gr.EventData = API_CALL,
+    ) -> Iterator[tuple[Any, Any, Any, Any]]:
         """Answer ``message`` given the chat ``history``; streams (history, sources panel, textbox, shown).
 
         The history comes from the client: only its text messages are kept, capped and re-escaped, and only
         the last ``max_history_turns`` turns stay. ``shown`` (a session State, invisible to the API) keeps
         the cited passages of those turns, so the [n] links of every answer in the chat still lead to cards.
+        An error becomes a bubble in the chat, in Chinese and English. Asked through the API (``event`` has
+        no target: no component of the page triggered it) the error is raised too, as API clients expect;
+        on the page it is not, so Gradio lays no error overlay over the chat and the question box.
         """
+        current: list[dict] = []
+        answering = False
         try:
             if message is not None and not isinstance(message, str):
                 raise InputError("the question must be text")
-            history = clean_history(history, s.max_history_turns - 1, s.max_message_chars)
+            history = current = clean_history(history, s.max_history_turns - 1, s.max_message_chars)
             shown = list(shown or [])
             turn = _turn(history, shown, s.max_history_turns)
             keep = s.max_history_turns - 1  # earlier turns' cards; [-0:] would keep them all
             shown = [t for t in shown if t[0] < turn][-keep:] if keep else []  # turns cleared or trimmed away
             question = bot.check_question(message or "")
             filters = _filters(region, source, date_from, date_to, s.max_filter_chars)
-            events = bot.stream(
-                question, history=bot_history(history, HISTORY_MESSAGES, HISTORY_CHARS), filters=filters
-            )
-            history = history + [
-                {"role": "user", "content": md_safe(question)},
-                {"role": "assistant", "content": ""},
-            ]
-            text = ""
-            for ev in events:
-                if isinstance(ev, TextEvent):
-                    text += ev.text
-                    history[-1]["content"] = md_safe(text)
-                    yield history, gr.skip(), "", gr.skip()
-                elif isinstance(ev, AnswerEvent):
-                    history[-1]["content"] = answer_markdown(ev.answer, turn)
-                    shown = [*shown, (turn, question, sources_html(ev.answer, turn))]
-                    yield history, sources_panel(shown), "", shown
-        except TalentBotError as e:
-            raise gr.Error(html.escape(str(e)), duration=8) from None
+            with slot():
+                events = bot.stream(
+                    question, history=bot_history(history, HISTORY_MESSAGES, HISTORY_CHARS), filters=filters
+                )
+                current = history + [
+                    {"role": "user", "content": md_safe(question)},
+                    {"role": "assistant", "content": ""},
+                ]
+                answering = True
+                text = ""
+                for ev in events:
+                    if isinstance(ev, TextEvent):
+                        text += ev.text
+                        current[-1]["content"] = md_safe(text)
+                        yield current, gr.skip(), "", gr.skip()
+                    elif isinstance(ev, AnswerEvent):
+                        refused = ev.answer.no_answer and not getattr(ev.answer, "clarify", False)
+                        hint = filter_hint(filters) if refused else ""
+                        current[-1]["content"] = answer_markdown(ev.answer, turn) + hint
+                        shown = [*shown, (turn, question, sources_html(ev.answer, turn))]
+                        yield current, sources_panel(shown), "", shown
+        except Exception as e:  # every error is said in the chat, none leaves Gradio's overlay on it
+            if not isinstance(e, TalentBotError):
+                logger.exception("the chat could not answer")
+            # the question stays in its box, to be corrected or sent again
+            yield _failed(current, e, answering), gr.skip(), gr.skip(), gr.skip()
+            if event.target is None:
+                raise gr.Error(error_message(e), duration=8) from None
 
-    def article_rows() -> list[list]:
-        return [[r.title, r.source, r.date, r.region, r.chunks, r.file] for r in bot.articles()]
+    def records() -> list:
+        return bot.articles()
 
     def choices() -> tuple[list[str], list[str]]:
-        recs = bot.articles()
+        recs = records()
         regions = sorted({x for r in recs for x in r.region.split(",") if x})
         sources = sorted({r.source for r in recs if r.source})
         return [ALL, *regions], [ALL, *sources]
@@ -150,25 +164,13 @@ def build_app(bot: TalentBot) -> gr.Blocks:
         try:
             return bot.ingest([s.corpus], progress=report)
         except TalentBotError as e:
-            raise gr.Error(html.escape(str(e))) from None
-
-    def summary_of(r: IngestReport, skip: set[int] | frozenset[int] = frozenset()) -> str:
-        failed = "".join(
-            f"\n- {md_safe(Path(f['path']).name)}: {md_safe(f['error'])}"
-            for f in r.failed
-            if id(f) not in skip
-        )
-        return (
-            f"**added** {r.added} · **updated** {r.updated} · **unchanged** {r.unchanged} · "
-            f"**removed** {r.removed} · **failed** {len(r.failed)} · **chunks** {r.chunks} · "
-            f"{r.seconds:.1f} s{failed}"
-        )
+            raise gr.Error(error_message(e)) from None
 
     def reingest(
         progress: gr.Progress = gr.Progress(),  # noqa: B008 - Gradio injects progress through the default
     ) -> tuple[str, list[list]]:
         """Re-index the corpus folder; returns (summary markdown, article table)."""
-        return summary_of(ingest_corpus(progress)), article_rows()
+        return ingest_summary(ingest_corpus(progress)), article_rows(records())
 
     def upload(
         files: list | None,
@@ -181,20 +183,18 @@ def build_app(bot: TalentBot) -> gr.Blocks:
                 raise InputError("uploads are switched off (TALENTBOT_ALLOW_UPLOAD)")
             saved = {save_upload(p, s.corpus): p.name for p in check_uploads(list(files or []), s)}
         except TalentBotError as e:
-            raise gr.Error(html.escape(str(e))) from None
+            raise gr.Error(error_message(e)) from None
         r = ingest_corpus(progress)
-        removed = drop_rejected(r.failed, list(saved))
-        notes = [
-            f"{md_safe(saved[p])}: not added ({md_safe(f['error'])}); removed from the corpus"
-            for p, f in removed.items()
-        ]
-        notes += [
-            f"{md_safe(name)}: an article of that name exists, so it was saved as {md_safe(p.name)}"
-            for p, name in saved.items()
-            if p not in removed and p.name != safe_name(name)
-        ]
-        skip = {id(f) for f in removed.values()}
-        return summary_of(r, skip) + "".join(f"\n- {n}" for n in notes), article_rows()
+        return upload_summary(r, saved, drop_rejected(r.failed, list(saved))), article_rows(records())
+
+    def show_filters(region: object, source: object, date_from: object, date_to: object) -> tuple[Any, Any]:
+        """The filter line (and its row) for the filters as set now: hidden when none is in force."""
+        line = filter_line(region, source, date_from, date_to)
+        return gr.Row(visible=bool(line)), line
+
+    def read(evt: gr.SelectData) -> str:
+        """The reader for the article of the table row selected."""
+        return open_article(bot, evt.row_value)
 
     with gr.Blocks(title="talentbot · 人才政策问答") as demo:
         gr.Markdown(
@@ -203,8 +203,8 @@ def build_app(bot: TalentBot) -> gr.Blocks:
         )
         with gr.Tabs():
             with gr.Tab("对话 Chat", id="chat"):
-                with gr.Row():
-                    with gr.Column(scale=3):
+                with gr.Row(elem_id="tb-main"):
+                    with gr.Column(scale=3, elem_id="tb-left"):
                         chatbot = gr.Chatbot(
                             label="对话",
                             height=520,
@@ -221,7 +221,16 @@ def build_app(bot: TalentBot) -> gr.Blocks:
                         with gr.Row():
                             send = gr.Button("提问 Ask", variant="primary", elem_id="tb-send")
                             clear = gr.Button("清空 Clear")
-                        with gr.Accordion("筛选 Filters", open=False):
+                        with gr.Row(visible=False, elem_id="tb-filter-row") as filter_row:
+                            line = gr.HTML("", elem_id="tb-filter-line")
+                            unfilter = gr.Button(
+                                "清除筛选 Clear filters",
+                                size="sm",
+                                scale=0,
+                                min_width=150,
+                                elem_id="tb-clear-filters",
+                            )
+                        with gr.Accordion("筛选 Filters", open=False, elem_id="tb-filters"):
                             # choices as indexed now (refreshed on each page load); other values are
                             # accepted too, so API callers and articles ingested later can be filtered on
                             regions, srcs = choices()
@@ -235,25 +244,20 @@ def build_app(bot: TalentBot) -> gr.Blocks:
                                 date_from = gr.Textbox(label="起始日期 From (YYYY-MM-DD)")
                                 date_to = gr.Textbox(label="截止日期 To (YYYY-MM-DD)")
                         gr.Examples(EXAMPLES, inputs=box, label="示例问题 Examples")
-                    with gr.Column(scale=2):
+                    with gr.Column(scale=2, elem_id="tb-right"):
                         gr.Markdown("### 引用原文 Sources")
                         sources = gr.HTML(sources_html(None, 0), elem_id="tb-sources")
                         shown = gr.State([])
             with gr.Tab("文章 Articles", id="articles"):
+                count = gr.Markdown(elem_id="tb-article-count")
                 table = gr.Dataframe(
-                    headers=[
-                        "标题 title",
-                        "来源 source",
-                        "日期 date",
-                        "地区 region",
-                        "段落 chunks",
-                        "文件 file",
-                    ],
+                    headers=HEADERS,
                     interactive=False,
                     wrap=True,
                     column_widths=["24%", "30%", "10%", "8%", "7%", "21%"],
                     elem_id="tb-articles",
                 )
+                reader = gr.HTML(READER_EMPTY, elem_id="tb-reader")
                 reingest_btn = gr.Button(f"重新索引 {s.corpus}/ (re-ingest)")
                 summary = gr.Markdown()
                 if s.allow_upload:
@@ -272,11 +276,28 @@ def build_app(bot: TalentBot) -> gr.Blocks:
             lambda: ([], sources_html(None, 0), []), None, [chatbot, sources, shown], api_visibility="private"
         )
         chatbot.clear(lambda: (sources_html(None, 0), []), None, [sources, shown], api_visibility="private")
+        filters = [region, source, date_from, date_to]
+        gr.on(
+            [region.change, source.change, date_from.change, date_to.change],
+            show_filters,
+            filters,
+            [filter_row, line],
+            api_visibility="private",
+            show_progress="hidden",
+            concurrency_limit=None,  # cheap: never waits behind answers
+        )
+        unfilter.click(lambda: (ALL, ALL, "", ""), None, filters, api_visibility="private")
         reingest_btn.click(reingest, None, [summary, table], api_name="reingest", concurrency_limit=1)
+        table.change(lambda: article_count(records()), None, count, api_visibility="private")
+        table.select(read, None, reader, api_visibility="private", show_progress="hidden")
 
         def on_load() -> tuple[list[list], gr.Dropdown, gr.Dropdown]:
             r, src = choices()
-            return article_rows(), gr.Dropdown(choices=r, value=ALL), gr.Dropdown(choices=src, value=ALL)
+            return (
+                article_rows(records()),
+                gr.Dropdown(choices=r, value=ALL),
+                gr.Dropdown(choices=src, value=ALL),
+            )
 
         demo.load(on_load, None, [table, region, source], api_visibility="private")
     return demo

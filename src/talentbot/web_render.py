@@ -24,6 +24,8 @@ _MD_LINK = re.compile(r"([\\\[\]])")
 # What GFM autolinkers (Gradio's marked) recognise: scheme://, www. and e-mail addresses.
 _AUTOLINK_SCHEME = re.compile(r"(?i)(?<=[a-z0-9+.\-]):(?=//)")
 _AUTOLINK_WWW = re.compile(r"(?i)(www)\.")  # no \b: a CJK character or digit may stand right before it
+# The first line of an error bubble (web_notes.error_bubble): how it is told apart from answers.
+ERROR_HEAD = "**出错了 · Error**"
 _CITE_LINK = re.compile(r"\[\[(\d{1,2})\]\]\(#cite-\d+-\d+\)")
 _MD_UNESCAPE = re.compile(r"\\([\\\[\]])")
 
@@ -95,6 +97,8 @@ def answer_markdown(answer: Answer, turn: int) -> str:
     """The chat bubble: escaped text, the figures that answer in bold, quoted lists as lists, a table for
     a multi-part answer, [n] as links to the passage cards, a visible no-answer style."""
     body = md_safe(answer.text)
+    if getattr(answer, "clarify", False):  # a vague question: what to add, what the documents cover
+        return f"**请把问题说得具体一些 · Please narrow the question down**\n\n{body}"
     if answer.no_answer:
         return f"⚠️ **未找到答案 · No answer in the documents**\n\n_{body}_"
     body = _lists(_bold(body, answer.highlights))
@@ -127,10 +131,60 @@ def row_tables(answer: Answer) -> list[str]:
     return out
 
 
+def quote_spans(text: str, quote: str) -> list[tuple[int, int]]:
+    """Where the sentences of ``quote`` stand in ``text``, in order: each is looked for after the one before
+    (so a short sentence that also occurs earlier is not marked there), else anywhere not marked yet."""
+    spans: list[tuple[int, int]] = []
+    at = 0
+    for q in split_sentences(quote):
+        q = q.strip()
+        if not q:
+            continue
+        i = text.find(q, at)
+        if i < 0:
+            i = text.find(q)
+            while i >= 0 and any(a < i + len(q) and i < b for a, b in spans):
+                i = text.find(q, i + 1)
+        if i >= 0:
+            spans.append((i, i + len(q)))
+            at = i + len(q)
+    return sorted(spans)
+
+
+def _emphasised(raw: str, figures: list[str] | tuple[str, ...]) -> str:
+    """``raw`` HTML-escaped with the first occurrence of each of ``figures`` in ``<strong>``."""
+    spans: list[tuple[int, int]] = []
+    for f in figures:
+        f = f.strip()
+        i = raw.find(f) if f else -1
+        while i >= 0 and any(a < i + len(f) and i < b for a, b in spans):
+            i = raw.find(f, i + 1)
+        if i >= 0:
+            spans.append((i, i + len(f)))
+    out, last = [], 0
+    for a, b in sorted(spans):
+        out += [html.escape(raw[last:a]), f"<strong>{html.escape(raw[a:b])}</strong>"]
+        last = b
+    return "".join(out) + html.escape(raw[last:])
+
+
+def marked(text: str, quote: str, figures: list[str] | tuple[str, ...] = ()) -> str:
+    """``text`` HTML-escaped, with only the sentences of ``quote`` in ``<mark>`` (never the rest of the
+    passage) and, inside them, the answer's ``figures`` in ``<strong>``."""
+    out, last = [], 0
+    for a, b in quote_spans(text, quote):
+        out += [html.escape(text[last:a]), f"<mark>{_emphasised(text[a:b], figures)}</mark>"]
+        last = b
+    out.append(html.escape(text[last:]))
+    return "".join(out)
+
+
 def sources_html(answer: Answer | None, turn: int) -> str:
-    """Cards of the cited passages with the quoted sentences highlighted (all text escaped)."""
+    """Cards of the cited passages with only the quoted sentences highlighted (all text escaped)."""
     if answer is None:
         return "<div class='tb-meta'>引用的原文会显示在这里。Cited passages appear here.</div>"
+    if getattr(answer, "clarify", False):
+        return "<div class='tb-meta'>问题较宽泛，尚未引用原文。The question is broad: nothing is cited yet.</div>"
     if answer.no_answer:
         return (
             "<div class='tb-none'>资料中没有找到可以回答这个问题的段落，因此不引用任何原文。<br>"
@@ -138,11 +192,7 @@ def sources_html(answer: Answer | None, turn: int) -> str:
         )
     cards = []
     for c in answer.citations:
-        text = html.escape(c.text)
-        for q in split_sentences(c.quote):
-            eq = html.escape(q.strip())
-            if eq and eq in text:
-                text = text.replace(eq, f"<mark>{eq}</mark>", 1)
+        text = marked(c.text, c.quote, answer.highlights)
         scan = "OCR 扫描件识别 (scanned, read by OCR)" if getattr(c, "ocr", False) else ""
         where = " · ".join(
             html.escape(x) for x in (c.file, c.label, f"第{c.page}页" if c.page else "", scan) if x
@@ -222,12 +272,25 @@ def clean_history(history: object, max_turns: int, max_chars: int) -> list[dict]
         out.append({"role": m["role"], "content": redisplay(text[:max_chars])})
     if dropped:
         logger.warning("chat history: dropped %d message(s) that were not text", dropped)
-    # keep whole turns: never start with an answer whose question was cut away
-    while out and out[0]["role"] != "user":
+    # keep whole turns: never start with an answer whose question was cut away (an error bubble has none)
+    while out and out[0]["role"] != "user" and not is_error_bubble(out[0]["content"]):
         out.pop(0)
     return out
 
 
+def is_error_bubble(content: str) -> bool:
+    """Whether a chat message is an error bubble (web_notes.error_bubble), not an answer to follow up on."""
+    return content.startswith(ERROR_HEAD)
+
+
 def bot_history(history: list[dict], messages: int, chars: int) -> list[tuple[str, str]]:
-    """The recent chat history as (role, plain text) for the bot: display markup undone, size capped."""
-    return [(m["role"], md_unsafe(m["content"])[:chars]) for m in history[-messages:]]
+    """The recent chat history as (role, plain text) for the bot: display markup undone, size capped. Error
+    bubbles are left out, with the question they answered."""
+    kept: list[dict] = []
+    for m in history:
+        if m["role"] == "assistant" and is_error_bubble(m["content"]):
+            if kept and kept[-1]["role"] == "user":
+                kept.pop()
+            continue
+        kept.append(m)
+    return [(m["role"], md_unsafe(m["content"])[:chars]) for m in kept[-messages:]]

@@ -1,5 +1,5 @@
-"""Articles uploaded through the browser: checked, saved into the corpus without replacing anything, and
-taken out again when the ingest rejects them.
+"""Articles uploaded through the browser: checked, saved into the corpus without replacing anything, taken
+out again when the ingest rejects them, and the summary of what the ingest made of them.
 
 Only real uploads are accepted: files inside Gradio's upload folder. A client-supplied path to anything
 else on the server is refused here (and earlier by the request guard and Gradio's own check).
@@ -12,10 +12,15 @@ import os
 import re
 import shutil
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from .config import Settings
 from .errors import InputError
 from .loaders import SUPPORTED
+from .web_render import md_safe
+
+if TYPE_CHECKING:
+    from .ingest import IngestReport
 
 logger = logging.getLogger(__name__)
 
@@ -114,3 +119,32 @@ def drop_rejected(failed: list[dict], saved: list[Path]) -> dict[Path, dict]:
         except OSError as e:
             logger.warning("could not remove the rejected upload %s: %s", path, e)
     return removed
+
+
+def ingest_summary(r: IngestReport, skip: set[int] | frozenset[int] = frozenset()) -> str:
+    """An ingest report as one Markdown line, then a line per failed file (but those whose ``id`` is in
+    ``skip``)."""
+    failed = "".join(
+        f"\n- {md_safe(Path(f['path']).name)}: {md_safe(f['error'])}" for f in r.failed if id(f) not in skip
+    )
+    return (
+        f"**added** {r.added} · **updated** {r.updated} · **unchanged** {r.unchanged} · "
+        f"**removed** {r.removed} · **failed** {len(r.failed)} · **chunks** {r.chunks} · "
+        f"{r.seconds:.1f} s{failed}"
+    )
+
+
+def upload_summary(r: IngestReport, saved: dict[Path, str], removed: dict[Path, dict]) -> str:
+    """The ingest after an upload: its summary, then what became of the uploads (``saved``: path in the
+    corpus -> name uploaded) that were rejected (``removed``) or saved under another name."""
+    notes = [
+        f"{md_safe(saved[p])}: not added ({md_safe(f['error'])}); removed from the corpus"
+        for p, f in removed.items()
+    ]
+    notes += [
+        f"{md_safe(name)}: an article of that name exists, so it was saved as {md_safe(p.name)}"
+        for p, name in saved.items()
+        if p not in removed and p.name != safe_name(name)
+    ]
+    skip = {id(f) for f in removed.values()}
+    return ingest_summary(r, skip) + "".join(f"\n- {n}" for n in notes)
