@@ -7,6 +7,7 @@ check, and the gate that keeps answers computed at once under ``TALENTBOT_CONCUR
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import hmac
 import re
@@ -151,6 +152,26 @@ class Gate:
     def release(self, token: object) -> None:
         self.limiter.release_on_behalf_of(token)
 
+    @contextlib.contextmanager
+    def held(self) -> Iterator[None]:
+        """A slot held for the ``with`` block, taken from a worker thread of the server's event loop (where
+        Gradio runs the chat's steps): the chat and the program endpoints share one limit. The slot goes
+        back through the loop, so a block left from any thread (an abandoned stream closed by the garbage
+        collector) returns it."""
+        import asyncio
+
+        import anyio.from_thread
+
+        async def take() -> tuple[object, asyncio.AbstractEventLoop]:
+            return await self.acquire(), asyncio.get_running_loop()
+
+        token, loop = anyio.from_thread.run(take)
+        try:
+            yield
+        finally:
+            with contextlib.suppress(RuntimeError):  # a closed loop: the server and its gate are gone
+                loop.call_soon_threadsafe(self.release, token)
+
     async def run(self, fn: Callable[..., T], *args: Any) -> T:
         """``fn(*args)`` on a worker thread, inside a slot."""
         import anyio
@@ -172,26 +193,3 @@ async def thread_events(events: Iterator[T]) -> AsyncIterator[T]:
         if item is done:
             return
         yield item  # type: ignore[misc]
-
-
-def gated(
-    fn: Callable[..., Iterator[T]], gate: Gate, on_busy: Callable[[BusyError], BaseException]
-) -> Callable[..., AsyncIterator[T]]:
-    """``fn`` (a generator function, such as the chat's) as an async generator function that holds a slot of
-    ``gate`` while it runs, each step on a worker thread: the chat and the program endpoints share one limit.
-    A refusal (:class:`BusyError`) is raised as ``on_busy(error)``, the caller's own error type."""
-    import functools
-
-    @functools.wraps(fn)
-    async def run(*args: Any, **kwargs: Any) -> AsyncIterator[T]:
-        try:
-            token = await gate.acquire()
-        except BusyError as e:
-            raise on_busy(e) from None
-        try:
-            async for item in thread_events(fn(*args, **kwargs)):
-                yield item
-        finally:
-            gate.release(token)
-
-    return run

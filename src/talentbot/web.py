@@ -13,7 +13,6 @@ MCP over Streamable HTTP (``/mcp``, :mod:`talentbot.mcp_server`), Dify's Externa
 
 from __future__ import annotations
 
-import html
 import ipaddress
 import logging
 import os
@@ -22,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 import gradio as gr
 
-from .api_shared import BusyError, Gate, api_key, gated
+from .api_shared import Gate, api_key
 from .bot import TalentBot
 from .errors import ConfigError, TalentBotError
 from .web_app import ALL, CSS, EXAMPLES, build_app  # noqa: F401 - re-exported
@@ -95,18 +94,6 @@ def _trim_gradio_overheads(demo: gr.Blocks) -> None:
         queue.ANAYLTICS_CACHE_FREQUENCY = 200  # sic: Gradio's spelling
 
 
-def _share_gate(demo: gr.Blocks, gate: Gate) -> None:
-    """Make the chat's answers take their slots from ``gate``, the one the API, MCP and Dify answers use:
-    TALENTBOT_CONCURRENCY answers at once in all, TALENTBOT_MAX_QUEUE waiting, whichever way they came."""
-
-    def busy(e: BusyError) -> gr.Error:
-        return gr.Error(html.escape(str(e)), duration=8)
-
-    for f in demo.fns.values():
-        if f.name == "chat" and f.fn is not None:
-            f.fn = gated(f.fn, gate, busy)
-
-
 def _guard_config(demo: gr.Blocks, bot: TalentBot) -> GuardConfig:
     """What the request guard needs: the caps, which functions take files or a chat history, the API key."""
     s = bot.settings
@@ -153,13 +140,12 @@ def create_app(bot: TalentBot) -> fastapi.FastAPI:
     s = bot.settings
     auth = _auth(bot)
     bot.store.count()  # fail early, with the store's own message, if it cannot be opened
-    demo = build_app(bot).queue(default_concurrency_limit=s.concurrency, max_size=s.max_queue)
+    gate = Gate(s.concurrency, s.max_queue)  # the chat's answers and the API's share its slots
+    demo = build_app(bot, slot=gate.held).queue(default_concurrency_limit=s.concurrency, max_size=s.max_queue)
     _trim_gradio_overheads(demo)
     demo.state_session_capacity = (
         s.max_sessions
     )  # sessions whose state is kept; read when Gradio's app is made
-    gate = Gate(s.concurrency, s.max_queue)
-    _share_gate(demo, gate)
     mcp = build_mcp(bot, gate)
 
     @contextlib.asynccontextmanager
