@@ -119,6 +119,8 @@ def test_vagueness_rule():
     assert vague("有什么补贴？", filters=Filters(date_from="2020"))  # a date range alone does not
     assert not vague("它给了多少补贴？")  # points at one thing (a follow-up without its history)
     assert not vague("这个补贴有什么条件？")
+    assert not vague("人才补贴是多少？")  # one figure asked for, however broad the words
+    assert not vague("补贴政策何时起施行？")
 
 
 # ------------------------------------------------------------------------------------ through TalentBot

@@ -1,7 +1,8 @@
 """Vague questions ("有什么补贴？", "人才政策"): a short clarifying reply instead of an arbitrary quote.
 
 A question is vague (:func:`is_vague`) when it names nothing to narrow it down (no place, 《title》, zone
-or year; no region, file or source filter; no pronoun or demonstrative pointing at one thing) and, once its question words, stop words and framing words
+or year; no region, file or source filter; no pronoun or demonstrative pointing at one thing), asks for no
+figure or date (多少, 何时), and, once its question words, stop words and framing words
 (了解, 相关, 介绍…) are left out, at most one content word remains that is not corpus-wide (held by more
 than half of the articles, as 人才 is in a talent-policy corpus), and that one is a topic several articles
 share. A lone word held by one article picks that article, and one held by none is about something the
@@ -25,6 +26,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from .anchors import question_anchors
+from .figures import asked_units
 from .lexical import STOPWORDS, words
 from .places import gazetteer
 
@@ -78,6 +80,8 @@ def is_vague(
     """Whether ``question`` is too broad to answer by quoting: see the module docstring. ``held_by(term)``
     counts the articles whose text holds a term; ``total`` is the number of articles."""
     if question_anchors(question) or total == 0 or _POINTS_BACK.search(question):
+        return False
+    if asked_units(question):  # 多少, 何时, 多久: one figure or date is asked for, not a whole topic
         return False
     if filters is not None and (filters.region or filters.file or filters.source):
         return False
