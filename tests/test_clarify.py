@@ -6,11 +6,10 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
-from fixtures.fake_embedder import use_fake_embedder
+from fixtures.fake_embedder import fake_bot_over
 from talentbot import AnswerEvent, TalentBot, TextEvent
 from talentbot.answer import is_english
 from talentbot.clarify import content_terms, filter_note, is_vague
@@ -70,20 +69,7 @@ HEADINGS = {line.split(" ", 1)[1] for _, _, lines in DOCS.values() for line in l
 
 @pytest.fixture(scope="module")
 def bot(tmp_path_factory) -> Iterator[TalentBot]:
-    tmp = tmp_path_factory.mktemp("clarify")
-    docs = tmp / "docs"
-    docs.mkdir()
-    for name, (title, date, lines) in DOCS.items():
-        body = "\n\n".join([title, *lines])
-        (docs / name).write_text(
-            f"---\ntitle: {title}\nsource: {title[:3]}人民政府\ndate: {date}\n---\n{body}\n", encoding="utf-8"
-        )
-    with pytest.MonkeyPatch.context() as mp:
-        use_fake_embedder(mp)
-        bot = TalentBot(store=Path(tmp / "store"))
-        report = bot.ingest([docs])
-        assert not report.failed, report.failed
-        yield bot
+    yield from fake_bot_over(tmp_path_factory.mktemp("clarify"), DOCS)
 
 
 def _events(bot: TalentBot, question: str, **kw) -> tuple[str, object]:

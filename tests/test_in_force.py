@@ -7,11 +7,10 @@ Chroma on disk with FakeEmbedder vectors, built once for the module."""
 from __future__ import annotations
 
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
-from fixtures.fake_embedder import use_fake_embedder
+from fixtures.fake_embedder import fake_bot_over
 from talentbot import AnswerEvent, TalentBot
 from talentbot.in_force import Supersession, Swap, lineage, note, prefer, title_stem
 from talentbot.passages import Passage
@@ -73,20 +72,7 @@ DOCS = {
 
 @pytest.fixture(scope="module")
 def bot(tmp_path_factory) -> Iterator[TalentBot]:
-    tmp = tmp_path_factory.mktemp("in-force")
-    docs = tmp / "docs"
-    docs.mkdir()
-    for name, (title, date, lines) in DOCS.items():
-        body = "\n\n".join([title, *lines])
-        (docs / name).write_text(
-            f"---\ntitle: {title}\nsource: {title[:3]}人民政府\ndate: {date}\n---\n{body}\n", encoding="utf-8"
-        )
-    with pytest.MonkeyPatch.context() as mp:
-        use_fake_embedder(mp)
-        bot = TalentBot(store=Path(tmp / "store"))
-        report = bot.ingest([docs])
-        assert not report.failed, report.failed
-        yield bot
+    yield from fake_bot_over(tmp_path_factory.mktemp("in-force"), DOCS)
 
 
 def _rec(
