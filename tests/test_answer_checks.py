@@ -189,3 +189,23 @@ def test_a_how_long_question_needs_a_duration():
     q = "挂职锻炼一般要多久？"
     assert _answer(q, "挂职锻炼的干部于2024年3月1日到岗开始工作。").no_answer
     assert not _answer(q, "挂职锻炼期限一般为两年。").no_answer
+
+
+def test_a_passage_both_rankings_put_first_needs_less_word_overlap():
+    from talentbot.answer import AGREED_SHARE, refused
+    from talentbot.passages import Passage
+
+    sentence = "青年人才公寓向所在区人才服务中心提出申请。"
+    question = "年轻人想住人才公寓去哪儿申请？"
+    support = 0.3 * (1 + AGREED_SHARE) / 2  # under min_coverage, over its agreed share
+
+    def gate(agreed: bool) -> bool:
+        p = Passage("a:0", sentence, {"title": "某市人才公寓办法"}, 1.0, agreed=agreed)
+        return refused(question, [(p, sentence)], support, 0.3)
+
+    assert gate(agreed=False)
+    assert not gate(agreed=True)
+    p = Passage("a:0", sentence, {}, 1.0, agreed=True)
+    assert refused(
+        question, [(p, sentence)], 0.3 * AGREED_SHARE * 0.9, 0.3
+    )  # agreement lowers it only so far

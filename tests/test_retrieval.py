@@ -289,6 +289,19 @@ def test_single_ranking_fusions(angle_store):
     assert [f for f, _ in _search(angle_store, fusion="dense")] == ["ding.md", "bing.md", "yi.md", "jia.md"]
 
 
+def _agreed(angle_store: tuple[Path, object], query: str, **settings) -> list[str]:
+    store, client = angle_store
+    s = Settings(store=store, k=4, candidates=10, **settings)
+    passages = Retriever(s, Store(s, client=client), angle_embedder()).search(query)
+    return [p.meta["file"] for p in passages if p.agreed]
+
+
+def test_a_chunk_both_rankings_put_first_is_marked_agreed(angle_store):
+    assert _agreed(angle_store, "小麦", fusion="rrf") == ["ding.md"]  # lexical 丁 only; dense 丁 first
+    assert _agreed(angle_store, "苹果", fusion="rrf") == []  # lexical 甲 first, dense 丁 first
+    assert _agreed(angle_store, "小麦", fusion="lexical") == []  # one ranking agrees with nothing
+
+
 # ------------------------------------------------------------------------------------ LangChain retriever
 def test_talent_retriever_is_a_langchain_retriever(bot):
     row = next(r for r in eval_rows("qa_regulations.jsonl") if r["a"] and r.get("doc"))

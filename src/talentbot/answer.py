@@ -233,10 +233,15 @@ def pick_sentences(
     return chosen
 
 
+# A passage both rankings put first (the words and the meaning agree) needs 90% of ``min_coverage``: a
+# paraphrase shares fewer words with its answer. Measured in docs/retrieval.md ("Agreement").
+AGREED_SHARE = 0.9
+
+
 def refused(question: str, quoted: list[tuple[Passage, str]], support: float, min_coverage: float) -> bool:
     """The refusal gate, applied to what is quoted: 'not found' when the support is under ``min_coverage``
-    of the question's weighted terms, when a quantity question's subject ('多少交通补助') is absent from the
-    quotes, or when they state no figure in the unit asked for ('多少岁' needs an age, '何时' a date, any
+    of the question's weighted terms (:data:`AGREED_SHARE` of it for a passage both rankings put first),
+    when a quantity question's subject ('多少交通补助') is absent from the quotes, or when they state no figure in the unit asked for ('多少岁' needs an age, '何时' a date, any
     多少 some figure), or when they are about another degree level than the one asked for (硕士 asked,
     本科生 quoted), or date another event than the one asked, or name another 第X批 than the one asked, or
     when an English question names something (a capitalised word) no document has a word for."""
@@ -247,7 +252,7 @@ def refused(question: str, quoted: list[tuple[Passage, str]], support: float, mi
     titles = "".join(str(p.meta.get("title", "")) for p, _ in quoted)
     return (
         not quoted
-        or support < min_coverage
+        or support < min_coverage * (AGREED_SHARE if any(p.agreed for p, _ in quoted) else 1.0)
         or not all(f.held_by(text) for f in focus_terms(question))
         or not all(states_unit(text, u) for u in asked_units(question))
         or other_degree(question, text + titles)

@@ -75,3 +75,4 @@ class Passage:
     coverage: float = 0.0
     terms: list[str] = field(default_factory=list)
     groups: list[TermGroup] = field(default_factory=list)
+    agreed: bool = False  # first in both the lexical and the dense ranking (words and meaning agree)
