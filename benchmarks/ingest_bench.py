@@ -25,6 +25,7 @@ GROUPS = {
         "tokenize (jieba, lexical)",
         "Chroma read (tokens for BM25)",
         "BM25 build",
+        "vector copy (dense search)",
         "lexical index save/load",
         "lexical refresh",
     ],
@@ -33,17 +34,17 @@ GROUPS = {
 
 def install(prof: Profiler) -> list[str]:
     """Wrap the stage functions; return the ones that could not be found (moved or renamed)."""
-    from talentbot import ingest, lexical, retrieval, store
+    from talentbot import dense, ingest, ingest_batch, lexical, lexical_build, retrieval, store
 
     missing = []
     for owner, name, stage, gen in [
         (ingest, "discover", "discover files", True),
         (ingest, "load", "load + clean", False),
         (ingest, "content_hash", "content hash", False),
-        (ingest, "regions_of", "region detection", False),
+        (ingest_batch, "article_regions", "region detection", False),
         (ingest, "chunk_article", "chunk", False),
-        (ingest, "_chunk_meta", "chunk metadata", False),
-        (ingest, "tokenize", "tokenize (jieba, lexical)", False),
+        (ingest_batch, "chunk_meta", "chunk metadata", False),
+        (ingest_batch, "tokenize", "tokenize (jieba, lexical)", False),
         (store.Store, "write_chunks", "Chroma write", False),
         (store.Store, "trim_chunks", "Chroma write", False),
         (store.Store, "put_article", "Chroma write", False),
@@ -54,6 +55,10 @@ def install(prof: Profiler) -> list[str]:
         (store.Store, "count", "Chroma manifest/state", False),
         (store.Store, "iter_chunks", "Chroma read (tokens for BM25)", True),
         (lexical.LexicalIndex, "build", "BM25 build", False),
+        (lexical_build.BM25Builder, "add", "BM25 build", False),
+        (lexical_build.BM25Builder, "build", "BM25 build", False),
+        (dense.VectorWriter, "add", "vector copy (dense search)", False),
+        (dense.VectorWriter, "finish", "vector copy (dense search)", False),
         (lexical.LexicalIndex, "save", "lexical index save/load", False),
         (lexical.LexicalIndex, "load", "lexical index save/load", False),
         (retrieval.Retriever, "refresh", "lexical refresh", False),

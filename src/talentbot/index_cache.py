@@ -1,9 +1,14 @@
 """The lexical index cache: the BM25 index of one store, loaded from its files when they pass their checks,
-else rebuilt from the tokens stored in the collection, and reloaded when the store's generation moves."""
+else rebuilt from the tokens stored in the collection, and reloaded when the store's generation moves.
+
+A rebuild reads the collection page by page (tokens and vectors), builds the BM25 matrix from a spill file
+(:mod:`talentbot.lexical_build`) and writes the vectors straight to a file (:class:`talentbot.dense.VectorWriter`):
+its memory does not grow with the corpus beyond the index itself."""
 
 from __future__ import annotations
 
 import logging
+import shutil
 import threading
 import time
 from pathlib import Path
@@ -11,11 +16,17 @@ from pathlib import Path
 import numpy as np
 
 from .config import Settings
+from .dense import VECTORS_FILE, VectorWriter
+from .heap import release_free_memory
 from .lexical import LexicalIndex
+from .lexical_build import BM25Builder
 from .lexical_files import IndexProblem, check_against_collection
 from .store import Store
 
 logger = logging.getLogger(__name__)
+
+PAGE = 500  # chunks read from the collection per call in a rebuild: Chroma keeps ~50 KB a row of a call
+TRIM_PAGES = 20  # pages read between two releases of the freed heap (heap.py)
 
 
 class IndexCache:
@@ -62,6 +73,7 @@ class IndexCache:
             rows_article = np.array([i.split(":", 1)[0] for i in index.ids])
             articles, rows_code = np.unique(rows_article, return_inverse=True)
             self.view = (index, self.store.manifest(), rows_article, articles, rows_code)
+            release_free_memory()
 
     def load_checked(self, generation: int) -> LexicalIndex | None:
         """The saved index when it is sound and belongs to the collection as it is now, else None (logged).
@@ -83,7 +95,10 @@ class IndexCache:
                     generation,
                 )
                 return None
-            check_against_collection(index.bm25, index.ids, self.store.chunk_ids(), self.tokens_of)
+            vectors_of = None if self.store.readonly else self.vectors_of  # the read-only view has none
+            check_against_collection(
+                index.bm25, index.ids, self.store.chunk_ids(), self.tokens_of, index.vectors, vectors_of
+            )
         except IndexProblem as e:
             logger.warning(
                 "the lexical index at %s failed its check (%s): rebuilding it from the collection", folder, e
@@ -98,16 +113,44 @@ class IndexCache:
             for cid, (_, meta) in self.store.get_chunks(ids).items()
         }
 
+    def vectors_of(self, ids: list[str]) -> dict[str, object]:
+        """The vectors stored with the chunks ``ids`` (what the saved copy was written from)."""
+        return {cid: vec for cid, (_, _, vec) in self.store.chunk_vectors(ids).items()}
+
     def rebuild_index(self, generation: int, store: Store | None = None) -> LexicalIndex:
         """Build the BM25 index from the tokens stored in the collection of ``store`` (default: this
-        retriever's), and save it beside that collection's name."""
+        retriever's) and copy its vectors, page by page, and save both beside that collection's name."""
         store = store or self.store
-        ids, tokens = [], []
-        for row in store.iter_chunks():
-            ids.append(row["id"])
-            tokens.append((row["metadata"] or {}).get("tokens", "").split())
-        index = LexicalIndex.build(ids, tokens, generation)
         folder = self.index_dir_for(store)
+        staging = LexicalIndex.staging_for(folder)  # the matrix and the vectors are written there
+        copy = staging is not None and not store.readonly  # the read-only view (full disk) has no vectors
+        writer = VectorWriter(staging / VECTORS_FILE if staging is not None and copy else None)
+        try:
+            with BM25Builder() as builder:
+                ids: list[str] = []
+                tokens: list[list[str]] = []
+                vectors: list = []
+                include = ("metadatas", "embeddings") if copy else ("metadatas",)
+                for row in store.iter_chunks(include=include, page=PAGE):
+                    ids.append(row["id"])
+                    tokens.append((row["metadata"] or {}).get("tokens", "").split())
+                    vectors.append(row.get("embedding"))
+                    if len(ids) >= PAGE:
+                        builder.add(ids, tokens)
+                        writer.add(vectors)
+                        ids, tokens, vectors = [], [], []
+                        if len(builder.ids) % (PAGE * TRIM_PAGES) == 0:
+                            release_free_memory()  # what Chroma's reads freed on its threads
+                builder.add(ids, tokens)
+                writer.add(vectors)
+                del ids, tokens, vectors
+                release_free_memory()
+                writer.finish(len(builder.ids))
+                index = LexicalIndex.from_builder(builder, generation, staging)
+        except BaseException:
+            if staging is not None:
+                shutil.rmtree(staging, ignore_errors=True)
+            raise
         try:
             index.save(folder)
         except OSError as e:  # read-only store or full disk: keep it in memory only

@@ -1,5 +1,9 @@
 """Incremental ingest: load -> chunk -> embed -> write to Chroma -> rebuild the lexical index.
 
+This module walks the files and decides what to index, remove or keep; :mod:`talentbot.ingest_batch`
+embeds and writes each batch of new or changed articles (at most about :data:`FLUSH_CHUNKS` chunks: the
+memory of an ingest does not grow with the corpus), and repairs what an interrupted run left.
+
 Crash safety: the store's state record is marked dirty before any write and clean after the last.
 A run that finds it dirty first repairs it: every article whose chunks disagree with its manifest
 record (hash or count) is dropped, so it is ingested again from its file.
@@ -20,19 +24,15 @@ from concurrent.futures import Executor, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import numpy as np
-
-from .anchors import place_codes
 from .chunking import Chunk, chunk_article
 from .config import Settings
 from .embeddings import Embedder
 from .failure_log import FailureLog, stat_or_none
-from .lexical import tokenize
+from .heap import release_free_memory
+from .ingest_batch import article_record, flush, repair
 from .limits import Limits, LoadError, ParseError
 from .loaders import Article, discover, display_path
 from .parse_worker import Parser
-from .policy_dates import policy_dates, valid_iso
-from .regions import article_regions
 from .store import ArticleRecord, Store
 from .vector_reuse import StoredVectors
 
@@ -100,56 +100,6 @@ def content_hash(article: Article, settings: Settings) -> str:
     return h.hexdigest()
 
 
-def _chunk_meta(rec: ArticleRecord, chunk: Chunk, article: Article) -> dict:
-    meta = {
-        "article": rec.key,
-        "ordinal": chunk.ordinal,
-        "hash": rec.hash,
-        "title": rec.title,
-        "source": rec.source,
-        "date": rec.date,
-        "path": rec.path,
-        "file": rec.file,
-        "region": rec.region,
-        "chapter": chunk.chapter,
-        "label": chunk.label,
-        "tokens": " ".join(tokenize(chunk.indexed_text)),
-    }
-    if rec.effective:  # cited with the passage (answer.citation_for)
-        meta["effective"] = rec.effective
-    if chunk.page is not None:
-        meta["page"] = chunk.page
-    for extra in ("original_source", "url", "ocr", "ocr_pages"):  # metadata worth citing (ocr: read by OCR)
-        if article.metadata.get(extra):
-            meta[extra] = article.metadata[extra]
-    return meta
-
-
-def repair(store: Store) -> int:
-    """Drop every article whose stored chunks disagree with its manifest record; return how many."""
-    manifest = store.manifest()
-    seen: dict[str, list[tuple[int, str]]] = {}
-    for row in store.iter_chunks():
-        meta = row["metadata"] or {}
-        seen.setdefault(meta.get("article", ""), []).append(
-            (int(meta.get("ordinal", -1)), meta.get("hash", ""))
-        )
-    broken = 0
-    for key in set(seen) | set(manifest):
-        rec = manifest.get(key)
-        rows = seen.get(key, [])
-        ok = (
-            rec is not None
-            and len(rows) == rec.chunks
-            and all(h == rec.hash for _, h in rows)
-            and sorted(o for o, _ in rows) == list(range(rec.chunks))
-        )
-        if not ok:
-            broken += 1
-            store.remove_article(key)
-    return broken
-
-
 Progress = Callable[[int, int, str], None]
 
 
@@ -174,6 +124,7 @@ def run_ingest(
     store.claim_model(settings.model_label)
     store.set_state(dirty=True)
     manifest = store.manifest()
+    release_free_memory()  # the article list read through Chroma's threads (~150 MB at 100k chunks)
     blocked: list[tuple[Path, str]] = []  # folders that could not be listed: their articles are kept
     files = list(discover(paths, blocked))
     limits = Limits.from_settings(settings)
@@ -200,6 +151,7 @@ def run_ingest(
     if progress:
         progress(len(files), len(files), "")
     report.chunks = sum(rec.chunks for rec in store.manifest().values())  # repair() keeps the two equal
+    release_free_memory()
     report.embedded = embedder.computed - computed_before
     state = store.state()
     changed = report.added or report.updated or report.removed or report.repaired or rebuild
@@ -244,37 +196,10 @@ def _ingest_files(
         pending.append((rec, article, chunks, old is not None))
         pending_chunks += len(chunks)
         if pending_chunks >= FLUSH_CHUNKS:
-            _flush(store, embedder, pending, report, pool, reuse)
+            flush(store, embedder, pending, report, pool, reuse)
             pending, pending_chunks = [], 0
-    _flush(store, embedder, pending, report, pool, reuse)
+    flush(store, embedder, pending, report, pool, reuse)
     return seen
-
-
-def article_record(key: str, path: Path, article: Article, digest: str, chunks: int) -> ArticleRecord:
-    """The manifest record of an article: its regions (:func:`talentbot.regions.article_regions`) and the dates
-    it states of itself (:func:`talentbot.policy_dates.policy_dates`; an ``effective`` date in the front
-    matter wins)."""
-    region, codes = article_regions(
-        article.title, article.source, article.text, article.metadata.get("region", "")
-    )
-    dates = policy_dates(article.text, issued=article.date)
-    return ArticleRecord(
-        key=key,
-        path=str(path.resolve()),
-        title=article.title,
-        source=article.source,
-        date=article.date,
-        hash=digest,
-        chunks=chunks,
-        region=region,
-        region_codes=codes,
-        places=",".join(place_codes(article.title, article.source, article.text)),
-        effective=valid_iso(article.metadata.get("effective", "")) or dates.effective,
-        adopted=dates.adopted,
-        amended=",".join(dates.amended),
-        expires=dates.expires,
-        repeals="；".join(dates.repeals),
-    )
 
 
 def _load(
@@ -306,48 +231,6 @@ def _load(
     report.failed.append({"path": display_path(path), "error": reason})
     logger.warning("skipped %s: %s", display_path(path), reason)
     return None
-
-
-def _flush(
-    store: Store,
-    embedder: Embedder,
-    pending: list,
-    report: IngestReport,
-    pool: Executor,
-    reuse: StoredVectors,
-) -> None:
-    """Embed all pending chunks in one batch and write them in one upsert (Chroma writes far faster in
-    large batches), then trim what a shorter new version left behind, then record the articles.
-    The jieba tokens for the chunk metadata are computed on a second thread while the model encodes.
-    A crash before the records are written leaves chunks the next run's repair recognises by hash."""
-    if not pending:
-        return
-    metas = pool.submit(
-        lambda: [_chunk_meta(rec, c, article) for rec, article, chunks, _ in pending for c in chunks]
-    )
-    ids = [f"{rec.key}:{c.ordinal}" for rec, _, chunks, _ in pending for c in chunks]
-    texts = [c.indexed_text for _, _, chunks, _ in pending for c in chunks]
-    kept = reuse.find(pending)
-    todo = [i for i, cid in enumerate(ids) if cid not in kept]
-    fresh = embedder.encode([texts[i] for i in todo]) if todo else np.zeros((0, 0), dtype=np.float32)
-    dim = fresh.shape[1] if todo else len(next(iter(kept.values())))
-    vectors = np.empty((len(ids), dim), dtype=np.float32)
-    for row, i in enumerate(todo):
-        vectors[i] = fresh[row]
-    for i, cid in enumerate(ids):
-        if cid in kept:
-            vectors[i] = kept[cid]
-    if kept:
-        logger.info("re-indexed %d unchanged passages with their stored vectors", len(kept))
-    store.claim_model(dim=dim)  # same name, other vector length (a local folder replaced)
-    store.write_chunks(ids, vectors, [c.text for _, _, chunks, _ in pending for c in chunks], metas.result())
-    for rec, _, chunks, is_update in pending:
-        if is_update:
-            store.trim_chunks(rec.key, len(chunks))
-            report.updated += 1
-        else:
-            report.added += 1
-        store.put_article(rec)
 
 
 def _remove_missing(

@@ -1,7 +1,9 @@
 """Lexical retrieval: jieba tokens scored with BM25 (bm25s, sparse matrices), persisted beside Chroma.
 
 Chunk tokens are computed once at ingest and stored in Chroma metadata, so this index can always be
-rebuilt from the collection alone (also when the collection lives on a `chroma run` server).
+rebuilt from the collection alone (also when the collection lives on a `chroma run` server). It is built
+page by page (:mod:`talentbot.lexical_build`). The index folder also keeps a copy of the chunks' vectors,
+rows in the order of its ids, for the dense search within articles (:mod:`talentbot.dense`).
 """
 
 from __future__ import annotations
@@ -19,6 +21,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from .dense import VECTORS_FILE, load_vectors
+from .lexical_build import DATA_FILE, BM25Builder
 from .lexical_files import (
     IDS_FILE,
     IndexProblem,
@@ -111,6 +115,8 @@ class LexicalIndex:
         self._df: np.ndarray | None = None
         self._pinyin: dict[str, list[str]] | None = None
         self.folder: Path | None = None  # where it was saved or loaded from
+        self.vectors: np.ndarray | None = None  # the chunks' vectors, row i of ids[i] (saved or loaded only)
+        self.staging: Path | None = None  # a folder the build wrote files of it to (see staging_for)
 
     @property
     def pinyin(self) -> dict[str, list[str]]:
@@ -150,13 +156,30 @@ class LexicalIndex:
     def build(
         cls, ids: Sequence[str], token_lists: Sequence[list[str]], generation: int = -1
     ) -> LexicalIndex:
-        import bm25s
+        with BM25Builder() as builder:
+            builder.add(ids, token_lists)
+            return cls.from_builder(builder, generation)
 
-        if not ids:
-            return cls([], None, generation)
-        bm25 = bm25s.BM25()
-        bm25.index([list(t) for t in token_lists], show_progress=False)
-        return cls(list(ids), bm25, generation)
+    @classmethod
+    def from_builder(
+        cls, builder: BM25Builder, generation: int = -1, staging: Path | None = None
+    ) -> LexicalIndex:
+        """The index of every chunk added to ``builder``. ``staging`` (:meth:`staging_for`): the folder its
+        matrix is written to and mapped from (and the chunks' vectors were, as ``vectors.npy``); :meth:`save`
+        completes it and moves it into place."""
+        index = cls(builder.ids, builder.build(staging), generation)
+        index.staging = staging
+        return index
+
+    @staticmethod
+    def staging_for(folder: Path) -> Path | None:
+        """A fresh folder beside ``folder`` to build its next index in, or None when none can be made."""
+        try:
+            folder.parent.mkdir(parents=True, exist_ok=True)
+            return Path(tempfile.mkdtemp(prefix=".lexical-", dir=folder.parent))
+        except OSError as e:
+            logger.info("cannot build the lexical index beside %s (%s): building it in memory", folder, e)
+            return None
 
     def scores(self, tokens: Sequence[str]) -> np.ndarray:
         """BM25 score of every chunk for ``tokens`` (zeros for unknown words)."""
@@ -183,11 +206,13 @@ class LexicalIndex:
     # ----------------------------------------------------------------------------- persistence
     def save(self, folder: Path) -> None:
         """Write atomically: a temp folder beside ``folder`` with a checksum manifest, then rename."""
-        folder.parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(prefix=".lexical-", dir=folder.parent))
+        tmp, self.staging = self.staging, None
+        if tmp is None:
+            folder.parent.mkdir(parents=True, exist_ok=True)
+            tmp = Path(tempfile.mkdtemp(prefix=".lexical-", dir=folder.parent))
         try:
             if self.bm25 is not None:
-                self.bm25.save(str(tmp), show_progress=False)
+                self._save_bm25(tmp)
             (tmp / IDS_FILE).write_text(json.dumps({"generation": self.generation, "ids": self.ids}))
             write_manifest(tmp, self.generation, len(self.ids))
             if self._pinyin is not None:
@@ -199,8 +224,29 @@ class LexicalIndex:
             os.replace(tmp, folder)
             shutil.rmtree(old, ignore_errors=True)
             self.folder = folder
+            if (folder / VECTORS_FILE).exists():
+                try:
+                    self.vectors = load_vectors(folder / VECTORS_FILE, len(self.ids))
+                except ValueError as e:  # not what was written: search within articles through Chroma
+                    logger.warning("cannot use the saved vectors in %s: %s", folder, e)
         finally:
-            shutil.rmtree(tmp, ignore_errors=True)
+            shutil.rmtree(tmp, ignore_errors=True)  # a mapped matrix stays readable (POSIX) when not saved
+
+    def _save_bm25(self, tmp: Path) -> None:
+        """bm25s's files in ``tmp``; a matrix the build wrote there already is kept, not written again
+        (writing it from its mapping would read all of it into memory)."""
+        assert self.bm25 is not None
+        if not (tmp / DATA_FILE).exists():
+            self.bm25.save(str(tmp), show_progress=False)
+            return
+        scores = self.bm25.scores
+        self.bm25.scores = {**scores, "data": scores["data"][:0], "indices": scores["indices"][:0]}
+        try:
+            self.bm25.save(str(tmp), data_name=".data.npy", indices_name=".indices.npy", show_progress=False)
+        finally:
+            self.bm25.scores = scores
+        for name in (".data.npy", ".indices.npy"):
+            (tmp / name).unlink()
 
     @classmethod
     def load(cls, folder: Path) -> LexicalIndex | None:
@@ -223,12 +269,16 @@ class LexicalIndex:
                 check_params(json.loads((folder / "params.index.json").read_text()))
                 bm25 = bm25s.BM25.load(str(folder), show_progress=False)
                 check_structure(bm25, ids)
+            vectors = None
+            if VECTORS_FILE in manifest["files"]:
+                vectors = load_vectors(folder / VECTORS_FILE, len(ids))
         except IndexProblem:
             raise
         except Exception as e:  # noqa: BLE001 - numpy, json and bm25s each raise their own errors on bad files
             raise IndexProblem(f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}") from None
         index = cls(ids, bm25, generation)
         index.folder = folder
+        index.vectors = vectors
         try:
             saved = json.loads((folder / "pinyin.json").read_text(encoding="utf-8"))
         except (OSError, ValueError):

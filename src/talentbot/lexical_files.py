@@ -18,6 +18,8 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from .dense import VECTORS_FILE
+
 if TYPE_CHECKING:
     import bm25s
 
@@ -31,6 +33,7 @@ BM25_FILES = (
     "params.index.json",
 )
 IDS_FILE = "ids.json"
+_FILES = (*BM25_FILES, IDS_FILE, VECTORS_FILE)  # VECTORS_FILE: optional (dense.py)
 _MAX_MANIFEST_BYTES = 1 << 20
 _METHODS = {"robertson", "atire", "bm25l", "bm25+", "lucene"}
 _SAMPLE_ROWS = 64  # rows compared with their chunk's tokens on load (all of them in a small index)
@@ -53,7 +56,7 @@ def write_manifest(folder: Path, generation: int, count: int) -> None:
     files = {
         p.name: {"size": p.stat().st_size, "sha256": _sha256(p)}
         for p in sorted(folder.iterdir())
-        if p.is_file() and p.name in (*BM25_FILES, IDS_FILE)
+        if p.is_file() and p.name in _FILES
     }
     data = {"format": FORMAT, "generation": generation, "count": count, "files": files}
     (folder / MANIFEST).write_text(json.dumps(data, indent=1))
@@ -78,7 +81,7 @@ def verify_files(folder: Path) -> dict:
     if count and not all(name in files for name in BM25_FILES):
         raise IndexProblem(f"{MANIFEST} does not list every BM25 file")
     for name, want in files.items():
-        if name not in (*BM25_FILES, IDS_FILE) or not isinstance(want, dict):
+        if name not in _FILES or not isinstance(want, dict):
             raise IndexProblem(f"{MANIFEST} lists an unexpected entry {name!r}")
         p = folder / name
         try:
@@ -200,8 +203,12 @@ def check_against_collection(
     ids: Sequence[str],
     collection_ids: Iterable[str],
     tokens_of: Callable[[list[str]], Mapping[str, list[str]]],
+    vectors: np.ndarray | None = None,
+    vectors_of: Callable[[list[str]], Mapping[str, object]] | None = None,
 ) -> None:
-    """The index covers exactly the collection's chunks, and sampled rows hold exactly their tokens."""
+    """The index covers exactly the collection's chunks, and sampled rows hold exactly their tokens (and,
+    given the saved ``vectors`` and ``vectors_of``, which reads chunks' vectors from the collection, their
+    vectors)."""
     have, want = set(ids), set(collection_ids)
     if have != want:
         raise IndexProblem(
@@ -223,6 +230,12 @@ def check_against_collection(
         expected = {vocab.get(t, -1) for t in tokens.get(ids[r], [])}
         if columns != expected:
             raise IndexProblem(f"row {r} does not hold the words of chunk {ids[r]}")
+    if vectors is not None and vectors_of is not None:
+        stored = vectors_of([ids[r] for r in rows])
+        for r in rows:
+            vec = stored.get(ids[r])
+            if vec is None or not np.allclose(vectors[r], np.asarray(vec, dtype=np.float32), atol=1e-6):
+                raise IndexProblem(f"row {r} of {VECTORS_FILE} is not the vector of chunk {ids[r]}")
 
 
 def pinyin_table_ok(table: object, vocab: Mapping[str, int]) -> bool:

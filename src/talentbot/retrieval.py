@@ -7,9 +7,12 @@ MiniLM is weak on Chinese, so the lexical ranking leads and the dense one breaks
 from __future__ import annotations
 
 import logging
+import os
 import threading
 import time
+from collections import OrderedDict
 from collections.abc import Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -21,6 +24,7 @@ from pydantic import ConfigDict
 
 from .anchors import Anchors, Profiles, Scope, index_lookups, profiles, question_anchors, scope
 from .config import Settings
+from .dense import search as dense_search
 from .embeddings import Embedder
 from .index_cache import IndexCache
 from .lexical import LexicalIndex, query_tokens
@@ -32,11 +36,16 @@ __all__ = ["Filters", "Passage", "Retriever", "TalentRetriever", "TermGroup", "c
 
 logger = logging.getLogger(__name__)
 
+EMBED_THREADS = 4  # questions of concurrent searches embedded at once (the e5 engine queues them itself)
+QUESTION_VECTORS = 64  # vectors of recent questions kept (a question is searched again within articles)
+
 
 @dataclass
 class Search:
     """What one search found: the passages, best first, and the seconds each stage took. Passed as
-    ``trace`` to :meth:`TalentBot.stream`, it is filled with the passages the answer was drawn from."""
+    ``trace`` to :meth:`TalentBot.stream`, it is filled with the passages the answer was drawn from.
+    The question is embedded while the lexical search runs: ``embed`` is the wait for its vector after
+    the lexical search, ``embed_run`` the embedding's own time."""
 
     passages: list[Passage] = field(default_factory=list)
     timings: dict[str, float] = field(default_factory=dict)
@@ -61,6 +70,9 @@ class Retriever:
         self.cache = IndexCache(settings, store)
         self._profiles: tuple[dict, Profiles] | None = None  # anchors' per-article facts, per manifest
         self._lock = threading.Lock()
+        self._pool: ThreadPoolExecutor | None = None  # question embeddings (_embed_started)
+        self._pool_pid = 0
+        self._vectors: OrderedDict[str, list[float]] = OrderedDict()  # the last questions' vectors
 
     @property
     def index(self) -> LexicalIndex | None:
@@ -142,6 +154,7 @@ class Retriever:
             keys = [key for key in (keys if keys is not None else self._manifest) if key in within]
             if not keys:
                 return Search([], timings)
+        embedding = self._embed_started(question) if s.fusion != "lexical" else None
         t0 = t()
         terms = terms if terms is not None else query_tokens(question)
         index = self.index
@@ -149,12 +162,12 @@ class Retriever:
         lex = self._lexical(terms, keys, s.candidates) if s.fusion != "dense" else []
         timings["lexical"] = t() - t0
         dense: list[tuple[str, float]] = []
-        if s.fusion != "lexical":
+        if embedding is not None:
             t0 = t()
-            vector = self.embedder.encode([question], query=True)[0].tolist()
-            timings["embed"] = t() - t0
+            vector, timings["embed_run"] = embedding.result()
+            timings["embed"] = t() - t0  # the wait: the embedding ran beside the lexical search
             t0 = t()
-            dense = self.store.query(vector, s.candidates, keys)
+            dense = self._dense(vector, keys, s.candidates)
             timings["dense"] = t() - t0
         t0 = t()
         fused = fuse([(s.lexical_weight, lex), (s.dense_weight, dense)], s.rrf_k)
@@ -172,6 +185,38 @@ class Retriever:
             p.coverage = coverage(groups, set(p.meta.get("tokens", "").split()))
         timings["fetch"] = t() - t0
         return Search(passages, timings)
+
+    def _embed_started(self, question: str) -> Future[tuple[list[float], float]]:
+        """The question's vector and the seconds it took, computed on a worker thread while the lexical
+        search runs (the embedding engine releases the GIL). The vectors of the last few questions are
+        kept: an answer searches the same question again within single articles (parts, versions)."""
+        with self._lock:
+            known = self._vectors.get(question)
+            if known is not None:
+                self._vectors.move_to_end(question)
+                done: Future[tuple[list[float], float]] = Future()
+                done.set_result((known, 0.0))
+                return done
+            if self._pool is None or self._pool_pid != os.getpid():  # none yet, or forked: threads gone
+                self._pool = ThreadPoolExecutor(EMBED_THREADS, thread_name_prefix="talentbot-embed")
+                self._pool_pid = os.getpid()
+            pool = self._pool
+
+        def embed() -> tuple[list[float], float]:
+            t0 = time.perf_counter()
+            vector = self.embedder.encode([question], query=True)[0].tolist()
+            with self._lock:
+                self._vectors[question] = vector
+                while len(self._vectors) > QUESTION_VECTORS:
+                    self._vectors.popitem(last=False)
+            return vector, time.perf_counter() - t0
+
+        return pool.submit(embed)
+
+    def _dense(self, vector: list[float], keys: list[str] | None, n: int) -> list[tuple[str, float]]:
+        """Nearest chunks to ``vector`` within ``keys`` (:func:`talentbot.dense.search`)."""
+        index, _, _, articles, rows_code = self._view
+        return dense_search(self.store, index, rows_code, articles, vector, n, keys)
 
     def _lexical(self, terms: list[str], keys: list[str] | None, n: int) -> list[tuple[str, float]]:
         index, _, _, articles, rows_code = self._view

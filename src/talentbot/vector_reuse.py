@@ -36,12 +36,12 @@ def _digest(text: str) -> bytes:
 class StoredVectors:
     """Finds stored vectors for pending passages. ``moved``: some indexed articles are not among the files
     of this ingest, so a passage may come back under another id: look it up by text too (the store's
-    vectors are read once, on first need)."""
+    passages are read once, on first need, and the vectors of those found by text when found)."""
 
     def __init__(self, store: Store, moved: bool) -> None:
         self.store = store
         self.moved = moved
-        self._by_text: dict[bytes, Any] | None = None
+        self._by_text: dict[bytes, str] | None = None
 
     def find(self, pending: list) -> dict[str, Any]:
         """Chunk id -> stored vector for the pending (record, article, chunks, is_update) whose indexed text
@@ -57,19 +57,26 @@ class StoredVectors:
         }
         if self.moved:
             by_text = self._texts()
-            for cid, text in wanted.items():
-                if cid not in kept and (vector := by_text.get(_digest(text))) is not None:
-                    kept[cid] = vector
+            found = {
+                cid: stored
+                for cid, text in wanted.items()
+                if cid not in kept and (stored := by_text.get(_digest(text))) is not None
+            }
+            vectors = self.store.chunk_vectors(sorted(set(found.values()))) if found else {}
+            for cid, stored in found.items():
+                if stored in vectors and vectors[stored][2] is not None:
+                    kept[cid] = vectors[stored][2]
         return kept
 
-    def _texts(self) -> dict[bytes, Any]:
+    def _texts(self) -> dict[bytes, str]:
+        """Digest of each stored passage's indexed text -> its chunk id (its vector is read when wanted: the
+        vectors of a whole store are hundreds of MB)."""
         if self._by_text is None:
             self._by_text = {}
-            for row in self.store.iter_chunks(include=("documents", "metadatas", "embeddings")):
-                if row.get("embedding") is not None:
-                    self._by_text[_digest(_stored_text(row.get("document") or "", row["metadata"] or {}))] = (
-                        row["embedding"]
-                    )
+            for row in self.store.iter_chunks(include=("documents", "metadatas"), page=500):
+                self._by_text[_digest(_stored_text(row.get("document") or "", row["metadata"] or {}))] = row[
+                    "id"
+                ]
             logger.info(
                 "looking up %d stored passages by text (indexed files were moved or renamed)",
                 len(self._by_text),
