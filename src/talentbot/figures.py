@@ -15,6 +15,7 @@ words such as 统一 or 一些 are not figures.
 
 from __future__ import annotations
 
+import functools
 import re
 import unicodedata
 from dataclasses import dataclass
@@ -308,11 +309,13 @@ _MEASURES = {"年", "月", "日", "工作日", "小时", "周", "岁", "元", "%
 _ASIDE = re.compile(r"[（(][^（）()]{1,4}[）)]")  # 65（含）岁: an aside between a figure and its unit
 
 
-def asked_units(question: str) -> set[str]:
+@functools.lru_cache(maxsize=1024)
+def asked_units(question: str) -> frozenset[str]:
     """The units a question asks its figure in: '多少岁' -> {'岁'}, '几个月' -> {'月'}, '多少钱' -> {'元'},
     '何时' -> {'date'}, '多久' -> {'duration'}, '补助比例多少' -> {'%'}, '年龄多少' -> {'岁'}; 'number' for any
     other 多少/几 (some quantity, not a calendar date).
-    Counters (个, 项, 套) are left out: a text may count the same things with another."""
+    Counters (个, 项, 套) are left out: a text may count the same things with another. Cached: the answer
+    checks, the shaping and the vagueness test ask it of the same question several times."""
     text = plain(question)
     units = {"date"} if _ASKS_DATE.search(text) else set()
     if _ASKS_DURATION.search(text):
@@ -332,7 +335,7 @@ def asked_units(question: str) -> set[str]:
             units.add("日" if unit == "工作日" else unit)
     if "date" in units:  # 几月几日: the 几 and its 月/日 are the date asked for
         units -= {"number", "年", "月", "日"}
-    return units
+    return frozenset(units)
 
 
 def _first_word(text: str) -> str:

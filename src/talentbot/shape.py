@@ -164,7 +164,7 @@ def no_ordinals(text: str) -> str:
     )
 
 
-def _holds_figure(kind: str, units: set[str], clause: str) -> bool:
+def _holds_figure(kind: str, units: frozenset[str], clause: str) -> bool:
     text = no_ordinals(clause)
     if kind == "date":
         return any(is_date(f) for f in extract(text))
@@ -247,7 +247,7 @@ def _segment(sentence: str, start: int, end: int) -> str:
     return seg[label.end() :].strip() if label else seg.strip()
 
 
-def _highlights(kind: str, units: set[str], clause: str, family: tuple[str, ...]) -> list[str]:
+def _highlights(kind: str, units: frozenset[str], clause: str, family: tuple[str, ...]) -> list[str]:
     """The figures (with their units) or the modal word of ``clause`` to show in bold."""
     if kind == "yesno":
         return [next(w for w in family if w in clause)]
