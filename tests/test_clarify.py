@@ -212,3 +212,25 @@ def test_filter_note_wording():
     assert "地区 广东" in both
     assert "2020至2022-06" in both
     assert "from 2021" in filter_note(Filters(date_from="2021"), english=True)
+
+
+def test_the_catalogue_reads_chapter_headings_from_the_manifest_not_every_chunk(bot, monkeypatch):
+    from talentbot.clarify import Clarifier
+
+    records = bot.articles()
+    kept = {h for r in records for h in (r.headings or "").split("\n") if h}
+    assert kept == {line for _, _, lines in DOCS.values() for line in lines if "章 " in line}
+    retriever = bot.retriever
+    from_manifest = Clarifier(retriever).catalogue()
+
+    def no_scan(*a, **k):
+        raise AssertionError("the catalogue read every chunk")
+
+    with monkeypatch.context() as mp:
+        mp.setattr(retriever.store, "iter_chunks", no_scan)
+        assert Clarifier(retriever).catalogue() == from_manifest
+
+    # a store ingested before headings were kept: the same catalogue, read from its chunks
+    for rec in retriever.manifest.values():
+        monkeypatch.setattr(rec, "headings", None)
+    assert Clarifier(retriever).catalogue() == from_manifest

@@ -17,7 +17,7 @@ from fixtures.docs import write_article
 from talentbot import TalentBot, dense
 from talentbot.dense import VECTORS_FILE
 from talentbot.lexical import LexicalIndex
-from talentbot.lexical_files import IndexProblem, write_manifest
+from talentbot.lexical_files import VECTOR_COPY, IndexProblem, write_manifest
 
 N_ARTICLES = 24
 
@@ -110,7 +110,7 @@ def test_a_search_within_articles_finds_their_nearest_chunks_without_chromas_fil
 
 def test_without_a_saved_vector_copy_chromas_filter_answers_the_same(store, monkeypatch):
     folder = store / "lexical" / "talentbot"
-    (folder / VECTORS_FILE).unlink()  # as an index saved by an older version
+    (folder / VECTORS_FILE).unlink()  # as an index whose copy could not be written
     meta = json.loads((folder / "ids.json").read_text())
     write_manifest(folder, meta["generation"], len(meta["ids"]))
     index = LexicalIndex.load(folder)
@@ -126,6 +126,32 @@ def test_without_a_saved_vector_copy_chromas_filter_answers_the_same(store, monk
         assert [cid for cid, _ in got] == _truth(stored, query, set(keys), 6)
     assert wheres
     assert all(w == {"article": {"$in": list(w["article"]["$in"])}} for w in wheres)
+
+
+def test_an_index_saved_by_a_version_without_the_copy_is_rebuilt_once_with_it(store, caplog):
+    folder = store / "lexical" / "talentbot"
+    (folder / VECTORS_FILE).unlink()
+    meta = json.loads((folder / "ids.json").read_text())
+    write_manifest(folder, meta["generation"], len(meta["ids"]))
+    manifest = json.loads((folder / "manifest.json").read_text())
+    del manifest[VECTOR_COPY]  # as the versions before the copy wrote it
+    (folder / "manifest.json").write_text(json.dumps(manifest))
+    assert LexicalIndex.load(folder).vectors is None
+    caplog.set_level(logging.INFO, logger="talentbot")
+    bot = TalentBot(store=store)
+    bot.retriever.refresh()
+    assert any("without a copy of the vectors" in r.getMessage() for r in caplog.records)
+    assert bot.retriever.index.vectors is not None
+    stored = _stored(bot)
+    assert all(
+        np.array_equal(bot.retriever.index.vectors[r], stored[c])
+        for r, c in enumerate(bot.retriever.index.ids)
+    )
+    caplog.clear()
+    again = TalentBot(store=store)
+    again.retriever.refresh()  # saved with the copy: loaded, not rebuilt
+    assert again.retriever.index.vectors is not None
+    assert not any("rebuild" in r.getMessage() for r in caplog.records)
 
 
 @pytest.mark.parametrize("restamp", [False, True], ids=["checksum-stale", "checksum-restamped"])

@@ -255,7 +255,7 @@ def _span(start: str | None, end: str | None, both: str, since: str, until: str)
 
 class Clarifier:
     """:func:`is_vague` and :func:`catalogue` over a retriever's store, the catalogue read once per
-    manifest (the chapter headings come from the stored chunks)."""
+    manifest (the chapter headings from the manifest, or from the chunks of a store ingested before them)."""
 
     def __init__(self, retriever: Retriever) -> None:
         self.retriever = retriever
@@ -298,13 +298,22 @@ class Clarifier:
         with self._lock:
             if self._cached is not None and self._cached[0] is manifest:
                 return self._cached[1]
+        records = list(manifest.values())
+        if all(rec.headings is not None for rec in records):  # kept in the manifest since they were
+            headings = {rec.key: (rec.headings or "").split("\n") for rec in records if rec.headings}
+        else:  # a store ingested before: read them from every chunk once (seconds at 100,000 chunks)
+            headings = self._headings_from_chunks()
+        cat = catalogue(records, headings)
+        with self._lock:
+            self._cached = (manifest, cat)
+        return cat
+
+    def _headings_from_chunks(self) -> dict[str, list[str]]:
+        """Article key -> the chapter headings of its stored chunks, in order."""
         headings: dict[str, list[str]] = {}
         for row in self.retriever.store.iter_chunks():
             meta = row["metadata"] or {}
             chapter = str(meta.get("chapter") or "")
             if chapter and chapter not in headings.setdefault(str(meta.get("article", "")), []):
                 headings[str(meta.get("article", ""))].append(chapter)
-        cat = catalogue(list(manifest.values()), headings)
-        with self._lock:
-            self._cached = (manifest, cat)
-        return cat
+        return headings

@@ -95,6 +95,18 @@ class IndexCache:
                     generation,
                 )
                 return None
+            if (
+                not index.copies_vectors
+                and index.ids
+                and not self.store.readonly
+                and self.settings.fusion != "lexical"
+            ):
+                logger.info(
+                    "the lexical index at %s was saved without a copy of the vectors (an older version): "
+                    "rebuilding it once, so that searches within articles are exact and fast",
+                    folder,
+                )
+                return None
             vectors_of = None if self.store.readonly else self.vectors_of  # the read-only view has none
             check_against_collection(
                 index.bm25, index.ids, self.store.chunk_ids(), self.tokens_of, index.vectors, vectors_of

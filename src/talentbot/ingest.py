@@ -192,7 +192,7 @@ def _ingest_files(
             report.unchanged += 1
             continue
         chunks = chunk_article(article, settings.chunk_size, settings.chunk_overlap)
-        rec = article_record(key, path, article, digest, len(chunks))
+        rec = article_record(key, path, article, digest, chunks)
         pending.append((rec, article, chunks, old is not None))
         pending_chunks += len(chunks)
         if pending_chunks >= FLUSH_CHUNKS:

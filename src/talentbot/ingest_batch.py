@@ -9,6 +9,7 @@ indexed text is already stored keep their vectors (:mod:`talentbot.vector_reuse`
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from concurrent.futures import Executor
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -32,10 +33,12 @@ if TYPE_CHECKING:
 logger = logging.getLogger("talentbot.ingest")  # the messages of an ingest, as before the split
 
 
-def article_record(key: str, path: Path, article: Article, digest: str, chunks: int) -> ArticleRecord:
-    """The manifest record of an article: its regions (:func:`talentbot.regions.article_regions`) and the dates
+def article_record(
+    key: str, path: Path, article: Article, digest: str, chunks: Sequence[Chunk]
+) -> ArticleRecord:
+    """The manifest record of an article: its regions (:func:`talentbot.regions.article_regions`), the dates
     it states of itself (:func:`talentbot.policy_dates.policy_dates`; an ``effective`` date in the front
-    matter wins)."""
+    matter wins) and the chapter headings of its ``chunks``."""
     region, codes = article_regions(
         article.title, article.source, article.text, article.metadata.get("region", "")
     )
@@ -47,7 +50,7 @@ def article_record(key: str, path: Path, article: Article, digest: str, chunks: 
         source=article.source,
         date=article.date,
         hash=digest,
-        chunks=chunks,
+        chunks=len(chunks),
         region=region,
         region_codes=codes,
         places=",".join(place_codes(article.title, article.source, article.text)),
@@ -56,6 +59,7 @@ def article_record(key: str, path: Path, article: Article, digest: str, chunks: 
         amended=",".join(dates.amended),
         expires=dates.expires,
         repeals="；".join(dates.repeals),
+        headings="\n".join(dict.fromkeys(c.chapter for c in chunks if c.chapter)),
     )
 
 

@@ -25,6 +25,7 @@ from .dense import VECTORS_FILE, load_vectors
 from .lexical_build import DATA_FILE, BM25Builder
 from .lexical_files import (
     IDS_FILE,
+    VECTOR_COPY,
     IndexProblem,
     check_params,
     check_structure,
@@ -116,6 +117,7 @@ class LexicalIndex:
         self._pinyin: dict[str, list[str]] | None = None
         self.folder: Path | None = None  # where it was saved or loaded from
         self.vectors: np.ndarray | None = None  # the chunks' vectors, row i of ids[i] (saved or loaded only)
+        self.copies_vectors = True  # False: loaded from a version that did not save the vectors with it
         self.staging: Path | None = None  # a folder the build wrote files of it to (see staging_for)
 
     @property
@@ -279,6 +281,7 @@ class LexicalIndex:
         index = cls(ids, bm25, generation)
         index.folder = folder
         index.vectors = vectors
+        index.copies_vectors = bool(manifest.get(VECTOR_COPY))
         try:
             saved = json.loads((folder / "pinyin.json").read_text(encoding="utf-8"))
         except (OSError, ValueError):

@@ -25,6 +25,7 @@ if TYPE_CHECKING:
 
 MANIFEST = "manifest.json"
 FORMAT = 1
+VECTOR_COPY = "copies_vectors"  # in the manifests of indexes saved by versions that copy the vectors
 BM25_FILES = (
     "data.csc.index.npy",
     "indices.csc.index.npy",
@@ -58,7 +59,7 @@ def write_manifest(folder: Path, generation: int, count: int) -> None:
         for p in sorted(folder.iterdir())
         if p.is_file() and p.name in _FILES
     }
-    data = {"format": FORMAT, "generation": generation, "count": count, "files": files}
+    data = {"format": FORMAT, "generation": generation, "count": count, "files": files, VECTOR_COPY: True}
     (folder / MANIFEST).write_text(json.dumps(data, indent=1))
 
 

@@ -48,6 +48,9 @@ class ArticleRecord:
     amended: str = ""  # comma-joined, oldest first
     expires: str = ""
     repeals: str = ""  # titles of the documents it repeals, '；'-joined
+    headings: str | None = (
+        None  # its chapter headings in order, newline-joined; None: recorded before they were
+    )
 
     @property
     def file(self) -> str:
@@ -188,6 +191,8 @@ class StoreRecords:
             rec = ArticleRecord(**{k: meta.get(k, "") for k in ArticleRecord.__dataclass_fields__})
             if "places" not in meta:  # recorded before place codes were: anchors fall back on the title
                 rec.places = None
+            if "headings" not in meta:  # recorded before headings were: read from the chunks (clarify)
+                rec.headings = None
             rec.chunks = int(rec.chunks or 0)
             out[rec.key] = rec
         return out
