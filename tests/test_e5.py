@@ -151,3 +151,34 @@ def test_conversion_is_not_done_on_import(tmp_path):
     ).stdout.strip()
     assert out == "0"
     assert not (tmp_path / "cache").exists()
+
+
+@pytest.mark.model
+def test_batches_are_padded_to_a_multiple_of_16_tokens_without_changing_the_vectors(model_cache, monkeypatch):
+    from talentbot.embeddings import PAD_TO_MULTIPLE
+
+    passages, _ = corpus_texts()
+    texts = passages[:40]
+    ours = Embedder("multilingual-e5-small", batch_size=8, bf16=True, cache=model_cache, query_engine=False)
+    module = ours.model[0]
+    widths: list[int] = []
+    real = module.preprocess
+
+    def spy(*args, **kwargs):
+        features = real(*args, **kwargs)
+        rows, width = features["input_ids"].shape
+        if rows > 1:  # a batch of texts (sentence-transformers also measures the prompt alone)
+            widths.append(int(width))
+        return features
+
+    monkeypatch.setattr(module, "preprocess", spy)
+    padded = ours.encode(texts)
+    assert len(widths) == 5
+    assert all(w % PAD_TO_MULTIPLE == 0 for w in widths), widths
+    lengths = {len(module.tokenizer(t)["input_ids"]) for t in texts}
+    assert any(n % PAD_TO_MULTIPLE for n in lengths)  # the padding was needed for some batch
+    widths.clear()
+    monkeypatch.setattr("talentbot.embeddings.PAD_TO_MULTIPLE", 1)
+    plain = ours.encode(texts)
+    assert any(w % PAD_TO_MULTIPLE for w in widths), widths  # without it, other widths
+    assert float((padded * plain).sum(axis=1).min()) >= 0.9999
