@@ -85,10 +85,12 @@ def build_chain(settings: Settings, retriever: Retriever, llm: LLMAnswerer | Non
         c: Condensed = inputs["condensed"]
         k = inputs.get("k") or settings.k
         inputs = {**inputs, "swaps": []}
+        parts = split_parts(c.question) if llm is None and c.standalone == c.question else []
+        for question in [p.question for p in parts] if 0 < len(parts) <= k else [c.standalone]:
+            retriever.prefetch(question)  # embedded while the checks below and the lexical search run
         if clarifier.vague(c.standalone, inputs.get("filters")):
             _trace(inputs, Search())
             return {**inputs, "passages": [], "missing": None, "clarify": True}
-        parts = split_parts(c.question) if llm is None and c.standalone == c.question else []
         results: list[PartResult] = []
         if (
             len(parts) <= k

@@ -72,7 +72,7 @@ class Retriever:
         self._lock = threading.Lock()
         self._pool: ThreadPoolExecutor | None = None  # question embeddings (_embed_started)
         self._pool_pid = 0
-        self._vectors: OrderedDict[str, list[float]] = OrderedDict()  # the last questions' vectors
+        self._vectors: OrderedDict[str, Future[tuple[list[float], float]]] = OrderedDict()  # recent questions
 
     @property
     def index(self) -> LexicalIndex | None:
@@ -186,32 +186,41 @@ class Retriever:
         timings["fetch"] = t() - t0
         return Search(passages, timings)
 
+    def prefetch(self, question: str) -> None:
+        """Start embedding ``question`` now (on a worker thread), for a search of it that follows."""
+        if self.settings.fusion != "lexical":
+            self._embed_started(question)
+
     def _embed_started(self, question: str) -> Future[tuple[list[float], float]]:
         """The question's vector and the seconds it took, computed on a worker thread while the lexical
-        search runs (the embedding engine releases the GIL). The vectors of the last few questions are
-        kept: an answer searches the same question again within single articles (parts, versions)."""
+        search runs (the embedding engine releases the GIL). The last few questions' embeddings are kept,
+        finished or under way: an answer searches the same question again within single articles (parts,
+        versions), and :meth:`prefetch` starts one before the search."""
         with self._lock:
             known = self._vectors.get(question)
-            if known is not None:
+            if known is not None and not (known.done() and known.exception() is not None):
                 self._vectors.move_to_end(question)
+                if not known.done():
+                    return known  # started by prefetch: this search is its first use
                 done: Future[tuple[list[float], float]] = Future()
-                done.set_result((known, 0.0))
+                done.set_result((known.result()[0], 0.0))
                 return done
             if self._pool is None or self._pool_pid != os.getpid():  # none yet, or forked: threads gone
                 self._pool = ThreadPoolExecutor(EMBED_THREADS, thread_name_prefix="talentbot-embed")
                 self._pool_pid = os.getpid()
+                self._vectors.clear()
             pool = self._pool
 
-        def embed() -> tuple[list[float], float]:
-            t0 = time.perf_counter()
-            vector = self.embedder.encode([question], query=True)[0].tolist()
-            with self._lock:
-                self._vectors[question] = vector
-                while len(self._vectors) > QUESTION_VECTORS:
-                    self._vectors.popitem(last=False)
-            return vector, time.perf_counter() - t0
+            def embed() -> tuple[list[float], float]:
+                t0 = time.perf_counter()
+                vector = self.embedder.encode([question], query=True)[0].tolist()
+                return vector, time.perf_counter() - t0
 
-        return pool.submit(embed)
+            future = pool.submit(embed)
+            self._vectors[question] = future
+            while len(self._vectors) > QUESTION_VECTORS:
+                self._vectors.popitem(last=False)
+        return future
 
     def _dense(self, vector: list[float], keys: list[str] | None, n: int) -> list[tuple[str, float]]:
         """Nearest chunks to ``vector`` within ``keys`` (:func:`talentbot.dense.search`)."""
