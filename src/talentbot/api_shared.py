@@ -2,7 +2,8 @@
 
 The typed answer as JSON, the 参考资料 list that ends an answer, links to the /doc page of a cited passage
 (signed with the API key when one is set, so a link works in a browser without the key), the API key
-check, and the gate that keeps answers computed at once under ``TALENTBOT_CONCURRENCY``.
+check, the gate that keeps answers computed at once under ``TALENTBOT_CONCURRENCY``, and the warm-up a
+server starts once it listens.
 """
 
 from __future__ import annotations
@@ -10,7 +11,10 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import hmac
+import logging
 import re
+import threading
+import time
 from collections.abc import AsyncIterator, Callable, Iterator
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -18,9 +22,11 @@ from .errors import TalentBotError
 
 if TYPE_CHECKING:
     from .answer import Answer, Citation
+    from .bot import TalentBot
     from .config import Settings
 
 T = TypeVar("T")
+logger = logging.getLogger(__name__)
 
 REFERENCES = "参考资料"
 PASSAGE_ID = re.compile(r"^[0-9a-f]{16}:\d{1,6}$")  # ingest: f"{article_key(path)}:{chunk.ordinal}"
@@ -193,3 +199,21 @@ async def thread_events(events: Iterator[T]) -> AsyncIterator[T]:
         if item is done:
             return
         yield item  # type: ignore[misc]
+
+
+def warm_up_in_background(bot: TalentBot) -> threading.Thread:
+    """Run :meth:`TalentBot.warm_up` on a background thread (the server answers meanwhile): the first
+    question then doesn't wait for the tables it loads. A failure is logged; questions will say it."""
+
+    def run() -> None:
+        t0 = time.perf_counter()
+        try:
+            bot.warm_up()
+        except Exception as e:  # noqa: BLE001 - a warm-up never stops the server
+            logger.warning("warm-up skipped (%s): the first question loads what it needs", e)
+            return
+        logger.info("warmed up in %.1f s", time.perf_counter() - t0)
+
+    thread = threading.Thread(target=run, daemon=True, name="talentbot-warm-up")
+    thread.start()
+    return thread

@@ -177,6 +177,18 @@ class TalentBot:
         """The indexed articles, sorted by title."""
         return sorted(self.store.manifest().values(), key=lambda r: (r.title, r.path))
 
+    def warm_up(self) -> None:
+        """Load now what a process's first questions would otherwise wait for: the lexical index, the
+        question embedding engine (or model), jieba, the tables for unseen words and for English questions
+        (dictionary, word forms, pinyin). A server calls it on a background thread once it listens; no
+        answer is produced, so no LLM is called."""
+        from .terms import general_idf
+
+        general_idf()
+        for question in ("人才引进补贴", "talent subsidies in Hefei"):  # a Chinese and an English search
+            self.retriever.scope(question)
+            self.retriever.search(question, 1)
+
     # ------------------------------------------------------------------------------------- ask
     def check_question(self, question: str) -> str:
         """Return the cleaned question, or raise :class:`InputError` saying what to fix."""

@@ -16,12 +16,14 @@ from __future__ import annotations
 import ipaddress
 import logging
 import os
+import threading
+import time
 from collections.abc import AsyncIterator, Callable
 from typing import TYPE_CHECKING, Any
 
 import gradio as gr
 
-from .api_shared import Gate, api_key
+from .api_shared import Gate, api_key, warm_up_in_background
 from .bot import TalentBot
 from .errors import ConfigError, TalentBotError
 from .web_app import ALL, CSS, EXAMPLES, build_app  # noqa: F401 - re-exported
@@ -37,7 +39,6 @@ from .web_upload import upload_folder
 
 if TYPE_CHECKING:
     import socket
-    import threading
 
     import fastapi
     import uvicorn
@@ -256,8 +257,6 @@ def launch(
     """Serve the chat on the configured host and port. The port is bound first, so a port in use or a bad
     address fails at once with a one-line error (:func:`bind`). ``on_ready(url)`` is called once the server
     accepts requests, never before. ``block=False`` returns a :class:`Server` once up."""
-    import threading
-    import time
 
     import uvicorn
 
@@ -275,7 +274,7 @@ def launch(
         url = _url(sock)
         if block:
             watcher = threading.Thread(
-                target=_announce, args=(server, url, on_ready), daemon=True, name="talentbot-ready"
+                target=_announce, args=(server, url, on_ready, bot), daemon=True, name="talentbot-ready"
             )
             watcher.start()
             try:
@@ -294,15 +293,17 @@ def launch(
             time.sleep(0.05)
         if on_ready:
             on_ready(url)
+        warm_up_in_background(bot)
         return Server(server, thread, url)
     except BaseException:
         sock.close()
         raise
 
 
-def _announce(server: uvicorn.Server, url: str, on_ready: Callable[[str], None] | None) -> None:
-    """Call ``on_ready(url)`` once ``server`` has started; give up when it stops first."""
-    import time
+def _announce(
+    server: uvicorn.Server, url: str, on_ready: Callable[[str], None] | None, bot: TalentBot
+) -> None:
+    """Call ``on_ready(url)`` once ``server`` has started, then warm ``bot`` up; give up when it stops first."""
 
     while not server.started:
         if server.should_exit:
@@ -310,3 +311,4 @@ def _announce(server: uvicorn.Server, url: str, on_ready: Callable[[str], None] 
         time.sleep(0.02)
     if on_ready:
         on_ready(url)
+    warm_up_in_background(bot)
