@@ -206,3 +206,35 @@ def test_a_large_npy_header_is_never_parsed_before_the_checksum(store):
     with pytest.raises(IndexProblem, match="checksum|size"):
         LexicalIndex.load(path.parent)
     assert os.path.getsize(path) < 2**20
+
+
+def test_the_ids_are_compared_with_the_collection_once_per_saved_index(store, monkeypatch, caplog):
+    from talentbot.index_cache import CHECKED_FILE
+    from talentbot.store import Store
+
+    (_folder(store) / CHECKED_FILE).unlink(missing_ok=True)
+    compared: list[int] = []
+    real = Store.chunk_ids
+    monkeypatch.setattr(Store, "chunk_ids", lambda self, *a, **k: compared.append(1) or real(self, *a, **k))
+    TalentBot(store=store).retriever.refresh()
+    assert compared == [1]  # first load of this saved index: every id compared
+    assert (_folder(store) / CHECKED_FILE).exists()
+    again = TalentBot(store=store)
+    again.retriever.refresh()
+    assert compared == [1]  # same index, generation, count and collection: only the count
+    _answers(again)
+
+    again.store.set_state(dirty=True)  # an ingest under way: compared again, not recorded
+    TalentBot(store=store).retriever.refresh()
+    assert compared == [1, 1]
+    again.store.set_state(dirty=False)
+
+    # a chunk removed behind the index's back (same generation): the count differs, so every id is compared
+    gone = again.retriever.index.ids[0]
+    again.store.chunks.delete(ids=[gone])
+    caplog.set_level(logging.INFO, logger="talentbot")
+    rebuilt = TalentBot(store=store)
+    rebuilt.retriever.refresh()
+    assert compared == [1, 1, 1]
+    assert any("not in the collection" in m for m in _warned(caplog))
+    assert gone not in rebuilt.retriever.index.ids

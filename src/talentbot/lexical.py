@@ -269,7 +269,8 @@ class LexicalIndex:
             bm25 = None
             if ids:
                 check_params(json.loads((folder / "params.index.json").read_text()))
-                bm25 = bm25s.BM25.load(str(folder), show_progress=False)
+                # mapped where the OS lets a mapped file be replaced (a rebuild swaps the folder)
+                bm25 = bm25s.BM25.load(str(folder), show_progress=False, mmap=os.name == "posix")
                 check_structure(bm25, ids)
             vectors = None
             if VECTORS_FILE in manifest["files"]:

@@ -202,15 +202,15 @@ def _sample(n: int) -> list[int]:
 def check_against_collection(
     bm25: bm25s.BM25,
     ids: Sequence[str],
-    collection_ids: Iterable[str],
+    collection_ids: Iterable[str] | None,
     tokens_of: Callable[[list[str]], Mapping[str, list[str]]],
     vectors: np.ndarray | None = None,
     vectors_of: Callable[[list[str]], Mapping[str, object]] | None = None,
 ) -> None:
     """The index covers exactly the collection's chunks, and sampled rows hold exactly their tokens (and,
     given the saved ``vectors`` and ``vectors_of``, which reads chunks' vectors from the collection, their
-    vectors)."""
-    have, want = set(ids), set(collection_ids)
+    vectors). ``collection_ids`` None: the ids were compared before (the caller compared the count)."""
+    have, want = set(ids), set(collection_ids if collection_ids is not None else ids)
     if have != want:
         raise IndexProblem(
             f"it lists {len(have)} chunks, {len(have - want)} not in the collection, "
@@ -225,9 +225,15 @@ def check_against_collection(
         np.asarray(bm25.scores["indptr"]),
         bm25.vocab_dict,
     )
+    # one pass over the matrix for all sampled rows (a pass per row took 0.36 s at 100,000 chunks, this
+    # 0.03 s); check_structure has kept every index within the rows
+    sampled = np.zeros(len(ids), dtype=bool)
+    sampled[rows] = True
+    positions = np.flatnonzero(sampled[indices])
+    row_of = indices[positions]
+    column_of = np.searchsorted(indptr, positions, side="right") - 1
     for r in rows:
-        positions = np.flatnonzero(indices == r)
-        columns = set((np.searchsorted(indptr, positions, side="right") - 1).tolist())
+        columns = set(column_of[row_of == r].tolist())
         expected = {vocab.get(t, -1) for t in tokens.get(ids[r], [])}
         if columns != expected:
             raise IndexProblem(f"row {r} does not hold the words of chunk {ids[r]}")
