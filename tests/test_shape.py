@@ -17,9 +17,10 @@ from talentbot.compare import PartResult, comparison, parts_events, split_parts
 from talentbot.enumeration import enumeration, join_chunks
 from talentbot.figures import unsupported
 from talentbot.lexical import tokenize
+from talentbot.organisations import organisation
 from talentbot.passages import Passage, TermGroup, coverage
 from talentbot.quoting import Quote
-from talentbot.shape import organisation, question_kind
+from talentbot.shape import question_kind
 from talentbot.web_render import answer_markdown, redisplay, sources_html
 
 MARKER = re.compile(r"\[(\d+)\]")

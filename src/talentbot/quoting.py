@@ -9,8 +9,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from .enumeration import enumeration
+from .organisations import organisation
 from .passages import Passage
-from .shape import direct_part, organisation, question_kind
+from .shape import direct_part, question_kind
 
 Siblings = Callable[[Passage], list[Passage]]
 """The chunks of a passage's article unit (same 第X条), in order, the passage among them."""
