@@ -11,8 +11,9 @@ import pytest
 
 from fixtures.helpers import CORPUS, eval_rows, row_for
 from talentbot import InputError, TalentBot
-from talentbot.answer import extractive_events, source_phrase
+from talentbot.answer import source_phrase
 from talentbot.chain import final_answer
+from talentbot.extractive import extractive_events
 from talentbot.figures import unsupported
 from talentbot.lexical import tokenize
 from talentbot.llm import figures

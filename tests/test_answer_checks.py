@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import pytest
 
-from talentbot.answer import AnswerEvent, extractive_events
+from talentbot.answer import AnswerEvent
 from talentbot.evidence import dated_event, dates_event, degrees, focus_terms, other_degree, supports
+from talentbot.extractive import extractive_events
 from talentbot.figures import asked_units, states_unit
 from talentbot.lexical import tokenize
 from talentbot.passages import Passage, TermGroup, coverage
@@ -192,7 +193,7 @@ def test_a_how_long_question_needs_a_duration():
 
 
 def test_a_passage_both_rankings_put_first_needs_less_word_overlap():
-    from talentbot.answer import AGREED_SHARE, refused
+    from talentbot.extractive import AGREED_SHARE, refused
     from talentbot.passages import Passage
 
     sentence = "青年人才公寓向所在区人才服务中心提出申请。"

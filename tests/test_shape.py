@@ -11,10 +11,11 @@ import pytest
 from markdown_it import MarkdownIt
 
 from fixtures.helpers import CORPUS
-from talentbot.answer import Answer, AnswerEvent, Citation, extractive_events
+from talentbot.answer import Answer, AnswerEvent, Citation
 from talentbot.chain import final_answer
 from talentbot.compare import PartResult, comparison, parts_events, split_parts
 from talentbot.enumeration import enumeration, join_chunks
+from talentbot.extractive import extractive_events
 from talentbot.figures import unsupported
 from talentbot.lexical import tokenize
 from talentbot.organisations import organisation

@@ -35,7 +35,6 @@ from .answer import (
     AnswerEvent,
     Event,
     TextEvent,
-    extractive_events,
     is_english,
     no_answer,
 )
@@ -43,6 +42,7 @@ from .clarify import Clarifier, clarify_text, filter_note
 from .compare import PartResult, parts_events, split_parts
 from .condense import Condensed, History, condense_rule_based, llm_condense
 from .config import Settings
+from .extractive import extractive_events
 from .in_force import Swap, Versions, note, prefer
 from .passages import Passage, coverage
 from .quoting import Siblings

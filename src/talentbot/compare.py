@@ -3,7 +3,7 @@
 A question naming two or more places (none inside another) or 《titles》, joined by 和/与/、 or asking
 分别/哪个/更早/有何不同, is split into one sub-question per place or title, the rest of the question shared
 (:func:`split_parts`). Each part is retrieved within its own scope and answered by the extractive answerer
-with its own refusal gate (:func:`talentbot.answer.compose`), as a labelled line; a part that the documents
+with its own refusal gate (:func:`talentbot.extractive.compose`), as a labelled line; a part that the documents
 lack is refused by name while the others are answered. When the question asks which is earlier, more or
 longer, a last line states the comparison, computed from the figures quoted for each part and naming
 only the parts' labels (:func:`comparison`).
@@ -17,7 +17,8 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 
 from .anchors import Anchors, question_anchors
-from .answer import Answer, AnswerEvent, Event, TextEvent, cite, compose, is_english, no_answer, quote_lines
+from .answer import Answer, AnswerEvent, Event, TextEvent, is_english, no_answer
+from .extractive import cite, compose, quote_lines
 from .figures import extract, is_date
 from .normalize import simplified
 from .passages import Passage

@@ -33,11 +33,11 @@ from .answer import (
     Event,
     TextEvent,
     citation_for,
-    extractive_events,
     is_english,
     no_answer,
 )
 from .config import Settings
+from .extractive import extractive_events
 from .figures import extract, unsupported
 from .injection import is_injection, strip_injections
 from .retrieval import Passage

@@ -177,7 +177,7 @@ class Retriever:
         rows = self.store.get_chunks(best) if best else {}
         passages = [Passage(cid, rows[cid][0], rows[cid][1], fused[cid]) for cid in best if cid in rows]
         groups = term_groups(terms, index) if index is not None and index.ids else []
-        # the chunk both rankings put first: the refusal gate asks less word overlap of it (answer.py)
+        # the chunk both rankings put first: the refusal gate asks less word overlap of it (extractive.py)
         agreed = lex[0][0] if lex and dense and lex[0][0] == dense[0][0] else None
         for p in passages:
             p.terms, p.groups = terms, groups
