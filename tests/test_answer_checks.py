@@ -6,9 +6,9 @@ from __future__ import annotations
 import pytest
 
 from talentbot.answer import AnswerEvent
+from talentbot.asked import asked_units, states_unit
 from talentbot.evidence import dated_event, dates_event, degrees, focus_terms, other_degree, supports
 from talentbot.extractive import extractive_events
-from talentbot.figures import asked_units, states_unit
 from talentbot.lexical import tokenize
 from talentbot.passages import Passage, TermGroup, coverage
 

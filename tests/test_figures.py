@@ -6,7 +6,8 @@ from __future__ import annotations
 
 import pytest
 
-from talentbot.figures import extract, missing, named_in_question, unsupported
+from talentbot.asked import named_in_question
+from talentbot.figures import extract, missing, unsupported
 
 PASSAGE = (
     "第三条 对新引进的全职博士研究生给予一次性安家补贴100万元，服务期五年。"

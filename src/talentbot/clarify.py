@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from .anchors import question_anchors
-from .figures import asked_units
+from .asked import asked_units
 from .lexical import STOPWORDS, words
 from .places import gazetteer
 

@@ -1,6 +1,6 @@
 """What a quoted answer must hold for the question it answers, beyond sharing its words: the thing a
 quantity question counts, and the degree level it asks about. (The unit of the figure asked for is
-:func:`talentbot.figures.asked_units`.)"""
+:func:`talentbot.asked.asked_units`.)"""
 
 from __future__ import annotations
 
@@ -8,7 +8,8 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from .figures import asked_units, extract, is_date, is_unit
+from .asked import asked_units
+from .figures import extract, is_date, is_unit
 from .lexical import words
 from .passages import TermGroup
 

@@ -20,8 +20,9 @@ from .answer import (
     no_answer,
     source_phrase,
 )
+from .asked import asked_units, named_in_question, states_unit
 from .evidence import dated_event, dates_event, focus_terms, other_degree, unknown_names
-from .figures import asked_units, missing, named_in_question, states_unit
+from .figures import missing
 from .injection import is_injection, strip_injections
 from .lexical import tokenize
 from .quoting import Quote, Shaped, Siblings, plain_quotes, shape_quotes

@@ -17,8 +17,9 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from .asked import asked_units, states_unit
 from .evidence import dated_event, focus_terms, other_degree, supports
-from .figures import asked_units, extract, is_date, states_unit
+from .figures import extract, is_date
 from .lexical import tokenize
 from .passages import Passage, coverage
 from .tables import is_row
