@@ -89,3 +89,16 @@ def test_the_export_runs_in_a_child_process(model_cache, fresh_state, monkeypatc
     assert e5_onnx.load(folder) is not None
     assert ran
     assert ran[0][:3] == [sys.executable, "-m", "talentbot.e5_onnx"]
+
+
+def test_word_rows_are_read_from_the_file_as_numpy_would(tmp_path):
+    table = np.random.default_rng(3).standard_normal((50, 7)).astype(np.float32)
+    np.save(tmp_path / "w.npy", table)
+    rows = e5_onnx._Rows(tmp_path / "w.npy")
+    ids = [0, 49, 7, 7, 3]
+    assert np.array_equal(rows.read(ids), table[ids])
+    with pytest.raises(ValueError, match="outside the word table"):
+        rows.read([50])
+    np.save(tmp_path / "f64.npy", table.astype(np.float64))
+    with pytest.raises(ValueError, match="not a float32 matrix"):
+        e5_onnx._Rows(tmp_path / "f64.npy")

@@ -31,6 +31,7 @@ import numpy as np
 logger = logging.getLogger(__name__)
 
 ONNX_FILE = Path("onnx") / "model.onnx"
+WORDS_FILE = Path("onnx") / "words.npy"  # the word embedding table, looked up outside the graph
 EXPORT_TIMEOUT_S = 900
 _lock = threading.Lock()
 _state: dict[str, Any] = {"model": None, "failed": None}
@@ -48,6 +49,7 @@ class QueryModel:
         opts.inter_op_num_threads = 1
         opts.log_severity_level = 3
         self.session = ort.InferenceSession(str(folder / ONNX_FILE), opts, providers=["CPUExecutionProvider"])
+        self._words = _Rows(folder / WORDS_FILE)
         self.tokenizer = Tokenizer.from_file(str(folder / "tokenizer.json"))
         self.tokenizer.enable_truncation(512)
         self.prompt = prompt
@@ -56,15 +58,48 @@ class QueryModel:
         """L2-normalised float32 vectors, one row per question."""
         rows = []
         for text in texts:
-            ids = np.asarray([self.tokenizer.encode(self.prompt + text).ids], dtype=np.int64)
-            rows.append(self.session.run(None, {"input_ids": ids, "attention_mask": np.ones_like(ids)})[0][0])
+            ids = self.tokenizer.encode(self.prompt + text).ids
+            words = self._words.read(ids)[None]
+            mask = np.ones((1, len(ids)), dtype=np.int64)
+            rows.append(self.session.run(None, {"inputs_embeds": words, "attention_mask": mask})[0][0])
         return np.asarray(rows, dtype=np.float32).reshape(len(texts), -1)
+
+
+class _Rows:
+    """Rows of a float32 ``.npy`` matrix read from the file as needed (the word vectors: a question needs a few
+    dozen of 250,000; reading them, not mapping the file, keeps the table out of the process's memory)."""
+
+    def __init__(self, path: Path) -> None:
+        with open(path, "rb") as f:
+            major, _ = np.lib.format.read_magic(f)
+            read_header = (
+                np.lib.format.read_array_header_1_0 if major == 1 else np.lib.format.read_array_header_2_0
+            )
+            shape, fortran, dtype = read_header(f)
+            self.offset = f.tell()
+        if fortran or dtype != np.dtype("<f4") or len(shape) != 2:
+            raise ValueError(f"{path.name} is not a float32 matrix")
+        self.rows, self.dim = shape
+        self.size = self.dim * 4
+        # kept open for the process's life, as the session is; mapped where there is no pread (Windows)
+        self.fd = os.open(path, os.O_RDONLY) if hasattr(os, "pread") else None
+        self.table = None if self.fd is not None else np.load(path, mmap_mode="r", allow_pickle=False)
+
+    def read(self, ids: Sequence[int]) -> np.ndarray:
+        if any(not 0 <= i < self.rows for i in ids):
+            raise ValueError("a token id outside the word table")
+        if self.table is not None:
+            return np.asarray(self.table[list(ids)], dtype=np.float32)
+        assert self.fd is not None
+        data = b"".join(os.pread(self.fd, self.size, self.offset + i * self.size) for i in ids)
+        return np.frombuffer(data, dtype="<f4").reshape(len(ids), self.dim)
 
 
 def export(folder: Path, out: Path) -> None:
     """Export the BertModel of the sentence-transformers ``folder`` with mean pooling and normalisation into
     the folder ``out``: ``model.onnx`` with its weights beside it in ``model.onnx.data``, which ONNX Runtime
-    maps instead of reading (0.1 s and ~100 MB to open, not 0.9 s and 850 MB). Imports torch: run by
+    maps instead of reading, and the word embedding table as ``words.npy``: the graph starts from the
+    question's word vectors, so the 384 MB table is never held in memory. Imports torch: run by
     :func:`ensure_exported` in a child process."""
     import onnx
     import torch
@@ -75,26 +110,28 @@ def export(folder: Path, out: Path) -> None:
             super().__init__()
             self.bert = bert
 
-        def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
-            hidden = self.bert(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
+        def forward(self, inputs_embeds: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+            hidden = self.bert(inputs_embeds=inputs_embeds, attention_mask=attention_mask).last_hidden_state
             mask = attention_mask.unsqueeze(-1).to(hidden.dtype)
             pooled = (hidden * mask).sum(dim=1) / mask.sum(dim=1).clamp(min=1e-9)
             return torch.nn.functional.normalize(pooled, dim=-1)
 
     bert = AutoModel.from_pretrained(str(folder), local_files_only=True).eval()
-    example = torch.ones((1, 8), dtype=torch.long)
+    table = bert.get_input_embeddings().weight.detach()
+    np.save(out / WORDS_FILE.name, table.numpy().astype(np.float32), allow_pickle=False)
+    example = table[torch.ones((1, 8), dtype=torch.long)]
     graph = out / "graph.onnx"
     axes = {0: "batch", 1: "tokens"}
     with torch.no_grad():
         torch.onnx.export(
             Pooled(bert),
-            (example, torch.ones_like(example)),
+            (example, torch.ones(example.shape[:2], dtype=torch.long)),
             str(graph),
-            input_names=["input_ids", "attention_mask"],
+            input_names=["inputs_embeds", "attention_mask"],
             output_names=["embedding"],
             opset_version=17,
             dynamo=False,
-            dynamic_axes={"input_ids": axes, "attention_mask": axes},
+            dynamic_axes={"inputs_embeds": axes, "attention_mask": axes},
         )
     onnx.save_model(
         onnx.load(str(graph)),
@@ -128,12 +165,13 @@ def ensure_exported(folder: Path) -> Path:
                 timeout=EXPORT_TIMEOUT_S,
                 check=False,
             )
-            data = work / (ONNX_FILE.name + ".data")
-            if done.returncode != 0 or not (work / ONNX_FILE.name).is_file() or not data.is_file():
+            parts = [work / (ONNX_FILE.name + ".data"), work / WORDS_FILE.name, work / ONNX_FILE.name]
+            if done.returncode != 0 or not all(p.is_file() for p in parts):
                 last = (done.stderr.strip().splitlines() or ["no message"])[-1]
                 raise RuntimeError(f"the ONNX export failed (exit {done.returncode}): {last}")
-            os.replace(data, target.with_name(data.name))  # the weights first: model.onnx says it is done
-            os.replace(work / ONNX_FILE.name, target)
+            for part in parts:  # model.onnx last: it says the export is complete
+                os.chmod(part, 0o644)  # readable by every user of a shared cache, as the converted folder
+                os.replace(part, target.with_name(part.name))
         finally:
             shutil.rmtree(work, ignore_errors=True)
     return target
