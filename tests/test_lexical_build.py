@@ -113,3 +113,16 @@ def test_vector_writer_leaves_no_file_for_rows_it_cannot_hold(tmp_path, bad):
     writer.add([[0.0, 1.0]])
     assert not writer.finish(2)  # fewer rows than the index has
     assert list(tmp_path.iterdir()) == []
+
+
+def test_rows_with_a_word_are_the_rows_it_scores(chunks):
+    """LexicalIndex.rows_with reads a word's column (anchors' 'which articles hold it') instead of scoring
+    every chunk: the same rows as a positive score."""
+    index = LexicalIndex.build([cid for cid, _ in chunks], [toks for _, toks in chunks], 1)
+    columns = len(index.bm25.scores["indptr"]) - 1
+    words = [w for w in sorted(index.vocab) if index.vocab[w] < columns][:: max(1, len(index.vocab) // 300)]
+    assert len(words) >= 100
+    for w in words:
+        assert sorted(index.rows_with(w).tolist()) == np.flatnonzero(index.scores([w]) > 0).tolist(), w
+        assert len(index.rows_with(w)) == index.doc_freq(w)
+    assert len(index.rows_with("不在词表里的词")) == 0

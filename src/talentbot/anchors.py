@@ -281,8 +281,10 @@ def index_lookups(
         if not pairs or any(t not in index.vocab for t in pairs):
             return set()
         mask = np.ones(len(index.ids), dtype=bool)
-        for t in dict.fromkeys(pairs):
-            mask &= index.scores([t]) > 0
+        for t in dict.fromkeys(pairs):  # each pair's column of the matrix: no scoring of every chunk
+            held = np.zeros(len(index.ids), dtype=bool)
+            held[index.rows_with(t)] = True
+            mask &= held
         return set(rows_article[mask].tolist())
 
     def rarest(phrase: str) -> str:

@@ -190,6 +190,15 @@ class LexicalIndex:
             return np.zeros(len(self.ids), dtype=np.float32)
         return self.bm25.get_scores(known)
 
+    def rows_with(self, token: str) -> np.ndarray:
+        """The rows (chunks) whose tokens include ``token``: its column of the BM25 matrix, no scoring."""
+        col = self.vocab.get(token)
+        if self.bm25 is None or col is None or col + 1 >= len(self.bm25.scores["indptr"]):
+            return np.empty(0, dtype=np.int64)  # bm25s's vocabulary has one word without a column
+        mat = self.bm25.scores
+        start, end = int(mat["indptr"][col]), int(mat["indptr"][col + 1])
+        return np.asarray(mat["indices"][start:end], dtype=np.int64)
+
     def doc_freq(self, token: str) -> int:
         """In how many chunks ``token`` occurs."""
         if self._df is None:
