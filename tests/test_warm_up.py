@@ -61,3 +61,13 @@ def test_a_server_warms_its_bot_up_once_it_listens(store, caplog):
         assert english._dictionary.cache_info().currsize == 1
     finally:
         srv.close()
+
+
+def test_closing_a_server_stops_its_warm_up_first(store):
+    """A process must not exit while the warm-up runs inside ONNX Runtime or Chroma (it crashed on Ctrl+C)."""
+    from talentbot.web import launch
+
+    srv = launch(TalentBot(store=store, port=0), block=False)
+    assert srv is not None
+    srv.close()  # at once: the warm-up has barely started
+    assert not [t for t in threading.enumerate() if t.name == "talentbot-warm-up" and t.is_alive()]

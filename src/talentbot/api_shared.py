@@ -201,19 +201,33 @@ async def thread_events(events: Iterator[T]) -> AsyncIterator[T]:
         yield item  # type: ignore[misc]
 
 
-def warm_up_in_background(bot: TalentBot) -> threading.Thread:
-    """Run :meth:`TalentBot.warm_up` on a background thread (the server answers meanwhile): the first
-    question then doesn't wait for the tables it loads. A failure is logged; questions will say it."""
+class WarmUp:
+    """:meth:`TalentBot.warm_up` on a background thread (the server answers meanwhile), so the first question
+    doesn't wait for what it loads. :meth:`stop` asks it to end early and waits for it: a server calls it
+    when it shuts down, as a process that exits while the thread is inside ONNX Runtime or Chroma crashes
+    (SIGABRT/SIGSEGV on Ctrl+C). A failure is logged; questions then load what they need."""
 
-    def run() -> None:
+    def __init__(self, bot: TalentBot) -> None:
+        self._stop = threading.Event()
+        self.thread = threading.Thread(target=self._run, args=(bot,), daemon=True, name="talentbot-warm-up")
+        self.thread.start()
+
+    def _run(self, bot: TalentBot) -> None:
         t0 = time.perf_counter()
         try:
-            bot.warm_up()
+            bot.warm_up(self._stop)
         except Exception as e:  # noqa: BLE001 - a warm-up never stops the server
             logger.warning("warm-up skipped (%s): the first question loads what it needs", e)
             return
-        logger.info("warmed up in %.1f s", time.perf_counter() - t0)
+        if not self._stop.is_set():
+            logger.info("warmed up in %.1f s", time.perf_counter() - t0)
 
-    thread = threading.Thread(target=run, daemon=True, name="talentbot-warm-up")
-    thread.start()
-    return thread
+    def stop(self, timeout: float = 30.0) -> None:
+        """End the warm-up at its next step and wait for it (at most ``timeout`` seconds)."""
+        self._stop.set()
+        self.thread.join(timeout)
+
+
+def warm_up_in_background(bot: TalentBot) -> WarmUp:
+    """Start warming ``bot`` up (:class:`WarmUp`); call ``stop()`` on the result before the process exits."""
+    return WarmUp(bot)

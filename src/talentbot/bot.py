@@ -177,17 +177,23 @@ class TalentBot:
         """The indexed articles, sorted by title."""
         return sorted(self.store.manifest().values(), key=lambda r: (r.title, r.path))
 
-    def warm_up(self) -> None:
+    def warm_up(self, stop: threading.Event | None = None) -> None:
         """Load now what a process's first questions would otherwise wait for: the faster question embedding
         of a long-running process (:meth:`Embedder.warm_queries`), the lexical index, jieba, the tables for
-        unseen words and for English questions (dictionary, word forms, pinyin). A server calls it on a background thread once it listens; no
-        answer is produced, so no LLM is called."""
+        unseen words and for English questions (dictionary, word forms, pinyin). A server calls it on a
+        background thread once it listens (:class:`talentbot.api_shared.WarmUp`); no answer is produced, so
+        no LLM is called. ``stop``, once set, ends it at its next step."""
         from .terms import general_idf
 
+        stopped = stop.is_set if stop is not None else (lambda: False)
         if self.settings.fusion != "lexical":
-            self.embedder.warm_queries()
+            self.embedder.warm_queries(stop)
+        if stopped():
+            return
         general_idf()
         for question in ("人才引进补贴", "talent subsidies in Hefei"):  # a Chinese and an English search
+            if stopped():
+                return
             self.retriever.scope(question)
             self.retriever.search(question, 1)
 

