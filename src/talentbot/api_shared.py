@@ -202,10 +202,10 @@ async def thread_events(events: Iterator[T]) -> AsyncIterator[T]:
 
 
 class WarmUp:
-    """:meth:`TalentBot.warm_up` on a background thread (the server answers meanwhile), so the first question
-    doesn't wait for what it loads. :meth:`stop` asks it to end early and waits for it: a server calls it
-    when it shuts down, as a process that exits while the thread is inside ONNX Runtime or Chroma crashes
-    (SIGABRT/SIGSEGV on Ctrl+C). A failure is logged; questions then load what they need."""
+    """:meth:`TalentBot.warm_up` on a background thread, started at once (the server answers meanwhile), so
+    the first question doesn't wait for what it loads. :meth:`stop` asks it to end early and waits for it: a
+    server calls it when it shuts down, as a process that exits while the thread is inside ONNX Runtime or
+    Chroma crashes (SIGABRT/SIGSEGV on Ctrl+C). A failure is logged; questions then load what they need."""
 
     def __init__(self, bot: TalentBot) -> None:
         self._stop = threading.Event()
@@ -226,8 +226,3 @@ class WarmUp:
         """End the warm-up at its next step and wait for it (at most ``timeout`` seconds)."""
         self._stop.set()
         self.thread.join(timeout)
-
-
-def warm_up_in_background(bot: TalentBot) -> WarmUp:
-    """Start warming ``bot`` up (:class:`WarmUp`); call ``stop()`` on the result before the process exits."""
-    return WarmUp(bot)

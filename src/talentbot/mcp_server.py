@@ -18,7 +18,7 @@ from mcp.server.mcpserver.exceptions import ToolError
 from mcp_types import CallToolResult, TextContent, ToolAnnotations
 from pydantic import BaseModel, Field
 
-from .api_shared import Gate, answer_json, api_key, citation_urls, doc_url, references, warm_up_in_background
+from .api_shared import Gate, WarmUp, answer_json, api_key, citation_urls, doc_url, references
 from .errors import InputError, TalentBotError
 from .retrieval import Filters
 
@@ -250,7 +250,7 @@ def run_stdio(bot: TalentBot) -> None:
     up meanwhile."""
     s = bot.settings
     server = build_mcp(bot, Gate(s.concurrency, s.max_queue))
-    warming = warm_up_in_background(bot)
+    warming = WarmUp(bot)
     try:
         server.run("stdio")
     finally:

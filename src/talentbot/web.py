@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 import gradio as gr
 
-from .api_shared import Gate, WarmUp, api_key, warm_up_in_background
+from .api_shared import Gate, WarmUp, api_key
 from .bot import TalentBot
 from .errors import ConfigError, TalentBotError
 from .web_app import ALL, CSS, EXAMPLES, build_app  # noqa: F401 - re-exported
@@ -304,7 +304,7 @@ def launch(
             time.sleep(0.05)
         if on_ready:
             on_ready(url)
-        return Server(server, thread, url, warm_up_in_background(bot))
+        return Server(server, thread, url, WarmUp(bot))
     except BaseException:
         sock.close()
         raise
@@ -326,4 +326,4 @@ def _announce(
         time.sleep(0.02)
     if on_ready:
         on_ready(url)
-    warming.append(warm_up_in_background(bot))
+    warming.append(WarmUp(bot))
