@@ -302,6 +302,25 @@ def test_a_chunk_both_rankings_put_first_is_marked_agreed(angle_store):
     assert _agreed(angle_store, "小麦", fusion="lexical") == []  # one ranking agrees with nothing
 
 
+def test_a_search_again_within_articles_reuses_the_scores_and_ranks_only_them(angle_store, monkeypatch):
+    store, client = angle_store
+    s = Settings(store=store, k=4, candidates=10, fusion="lexical")
+    retriever = Retriever(s, Store(s, client=client), angle_embedder())
+    everywhere = retriever.search("苹果")
+    assert [p.meta["file"] for p in everywhere] == ["jia.md", "yi.md"]
+    scored: list[tuple[str, ...]] = []
+    real = type(retriever.index).scores
+    monkeypatch.setattr(
+        type(retriever.index), "scores", lambda self, t: scored.append(tuple(t)) or real(self, t)
+    )
+    yi = everywhere[1].id.rsplit(":", 1)[0]
+    within = retriever.search("苹果", within={yi, "no-such-article"})
+    assert [(p.id, p.score) for p in within] == [(everywhere[1].id, pytest.approx(1 / (s.rrf_k + 1)))]
+    assert scored == []  # the question's BM25 scores were kept from the search above
+    assert [p.meta["file"] for p in retriever.search("蔬菜", within={yi})] == ["yi.md"]
+    assert len(scored) == 1  # other words: scored afresh
+
+
 # ------------------------------------------------------------------------------------ LangChain retriever
 def test_talent_retriever_is_a_langchain_retriever(bot):
     row = next(r for r in eval_rows("qa_regulations.jsonl") if r["a"] and r.get("doc"))

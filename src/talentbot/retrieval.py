@@ -38,6 +38,7 @@ logger = logging.getLogger(__name__)
 
 EMBED_THREADS = 4  # questions of concurrent searches embedded at once (the e5 engine queues them itself)
 QUESTION_VECTORS = 64  # vectors of recent questions kept (a question is searched again within articles)
+TERM_SCORES = 4  # BM25 score vectors of recent term lists kept, for the same searches again within articles
 
 
 @dataclass
@@ -73,6 +74,7 @@ class Retriever:
         self._pool: ThreadPoolExecutor | None = None  # question embeddings (_embed_started)
         self._pool_pid = 0
         self._vectors: OrderedDict[str, Future[tuple[list[float], float]]] = OrderedDict()  # recent questions
+        self._scores: OrderedDict[tuple[str, ...], tuple[LexicalIndex, np.ndarray]] = OrderedDict()
 
     @property
     def index(self) -> LexicalIndex | None:
@@ -151,7 +153,11 @@ class Retriever:
         if filters is not None and filters.active:
             keys = [key for key, rec in self._manifest.items() if filters.matches(rec)]
         if within is not None:
-            keys = [key for key in (keys if keys is not None else self._manifest) if key in within]
+            keys = (
+                [key for key in keys if key in within]
+                if keys is not None
+                else [*within & self._manifest.keys()]
+            )
             if not keys:
                 return Search([], timings)
         embedding = self._embed_started(question) if s.fusion != "lexical" else None
@@ -231,14 +237,35 @@ class Retriever:
         index, _, _, articles, rows_code = self._view
         if index is None or not index.ids:
             return []
-        scores = index.scores(terms)
-        if keys is not None:
-            allowed = np.isin(articles, keys)  # per article, then per row through its article
-            scores = np.where(allowed[rows_code], scores, 0.0)
+        scores = self._term_scores(index, terms)
+        rows = None
+        if keys is not None:  # per article, then per row through its article
+            rows = np.flatnonzero(np.isin(articles, keys)[rows_code])
+            scores = scores[rows]
         n = min(n, len(scores))
+        if n <= 0:
+            return []
         top = np.argpartition(-scores, n - 1)[:n]
         top = top[np.argsort(-scores[top], kind="stable")]
-        return [(index.ids[i], float(scores[i])) for i in top if scores[i] > 0]
+        at = top if rows is None else rows[top]
+        return [(index.ids[i], float(s)) for i, s in zip(at, scores[top], strict=True) if s > 0]
+
+    def _term_scores(self, index: LexicalIndex, terms: list[str]) -> np.ndarray:
+        """BM25 scores of every chunk for ``terms``; the last few lists' are kept, as an answer searches the
+        same question again within single articles (versions in force, parts of a question)."""
+        key = tuple(terms)
+        with self._lock:
+            known = self._scores.get(key)
+            if known is not None and known[0] is index:
+                self._scores.move_to_end(key)
+                return known[1]
+        scores = index.scores(terms)
+        scores.flags.writeable = False  # shared by the searches that reuse it
+        with self._lock:
+            self._scores[key] = (index, scores)
+            while len(self._scores) > TERM_SCORES:
+                self._scores.popitem(last=False)
+        return scores
 
 
 class TalentRetriever(BaseRetriever):
