@@ -321,6 +321,49 @@ def test_a_search_again_within_articles_reuses_the_scores_and_ranks_only_them(an
     assert len(scored) == 1  # other words: scored afresh
 
 
+def test_passages_of_the_lexical_ranking_are_read_while_the_question_is_embedded(angle_store, monkeypatch):
+    import threading
+
+    store, client = angle_store
+    s = Settings(store=store, k=4, candidates=10, fusion="rrf")
+    expected = Retriever(s, Store(s, client=client), angle_embedder()).search("苹果")
+    release = threading.Event()
+
+    class Slow(type(angle_embedder())):
+        def encode(self, texts, query=False):
+            release.wait(10)  # the vector comes only once the early read has happened
+            return super().encode(texts, query=query)
+
+    reads: list[list[str]] = []
+    real = Store.get_chunks
+
+    def spy(self, ids):
+        reads.append(sorted(p.rsplit(":", 1)[0] for p in ids))
+        release.set()
+        return real(self, ids)
+
+    key = {p.meta["file"]: p.id.rsplit(":", 1)[0] for p in expected}
+    retrievers = {
+        k: Retriever(
+            Settings(store=store, k=k, candidates=10, fusion="rrf"),
+            Store(s, client=client),
+            Slow(dim=4, angles=ANGLES),
+        )
+        for k in (4, 2)
+    }
+    for r in retrievers.values():
+        r.refresh()  # its index checked (which reads chunks) before the spy
+    monkeypatch.setattr(Store, "get_chunks", spy)
+    found = retrievers[4].run("苹果")
+    assert [(p.id, p.score) for p in found.passages] == [(p.id, p.score) for p in expected]
+    # first, while the vector was awaited: the lexical ranking's (苹果: 甲, 乙); then only the rest of the 4
+    assert reads == [sorted([key["jia.md"], key["yi.md"]]), sorted([key["ding.md"], key["bing.md"]])]
+    reads.clear()
+    release.clear()
+    retrievers[2].run("苹果")
+    assert reads == [sorted([key["jia.md"], key["yi.md"]])]  # the fused first two were among them
+
+
 # ------------------------------------------------------------------------------------ LangChain retriever
 def test_talent_retriever_is_a_langchain_retriever(bot):
     row = next(r for r in eval_rows("qa_regulations.jsonl") if r["a"] and r.get("doc"))

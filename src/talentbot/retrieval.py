@@ -39,14 +39,18 @@ logger = logging.getLogger(__name__)
 EMBED_THREADS = 4  # questions of concurrent searches embedded at once (the e5 engine queues them itself)
 QUESTION_VECTORS = 64  # vectors of recent questions kept (a question is searched again within articles)
 TERM_SCORES = 4  # BM25 score vectors of recent term lists kept, for the same searches again within articles
+# While the question is still being embedded, the passages of the lexical ranking's first k + EARLY_EXTRA are
+# read from the store: the fused first k nearly always come from them (the lexical ranking leads).
+EARLY_EXTRA = 2
 
 
 @dataclass
 class Search:
     """What one search found: the passages, best first, and the seconds each stage took. Passed as
     ``trace`` to :meth:`TalentBot.stream`, it is filled with the passages the answer was drawn from.
-    The question is embedded while the lexical search runs: ``embed`` is the wait for its vector after
-    the lexical search, ``embed_run`` the embedding's own time."""
+    The question is embedded while the lexical search runs, and the lexical ranking's first passages are
+    read meanwhile: ``embed`` is the wait for its vector after both, ``embed_run`` the embedding's own time,
+    ``fetch`` both reads of passages."""
 
     passages: list[Passage] = field(default_factory=list)
     timings: dict[str, float] = field(default_factory=dict)
@@ -167,6 +171,11 @@ class Retriever:
         terms = expand(terms, index) if index is not None and index.ids else terms
         lex = self._lexical(terms, keys, s.candidates) if s.fusion != "dense" else []
         timings["lexical"] = t() - t0
+        t0 = t()
+        rows: dict[str, tuple[str, dict]] = {}
+        if embedding is not None and not embedding.done() and lex:  # the wait for the vector, put to use
+            rows = self.store.get_chunks([cid for cid, _ in lex[: k + EARLY_EXTRA]])
+        early = t() - t0
         dense: list[tuple[str, float]] = []
         if embedding is not None:
             t0 = t()
@@ -180,7 +189,9 @@ class Retriever:
         best = sorted(fused, key=fused.__getitem__, reverse=True)[:k]
         timings["fusion"] = t() - t0
         t0 = t()
-        rows = self.store.get_chunks(best) if best else {}
+        missing = [cid for cid in best if cid not in rows]
+        if missing:
+            rows.update(self.store.get_chunks(missing))
         passages = [Passage(cid, rows[cid][0], rows[cid][1], fused[cid]) for cid in best if cid in rows]
         groups = term_groups(terms, index) if index is not None and index.ids else []
         # the chunk both rankings put first: the refusal gate asks less word overlap of it (extractive.py)
@@ -189,7 +200,7 @@ class Retriever:
             p.terms, p.groups = terms, groups
             p.agreed = p.id == agreed
             p.coverage = coverage(groups, set(p.meta.get("tokens", "").split()))
-        timings["fetch"] = t() - t0
+        timings["fetch"] = t() - t0 + early
         return Search(passages, timings)
 
     def prefetch(self, question: str) -> None:
