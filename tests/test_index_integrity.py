@@ -165,6 +165,37 @@ def test_the_manifest_is_written_at_save_and_any_changed_byte_fails_it(store):
         LexicalIndex.load(folder)
 
 
+def test_files_that_matched_their_checksums_are_not_hashed_again_until_they_change(store, monkeypatch):
+    from talentbot import lexical_files
+
+    folder = _folder(store)
+    old = (1_000_000_000, 1_000_000_000)  # settled long ago: a write now cannot keep that time
+    for p in folder.iterdir():
+        os.utime(p, old)
+    hashed: list[str] = []
+    real = lexical_files._sha256
+    monkeypatch.setattr(lexical_files, "_sha256", lambda p: hashed.append(p.name) or real(p))
+    assert LexicalIndex.load(folder) is not None
+    files = set(json.loads((folder / MANIFEST).read_text())["files"])
+    assert set(hashed) == files  # the first load hashes every file
+    hashed.clear()
+    assert LexicalIndex.load(folder) is not None
+    assert hashed == []  # unchanged since: not read again
+    path = folder / "vocab.index.json"
+    original = path.read_bytes()
+    data = bytearray(original)
+    data[len(data) // 2] ^= 0x01  # one flipped bit, same size
+    path.write_bytes(bytes(data))
+    with pytest.raises(IndexProblem, match="vocab.index.json fails its checksum"):
+        LexicalIndex.load(folder)
+    assert hashed == ["vocab.index.json"]
+    (folder / lexical_files.HASHED_FILE).write_text("not json")  # a damaged record: everything hashed
+    path.write_bytes(original)
+    hashed.clear()
+    assert LexicalIndex.load(folder) is not None
+    assert set(hashed) == files
+
+
 def test_an_index_of_other_chunks_is_rebuilt(store, tmp_path, caplog):
     """Ids of a well-formed index that do not match the collection's (with a valid checksum)."""
     folder = _folder(store)
