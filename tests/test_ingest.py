@@ -402,3 +402,31 @@ def test_a_moved_folder_keeps_its_vectors(tmp_path, fake_embedder):
     assert set(after).isdisjoint(before)  # new ids
     assert all(np.allclose(vec, by_text[doc]) for doc, _, vec in after.values())
     assert_consistent(bot)
+
+
+def test_collections_write_their_vector_index_to_disk_every_hundred_additions(
+    tmp_path, fake_embedder, monkeypatch
+):
+    """A cold process replays from Chroma's log what its HNSW files lack: new collections sync every 100
+    additions, and an ingest gives collections of earlier versions (1,000 by default) the same setting."""
+    import talentbot.store
+    from talentbot.store_records import HNSW_SYNC
+
+    def syncs(bot: TalentBot) -> list[int | None]:
+        return [
+            (col.configuration_json.get("hnsw") or {}).get("sync_threshold")
+            for col in (bot.store.chunks, bot.store.articles)
+        ]
+
+    docs = tmp_path / "docs"
+    write_article(docs / "a.md", 1)
+    TalentBot(store=tmp_path / "new").ingest([docs])
+    assert syncs(TalentBot(store=tmp_path / "new")) == [HNSW_SYNC, HNSW_SYNC]
+
+    with monkeypatch.context() as mp:  # a store made by an earlier version: Chroma's defaults
+        mp.setattr(talentbot.store, "COLLECTION_METADATA", {"hnsw:space": "cosine"})
+        old = TalentBot(store=tmp_path / "old")
+        assert syncs(old) == [1000, 1000]
+    write_article(docs / "b.md", 2)
+    TalentBot(store=tmp_path / "old").ingest([docs])
+    assert syncs(TalentBot(store=tmp_path / "old")) == [HNSW_SYNC, HNSW_SYNC]

@@ -122,6 +122,7 @@ def run_ingest(
         report.repaired = repair(store)
         logger.warning("repaired an interrupted ingest: %d article(s) will be re-indexed", report.repaired)
     store.claim_model(settings.model_label)
+    store.tune_index()
     store.set_state(dirty=True)
     manifest = store.manifest()
     release_free_memory()  # the article list read through Chroma's threads (~150 MB at 100k chunks)

@@ -273,6 +273,8 @@ class Retriever:
         scores = index.scores(terms)
         scores.flags.writeable = False  # shared by the searches that reuse it
         with self._lock:
+            for stale in [k for k, (of, _) in self._scores.items() if of is not index]:
+                del self._scores[stale]  # of an index a refresh replaced: let it go
             self._scores[key] = (index, scores)
             while len(self._scores) > TERM_SCORES:
                 self._scores.popitem(last=False)

@@ -45,7 +45,7 @@ from .store_files import (  # noqa: F401 - re-exported: tests and tools import t
     low_disk,
     wipe_embedded,
 )
-from .store_records import STATE_ID, ArticleRecord, StoreRecords, _guarded  # noqa: F401 - re-exported
+from .store_records import COLLECTION_METADATA, STATE_ID, ArticleRecord, StoreRecords, _guarded  # noqa: F401 - re-exported
 from .store_swap import read_pointer
 
 logger = logging.getLogger(__name__)
@@ -161,10 +161,10 @@ class Store(StoreRecords):
                 or self.settings.collection
             )
             self._chunks = self._client.get_or_create_collection(
-                name, metadata={"hnsw:space": "cosine"}, embedding_function=None
+                name, metadata=COLLECTION_METADATA, embedding_function=None
             )
             self._articles = self._client.get_or_create_collection(
-                f"{name}_articles", metadata={"hnsw:space": "cosine"}, embedding_function=None
+                f"{name}_articles", metadata=COLLECTION_METADATA, embedding_function=None
             )
         except (
             chroma_errors()
