@@ -329,7 +329,7 @@ def test_passages_of_the_lexical_ranking_are_read_while_the_question_is_embedded
     expected = Retriever(s, Store(s, client=client), angle_embedder()).search("苹果")
     release = threading.Event()
 
-    class Slow(type(angle_embedder())):
+    class Slow(FakeEmbedder):
         def encode(self, texts, query=False):
             release.wait(10)  # the vector comes only once the early read has happened
             return super().encode(texts, query=query)
