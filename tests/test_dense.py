@@ -33,6 +33,12 @@ def store(tmp_path, fake_embedder) -> Path:
     return store
 
 
+def _dense(bot: TalentBot, vector: list[float], keys: list[str], n: int) -> list[tuple[str, float]]:
+    """The dense search of ``bot``'s retriever within the articles ``keys``, on its current index snapshot."""
+    index, _, _, articles, rows_code = bot.retriever.cache.view
+    return dense.search(bot.store, index, vector, n, keys, dense.rows_within(articles, rows_code, keys))
+
+
 def _stored(bot: TalentBot) -> dict[str, np.ndarray]:
     got = bot.store.chunks.get(include=["embeddings"])
     return {
@@ -99,13 +105,13 @@ def test_a_search_within_articles_finds_their_nearest_chunks_without_chromas_fil
     wheres = _spy_where(bot, monkeypatch)
     n = 6
     for query, keys in _cases(bot, stored):
-        got = bot.retriever._dense(query.tolist(), keys, n)
+        got = _dense(bot, query.tolist(), keys, n)
         assert [cid for cid, _ in got] == _truth(stored, query, set(keys), n), keys
         assert all(-1.0 <= s <= 1.0 for _, s in got)
         assert [s for _, s in got] == sorted((s for _, s in got), reverse=True)
     assert all(w is None for w in wheres), wheres
-    assert bot.retriever._dense(query.tolist(), [], n) == []
-    assert bot.retriever._dense(query.tolist(), ["0000000000000000"], n) == []  # no such article
+    assert _dense(bot, query.tolist(), [], n) == []
+    assert _dense(bot, query.tolist(), ["0000000000000000"], n) == []  # no such article
 
 
 def test_without_a_saved_vector_copy_chromas_filter_answers_the_same(store, monkeypatch):
@@ -122,7 +128,7 @@ def test_without_a_saved_vector_copy_chromas_filter_answers_the_same(store, monk
     stored = _stored(bot)
     wheres = _spy_where(bot, monkeypatch)
     for query, keys in _cases(bot, stored):
-        got = bot.retriever._dense(query.tolist(), keys, 6)
+        got = _dense(bot, query.tolist(), keys, 6)
         assert [cid for cid, _ in got] == _truth(stored, query, set(keys), 6)
     assert wheres
     assert all(w == {"article": {"$in": list(w["article"]["$in"])}} for w in wheres)

@@ -116,30 +116,35 @@ def load_vectors(path: Path, rows: int) -> np.ndarray:
     return vectors
 
 
+def rows_within(articles: np.ndarray, rows_code: np.ndarray, keys: Sequence[str]) -> np.ndarray:
+    """The index rows of the chunks of the articles ``keys``: per distinct article (``articles``), then per
+    row through its article (``rows_code``); the row maps of one :class:`IndexCache` snapshot."""
+    return np.flatnonzero(np.isin(articles, list(keys))[rows_code])
+
+
 def search(
     store: Store,
     index: LexicalIndex | None,
-    rows_code: np.ndarray,
-    articles: np.ndarray,
     vector: Sequence[float],
     n: int,
     keys: Sequence[str] | None,
+    rows: np.ndarray | None,
 ) -> list[tuple[str, float]]:
     """The ``n`` nearest chunks to ``vector`` as (id, cosine similarity), best first, within the articles
-    ``keys`` (None: all). ``index`` and the row maps are one snapshot of :class:`IndexCache`."""
+    ``keys`` (None: all), whose rows of ``index`` are ``rows`` (:func:`rows_within`)."""
     vectors = index.vectors if index is not None else None
     if (
         keys is None
+        or rows is None
         or store.readonly
+        or index is None
         or vectors is None
         or vectors.shape[1] != len(vector)
-        or len(rows_code) != vectors.shape[0]
+        or len(index.ids) != vectors.shape[0]
     ):
         return store.query(vector, n, keys)
     if not keys or n <= 0:
         return []
-    assert index is not None  # vectors come with an index
-    rows = np.flatnonzero(np.isin(articles, list(keys))[rows_code])
     if not len(rows):
         return []
     if len(rows) > EXACT_ROWS:

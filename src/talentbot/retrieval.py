@@ -24,6 +24,7 @@ from pydantic import ConfigDict
 
 from .anchors import Anchors, Profiles, Scope, index_lookups, profiles, question_anchors, scope
 from .config import Settings
+from .dense import rows_within
 from .dense import search as dense_search
 from .embeddings import Embedder
 from .index_cache import IndexCache
@@ -166,10 +167,11 @@ class Retriever:
                 return Search([], timings)
         embedding = self._embed_started(question) if s.fusion != "lexical" else None
         t0 = t()
+        index, _, _, articles, rows_code = self._view  # one snapshot for the whole search
+        scoped = rows_within(articles, rows_code, keys) if keys is not None else None
         terms = terms if terms is not None else query_tokens(question)
-        index = self.index
         terms = expand(terms, index) if index is not None and index.ids else terms
-        lex = self._lexical(terms, keys, s.candidates) if s.fusion != "dense" else []
+        lex = self._lexical(index, terms, scoped, s.candidates) if s.fusion != "dense" else []
         timings["lexical"] = t() - t0
         t0 = t()
         rows: dict[str, tuple[str, dict]] = {}
@@ -182,7 +184,7 @@ class Retriever:
             vector, timings["embed_run"] = embedding.result()
             timings["embed"] = t() - t0  # the wait: the embedding ran beside the lexical search
             t0 = t()
-            dense = self._dense(vector, keys, s.candidates)
+            dense = dense_search(self.store, index, vector, s.candidates, keys, scoped)
             timings["dense"] = t() - t0
         t0 = t()
         fused = fuse([(s.lexical_weight, lex), (s.dense_weight, dense)], s.rrf_k)
@@ -239,19 +241,14 @@ class Retriever:
                 self._vectors.popitem(last=False)
         return future
 
-    def _dense(self, vector: list[float], keys: list[str] | None, n: int) -> list[tuple[str, float]]:
-        """Nearest chunks to ``vector`` within ``keys`` (:func:`talentbot.dense.search`)."""
-        index, _, _, articles, rows_code = self._view
-        return dense_search(self.store, index, rows_code, articles, vector, n, keys)
-
-    def _lexical(self, terms: list[str], keys: list[str] | None, n: int) -> list[tuple[str, float]]:
-        index, _, _, articles, rows_code = self._view
+    def _lexical(
+        self, index: LexicalIndex | None, terms: list[str], rows: np.ndarray | None, n: int
+    ) -> list[tuple[str, float]]:
+        """The ``n`` best chunks by BM25 among ``rows`` of ``index`` (None: all), best first."""
         if index is None or not index.ids:
             return []
         scores = self._term_scores(index, terms)
-        rows = None
-        if keys is not None:  # per article, then per row through its article
-            rows = np.flatnonzero(np.isin(articles, keys)[rows_code])
+        if rows is not None:
             scores = scores[rows]
         n = min(n, len(scores))
         if n <= 0:
