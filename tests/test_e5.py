@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import ctypes
 import json
+import shutil
 import subprocess
 import sys
 import sysconfig
@@ -138,6 +139,7 @@ def test_two_processes_converting_at_once(tmp_path):
     assert (folder / "model.safetensors").stat().st_size > 100_000_000
     leftovers = [p.name for p in tmp_path.iterdir() if p.is_dir() and p != folder]
     assert not leftovers  # the loser's temporary folder and the outdated conversion are gone
+    shutil.rmtree(folder)  # hundreds of MB: not kept in pytest's temporary folders
 
 
 @pytest.mark.slow  # a fresh interpreter

