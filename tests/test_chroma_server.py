@@ -23,6 +23,7 @@ from fixtures.helpers import CORPUS, free_port, row_for
 from talentbot import TalentBot
 from talentbot.cli import app
 from talentbot.errors import ConfigError, StoreError, StoreLockedError
+from talentbot.index_cache import FRESH_S
 from talentbot.store_lease import LEASE_ID, IngestLease
 
 CHROMA = Path(sys.executable).with_name("chroma")
@@ -210,6 +211,9 @@ def test_a_server_that_goes_away_mid_session_gives_a_store_error(tmp_path, chrom
     bot.ingest([docs])
     _cites(bot.ask(Q_SHANGHAI), SHANGHAI_DATE, FILES[0])
     chroma_server.stop()
+    # the passages are read from the copy saved with the index: the store is asked again for its generation
+    # once the last check is FRESH_S old
+    time.sleep(FRESH_S + 0.1)
     with pytest.raises(StoreError, match=r"Chroma server at http://127\.0\.0\.1:\d+.*chroma run"):
         bot.ask(Q_SHANGHAI)
 

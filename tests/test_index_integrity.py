@@ -100,7 +100,7 @@ def _sound(store: Path) -> None:
     index = LexicalIndex.load(_folder(store))
     assert index is not None
     assert index.generation == bot.store.state()["generation"]
-    check_against_collection(index.bm25, index.ids, bot.store.chunk_ids(), bot.retriever.cache.tokens_of)
+    check_against_collection(index.bm25, index.ids, bot.store.chunk_ids(), bot.store.get_chunks)
 
 
 def _warned(caplog) -> list[str]:

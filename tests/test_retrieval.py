@@ -335,12 +335,12 @@ def test_passages_of_the_lexical_ranking_are_read_while_the_question_is_embedded
             return super().encode(texts, query=query)
 
     reads: list[list[str]] = []
-    real = Store.get_chunks
+    real = Retriever.chunks
 
-    def spy(self, ids):
+    def spy(self, ids, index=None):
         reads.append(sorted(p.rsplit(":", 1)[0] for p in ids))
         release.set()
-        return real(self, ids)
+        return real(self, ids, index)
 
     key = {p.meta["file"]: p.id.rsplit(":", 1)[0] for p in expected}
     retrievers = {
@@ -353,7 +353,7 @@ def test_passages_of_the_lexical_ranking_are_read_while_the_question_is_embedded
     }
     for r in retrievers.values():
         r.refresh()  # its index checked (which reads chunks) before the spy
-    monkeypatch.setattr(Store, "get_chunks", spy)
+    monkeypatch.setattr(Retriever, "chunks", spy)
     found = retrievers[4].run("苹果")
     assert [(p.id, p.score) for p in found.passages] == [(p.id, p.score) for p in expected]
     # first, while the vector was awaited: the lexical ranking's (苹果: 甲, 乙); then only the rest of the 4

@@ -265,10 +265,10 @@ def scope(
 
 
 def index_lookups(
-    index: LexicalIndex | None, rows_article: np.ndarray
+    index: LexicalIndex | None, articles: np.ndarray, rows_code: np.ndarray
 ) -> tuple[Callable[[str], set[str]], Callable[[str], str]]:
     """``articles_with`` and ``rarest`` for :func:`scope`, over a lexical index whose row ``i`` belongs to
-    article ``rows_article[i]``. A Chinese text is held by a chunk holding all of its character pairs."""
+    article ``articles[rows_code[i]]``. A Chinese text is held by a chunk holding all of its character pairs."""
     import numpy as np
 
     from .lexical import tokenize, words
@@ -280,12 +280,19 @@ def index_lookups(
         pairs = [t for t in toks if t.startswith("#")] or toks
         if not pairs or any(t not in index.vocab for t in pairs):
             return set()
-        mask = np.ones(len(index.ids), dtype=bool)
-        for t in dict.fromkeys(pairs):  # each pair's column of the matrix: no scoring of every chunk
+        # each pair's column of the matrix (no scoring of every chunk), the rarest first: the rows holding
+        # it narrowed down by the others'
+        columns = sorted((index.rows_with(t) for t in dict.fromkeys(pairs)), key=len)
+        rows = columns[0]
+        for col in columns[1:]:
+            if not len(rows):
+                break
             held = np.zeros(len(index.ids), dtype=bool)
-            held[index.rows_with(t)] = True
-            mask &= held
-        return set(rows_article[mask].tolist())
+            held[col] = True
+            rows = rows[held[rows]]
+        seen = np.zeros(len(articles), dtype=bool)
+        seen[rows_code[rows]] = True  # per distinct article, not per chunk: thousands of chunks hold 人才
+        return set(articles[seen].tolist())
 
     def rarest(phrase: str) -> str:
         cands = [w for w in words(phrase) if len(w) >= 2 and not any(w in z for z in ZONE_WORDS)]

@@ -202,14 +202,15 @@ REACH = 8  # chunks looked at on each side of a passage for the rest of its 第X
 
 def article_unit(retriever: Retriever) -> Siblings:
     """The chunks of a passage's article unit (same article, 第X条 label and chapter; consecutive ordinals),
-    in order, read from the store: a list that runs over several chunks is quoted whole."""
+    in order, read from the store (its copy saved with the index): a list that runs over several chunks is
+    quoted whole."""
 
     def siblings(p: Passage) -> list[Passage]:
         key, ordinal = p.meta.get("article"), p.meta.get("ordinal")
         if not key or ordinal is None:
             return [p]
         o = int(ordinal)
-        rows = retriever.store.get_chunks([f"{key}:{i}" for i in range(max(0, o - REACH), o + REACH + 1)])
+        rows = retriever.chunks([f"{key}:{i}" for i in range(max(0, o - REACH), o + REACH + 1)])
 
         def same(i: int) -> Passage | None:
             row = rows.get(f"{key}:{i}")

@@ -267,8 +267,8 @@ class Clarifier:
         from .anchors import index_lookups
 
         self.retriever.refresh()
-        index, manifest, rows_article, _, _ = self.retriever.cache.view
-        articles_with, _ = index_lookups(index, rows_article)
+        index, manifest, _, articles, rows_code = self.retriever.cache.view
+        articles_with, _ = index_lookups(index, articles, rows_code)
         counts: dict[str, int] = {}
 
         def held_by(term: str) -> int:

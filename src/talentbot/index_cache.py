@@ -1,9 +1,10 @@
 """The lexical index cache: the BM25 index of one store, loaded from its files when they pass their checks,
 else rebuilt from the tokens stored in the collection, and reloaded when the store's generation moves.
 
-A rebuild reads the collection page by page (tokens and vectors), builds the BM25 matrix from a spill file
-(:mod:`talentbot.lexical_build`) and writes the vectors straight to a file (:class:`talentbot.dense.VectorWriter`):
-its memory does not grow with the corpus beyond the index itself."""
+A rebuild reads the collection page by page (tokens, texts and vectors), builds the BM25 matrix from a spill
+file (:mod:`talentbot.lexical_build`) and writes the vectors and the passages straight to files
+(:class:`talentbot.dense.VectorWriter`, :class:`talentbot.passage_copy.PassageWriter`): its memory does not
+grow with the corpus beyond the index itself."""
 
 from __future__ import annotations
 
@@ -23,6 +24,7 @@ from .heap import release_free_memory
 from .lexical import LexicalIndex
 from .lexical_build import BM25Builder
 from .lexical_files import MANIFEST, IndexProblem, check_against_collection
+from .passage_copy import PassageWriter
 from .store import ArticleRecord, Store
 
 logger = logging.getLogger(__name__)
@@ -31,6 +33,7 @@ PAGE = 500  # chunks read from the collection per call in a rebuild: Chroma keep
 TRIM_PAGES = 20  # pages read between two releases of the freed heap (heap.py)
 CHECKED_FILE = "checked.json"  # beside a saved index (not one of its files): what a full check found
 ARTICLES_FILE = "articles.json"  # beside it too: the article list at a generation (IndexCache.articles)
+FRESH_S = 1.0  # seconds a check of the store's generation is reused by the searches that follow it
 
 
 def _read_json(path: Path) -> object:
@@ -77,7 +80,7 @@ class IndexCache:
         """Reload (or rebuild from Chroma) the lexical index when the store's generation moved.
         A saved index is used only once it passes its checks (:meth:`load_checked`)."""
         now = time.monotonic()
-        if not force and self.index is not None and now - self._checked < 1.0:
+        if not force and self.index is not None and now - self._checked < FRESH_S:
             return
         with self._lock:
             state = self.store.state()
@@ -147,6 +150,13 @@ class IndexCache:
                     folder,
                 )
                 return None
+            if not index.copies_passages and index.ids and not self.store.readonly:
+                logger.info(
+                    "the lexical index at %s was saved without a copy of the passages (an older version): "
+                    "rebuilding it once, so that passages are read without asking Chroma",
+                    folder,
+                )
+                return None
             vectors_of = None if self.store.readonly else self.vectors_of  # the read-only view has none
             stamp = self._stamp(folder, generation, len(index.ids))
             trusted = not dirty and _read_json(folder / CHECKED_FILE) == stamp
@@ -154,7 +164,13 @@ class IndexCache:
                 trusted = False  # the full comparison says what differs
             collection_ids = None if trusted else self.store.chunk_ids()
             check_against_collection(
-                index.bm25, index.ids, collection_ids, self.tokens_of, index.vectors, vectors_of
+                index.bm25,
+                index.ids,
+                collection_ids,
+                self.store.get_chunks,
+                index.vectors,
+                vectors_of,
+                index.passages,
             )
             if not trusted and not dirty and not self.store.readonly:
                 _write_json(folder / CHECKED_FILE, stamp)
@@ -174,48 +190,39 @@ class IndexCache:
         collection = str(getattr(self.store.chunks, "id", "")) if not self.store.readonly else ""
         return {"manifest": manifest, "generation": generation, "chunks": count, "collection": collection}
 
-    def tokens_of(self, ids: list[str]) -> dict[str, list[str]]:
-        """The lexical tokens stored with the chunks ``ids`` (what the index was built from)."""
-        return {
-            cid: (meta or {}).get("tokens", "").split()
-            for cid, (_, meta) in self.store.get_chunks(ids).items()
-        }
-
     def vectors_of(self, ids: list[str]) -> dict[str, object]:
         """The vectors stored with the chunks ``ids`` (what the saved copy was written from)."""
         return {cid: vec for cid, (_, _, vec) in self.store.chunk_vectors(ids).items()}
 
     def rebuild_index(self, generation: int, store: Store | None = None) -> LexicalIndex:
         """Build the BM25 index from the tokens stored in the collection of ``store`` (default: this
-        retriever's) and copy its vectors, page by page, and save both beside that collection's name."""
+        retriever's), copy its vectors and passages, page by page, and save them beside that collection's
+        name."""
         store = store or self.store
         folder = self.index_dir_for(store)
         staging = LexicalIndex.staging_for(folder)  # the matrix and the vectors are written there
-        copy = staging is not None and not store.readonly  # the read-only view (full disk) has no vectors
+        copy = staging is not None and not store.readonly  # the read-only view (full disk): no copies
         writer = VectorWriter(staging / VECTORS_FILE if staging is not None and copy else None)
+        texts = PassageWriter(staging if copy else None)
         try:
             with BM25Builder() as builder:
-                ids: list[str] = []
-                tokens: list[list[str]] = []
-                vectors: list = []
-                include = ("metadatas", "embeddings") if copy else ("metadatas",)
+                rows: list[dict] = []
+                include = ("metadatas", "embeddings", "documents") if copy else ("metadatas",)
                 for row in store.iter_chunks(include=include, page=PAGE):
-                    ids.append(row["id"])
-                    tokens.append((row["metadata"] or {}).get("tokens", "").split())
-                    vectors.append(row.get("embedding"))
-                    if len(ids) >= PAGE:
-                        builder.add(ids, tokens)
-                        writer.add(vectors)
-                        ids, tokens, vectors = [], [], []
+                    rows.append(row)
+                    if len(rows) >= PAGE:
+                        _add_page(rows, builder, writer, texts)
+                        rows = []
                         if len(builder.ids) % (PAGE * TRIM_PAGES) == 0:
                             release_free_memory()  # what Chroma's reads freed on its threads
-                builder.add(ids, tokens)
-                writer.add(vectors)
-                del ids, tokens, vectors
+                _add_page(rows, builder, writer, texts)
+                del rows
                 release_free_memory()
                 writer.finish(len(builder.ids))
+                texts.finish(len(builder.ids))
                 index = LexicalIndex.from_builder(builder, generation, staging)
         except BaseException:
+            texts.discard()
             if staging is not None:
                 shutil.rmtree(staging, ignore_errors=True)
             raise
@@ -224,3 +231,10 @@ class IndexCache:
         except OSError as e:  # read-only store or full disk: keep it in memory only
             logger.warning("cannot save the lexical index to %s: %s", folder, e)
         return index
+
+
+def _add_page(rows: list[dict], builder: BM25Builder, vectors: VectorWriter, passages: PassageWriter) -> None:
+    """One page of the collection's chunks into the BM25 build and the two copies."""
+    builder.add([r["id"] for r in rows], [(r["metadata"] or {}).get("tokens", "").split() for r in rows])
+    vectors.add([r.get("embedding") for r in rows])
+    passages.add([r.get("document") for r in rows], [r["metadata"] for r in rows])

@@ -3,7 +3,8 @@
 Chunk tokens are computed once at ingest and stored in Chroma metadata, so this index can always be
 rebuilt from the collection alone (also when the collection lives on a `chroma run` server). It is built
 page by page (:mod:`talentbot.lexical_build`). The index folder also keeps a copy of the chunks' vectors,
-rows in the order of its ids, for the dense search within articles (:mod:`talentbot.dense`).
+rows in the order of its ids, for the dense search within articles (:mod:`talentbot.dense`), and of their
+texts and metadata, read instead of Chroma's (:mod:`talentbot.passage_copy`).
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from .dense import VECTORS_FILE, load_vectors
 from .lexical_build import DATA_FILE, BM25Builder
 from .lexical_files import (
     IDS_FILE,
+    PASSAGE_COPY,
     VECTOR_COPY,
     IndexProblem,
     check_params,
@@ -35,6 +37,7 @@ from .lexical_files import (
     write_manifest,
 )
 from .normalize import simplified
+from .passage_copy import PASSAGES_FILE, PassageRows
 
 if TYPE_CHECKING:
     import bm25s
@@ -118,6 +121,9 @@ class LexicalIndex:
         self.folder: Path | None = None  # where it was saved or loaded from
         self.vectors: np.ndarray | None = None  # the chunks' vectors, row i of ids[i] (saved or loaded only)
         self.copies_vectors = True  # False: loaded from a version that did not save the vectors with it
+        self.passages: PassageRows | None = None  # the chunks' texts and metadata (saved or loaded only)
+        self.copies_passages = True  # False: loaded from a version that did not save the passages with it
+        self._rows: dict[str, int] | None = None
         self.staging: Path | None = None  # a folder the build wrote files of it to (see staging_for)
 
     @property
@@ -183,6 +189,16 @@ class LexicalIndex:
             logger.info("cannot build the lexical index beside %s (%s): building it in memory", folder, e)
             return None
 
+    def passage(self, cid: str) -> tuple[str, dict] | None:
+        """Chunk ``cid``'s (text, metadata) from the saved copy; None when it is not in the index. Raises
+        ValueError when the index has no copy or its line is unreadable."""
+        if self.passages is None:
+            raise ValueError("no copy of the passages")
+        if self._rows is None:
+            self._rows = {cid: i for i, cid in enumerate(self.ids)}
+        row = self._rows.get(cid)
+        return None if row is None else self.passages.read(row)
+
     def scores(self, tokens: Sequence[str]) -> np.ndarray:
         """BM25 score of every chunk for ``tokens`` (zeros for unknown words)."""
         known = [t for t in tokens if t in self.vocab]
@@ -240,6 +256,11 @@ class LexicalIndex:
                     self.vectors = load_vectors(folder / VECTORS_FILE, len(self.ids))
                 except ValueError as e:  # not what was written: search within articles through Chroma
                     logger.warning("cannot use the saved vectors in %s: %s", folder, e)
+            if (folder / PASSAGES_FILE).exists():
+                try:
+                    self.passages = PassageRows(folder, len(self.ids))
+                except (OSError, ValueError) as e:  # not what was written: read passages from Chroma
+                    logger.warning("cannot use the saved passages in %s: %s", folder, e)
         finally:
             shutil.rmtree(tmp, ignore_errors=True)  # a mapped matrix stays readable (POSIX) when not saved
 
@@ -284,6 +305,7 @@ class LexicalIndex:
             vectors = None
             if VECTORS_FILE in manifest["files"]:
                 vectors = load_vectors(folder / VECTORS_FILE, len(ids))
+            passages = PassageRows(folder, len(ids)) if PASSAGES_FILE in manifest["files"] else None
         except IndexProblem:
             raise
         except Exception as e:  # noqa: BLE001 - numpy, json and bm25s each raise their own errors on bad files
@@ -292,6 +314,7 @@ class LexicalIndex:
         index.folder = folder
         index.vectors = vectors
         index.copies_vectors = bool(manifest.get(VECTOR_COPY))
+        index.passages, index.copies_passages = passages, bool(manifest.get(PASSAGE_COPY))
         try:
             saved = json.loads((folder / "pinyin.json").read_text(encoding="utf-8"))
         except (OSError, ValueError):

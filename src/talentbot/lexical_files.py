@@ -25,13 +25,17 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from .dense import VECTORS_FILE
+from .passage_copy import OFFSETS_FILE, PASSAGES_FILE
 
 if TYPE_CHECKING:
     import bm25s
 
+    from .passage_copy import PassageRows
+
 MANIFEST = "manifest.json"
 FORMAT = 1
 VECTOR_COPY = "copies_vectors"  # in the manifests of indexes saved by versions that copy the vectors
+PASSAGE_COPY = "copies_passages"  # and the passages (passage_copy.py)
 BM25_FILES = (
     "data.csc.index.npy",
     "indices.csc.index.npy",
@@ -40,7 +44,7 @@ BM25_FILES = (
     "params.index.json",
 )
 IDS_FILE = "ids.json"
-_FILES = (*BM25_FILES, IDS_FILE, VECTORS_FILE)  # VECTORS_FILE: optional (dense.py)
+_FILES = (*BM25_FILES, IDS_FILE, VECTORS_FILE, PASSAGES_FILE, OFFSETS_FILE)  # the last three: optional
 HASHED_FILE = "hashed.json"  # beside the index files (not one of them): the files found to match, by stat
 SETTLED_S = 2.0
 _MAX_MANIFEST_BYTES = 1 << 20
@@ -67,7 +71,14 @@ def write_manifest(folder: Path, generation: int, count: int) -> None:
         for p in sorted(folder.iterdir())
         if p.is_file() and p.name in _FILES
     }
-    data = {"format": FORMAT, "generation": generation, "count": count, "files": files, VECTOR_COPY: True}
+    data = {
+        "format": FORMAT,
+        "generation": generation,
+        "count": count,
+        "files": files,
+        VECTOR_COPY: True,
+        PASSAGE_COPY: True,
+    }
     (folder / MANIFEST).write_text(json.dumps(data, indent=1))
 
 
@@ -89,6 +100,8 @@ def verify_files(folder: Path) -> dict:
         raise IndexProblem(f"{MANIFEST} lists no files")
     if count and not all(name in files for name in BM25_FILES):
         raise IndexProblem(f"{MANIFEST} does not list every BM25 file")
+    if (PASSAGES_FILE in files) != (OFFSETS_FILE in files):
+        raise IndexProblem(f"{MANIFEST} lists only one of the passage copy's two files")
     hashed = _read_hashed(folder)
     matched: dict[str, list] = {}
     for name, want in files.items():
@@ -231,13 +244,15 @@ def check_against_collection(
     bm25: bm25s.BM25,
     ids: Sequence[str],
     collection_ids: Iterable[str] | None,
-    tokens_of: Callable[[list[str]], Mapping[str, list[str]]],
+    chunks_of: Callable[[list[str]], Mapping[str, tuple[str, dict]]],
     vectors: np.ndarray | None = None,
     vectors_of: Callable[[list[str]], Mapping[str, object]] | None = None,
+    passages: PassageRows | None = None,
 ) -> None:
-    """The index covers exactly the collection's chunks, and sampled rows hold exactly their tokens (and,
-    given the saved ``vectors`` and ``vectors_of``, which reads chunks' vectors from the collection, their
-    vectors). ``collection_ids`` None: the ids were compared before (the caller compared the count)."""
+    """The index covers exactly the collection's chunks, and sampled rows hold exactly their tokens (read
+    with their texts by ``chunks_of``); given the saved ``vectors`` and ``vectors_of``, which reads chunks'
+    vectors from the collection, their vectors; given the saved ``passages``, their texts and metadata.
+    ``collection_ids`` None: the ids were compared before (the caller compared the count)."""
     if collection_ids is not None:
         have, want = set(ids), set(collection_ids)
         if have != want:
@@ -248,7 +263,8 @@ def check_against_collection(
     if bm25 is None:
         return
     rows = _sample(len(ids))
-    tokens = tokens_of([ids[r] for r in rows])
+    stored_rows = chunks_of([ids[r] for r in rows])
+    tokens = {cid: (meta or {}).get("tokens", "").split() for cid, (_, meta) in stored_rows.items()}
     indices, indptr, vocab = (
         np.asarray(bm25.scores["indices"]),
         np.asarray(bm25.scores["indptr"]),
@@ -272,6 +288,14 @@ def check_against_collection(
             vec = stored.get(ids[r])
             if vec is None or not np.allclose(vectors[r], np.asarray(vec, dtype=np.float32), atol=1e-6):
                 raise IndexProblem(f"row {r} of {VECTORS_FILE} is not the vector of chunk {ids[r]}")
+    if passages is not None:
+        for r in rows:
+            stored = stored_rows.get(ids[r])
+            try:
+                if stored is None or passages.read(r) != (stored[0], stored[1] or {}):
+                    raise ValueError
+            except ValueError:
+                raise IndexProblem(f"line {r} of {PASSAGES_FILE} is not the text of chunk {ids[r]}") from None
 
 
 def pinyin_table_ok(table: object, vocab: Mapping[str, int]) -> bool:

@@ -112,6 +112,23 @@ class Retriever:
         self.refresh()
         return self._manifest
 
+    def chunks(self, ids: Sequence[str], index: LexicalIndex | None = None) -> dict[str, tuple[str, dict]]:
+        """Chunk id -> (text, metadata) of those of ``ids`` in the store: from the copy saved with ``index``
+        (default: the current snapshot's), which holds every chunk of its snapshot, else from Chroma."""
+        index = index if index is not None else self.index
+        if index is None or index.passages is None:
+            return self.store.get_chunks(ids)
+        out: dict[str, tuple[str, dict]] = {}
+        try:
+            for cid in ids:
+                row = index.passage(cid)
+                if row is not None:
+                    out[cid] = row
+        except ValueError as e:  # an unreadable line (the files passed their checksums on load)
+            logger.warning("cannot read the saved passages (%s): reading them from the store", e)
+            return self.store.get_chunks(ids)
+        return out
+
     # -------------------------------------------------------------------------------- search
     def scope(self, question: str | Anchors) -> Scope:
         """The articles that match what ``question`` names (places, 《titles》, zones, years): see anchors.
@@ -120,8 +137,8 @@ class Retriever:
         anchors = question if isinstance(question, Anchors) else question_anchors(question)
         if not anchors:
             return Scope()
-        index, manifest, rows_article, _, _ = self._view
-        articles_with, rarest = index_lookups(index, rows_article)
+        index, manifest, _, articles, rows_code = self._view
+        articles_with, rarest = index_lookups(index, articles, rows_code)
         with self._lock:
             if self._profiles is None or self._profiles[0] is not manifest:
                 self._profiles = (manifest, profiles(manifest))
@@ -176,7 +193,7 @@ class Retriever:
         t0 = t()
         rows: dict[str, tuple[str, dict]] = {}
         if embedding is not None and not embedding.done() and lex:  # the wait for the vector, put to use
-            rows = self.store.get_chunks([cid for cid, _ in lex[: k + EARLY_EXTRA]])
+            rows = self.chunks([cid for cid, _ in lex[: k + EARLY_EXTRA]], index)
         early = t() - t0
         dense: list[tuple[str, float]] = []
         if embedding is not None:
@@ -193,7 +210,7 @@ class Retriever:
         t0 = t()
         missing = [cid for cid in best if cid not in rows]
         if missing:
-            rows.update(self.store.get_chunks(missing))
+            rows.update(self.chunks(missing, index))
         passages = [Passage(cid, rows[cid][0], rows[cid][1], fused[cid]) for cid in best if cid in rows]
         groups = term_groups(terms, index) if index is not None and index.ids else []
         # the chunk both rankings put first: the refusal gate asks less word overlap of it (extractive.py)
