@@ -96,3 +96,41 @@ def test_ask_on_an_empty_store(tmp_path):
     assert result.exit_code == 3  # EmptyStoreError, a StoreError (errors.py)
     assert "ingest" in result.output
     assert "Traceback" not in result.output
+
+
+@pytest.mark.slow  # fresh `talentbot` processes
+def test_the_talentbot_command_writes_all_its_output_before_it_leaves(corpus_store, tmp_path):
+    """`ask` and `eval` leave without tearing the interpreter down (cli._leave): what they print through a
+    pipe still arrives whole, and the exit status is still 0, or the error's."""
+    import subprocess
+    import sys
+
+    exe = str(Path(sys.executable).with_name("talentbot"))
+    row = row_for("山东省人才发展促进条例》自哪一天起施行")
+    done = subprocess.run(
+        [exe, "ask", row["q"], "--store", str(corpus_store), "--json"], capture_output=True, timeout=300
+    )
+    assert done.returncode == 0, done.stderr
+    out = json.loads(done.stdout)
+    assert all(e in out["answer"] for e in row["a"])
+    plain = subprocess.run(
+        [exe, "ask", row["q"], "--store", str(corpus_store)], capture_output=True, text=True, timeout=300
+    )
+    assert plain.returncode == 0, plain.stderr
+    assert "[1]" in plain.stdout
+    qa = tmp_path / "qa.jsonl"
+    rows = [row_for("垣曲经济技术开发区的三大产业基地有哪些"), row]
+    qa.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), encoding="utf-8")
+    evaluated = subprocess.run(
+        [exe, "eval", str(qa), "--store", str(corpus_store), "--json"], capture_output=True, timeout=300
+    )
+    assert evaluated.returncode == 0, evaluated.stderr
+    assert len(json.loads(evaluated.stdout)["rows"]) == len(rows)
+    empty = subprocess.run(
+        [exe, "ask", "人才公寓有哪些支持方式？", "--store", str(tmp_path / "empty")],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert empty.returncode == 3
+    assert "ingest" in empty.stderr
