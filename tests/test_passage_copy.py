@@ -159,7 +159,7 @@ def test_the_writer_leaves_nothing_when_it_cannot_write_every_row(tmp_path):
     w = PassageWriter(tmp_path)
     w.add(["甲", "乙"], [{"a": 1}, None])
     assert w.finish(2)
-    rows = PassageRows(tmp_path, 2)
+    rows = PassageRows(tmp_path, ["a:0", "a:1"])
     assert [rows.read(0), rows.read(1)] == [("甲", {"a": 1}), ("乙", {})]
 
 
@@ -168,11 +168,11 @@ def test_offsets_that_do_not_mark_the_lines_are_refused(tmp_path):
     w.add(["甲", "乙"], [{}, {}])
     assert w.finish(2)
     with pytest.raises(ValueError, match="does not mark 3 lines"):
-        PassageRows(tmp_path, 3)
+        PassageRows(tmp_path, ["a:0", "a:1", "a:2"])
     offsets = np.load(tmp_path / OFFSETS_FILE)
     np.save(tmp_path / OFFSETS_FILE, offsets[::-1].copy())
     with pytest.raises(ValueError, match="does not mark 2 lines"):
-        PassageRows(tmp_path, 2)
+        PassageRows(tmp_path, ["a:0", "a:1"])
     np.save(tmp_path / OFFSETS_FILE, np.array([0, 2, offsets[-1]], dtype=np.int64))  # a line cut in two
     with pytest.raises(ValueError, match=r"line 0 of passages.jsonl is not \[text, metadata\]"):
-        PassageRows(tmp_path, 2).read(0)
+        PassageRows(tmp_path, ["a:0", "a:1"]).read(0)

@@ -123,7 +123,6 @@ class LexicalIndex:
         self.copies_vectors = True  # False: loaded from a version that did not save the vectors with it
         self.passages: PassageRows | None = None  # the chunks' texts and metadata (saved or loaded only)
         self.copies_passages = True  # False: loaded from a version that did not save the passages with it
-        self._rows: dict[str, int] | None = None
         self.staging: Path | None = None  # a folder the build wrote files of it to (see staging_for)
 
     @property
@@ -189,16 +188,6 @@ class LexicalIndex:
             logger.info("cannot build the lexical index beside %s (%s): building it in memory", folder, e)
             return None
 
-    def passage(self, cid: str) -> tuple[str, dict] | None:
-        """Chunk ``cid``'s (text, metadata) from the saved copy; None when it is not in the index. Raises
-        ValueError when the index has no copy or its line is unreadable."""
-        if self.passages is None:
-            raise ValueError("no copy of the passages")
-        if self._rows is None:
-            self._rows = {cid: i for i, cid in enumerate(self.ids)}
-        row = self._rows.get(cid)
-        return None if row is None else self.passages.read(row)
-
     def scores(self, tokens: Sequence[str]) -> np.ndarray:
         """BM25 score of every chunk for ``tokens`` (zeros for unknown words)."""
         known = [t for t in tokens if t in self.vocab]
@@ -258,7 +247,7 @@ class LexicalIndex:
                     logger.warning("cannot use the saved vectors in %s: %s", folder, e)
             if (folder / PASSAGES_FILE).exists():
                 try:
-                    self.passages = PassageRows(folder, len(self.ids))
+                    self.passages = PassageRows(folder, self.ids)
                 except (OSError, ValueError) as e:  # not what was written: read passages from Chroma
                     logger.warning("cannot use the saved passages in %s: %s", folder, e)
         finally:
@@ -305,7 +294,7 @@ class LexicalIndex:
             vectors = None
             if VECTORS_FILE in manifest["files"]:
                 vectors = load_vectors(folder / VECTORS_FILE, len(ids))
-            passages = PassageRows(folder, len(ids)) if PASSAGES_FILE in manifest["files"] else None
+            passages = PassageRows(folder, ids) if PASSAGES_FILE in manifest["files"] else None
         except IndexProblem:
             raise
         except Exception as e:  # noqa: BLE001 - numpy, json and bm25s each raise their own errors on bad files

@@ -290,9 +290,9 @@ def check_against_collection(
                 raise IndexProblem(f"row {r} of {VECTORS_FILE} is not the vector of chunk {ids[r]}")
     if passages is not None:
         for r in rows:
-            stored = stored_rows.get(ids[r])
+            row = stored_rows.get(ids[r])
             try:
-                if stored is None or passages.read(r) != (stored[0], stored[1] or {}):
+                if row is None or passages.read(r) != (row[0], row[1] or {}):
                     raise ValueError
             except ValueError:
                 raise IndexProblem(f"line {r} of {PASSAGES_FILE} is not the text of chunk {ids[r]}") from None

@@ -8,7 +8,7 @@ chunk ids, and ``passages.offsets.npy``, where each line starts (and one more: w
 
 :class:`PassageWriter` writes them while the index is rebuilt from the collection, a page at a time; they are
 checksummed with the index files and sampled rows are compared with the collection on load (lexical_files).
-Read through the index (:meth:`talentbot.lexical.LexicalIndex.passage`), a search gets the passages of the
+Read through the index it was saved with (``LexicalIndex.passages``), a search gets the passages of the
 snapshot its ids came from.
 """
 
@@ -87,10 +87,12 @@ class PassageWriter:
 
 
 class PassageRows:
-    """The saved copy in ``folder``, checked to hold ``rows`` rows; raises ValueError otherwise. The text is
-    mapped where the OS lets a mapped file be replaced (a rebuild swaps the folder), else read whole."""
+    """The saved copy in ``folder`` of the chunks ``ids`` (in row order), checked to hold as many rows; raises
+    ValueError otherwise. The text is mapped where the OS lets a mapped file be replaced (a rebuild swaps the
+    folder), else read whole."""
 
-    def __init__(self, folder: Path, rows: int) -> None:
+    def __init__(self, folder: Path, ids: Sequence[str]) -> None:
+        rows = len(ids)
         offsets = np.load(folder / OFFSETS_FILE, allow_pickle=False)
         size = (folder / PASSAGES_FILE).stat().st_size
         if (
@@ -102,6 +104,8 @@ class PassageRows:
         ):
             raise ValueError(f"{OFFSETS_FILE} does not mark {rows} lines of {PASSAGES_FILE}")
         self.offsets = offsets
+        self._ids = ids
+        self._rows: dict[str, int] | None = None  # chunk id -> row, made on first use
         self._data: mmap.mmap | bytes = b""
         if size:
             with open(folder / PASSAGES_FILE, "rb") as fh:
@@ -111,6 +115,13 @@ class PassageRows:
 
     def __len__(self) -> int:
         return len(self.offsets) - 1
+
+    def get(self, cid: str) -> tuple[str, dict] | None:
+        """Chunk ``cid``'s (text, metadata); None when it is not one of the ids. ValueError: an unreadable line."""
+        if self._rows is None:
+            self._rows = {c: i for i, c in enumerate(self._ids)}
+        row = self._rows.get(cid)
+        return None if row is None else self.read(row)
 
     def read(self, row: int) -> tuple[str, dict]:
         """Row ``row``'s (text, metadata); ValueError when its line is not one."""

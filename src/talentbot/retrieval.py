@@ -116,12 +116,13 @@ class Retriever:
         """Chunk id -> (text, metadata) of those of ``ids`` in the store: from the copy saved with ``index``
         (default: the current snapshot's), which holds every chunk of its snapshot, else from Chroma."""
         index = index if index is not None else self.index
-        if index is None or index.passages is None:
+        copy = index.passages if index is not None else None
+        if copy is None:
             return self.store.get_chunks(ids)
         out: dict[str, tuple[str, dict]] = {}
         try:
             for cid in ids:
-                row = index.passage(cid)
+                row = copy.get(cid)
                 if row is not None:
                     out[cid] = row
         except ValueError as e:  # an unreadable line (the files passed their checksums on load)
