@@ -35,7 +35,7 @@ def store(tmp_path, fake_embedder) -> Path:
 
 def _dense(bot: TalentBot, vector: list[float], keys: list[str], n: int) -> list[tuple[str, float]]:
     """The dense search of ``bot``'s retriever within the articles ``keys``, on its current index snapshot."""
-    index, _, _, articles, rows_code = bot.retriever.cache.view
+    index, _, articles, rows_code = bot.retriever.cache.view
     return dense.search(bot.store, index, vector, n, keys, dense.rows_within(articles, rows_code, keys))
 
 

@@ -29,7 +29,7 @@ def store(tmp_path, fake_embedder) -> Path:
         write_article(docs / f"a{i}.md", 300 + i, paragraphs=2 + i % 3)
     (docs / "rule.md").write_text(
         "---\ntitle: 星河区人才安家补贴办法\ndate: 2024-05-06\n---\n星河区人才安家补贴办法\n\n"
-        "第三条 对新引进的博士研究生，星河区发放安家补贴15万元，分三年发放。\n\n"
+        "第三条 到星河区工作的博士，由区里发放安家补贴15万元，分三年发放。\n\n"
         "第四条 申请人应当与区内用人单位签订三年以上劳动合同。\n",
         encoding="utf-8",
     )
@@ -61,9 +61,9 @@ def test_the_copy_holds_every_chunk_as_the_collection_does(store):
     assert bot.retriever.chunks([*stored, "nope:0"]) == stored  # an id outside the index is absent
 
 
-def test_a_question_reads_its_passages_from_the_copy_not_from_chroma(store, monkeypatch):
-    bot = TalentBot(store=store)
-    bot.retriever.refresh()
+@pytest.fixture
+def chroma_reads(monkeypatch) -> list[list[str]]:
+    """The ids of every read of passages from Chroma (Store.get_chunks) from now on."""
     calls: list[list[str]] = []
     real = Store.get_chunks
 
@@ -72,30 +72,30 @@ def test_a_question_reads_its_passages_from_the_copy_not_from_chroma(store, monk
         return real(self, ids)
 
     monkeypatch.setattr(Store, "get_chunks", spy)
+    return calls
+
+
+def test_a_question_reads_its_passages_from_the_copy_not_from_chroma(store, chroma_reads):
+    bot = TalentBot(store=store)
+    bot.retriever.refresh()
+    chroma_reads.clear()  # the load's check compares sampled rows with the collection
     answer = bot.ask("星河区对博士发放多少安家补贴？")
     assert "15万元" in answer.text
     assert answer.citations
-    assert calls == []
+    assert chroma_reads == []
     stored = _all_rows(bot)
     for c in answer.citations:  # what is quoted is the collection's text
         assert c.text in stored[c.id][0]
 
 
-def test_without_a_copy_passages_are_read_from_chroma(store, monkeypatch):
+def test_without_a_copy_passages_are_read_from_chroma(store, chroma_reads):
     bot = TalentBot(store=store)
     bot.retriever.refresh()
     bot.retriever.index.passages = None  # as an index kept in memory only (a read-only store)
-    calls: list[list[str]] = []
-    real = Store.get_chunks
-
-    def spy(self, ids):
-        calls.append(list(ids))
-        return real(self, ids)
-
-    monkeypatch.setattr(Store, "get_chunks", spy)
+    chroma_reads.clear()
     found = bot.retriever.search("人才政策简讯305 安家补贴")
     assert found
-    assert calls
+    assert chroma_reads
     assert found[0].text == _all_rows(bot)[found[0].id][0]
 
 

@@ -267,7 +267,7 @@ class Clarifier:
         from .anchors import index_lookups
 
         self.retriever.refresh()
-        index, manifest, _, articles, rows_code = self.retriever.cache.view
+        index, manifest, articles, rows_code = self.retriever.cache.view
         articles_with, _ = index_lookups(index, articles, rows_code)
         counts: dict[str, int] = {}
 

@@ -57,8 +57,8 @@ class IndexCache:
         self.settings = settings
         self.store = store
         # One snapshot, replaced whole by refresh(), so a search running meanwhile never mixes an old index
-        # with new row maps: (index, manifest, article key of each row, distinct keys, row -> distinct key).
-        self.view: tuple = (None, {}, np.array([]), np.array([]), np.array([], dtype=int))
+        # with new row maps: (index, manifest, distinct article keys, row -> its article's place in them).
+        self.view: tuple = (None, {}, np.array([], dtype=str), np.array([], dtype=np.int64))
         self._checked = 0.0
         self._lock = threading.Lock()
 
@@ -92,9 +92,14 @@ class IndexCache:
                 return
             dirty = bool(state.get("dirty"))
             index = self.load_checked(generation, dirty) or self.rebuild_index(generation)
-            rows_article = np.array([i.split(":", 1)[0] for i in index.ids])
-            articles, rows_code = np.unique(rows_article, return_inverse=True)
-            self.view = (index, self.articles(generation, dirty), rows_article, articles, rows_code)
+            codes: dict[str, int] = {}  # article key -> its code, in order of first row
+            rows_code = np.fromiter(
+                (codes.setdefault(cid.split(":", 1)[0], len(codes)) for cid in index.ids),
+                dtype=np.int64,
+                count=len(index.ids),
+            )
+            articles = np.array(list(codes), dtype=str)
+            self.view = (index, self.articles(generation, dirty), articles, rows_code)
             release_free_memory()
 
     def articles(self, generation: int, dirty: bool) -> dict[str, ArticleRecord]:

@@ -138,7 +138,7 @@ class Retriever:
         anchors = question if isinstance(question, Anchors) else question_anchors(question)
         if not anchors:
             return Scope()
-        index, manifest, _, articles, rows_code = self._view
+        index, manifest, articles, rows_code = self._view
         articles_with, rarest = index_lookups(index, articles, rows_code)
         with self._lock:
             if self._profiles is None or self._profiles[0] is not manifest:
@@ -185,7 +185,7 @@ class Retriever:
                 return Search([], timings)
         embedding = self._embed_started(question) if s.fusion != "lexical" else None
         t0 = t()
-        index, _, _, articles, rows_code = self._view  # one snapshot for the whole search
+        index, _, articles, rows_code = self._view  # one snapshot for the whole search
         scoped = rows_within(articles, rows_code, keys) if keys is not None else None
         terms = terms if terms is not None else query_tokens(question)
         terms = expand(terms, index) if index is not None and index.ids else terms
