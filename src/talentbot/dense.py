@@ -16,7 +16,6 @@ row by row to a file, never held in memory.
 
 from __future__ import annotations
 
-import contextlib
 import math
 import os
 from collections.abc import Sequence
@@ -25,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from .lexical_build import write_npy_header
+from .lexical_build import close_and_remove, write_npy_header
 
 if TYPE_CHECKING:
     from .lexical import LexicalIndex
@@ -98,13 +97,8 @@ class VectorWriter:
 
     def discard(self) -> None:
         """Close and remove the file."""
-        if self._fh is not None:
-            with contextlib.suppress(OSError):
-                self._fh.close()
-            self._fh = None
-        if self.path is not None:
-            self.path.unlink(missing_ok=True)
-            self.path = None
+        close_and_remove(self._fh, [self.path] if self.path is not None else [])
+        self._fh, self.path = None, None
 
 
 def load_vectors(path: Path, rows: int) -> np.ndarray:

@@ -15,12 +15,13 @@ scores against ``bm25s.BM25.index`` on real chunk tokens.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 import os
 import tempfile
 from array import array
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Literal
 
@@ -35,6 +36,15 @@ _BLOCK = 1 << 21  # matrix entries written per block of columns (16 MB of data a
 _WORD_BITS = 32
 
 logger = logging.getLogger(__name__)
+
+
+def close_and_remove(fh: IO[bytes] | None, paths: Iterable[Path]) -> None:
+    """What a file writer that gives up leaves: ``fh`` closed (if open), ``paths`` removed."""
+    if fh is not None:
+        with contextlib.suppress(OSError):
+            fh.close()
+    for path in paths:
+        path.unlink(missing_ok=True)
 
 
 def write_npy_header(fh: IO[bytes], dtype: np.dtype, shape: tuple[int, ...]) -> None:

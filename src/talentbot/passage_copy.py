@@ -14,7 +14,6 @@ snapshot its ids came from.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import mmap
 import os
@@ -23,6 +22,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from .lexical_build import close_and_remove
 
 PASSAGES_FILE = "passages.jsonl"
 OFFSETS_FILE = "passages.offsets.npy"
@@ -76,14 +77,9 @@ class PassageWriter:
 
     def discard(self) -> None:
         """Close and remove both files."""
-        if self._fh is not None:
-            with contextlib.suppress(OSError):
-                self._fh.close()
-            self._fh = None
-        if self.folder is not None:
-            for name in (PASSAGES_FILE, OFFSETS_FILE):
-                (self.folder / name).unlink(missing_ok=True)
-            self.folder = None
+        folder = self.folder
+        close_and_remove(self._fh, [folder / PASSAGES_FILE, folder / OFFSETS_FILE] if folder else [])
+        self._fh, self.folder = None, None
 
 
 class PassageRows:
