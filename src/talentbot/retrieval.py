@@ -170,22 +170,18 @@ class Retriever:
         s = self.settings
         k = k or s.k
         self.refresh()
+        index, manifest, articles, rows_code = self._view  # one snapshot for the whole search
         t = time.perf_counter
         timings: dict[str, float] = {}
         keys = None
         if filters is not None and filters.active:
-            keys = [key for key, rec in self._manifest.items() if filters.matches(rec)]
+            keys = [key for key, rec in manifest.items() if filters.matches(rec)]
         if within is not None:
-            keys = (
-                [key for key in keys if key in within]
-                if keys is not None
-                else [*within & self._manifest.keys()]
-            )
+            keys = [key for key in keys if key in within] if keys is not None else [*within & manifest.keys()]
             if not keys:
                 return Search([], timings)
         embedding = self._embed_started(question) if s.fusion != "lexical" else None
         t0 = t()
-        index, _, articles, rows_code = self._view  # one snapshot for the whole search
         scoped = rows_within(articles, rows_code, keys) if keys is not None else None
         terms = terms if terms is not None else query_tokens(question)
         terms = expand(terms, index) if index is not None and index.ids else terms
