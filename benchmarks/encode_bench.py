@@ -138,59 +138,63 @@ def _onnx(model, texts: list[str], batch: int, repeats: int, v32: np.ndarray, cp
 
     tok, names = model.tokenizer, ["input_ids", "attention_mask", "token_type_ids"]
     prompt = (getattr(model, "prompts", None) or {}).get("passage", "")  # e5: "passage: ", as Embedder.encode
-    folder = Path(tempfile.mkdtemp(prefix="talentbot-onnx-"))
-    example = dict(
-        tok(
-            [prompt + t for t in texts[:2]],
-            padding=True,
-            truncation=True,
-            max_length=model.max_seq_length,
-            return_tensors="pt",
+    with tempfile.TemporaryDirectory(prefix="talentbot-onnx-") as tmp:  # ~560 MB of models, removed after
+        folder = Path(tmp)
+        example = dict(
+            tok(
+                [prompt + t for t in texts[:2]],
+                padding=True,
+                truncation=True,
+                max_length=model.max_seq_length,
+                return_tensors="pt",
+            )
         )
-    )
-    example.setdefault("token_type_ids", torch.zeros_like(example["input_ids"]))  # e5's tokenizer has none
-    torch.onnx.export(
-        Encoder(model[0].auto_model.eval()),
-        tuple(example[k] for k in names),
-        str(folder / "f32.onnx"),
-        input_names=names,
-        output_names=["hidden"],
-        opset_version=17,
-        dynamo=False,
-        dynamic_axes={k: {0: "batch", 1: "seq"} for k in [*names, "hidden"]},
-    )
-    quantize_dynamic(str(folder / "f32.onnx"), str(folder / "int8.onnx"), weight_type=QuantType.QInt8)
-    opts = ort.SessionOptions()
-    opts.intra_op_num_threads = torch.get_num_threads()
-    out = {}
-    for name in ("f32", "int8"):
-        sess = ort.InferenceSession(str(folder / f"{name}.onnx"), opts, providers=["CPUExecutionProvider"])
+        # e5's tokenizer has no token types
+        example.setdefault("token_type_ids", torch.zeros_like(example["input_ids"]))
+        torch.onnx.export(
+            Encoder(model[0].auto_model.eval()),
+            tuple(example[k] for k in names),
+            str(folder / "f32.onnx"),
+            input_names=names,
+            output_names=["hidden"],
+            opset_version=17,
+            dynamo=False,
+            dynamic_axes={k: {0: "batch", 1: "seq"} for k in [*names, "hidden"]},
+        )
+        quantize_dynamic(str(folder / "f32.onnx"), str(folder / "int8.onnx"), weight_type=QuantType.QInt8)
+        opts = ort.SessionOptions()
+        opts.intra_op_num_threads = torch.get_num_threads()
+        out = {}
+        for name in ("f32", "int8"):
+            sess = ort.InferenceSession(
+                str(folder / f"{name}.onnx"), opts, providers=["CPUExecutionProvider"]
+            )
 
-        def encode(items: list[str], sess=sess) -> np.ndarray:
-            order = np.argsort([-len(t) for t in items], kind="stable")
-            vecs = np.zeros((len(items), v32.shape[1]), dtype=np.float32)
-            for i in range(0, len(items), batch):
-                idx = order[i : i + batch]
-                b = dict(
-                    tok(
-                        [prompt + items[j] for j in idx],
-                        padding=True,
-                        truncation=True,
-                        max_length=model.max_seq_length,
-                        return_tensors="np",
+            def encode(items: list[str], sess=sess) -> np.ndarray:
+                order = np.argsort([-len(t) for t in items], kind="stable")
+                vecs = np.zeros((len(items), v32.shape[1]), dtype=np.float32)
+                for i in range(0, len(items), batch):
+                    idx = order[i : i + batch]
+                    b = dict(
+                        tok(
+                            [prompt + items[j] for j in idx],
+                            padding=True,
+                            truncation=True,
+                            max_length=model.max_seq_length,
+                            return_tensors="np",
+                        )
                     )
-                )
-                b.setdefault("token_type_ids", np.zeros_like(b["input_ids"]))
-                hidden = sess.run(None, {k: b[k].astype(np.int64) for k in names})[0]
-                mask = b["attention_mask"][..., None].astype(np.float32)
-                v = (hidden * mask).sum(axis=1) / mask.sum(axis=1)
-                vecs[idx] = v / np.linalg.norm(v, axis=1, keepdims=True)
-            return vecs
+                    b.setdefault("token_type_ids", np.zeros_like(b["input_ids"]))
+                    hidden = sess.run(None, {k: b[k].astype(np.int64) for k in names})[0]
+                    mask = b["attention_mask"][..., None].astype(np.float32)
+                    v = (hidden * mask).sum(axis=1) / mask.sum(axis=1)
+                    vecs[idx] = v / np.linalg.norm(v, axis=1, keepdims=True)
+                return vecs
 
-        cps, vecs = _throughput(encode, texts, repeats)
-        out[f"onnx_{name}"] = {
-            "chunks_per_s": round(cps, 2),
-            "speedup": round(cps / cps32, 2),
-            "cosine_vs_fp32": _cos(v32, vecs),
-        }
-    return out
+            cps, vecs = _throughput(encode, texts, repeats)
+            out[f"onnx_{name}"] = {
+                "chunks_per_s": round(cps, 2),
+                "speedup": round(cps / cps32, 2),
+                "cosine_vs_fp32": _cos(v32, vecs),
+            }
+        return out
