@@ -20,7 +20,8 @@ from talentbot.config import Settings
 from talentbot.embeddings import Embedder
 from talentbot.loaders import load
 
-HEAVY = ("torch", "sentence_transformers", "transformers")
+# not loaded by an extractive ask: the passage model, nor the LLM path (its module and client)
+HEAVY = ("torch", "sentence_transformers", "transformers", "talentbot.llm", "langchain_openai", "openai")
 
 
 def questions() -> list[str]:

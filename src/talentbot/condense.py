@@ -20,7 +20,6 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from .lexical import query_tokens, words
-from .llm import describe_error
 
 if TYPE_CHECKING:
     from langchain_core.language_models import BaseChatModel
@@ -114,6 +113,8 @@ def llm_condense(model: BaseChatModel, question: str, history: History, max_char
     rule-based one when there is no history or the endpoint fails."""
     from langchain_core.output_parsers import StrOutputParser
     from langchain_core.prompts import PromptTemplate
+
+    from .llm import describe_error  # LLM mode only: extractive answers never load the LLM module
 
     turns = normalize_history(history)
     if not turns:
