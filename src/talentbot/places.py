@@ -169,18 +169,20 @@ def _data_file() -> Path:
     return Path(next(iter(spec.submodule_search_locations))) / "dictionary" / "china_location.zip"
 
 
-_ROW = re.compile(r"^(\t{0,2})([^\t\r\n]+)\t(\d+)\t([^\t\r\n]*)\r?$", re.M)
+# A division's line, from the newline before it: the search jumps from newline to newline (the table's 700,000
+# lines are mostly towns and villages, skipped), and reads bytes (no decoding of 12 MB): 0.14 -> 0.09 s a read.
+_ROW = re.compile(rb"\n(\t{0,2})([^\t\r\n]+)\t(\d+)\t([^\t\r\n]*)\r?$", re.M)
 
 
 def read_places(path: Path) -> list[Place]:
     """Parse jionlp's table: one division a line, indented by level, ``name<TAB>code<TAB>short``
     (deeper levels, towns and villages, are skipped)."""
     with zipfile.ZipFile(path) as z:
-        text = z.read(z.namelist()[0]).decode("utf-8")
+        data = b"\n" + z.read(z.namelist()[0])
     places: list[Place] = []
     parents: list[str | None] = [None, None, None]
-    for m in _ROW.finditer(text):
-        depth, name, code, short = len(m.group(1)), m.group(2), m.group(3), m.group(4)
+    for m in _ROW.finditer(data):
+        depth, name, code, short = len(m.group(1)), *(g.decode("utf-8") for g in m.group(2, 3, 4))
         parent = parents[depth - 1] if depth else None
         if depth == 1 and parent and code == parent:  # municipalities list themselves as their own city
             parents[1] = code
@@ -202,6 +204,6 @@ def gazetteer() -> Gazetteer:
             if _gazetteer is None:
                 try:
                     _gazetteer = Gazetteer(read_places(_data_file()))
-                except (OSError, zipfile.BadZipFile, KeyError) as e:
+                except (OSError, zipfile.BadZipFile, KeyError, UnicodeDecodeError) as e:
                     raise ConfigError(f"cannot read jionlp's place table ({e}): reinstall jionlp") from e
     return _gazetteer
