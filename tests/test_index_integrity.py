@@ -23,7 +23,7 @@ from fixtures.docs import write_article
 from fixtures.fake_embedder import use_fake_embedder
 from talentbot import TalentBot
 from talentbot.lexical import LexicalIndex
-from talentbot.lexical_files import MANIFEST, IndexProblem, check_against_collection
+from talentbot.lexical_files import HASHED_FILE, MANIFEST, IndexProblem, check_against_collection
 
 QUESTION = "星火人才公寓哪一天起接受申请？"
 FIGURE = "2023年3月8日"
@@ -194,6 +194,49 @@ def test_files_that_matched_their_checksums_are_not_hashed_again_until_they_chan
     hashed.clear()
     assert LexicalIndex.load(folder) is not None
     assert set(hashed) == files
+
+
+def test_the_structure_is_checked_until_a_load_finds_it_sound_and_again_once_a_file_changes(
+    store, monkeypatch
+):
+    from talentbot import lexical
+
+    folder = _folder(store)
+    for p in folder.iterdir():
+        os.utime(p, (1_000_000_000, 1_000_000_000))  # settled long ago: recorded once hashed
+    checked: list[int] = []
+    real = lexical.check_structure
+    fail = False
+
+    def spy(bm25, ids):
+        checked.append(len(ids))
+        if fail:
+            raise IndexProblem("the matrix is broken (spy)")
+        real(bm25, ids)
+
+    monkeypatch.setattr(lexical, "check_structure", spy)
+    assert LexicalIndex.load(folder) is not None
+    assert len(checked) == 1
+    assert LexicalIndex.load(folder) is not None
+    assert len(checked) == 1  # the same files, found sound by the load before: not checked again
+
+    path = folder / "indices.csc.index.npy"
+    path.write_bytes(path.read_bytes())  # rewritten (same bytes): its time and inode change
+    fail = True
+    with pytest.raises(IndexProblem, match="spy"):
+        LexicalIndex.load(folder)
+    assert len(checked) == 2
+    os.utime(path, (1_000_000_100, 1_000_000_100))  # settled: recorded as hashed, never as sound
+    with pytest.raises(IndexProblem, match="spy"):
+        LexicalIndex.load(folder)
+    assert len(checked) == 3  # a failed check is never remembered as a pass
+    fail = False
+    assert LexicalIndex.load(folder) is not None
+    assert LexicalIndex.load(folder) is not None
+    assert len(checked) == 4
+    (folder / HASHED_FILE).write_text("[]")  # a damaged record: checked again
+    assert LexicalIndex.load(folder) is not None
+    assert len(checked) == 5
 
 
 def test_an_index_of_other_chunks_is_rebuilt(store, tmp_path, caplog):

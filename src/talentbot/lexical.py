@@ -33,6 +33,7 @@ from .lexical_files import (
     check_structure,
     pinyin_table_ok,
     read_ids,
+    record_sound,
     verify_files,
     write_manifest,
 )
@@ -274,15 +275,17 @@ class LexicalIndex:
         """The saved index, or None when none was saved; :class:`IndexProblem` says why a saved one is unusable.
 
         Checked before use: every file against the checksums written at save, then the BM25 parameters
-        and the matrix shapes against the ids (see :mod:`talentbot.lexical_files`).
+        and the matrix shapes against the ids (see :mod:`talentbot.lexical_files`); the shapes and ids only
+        until a load finds them sound, then again once a file changes.
         """
         import bm25s
 
         if not folder.is_dir():
             return None
-        manifest = verify_files(folder)
+        manifest, unchecked = verify_files(folder)
+        sound = unchecked is None  # the very files a load found sound: their structure is not checked again
         try:
-            generation, ids = read_ids(folder)
+            generation, ids = read_ids(folder, sound)
             if manifest.get("generation") != generation or manifest.get("count") != len(ids):
                 raise IndexProblem("ids.json disagrees with the manifest")
             bm25 = None
@@ -290,7 +293,8 @@ class LexicalIndex:
                 check_params(json.loads((folder / "params.index.json").read_text()))
                 # mapped where the OS lets a mapped file be replaced (a rebuild swaps the folder)
                 bm25 = bm25s.BM25.load(str(folder), show_progress=False, mmap=os.name == "posix")
-                check_structure(bm25, ids)
+                if not sound:
+                    check_structure(bm25, ids)
             vectors = None
             if VECTORS_FILE in manifest["files"]:
                 vectors = load_vectors(folder / VECTORS_FILE, len(ids))
@@ -299,6 +303,8 @@ class LexicalIndex:
             raise
         except Exception as e:  # noqa: BLE001 - numpy, json and bm25s each raise their own errors on bad files
             raise IndexProblem(f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}") from None
+        if unchecked is not None:
+            record_sound(folder, unchecked)
         index = cls(ids, bm25, generation)
         index.folder = folder
         index.vectors = vectors
