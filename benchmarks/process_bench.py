@@ -23,7 +23,17 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
-from common import BIN, ROOT, _busy_cpu_s, _children_cpu_s, bench_env, foreign_share, run_worker, wait_quiet
+from common import (
+    BIN,
+    ROOT,
+    _busy_cpu_s,
+    _children_cpu_s,
+    bench_env,
+    compile_product,
+    foreign_share,
+    run_worker,
+    wait_quiet,
+)
 
 TALENTBOT = str(BIN / "talentbot")
 ASK_Q = "山东省人才发展促进条例自何时起施行？"
@@ -277,6 +287,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--device", default=None, help="TALENTBOT_DEVICE for the children")
     ap.add_argument("--no-st", action="store_true", help="skip the sentence-transformers comparison")
     args = ap.parse_args(argv)
+    compile_product()
     with tempfile.TemporaryDirectory(prefix="talentbot-coldask-") as tmp:
         store = args.store
         if store is None:

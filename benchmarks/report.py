@@ -577,6 +577,11 @@ def write_markdown(res: dict, path: Path) -> None:
                 ]
             )
     lines += _table(["Command", "Store", "Median s", "Runs s"], rows)
+    lines += [
+        "Each command is a fresh process, run once untimed first (the page cache warm, as on a machine that "
+        "answers questions), with talentbot's bytecode written beforehand, as an installed package has it.",
+        "",
+    ]
     rows = []
     for size, e in sizes.items():
         sv = e.get("serve")

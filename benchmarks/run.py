@@ -25,7 +25,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from common import BIN, OUT, QUIET, ROOT, log, run_worker, setup_worker_env
+from common import BIN, OUT, QUIET, ROOT, compile_product, log, run_worker, setup_worker_env
 
 DEFAULT_SIZES = "corpus,1000,10000,100000"
 QUICK_SIZES = "corpus,1000"
@@ -346,6 +346,7 @@ def main(argv: list[str] | None = None) -> int:
     import process_bench
 
     (OUT / "stores").mkdir(parents=True, exist_ok=True)
+    compile_product()
     log("cold `talentbot --help`")
     results["cold_help"] = process_bench.wall_median([str(BIN / "talentbot"), "--help"], args.cold_repeats)
     results["import_profile_help"] = process_bench.import_profile(["--help"])

@@ -10,5 +10,8 @@ PY=${PYTHON:-python3}
 if ! .venv/bin/python -c "import rapidocr_onnxruntime" 2>/dev/null; then
   echo "warning: OCR cannot load (OpenCV needs libGL): sudo apt-get install libgl1 libglib2.0-0" >&2
 fi
+# bytecode now, as an installed package has it (an editable install writes none; PYTHONDONTWRITEBYTECODE in
+# the environment would have every `talentbot ask` compile the modules again)
+.venv/bin/python -m compileall -q src/talentbot >/dev/null
 .venv/bin/talentbot ingest corpus
 exec .venv/bin/talentbot serve "$@"
