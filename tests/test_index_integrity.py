@@ -22,8 +22,9 @@ from fixtures.corruptions import CORRUPTIONS, corrupt
 from fixtures.docs import write_article
 from fixtures.fake_embedder import use_fake_embedder
 from talentbot import TalentBot
+from talentbot.collection_check import check_against_collection
 from talentbot.lexical import LexicalIndex
-from talentbot.lexical_files import HASHED_FILE, MANIFEST, IndexProblem, check_against_collection
+from talentbot.lexical_files import HASHED_FILE, MANIFEST, IndexProblem
 
 QUESTION = "星火人才公寓哪一天起接受申请？"
 FIGURE = "2023年3月8日"

@@ -176,3 +176,32 @@ def test_offsets_that_do_not_mark_the_lines_are_refused(tmp_path):
     np.save(tmp_path / OFFSETS_FILE, np.array([0, 2, offsets[-1]], dtype=np.int64))  # a line cut in two
     with pytest.raises(ValueError, match=r"line 0 of passages.jsonl is not \[text, metadata\]"):
         PassageRows(tmp_path, ["a:0", "a:1"]).read(0)
+
+
+def test_a_trusted_load_compares_the_copy_not_the_matrix_and_still_sees_a_chunk_changed_behind_its_back(
+    store, monkeypatch, caplog
+):
+    from talentbot import collection_check
+    from talentbot.index_cache import CHECKED_FILE
+
+    matrix_reads: list[int] = []
+    real = collection_check._check_words
+    monkeypatch.setattr(collection_check, "_check_words", lambda *a: matrix_reads.append(1) or real(*a))
+    (_folder(store) / CHECKED_FILE).unlink(missing_ok=True)
+    TalentBot(store=store).retriever.refresh()  # the first load of this index: its matrix rows are compared
+    assert matrix_reads == [1]
+    bot = TalentBot(store=store)
+    bot.retriever.refresh()  # the same files, compared before: the copy stands for the matrix
+    assert matrix_reads == [1]
+
+    # the words of a sampled chunk (row 0 always is) changed in the collection, generation and count unchanged
+    cid = bot.retriever.index.ids[0]
+    _, meta = bot.store.get_chunks([cid])[cid]
+    bot.store.chunks.update(ids=[cid], metadatas=[{**meta, "tokens": meta["tokens"] + " 星河"}])
+    caplog.set_level(logging.INFO, logger="talentbot")
+    rebuilt = TalentBot(store=store)
+    rebuilt.retriever.refresh()
+    warned = [r.getMessage() for r in caplog.records if "failed its check" in r.getMessage()]
+    assert len(warned) == 1, warned
+    assert f"is not the text of chunk {cid}" in warned[0]
+    assert rebuilt.retriever.chunks([cid])[cid][1]["tokens"].endswith(" 星河")

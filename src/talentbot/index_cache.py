@@ -18,12 +18,13 @@ from pathlib import Path
 
 import numpy as np
 
+from .collection_check import check_against_collection
 from .config import Settings
 from .dense import VECTORS_FILE, VectorWriter
 from .heap import release_free_memory
 from .lexical import LexicalIndex
 from .lexical_build import BM25Builder
-from .lexical_files import MANIFEST, IndexProblem, check_against_collection
+from .lexical_files import MANIFEST, IndexProblem
 from .passage_copy import PassageWriter
 from .store import ArticleRecord, Store
 

@@ -2,7 +2,8 @@
 
 A saved index is trusted only when every file matches the sha256 recorded in ``manifest.json`` at save
 time, when its arrays are shaped like a BM25 matrix of its ids, and when it agrees with the collection
-(same chunk ids; sampled rows hold exactly their chunk's tokens). Any failure names the reason, and the
+(same chunk ids; sampled rows hold exactly their chunk's tokens: :mod:`talentbot.collection_check`). Any
+failure names the reason, and the
 caller rebuilds the index from the collection. Files are hashed before numpy or JSON ever parse them, so
 a scribbled ``.npy`` header never makes numpy allocate what it claims. A file whose size, modification time
 and inode are those it had when it last matched its checksum (recorded in :data:`HASHED_FILE`) is not
@@ -20,7 +21,7 @@ import hashlib
 import json
 import math
 import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -32,7 +33,6 @@ from .passage_copy import OFFSETS_FILE, PASSAGES_FILE
 if TYPE_CHECKING:
     import bm25s
 
-    from .passage_copy import PassageRows
 
 MANIFEST = "manifest.json"
 FORMAT = 1
@@ -51,7 +51,6 @@ HASHED_FILE = "hashed.json"  # beside the index files (not one of them): the fil
 SETTLED_S = 2.0
 _MAX_MANIFEST_BYTES = 1 << 20
 _METHODS = {"robertson", "atire", "bm25l", "bm25+", "lucene"}
-_SAMPLE_ROWS = 64  # rows compared with their chunk's tokens on load (all of them in a small index)
 
 
 class IndexProblem(Exception):
@@ -254,70 +253,6 @@ def check_structure(bm25: bm25s.BM25, ids: Sequence[str]) -> None:
         )
     if any(v >= columns for w, v in vocab.items() if w != ""):  # bm25s keeps '' as a column-less extra word
         raise IndexProblem("the word table points past the matrix")
-
-
-def _sample(n: int) -> list[int]:
-    if n <= _SAMPLE_ROWS:
-        return list(range(n))
-    return sorted({round(i * (n - 1) / (_SAMPLE_ROWS - 1)) for i in range(_SAMPLE_ROWS)})
-
-
-def check_against_collection(
-    bm25: bm25s.BM25,
-    ids: Sequence[str],
-    collection_ids: Iterable[str] | None,
-    chunks_of: Callable[[list[str]], Mapping[str, tuple[str, dict]]],
-    vectors: np.ndarray | None = None,
-    vectors_of: Callable[[list[str]], Mapping[str, object]] | None = None,
-    passages: PassageRows | None = None,
-) -> None:
-    """The index covers exactly the collection's chunks, and sampled rows hold exactly their tokens (read
-    with their texts by ``chunks_of``); given the saved ``vectors`` and ``vectors_of``, which reads chunks'
-    vectors from the collection, their vectors; given the saved ``passages``, their texts and metadata.
-    ``collection_ids`` None: the ids were compared before (the caller compared the count)."""
-    if collection_ids is not None:
-        have, want = set(ids), set(collection_ids)
-        if have != want:
-            raise IndexProblem(
-                f"it lists {len(have)} chunks, {len(have - want)} not in the collection, "
-                f"while the collection holds {len(want)}, {len(want - have)} not in it"
-            )
-    if bm25 is None:
-        return
-    rows = _sample(len(ids))
-    stored_rows = chunks_of([ids[r] for r in rows])
-    tokens = {cid: (meta or {}).get("tokens", "").split() for cid, (_, meta) in stored_rows.items()}
-    indices, indptr, vocab = (
-        np.asarray(bm25.scores["indices"]),
-        np.asarray(bm25.scores["indptr"]),
-        bm25.vocab_dict,
-    )
-    # one pass over the matrix for all sampled rows (a pass per row took 0.36 s at 100,000 chunks, this
-    # 0.03 s); check_structure has kept every index within the rows
-    sampled = np.zeros(len(ids), dtype=bool)
-    sampled[rows] = True
-    positions = np.flatnonzero(sampled[indices])
-    row_of = indices[positions]
-    column_of = np.searchsorted(indptr, positions, side="right") - 1
-    for r in rows:
-        columns = set(column_of[row_of == r].tolist())
-        expected = {vocab.get(t, -1) for t in tokens.get(ids[r], [])}
-        if columns != expected:
-            raise IndexProblem(f"row {r} does not hold the words of chunk {ids[r]}")
-    if vectors is not None and vectors_of is not None:
-        stored = vectors_of([ids[r] for r in rows])
-        for r in rows:
-            vec = stored.get(ids[r])
-            if vec is None or not np.allclose(vectors[r], np.asarray(vec, dtype=np.float32), atol=1e-6):
-                raise IndexProblem(f"row {r} of {VECTORS_FILE} is not the vector of chunk {ids[r]}")
-    if passages is not None:
-        for r in rows:
-            row = stored_rows.get(ids[r])
-            try:
-                if row is None or passages.read(r) != (row[0], row[1] or {}):
-                    raise ValueError
-            except ValueError:
-                raise IndexProblem(f"line {r} of {PASSAGES_FILE} is not the text of chunk {ids[r]}") from None
 
 
 def pinyin_table_ok(table: object, vocab: Mapping[str, int]) -> bool:

@@ -7,7 +7,7 @@ files beside the index: ``passages.jsonl``, one JSON ``[text, metadata]`` a line
 chunk ids, and ``passages.offsets.npy``, where each line starts (and one more: where the last ends).
 
 :class:`PassageWriter` writes them while the index is rebuilt from the collection, a page at a time; they are
-checksummed with the index files and sampled rows are compared with the collection on load (lexical_files).
+checksummed with the index files and sampled rows are compared with the collection on load (collection_check).
 Read through the index it was saved with (``LexicalIndex.passages``), a search gets the passages of the
 snapshot its ids came from.
 """
