@@ -3,15 +3,16 @@
 A saved index is trusted only when every file matches the sha256 recorded in ``manifest.json`` at save
 time, when its arrays are shaped like a BM25 matrix of its ids, and when it agrees with the collection
 (same chunk ids; sampled rows hold exactly their chunk's tokens: :mod:`talentbot.collection_check`). Any
-failure names the reason, and the
-caller rebuilds the index from the collection. Files are hashed before numpy or JSON ever parse them, so
-a scribbled ``.npy`` header never makes numpy allocate what it claims. A file whose size, modification time
-and inode are those it had when it last matched its checksum (recorded in :data:`HASHED_FILE`) is not
-hashed again: reading the 290 MB of a 100,000-chunk index took 0.2 s of every cold ``talentbot ask``. Only
-files last modified :data:`SETTLED_S` before they were hashed are recorded: a write within the same tick of
-the file system's clock could otherwise leave the time unchanged. The record also says when the files it lists
-passed the structure checks of a load (:func:`record_sound`): those are not made again while no file changes
-(they read the whole matrix, 0.07 s of a cold ``ask`` at 100,000 chunks).
+failure names the reason, and the caller rebuilds the index from the collection. Files are hashed before
+numpy or JSON ever parse them, so a scribbled ``.npy`` header never makes numpy allocate what it claims.
+
+A file whose size, modification time and inode are those it had when it last matched its checksum
+(recorded in :data:`HASHED_FILE`) is not hashed again: reading the 290 MB of a 100,000-chunk index took
+0.2 s of every cold ``talentbot ask``. Only files last modified :data:`SETTLED_S` before they were hashed are
+recorded: a write within the same tick of the file system's clock could otherwise leave the time unchanged.
+The record also says when the files it lists passed the structure checks of a load (:func:`record_sound`):
+those are not made again while no file changes (they read the whole matrix, 0.07 s of a cold ``ask`` at
+100,000 chunks).
 """
 
 from __future__ import annotations
