@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import json
 import re
 from pathlib import Path
@@ -134,3 +135,31 @@ def test_the_talentbot_command_writes_all_its_output_before_it_leaves(corpus_sto
     )
     assert empty.returncode == 3
     assert "ingest" in empty.stderr
+
+
+@pytest.mark.slow  # fresh interpreters
+def test_the_talentbot_command_answers_with_the_garbage_collector_off(corpus_store):
+    """`talentbot ask` switches the cyclic collector off (cli._one_shot) and leaves right after its answer;
+    a CliRunner's ask, a test's process, keeps it."""
+    import subprocess
+    import sys
+
+    row = row_for("山东省人才发展促进条例》自哪一天起施行")
+    probe = (
+        "import gc, os, sys; from talentbot import cli; real = os._exit; "
+        "os._exit = lambda code: (print('collections', gc.get_stats()[2]['collections'], gc.isenabled(), "
+        "file=sys.stderr), real(code)); "
+        "sys.argv = ['talentbot', 'ask', sys.argv[1], '--store', sys.argv[2], '--json']; cli.main()"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", probe, row["q"], str(corpus_store)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stderr
+    assert all(e in json.loads(done.stdout)["answer"] for e in row["a"])
+    assert "collections 0 False" in done.stderr  # no full collection ran, and the collector is off
+    result = ask(row["q"], "--store", str(corpus_store), "--json")
+    assert result.exit_code == 0
+    assert gc.isenabled()
