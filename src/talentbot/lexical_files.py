@@ -161,9 +161,7 @@ def read_ids(folder: Path, sound: bool = False) -> tuple[int, list[str]]:
     meta = json.loads((folder / IDS_FILE).read_text())
     ids = meta.get("ids") if isinstance(meta, dict) else None
     generation = meta.get("generation") if isinstance(meta, dict) else None
-    if not isinstance(ids, list):
-        raise IndexProblem("ids.json does not hold a list of chunk ids")
-    if not sound and not all(isinstance(i, str) and i for i in ids):
+    if not isinstance(ids, list) or (not sound and not all(isinstance(i, str) and i for i in ids)):
         raise IndexProblem("ids.json does not hold a list of chunk ids")
     if not sound and len(set(ids)) != len(ids):
         raise IndexProblem("ids.json repeats chunk ids")
